@@ -1,0 +1,1 @@
+"""sig: log in once, keep credentials sealed, sign requests for any program."""

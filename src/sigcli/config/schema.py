@@ -1,0 +1,409 @@
+"""Validate a parsed config and normalise both formats (v2 and seed 000) into one JSON-able model.
+
+Pure: takes the mapping YAML gave (ruamel's, which knows line numbers, or a plain dict) and returns
+(normalised config, errors, warnings). Every problem is collected, never just the first.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from ..core.duration import parse_duration_ms
+from ..core.hosts import split_url, valid_provider_id
+from ..core.model import STRATEGIES
+
+TOP_KEYS = {"version", "mode", "browser", "storage", "remotes", "watch", "providers", "browserChannel"}
+BROWSER_KEYS = {"browserDataDir", "execPath", "headlessTimeout", "visibleTimeout", "channel", "waitUntil"}
+PROVIDER_KEYS = {
+    "name", "domains", "entryUrl", "validateUrl", "validateRule", "strategy", "extract", "apply", "ttl",
+    "networkProxy", "loginMode", "loginUrlPatterns", "oauth2", "url", "requiredCookies", "cookiePaths",
+    "forceVisible", "waitUntil", "proxy", "headerName", "headerPrefix", "allowHttp", "caFile", "setupInstructions",
+}
+OAUTH2_KEYS = {
+    "tokenUrl", "scopes", "clientId", "clientSecret", "grant", "authUrl", "deviceUrl", "audience",
+    "clientAuth", "redirectPort", "skew",
+}
+EXTRACT_FROM = {"cookies", "localStorage", "prompt", "eval", "header", "token"}
+APPLY_IN = ("header", "body", "query")
+APPLY_ACTIONS = ("set", "append", "remove")
+LOGIN_MODES = ("auto", "headless", "cdp", "visible")
+WAIT_UNTIL = ("load", "domcontentloaded", "networkidle", "commit")
+DEFAULT_BROWSER = {
+    "browserDataDir": "~/.sig/browser-data",
+    "execPath": "",
+    "headlessTimeout": 20000,
+    "visibleTimeout": 120000,
+}
+DEFAULT_CREDENTIALS_DIR = "~/.sig/credentials"
+
+
+def _line(container: Any, key: Any) -> int | None:
+    """1-based YAML line of `key` in a ruamel container (None for plain dicts/lists)."""
+    lc = getattr(container, "lc", None)
+    if lc is None:
+        return None
+    try:
+        if isinstance(key, int):
+            return int(lc.item(key)[0]) + 1
+        return int(lc.key(key)[0]) + 1
+    except (KeyError, IndexError, TypeError, AttributeError):
+        return None
+
+
+class _Report:
+    def __init__(self) -> None:
+        self.errors: list[str] = []
+        self.warnings: list[str] = []
+
+    def error(self, msg: str, line: int | None = None) -> None:
+        self.errors.append(f"{msg} (line {line})" if line else msg)
+
+    def warn(self, msg: str, line: int | None = None) -> None:
+        self.warnings.append(f"{msg} (line {line})" if line else msg)
+
+
+def _is_str(v: Any) -> bool:
+    return isinstance(v, str) and v.strip() != ""
+
+
+def _plain(value: Any) -> Any:
+    """ruamel containers/scalars -> plain JSON types."""
+    if isinstance(value, dict):
+        return {str(k): _plain(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_plain(v) for v in value]
+    if isinstance(value, bool) or value is None:
+        return value
+    if isinstance(value, int):
+        return int(value)
+    if isinstance(value, float):
+        return float(value)
+    return str(value)
+
+
+def default_apply(strategy: str, entry: dict[str, Any]) -> list[dict[str, str]]:
+    """Apply rules a strategy implies when the entry gives none (seed 000 style providers)."""
+    if strategy in ("cookie", "browser"):
+        return [{"in": "header", "name": "Cookie", "value": "${cookie}"}]
+    if strategy == "api-token":
+        header = entry.get("headerName") or "Authorization"
+        prefix = entry.get("headerPrefix")
+        if prefix is None:
+            prefix = "Bearer" if header.lower() == "authorization" else ""
+        value = f"{prefix} ${{token}}" if prefix else "${token}"
+        return [{"in": "header", "name": header, "value": value}]
+    if strategy == "basic":
+        return [{"in": "header", "name": "Authorization", "value": "Basic ${basic_auth}"}]
+    if strategy == "oauth2":
+        return [{"in": "header", "name": "Authorization", "value": "Bearer ${access_token}"}]
+    return []
+
+
+def _inject_to_apply(rule: Any, where: str, report: _Report, line: int | None) -> dict[str, str] | None:
+    """Seed 000 `proxy.inject` rule (`from: credential.*`) -> an apply rule with a ${key} template."""
+    if not isinstance(rule, dict):
+        report.error(f"{where} must be a mapping", line)
+        return None
+    source = rule.get("from")
+    if not _is_str(source) or not str(source).startswith("credential."):
+        report.error(f'{where}.from must be "credential.<field>" (e.g. credential.cookies)', line)
+        return None
+    field = str(source)[len("credential.") :]
+    aliases = {"cookies": "cookie", "cookie": "cookie", "accessToken": "access_token", "key": "token",
+               "token": "token", "username": "username", "password": "password"}
+    if field.startswith("localStorage."):
+        key = field[len("localStorage.") :]
+    else:
+        key = aliases.get(field, field)
+    out = {"in": str(rule.get("in") or "header"), "name": str(rule.get("name") or ""),
+           "value": "${" + key + "}", "action": str(rule.get("action") or "set")}
+    return out
+
+
+def _check_rules(
+    kind: str, rules: Any, pid: str, report: _Report, line: int | None
+) -> list[dict[str, Any]]:
+    if not isinstance(rules, list):
+        report.error(f'Provider "{pid}": "{kind}" must be a list', line)
+        return []
+    out: list[dict[str, Any]] = []
+    for i, rule in enumerate(rules):
+        where = f'Provider "{pid}": {kind}[{i}]'
+        rline = _line(rules, i) or line
+        if not isinstance(rule, dict):
+            report.error(f"{where} must be a mapping", rline)
+            continue
+        if kind == "extract":
+            if not _is_str(rule.get("from")):
+                report.error(f"{where}.from is required (string)", rline)
+            elif str(rule["from"]) not in EXTRACT_FROM:
+                report.warn(f'{where}.from "{rule["from"]}" is not one sig knows ({", ".join(sorted(EXTRACT_FROM))})', rline)
+            for req in ("as", "match"):
+                if not _is_str(rule.get(req)):
+                    report.error(f"{where}.{req} is required (string)", rline)
+            for opt in ("jsonPath", "expiresJsonPath"):
+                if opt in rule and not isinstance(rule[opt], str):
+                    report.error(f"{where}.{opt} must be a string", rline)
+        else:
+            if rule.get("in") not in APPLY_IN:
+                report.error(f"{where}.in must be one of: {', '.join(APPLY_IN)}", rline)
+            if not _is_str(rule.get("name")):
+                report.error(f"{where}.name is required (string)", rline)
+            action = rule.get("action", "set")
+            if action not in APPLY_ACTIONS:
+                report.error(f"{where}.action must be one of: {', '.join(APPLY_ACTIONS)}", rline)
+            if action != "remove" and not isinstance(rule.get("value"), str):
+                report.error(f"{where}.value is required (string)", rline)
+        out.append(_plain(rule))
+    return out
+
+
+def _check_domain(value: Any, where: str, report: _Report, line: int | None) -> str | None:
+    if not _is_str(value):
+        report.error(f"{where} must be a host name (string)", line)
+        return None
+    text = str(value).strip()
+    if "://" in text or "/" in text or " " in text:
+        _, host, _ = split_url(text)
+        report.error(f'{where} "{text}" is not a host name' + (f' (did you mean "{host}"?)' if host else ""), line)
+        return None
+    return text
+
+
+def _provider(pid: str, entry: Any, report: _Report, pline: int | None) -> dict[str, Any] | None:
+    if not valid_provider_id(pid):
+        report.error(
+            f'Provider "{pid}": invalid id; use letters, digits, ".", "_" and "-", starting with a letter or digit',
+            pline,
+        )
+        return None
+    if not isinstance(entry, dict):
+        report.error(f'Provider "{pid}": must be a mapping', pline)
+        return None
+    for key in entry:
+        if key not in PROVIDER_KEYS:
+            report.warn(f'Provider "{pid}": unknown key "{key}" (ignored)', _line(entry, key) or pline)
+    out: dict[str, Any] = {"id": pid}
+    seed_url = entry.get("url")
+    if seed_url is not None:
+        scheme, host, _ = split_url(str(seed_url)) if _is_str(seed_url) else ("", "", None)
+        if not host or scheme not in ("http", "https"):
+            report.error(f'Provider "{pid}": url must be an http(s) URL', _line(entry, "url"))
+            host = ""
+    else:
+        host = ""
+    # domains
+    domains_raw = entry.get("domains")
+    if domains_raw is None and host:
+        domains_raw = [host]
+    if not isinstance(domains_raw, list) or not domains_raw:
+        report.error(f'Provider "{pid}": missing required field "domains" (non-empty list of host names)',
+                     _line(entry, "domains") or pline)
+        domains: list[str] = []
+    else:
+        domains = []
+        for i, d in enumerate(domains_raw):
+            ok = _check_domain(d, f'Provider "{pid}": domains[{i}]', report, _line(domains_raw, i) or _line(entry, "domains"))
+            if ok:
+                domains.append(ok)
+    out["domains"] = domains
+    # strategy
+    strategy = entry.get("strategy")
+    sline = _line(entry, "strategy") or pline
+    if strategy is None:
+        report.error(f'Provider "{pid}": missing required field "strategy" ({", ".join(STRATEGIES)})', pline)
+        strategy = "browser"
+    elif strategy not in STRATEGIES:
+        report.error(f'Provider "{pid}": invalid strategy "{strategy}". Valid: {", ".join(STRATEGIES)}', sline)
+        strategy = "browser"
+    out["strategy"] = strategy
+    for key in ("name", "entryUrl", "validateUrl", "validateRule", "networkProxy", "headerName",
+                "headerPrefix", "caFile", "setupInstructions"):
+        if key in entry and entry[key] is not None:
+            if not isinstance(entry[key], str):
+                report.error(f'Provider "{pid}": {key} must be a string', _line(entry, key))
+            else:
+                out[key] = str(entry[key])
+    if "entryUrl" not in out and _is_str(seed_url):
+        out["entryUrl"] = str(seed_url)
+    if strategy in ("browser", "prompt") and not out.get("entryUrl"):
+        report.error(f'Provider "{pid}": missing required field "entryUrl"', pline)
+    if "validateRule" in out and len(out["validateRule"]) > 512:
+        report.error(f'Provider "{pid}": validateRule is longer than 512 characters', _line(entry, "validateRule"))
+    if "ttl" in entry and entry["ttl"] is not None:
+        if parse_duration_ms(entry["ttl"]) is None:
+            report.error(f'Provider "{pid}": ttl "{entry["ttl"]}" is not a duration (use e.g. "30m", "2h", "7d")',
+                         _line(entry, "ttl"))
+        else:
+            out["ttl"] = str(entry["ttl"])
+    for key in ("forceVisible", "allowHttp"):
+        if key in entry:
+            if not isinstance(entry[key], bool):
+                report.error(f'Provider "{pid}": {key} must be true or false', _line(entry, key))
+            else:
+                out[key] = entry[key]
+    if "loginMode" in entry:
+        if entry["loginMode"] not in LOGIN_MODES:
+            report.error(f'Provider "{pid}": loginMode must be one of: {", ".join(LOGIN_MODES)}', _line(entry, "loginMode"))
+        else:
+            out["loginMode"] = entry["loginMode"]
+    if "waitUntil" in entry:
+        if entry["waitUntil"] not in WAIT_UNTIL:
+            report.error(f'Provider "{pid}": waitUntil must be one of: {", ".join(WAIT_UNTIL)}', _line(entry, "waitUntil"))
+        else:
+            out["waitUntil"] = entry["waitUntil"]
+    for key in ("loginUrlPatterns", "requiredCookies", "cookiePaths"):
+        if key in entry:
+            value = entry[key]
+            if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+                report.error(f'Provider "{pid}": {key} must be a list of strings', _line(entry, key))
+            else:
+                out[key] = [str(v) for v in value]
+    # oauth2
+    if "oauth2" in entry and entry["oauth2"] is not None:
+        o = entry["oauth2"]
+        if not isinstance(o, dict):
+            report.error(f'Provider "{pid}": oauth2 must be a mapping', _line(entry, "oauth2"))
+        else:
+            for key in o:
+                if key not in OAUTH2_KEYS:
+                    report.warn(f'Provider "{pid}": unknown key "oauth2.{key}" (ignored)', _line(o, key))
+            if "scopes" in o and not (isinstance(o["scopes"], list) and all(isinstance(s, str) for s in o["scopes"])):
+                report.error(f'Provider "{pid}": oauth2.scopes must be a list of strings', _line(o, "scopes"))
+            out["oauth2"] = {k: _plain(v) for k, v in o.items() if k in OAUTH2_KEYS}
+    if strategy == "oauth2" and seed_url is None and not (out.get("oauth2") or {}).get("tokenUrl"):
+        report.error(f'Provider "{pid}": strategy "oauth2" requires an "oauth2" section with "tokenUrl"',
+                     _line(entry, "oauth2") or sline)
+    # extract / apply
+    if "extract" in entry:
+        out["extract"] = _check_rules("extract", entry["extract"], pid, report, _line(entry, "extract"))
+    elif strategy in ("browser", "prompt"):
+        report.error(f'Provider "{pid}": missing required field "extract" (list)', pline)
+    elif strategy == "cookie":
+        out["extract"] = [{"from": "cookies", "as": "cookie", "match": "*"}]
+    if "apply" in entry:
+        out["apply"] = _check_rules("apply", entry["apply"], pid, report, _line(entry, "apply"))
+    elif strategy in ("browser", "prompt") and seed_url is None:
+        report.error(f'Provider "{pid}": missing required field "apply" (list)', pline)
+    else:
+        out["apply"] = default_apply(strategy, out)
+    proxy = entry.get("proxy")
+    if proxy is not None:
+        inject = proxy.get("inject") if isinstance(proxy, dict) else None
+        if not isinstance(inject, list):
+            report.error(f'Provider "{pid}": proxy.inject must be a list', _line(entry, "proxy"))
+        else:
+            for i, rule in enumerate(inject):
+                converted = _inject_to_apply(rule, f'Provider "{pid}": proxy.inject[{i}]', report, _line(inject, i))
+                if converted is not None:
+                    checked = _check_rules("apply", [converted], pid, report, _line(inject, i))
+                    out["apply"] = [*out.get("apply", []), *checked]
+    return out
+
+
+def normalise(doc: Any) -> tuple[dict[str, Any], list[str], list[str]]:
+    report = _Report()
+    if doc is None or not isinstance(doc, dict):
+        report.error("the config is empty or not a mapping")
+        return {}, report.errors, report.warnings
+    for key in doc:
+        if key not in TOP_KEYS:
+            report.warn(f'unknown top-level key "{key}" (ignored)', _line(doc, key))
+    cfg: dict[str, Any] = {"version": 2}
+    mode = doc.get("mode", "browser")
+    if mode not in ("browser", "browserless"):
+        report.error("mode must be one of: browser, browserless", _line(doc, "mode"))
+        mode = "browser"
+    cfg["mode"] = mode
+    browser = dict(DEFAULT_BROWSER)
+    braw = doc.get("browser")
+    if braw is not None:
+        if not isinstance(braw, dict):
+            report.error('"browser" must be a mapping', _line(doc, "browser"))
+        else:
+            for key in braw:
+                if key not in BROWSER_KEYS:
+                    report.warn(f'unknown key "browser.{key}" (ignored)', _line(braw, key))
+            for key in ("headlessTimeout", "visibleTimeout"):
+                if key in braw:
+                    v = braw[key]
+                    if isinstance(v, bool) or not isinstance(v, int | float) or v <= 0:
+                        report.error(f"browser.{key} must be a positive number (milliseconds)", _line(braw, key))
+                    else:
+                        browser[key] = v
+            for key in ("browserDataDir", "execPath", "channel", "waitUntil"):
+                if key in braw and braw[key] is not None:
+                    if not isinstance(braw[key], str):
+                        report.error(f"browser.{key} must be a string", _line(braw, key))
+                    else:
+                        browser[key] = str(braw[key])
+            if "browserDataDir" in braw and not _is_str(braw.get("browserDataDir")):
+                report.error("Missing required field: browser.browserDataDir", _line(braw, "browserDataDir"))
+    if "browserChannel" in doc:
+        browser["channel"] = str(doc["browserChannel"])
+    cfg["browser"] = browser
+    storage = {"credentialsDir": DEFAULT_CREDENTIALS_DIR}
+    sraw = doc.get("storage")
+    if sraw is not None:
+        if not isinstance(sraw, dict):
+            report.error('"storage" must be a mapping', _line(doc, "storage"))
+        elif "credentialsDir" in sraw:
+            if not _is_str(sraw["credentialsDir"]):
+                report.error("Missing required field: storage.credentialsDir", _line(sraw, "credentialsDir"))
+            else:
+                storage["credentialsDir"] = str(sraw["credentialsDir"])
+    cfg["storage"] = storage
+    remotes: dict[str, Any] = {}
+    rraw = doc.get("remotes")
+    if rraw is not None:
+        if not isinstance(rraw, dict):
+            report.error('"remotes" must be a mapping', _line(doc, "remotes"))
+        else:
+            for name, r in rraw.items():
+                rl = _line(rraw, name)
+                if not isinstance(r, dict):
+                    report.error(f'Remote "{name}": must be a mapping', rl)
+                    continue
+                if r.get("type", "ssh") != "ssh":
+                    report.error(f'Remote "{name}": only type "ssh" is supported', rl)
+                if not _is_str(r.get("host")):
+                    report.error(f'Remote "{name}": missing required field "host"', rl)
+                remotes[str(name)] = _plain(r)
+    cfg["remotes"] = remotes
+    watch: dict[str, Any] = {"interval": "5m", "providers": {}}
+    wraw = doc.get("watch")
+    if wraw is not None:
+        if not isinstance(wraw, dict):
+            report.error('"watch" must be a mapping', _line(doc, "watch"))
+        else:
+            if "interval" in wraw:
+                if parse_duration_ms(wraw["interval"]) is None:
+                    report.error('watch.interval must be a duration (e.g. "5m", "1h")', _line(wraw, "interval"))
+                else:
+                    watch["interval"] = str(wraw["interval"])
+            wp = wraw.get("providers")
+            if wp is not None:
+                if not isinstance(wp, dict):
+                    report.error("watch.providers must be a mapping", _line(wraw, "providers"))
+                else:
+                    for wid, spec in wp.items():
+                        if spec is not None and not isinstance(spec, dict):
+                            report.error(f"watch.providers.{wid} must be a mapping or null", _line(wp, wid))
+                            continue
+                        auto = (spec or {}).get("autoSync")
+                        if auto is not None and not (isinstance(auto, list) and all(isinstance(a, str) for a in auto)):
+                            report.error(f"watch.providers.{wid}.autoSync must be a list of remote names", _line(wp, wid))
+                        watch["providers"][str(wid)] = _plain(spec)
+    cfg["watch"] = watch
+    providers: dict[str, Any] = {}
+    praw = doc.get("providers")
+    if praw is not None:
+        if not isinstance(praw, dict):
+            report.error('"providers" must be a mapping (or omitted)', _line(doc, "providers"))
+        else:
+            for pid, entry in praw.items():
+                p = _provider(str(pid), entry, report, _line(praw, pid))
+                if p is not None:
+                    providers[str(pid)] = p
+    cfg["providers"] = providers
+    return cfg, report.errors, report.warnings

@@ -1,0 +1,1 @@
+"""Vocabulary with no I/O: errors, secrets, durations, providers, credentials, hosts."""

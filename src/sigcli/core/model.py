@@ -1,0 +1,156 @@
+"""Provider (what the config says about a site) and Credential (what a login produced)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from .duration import parse_duration_ms
+from .secret import Secret
+from .timeutil import iso_from_ms, ms_from_iso, now_ms
+
+# Strategies sig knows. browser/prompt/oauth2 are the original's; the others come from seed 000.
+STRATEGIES = ("browser", "prompt", "oauth2", "api-token", "cookie", "basic")
+BROWSER_STRATEGIES = ("browser",)
+
+# Keys that name a person rather than prove identity: `sig get` shows them in clear (as the original does).
+IDENTIFIER_KEYS = frozenset({"username", "user", "login", "email"})
+
+
+class Provider:
+    """A normalised provider entry. `data` is the JSON-able dict kept in the config cache."""
+
+    __slots__ = ("data",)
+
+    def __init__(self, data: dict[str, Any]) -> None:
+        self.data = data
+
+    @property
+    def id(self) -> str:
+        return self.data["id"]
+
+    @property
+    def name(self) -> str:
+        return self.data.get("name") or self.data["id"]
+
+    @property
+    def strategy(self) -> str:
+        return self.data.get("strategy", "browser")
+
+    @property
+    def domains(self) -> list[str]:
+        return list(self.data.get("domains") or [])
+
+    @property
+    def entry_url(self) -> str:
+        return self.data.get("entryUrl") or ""
+
+    @property
+    def apply(self) -> list[dict[str, Any]]:
+        return list(self.data.get("apply") or [])
+
+    @property
+    def extract(self) -> list[dict[str, Any]]:
+        return list(self.data.get("extract") or [])
+
+    @property
+    def ttl_ms(self) -> int | None:
+        ms = parse_duration_ms(self.data.get("ttl"))
+        return ms or None
+
+    def get(self, key: str, default: Any = None) -> Any:
+        return self.data.get(key, default)
+
+    def login_target(self) -> str:
+        """What to pass to `sig login` in a hint."""
+        return self.entry_url or self.id
+
+    def __repr__(self) -> str:
+        return f"Provider({self.id!r}, strategy={self.strategy!r})"
+
+
+class Credential:
+    """A stored credential: the flat `values` map plus when it was made and when it ends."""
+
+    __slots__ = ("expires_at", "extra", "oauth2", "provider_id", "strategy", "updated_at", "values")
+
+    def __init__(
+        self,
+        provider_id: str,
+        strategy: str,
+        values: dict[str, Secret],
+        updated_at: str | None = None,
+        expires_at: str | None = None,
+        oauth2: dict[str, Secret] | None = None,
+        extra: dict[str, Any] | None = None,
+    ) -> None:
+        self.provider_id = provider_id
+        self.strategy = strategy
+        self.values = values
+        self.updated_at = updated_at or iso_from_ms(now_ms())
+        self.expires_at = expires_at
+        self.oauth2 = oauth2
+        self.extra = extra or {}
+
+    def revealed(self) -> dict[str, str]:
+        return {k: v.reveal() for k, v in self.values.items()}
+
+    def expiry_ms(self, ttl_ms: int | None) -> int | None:
+        """Stored expiresAt, else updatedAt + the provider's ttl, else None (never expires)."""
+        if self.expires_at:
+            return ms_from_iso(self.expires_at)
+        if ttl_ms:
+            updated = ms_from_iso(self.updated_at)
+            if updated is not None:
+                return updated + ttl_ms
+        return None
+
+    def is_valid(self, ttl_ms: int | None, at_ms: int | None = None) -> bool:
+        if not self.values or not any(v.reveal() for v in self.values.values()):
+            return False
+        expiry = self.expiry_ms(ttl_ms)
+        return expiry is None or (at_ms if at_ms is not None else now_ms()) < expiry
+
+    def to_payload(self) -> dict[str, Any]:
+        """The plaintext the original writes (key order kept), plus our extra keys after it."""
+        payload: dict[str, Any] = {
+            "version": 2,
+            "providerId": self.provider_id,
+            "strategy": self.strategy,
+            "updatedAt": self.updated_at,
+        }
+        if self.expires_at:
+            payload["expiresAt"] = self.expires_at
+        payload["values"] = self.revealed()
+        if self.oauth2 is not None:
+            payload["oauth2"] = {k: v.reveal() for k, v in self.oauth2.items()}
+        for key, value in self.extra.items():
+            if key not in payload:
+                payload[key] = value
+        return payload
+
+    @classmethod
+    def from_payload(cls, payload: dict[str, Any]) -> Credential:
+        raw_values = payload.get("values")
+        if raw_values is None:
+            raw_values = payload.get("credentials")  # v1 plaintext
+        values = {str(k): Secret(str(v)) for k, v in (raw_values or {}).items() if v is not None}
+        raw_oauth2 = payload.get("oauth2")
+        oauth2 = (
+            {str(k): Secret(str(v)) for k, v in raw_oauth2.items() if v is not None}
+            if isinstance(raw_oauth2, dict)
+            else None
+        )
+        known = {"version", "providerId", "strategy", "updatedAt", "expiresAt", "values", "credentials", "oauth2"}
+        extra = {k: v for k, v in payload.items() if k not in known}
+        return cls(
+            provider_id=str(payload["providerId"]),
+            strategy=str(payload.get("strategy") or "unknown"),
+            values=values,
+            updated_at=payload.get("updatedAt") or None,
+            expires_at=payload.get("expiresAt") or None,
+            oauth2=oauth2,
+            extra=extra,
+        )
+
+    def __repr__(self) -> str:
+        return f"Credential({self.provider_id!r}, strategy={self.strategy!r}, keys={sorted(self.values)})"

@@ -1,0 +1,1 @@
+"""Key file, envelope sealing, atomic files and locks, the credential store and the audit log."""

@@ -1,0 +1,60 @@
+"""AES-256-GCM envelope, byte-compatible with the original: 12-byte IV, tag stored apart, no AAD."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from ..core.errors import ErrorCode, SigError
+
+
+def is_envelope(data: Any) -> bool:
+    return (
+        isinstance(data, dict)
+        and data.get("encrypted") is True
+        and data.get("version") == 1
+        and data.get("algorithm") == "aes-256-gcm"
+        and all(isinstance(data.get(k), str) for k in ("iv", "authTag", "ciphertext"))
+    )
+
+
+def seal(plaintext: bytes, key: bytes) -> dict[str, Any]:
+    import base64
+    import os
+
+    from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+
+    iv = os.urandom(12)
+    sealed = AESGCM(key).encrypt(iv, plaintext, None)
+    return {
+        "version": 1,
+        "encrypted": True,
+        "algorithm": "aes-256-gcm",
+        "iv": base64.b64encode(iv).decode("ascii"),
+        "authTag": base64.b64encode(sealed[-16:]).decode("ascii"),
+        "ciphertext": base64.b64encode(sealed[:-16]).decode("ascii"),
+    }
+
+
+def unseal(envelope: dict[str, Any], key: bytes, what: str, hint: str) -> bytes:
+    """Decrypt an envelope; `what` names the file in errors (never its content)."""
+    import binascii
+
+    from cryptography.exceptions import InvalidTag
+    from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+
+    try:
+        iv = binascii.a2b_base64(envelope["iv"])
+        tag = binascii.a2b_base64(envelope["authTag"])
+        ciphertext = binascii.a2b_base64(envelope["ciphertext"])
+    except (binascii.Error, ValueError):
+        raise SigError(ErrorCode.STORAGE_ERROR, f"{what} is damaged (bad base64 in its envelope)", hint) from None
+    if len(iv) != 12 or len(tag) != 16:
+        raise SigError(ErrorCode.STORAGE_ERROR, f"{what} is damaged (bad IV or tag length)", hint)
+    try:
+        return AESGCM(key).decrypt(iv, ciphertext + tag, None)
+    except InvalidTag:
+        raise SigError(
+            ErrorCode.STORAGE_ERROR,
+            f"{what} cannot be decrypted: it was sealed with a different encryption key, or it was altered",
+            hint,
+        ) from None

@@ -1,0 +1,135 @@
+"""Atomic, permission-restricted writes and cross-process locks (fcntl.flock) for everything under ~/.sig."""
+
+from __future__ import annotations
+
+import contextlib
+import errno
+import os
+from collections.abc import Iterator
+
+from ..core.errors import ErrorCode, SigError
+
+DIR_MODE = 0o700
+FILE_MODE = 0o600
+
+
+def ensure_dir(path: str) -> None:
+    """Create a folder (and parents) 0700. Folders that already exist keep their mode."""
+    try:
+        os.makedirs(path, mode=DIR_MODE, exist_ok=True)
+    except OSError as exc:
+        raise SigError(
+            ErrorCode.STORAGE_ERROR,
+            f"cannot create folder {path}: {exc.strerror}",
+            f"check the permissions of {os.path.dirname(path) or path}",
+        ) from None
+
+
+def _fsync_dir(path: str) -> None:
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
+
+
+def atomic_write(path: str, data: bytes, mode: int = FILE_MODE) -> None:
+    """Write a temp file (O_EXCL, O_NOFOLLOW, `mode`), fsync, rename over `path`, fsync the folder."""
+    folder = os.path.dirname(path) or "."
+    tmp = f"{path}.tmp.{os.urandom(8).hex()}"
+    try:
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, mode)
+    except OSError as exc:
+        raise SigError(
+            ErrorCode.STORAGE_ERROR,
+            f"cannot write {path}: {exc.strerror}",
+            f"make sure {folder} exists and is writable by you (chmod u+rwx {folder})",
+        ) from None
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(data)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.chmod(tmp, mode)
+        if os.path.islink(path):
+            raise SigError(
+                ErrorCode.STORAGE_ERROR,
+                f"refusing to replace {path}: it is a symbolic link",
+                f"remove the link ({path}) and try again",
+            )
+        os.replace(tmp, path)
+    except OSError as exc:
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
+        raise SigError(
+            ErrorCode.STORAGE_ERROR,
+            f"cannot write {path}: {exc.strerror}",
+            f"check free space and permissions of {folder}",
+        ) from None
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
+        raise
+    _fsync_dir(folder)
+
+
+def read_file(path: str) -> bytes | None:
+    """Read a file without following a symbolic link; None when it does not exist."""
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW)
+    except FileNotFoundError:
+        return None
+    except OSError as exc:
+        if exc.errno == errno.ELOOP:
+            raise SigError(
+                ErrorCode.STORAGE_ERROR,
+                f"refusing to read {path}: it is a symbolic link",
+                f"replace the link with the real file ({path})",
+            ) from None
+        raise SigError(
+            ErrorCode.STORAGE_ERROR,
+            f"cannot read {path}: {exc.strerror}",
+            f"check the permissions of {path}",
+        ) from None
+    with os.fdopen(fd, "rb") as fh:
+        return fh.read()
+
+
+@contextlib.contextmanager
+def file_lock(path: str, timeout_s: float = 30.0) -> Iterator[None]:
+    """Exclusive cross-process lock on `path` (created 0600). Blocks up to `timeout_s` seconds."""
+    import fcntl
+    import time
+
+    try:
+        fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW, FILE_MODE)
+    except OSError as exc:
+        raise SigError(
+            ErrorCode.STORAGE_ERROR,
+            f"cannot open lock file {path}: {exc.strerror}",
+            f"make sure {os.path.dirname(path)} is writable by you",
+        ) from None
+    try:
+        deadline = time.monotonic() + timeout_s
+        delay = 0.005
+        while True:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                break
+            except BlockingIOError:
+                if time.monotonic() >= deadline:
+                    raise SigError(
+                        ErrorCode.STORAGE_ERROR,
+                        f"timed out after {timeout_s:.0f}s waiting for the lock {path}",
+                        "another sig process is holding it; wait for it to finish and retry",
+                    ) from None
+                time.sleep(delay)
+                delay = min(delay * 2, 0.1)
+        yield
+    finally:
+        os.close(fd)  # closing the descriptor releases the flock
