@@ -1,0 +1,20 @@
+"""`sig` and `python -m sigcli`: hand over to the CLI, importing nothing else first."""
+
+from __future__ import annotations
+
+import sys
+
+
+def main() -> None:
+    from .cli.main import main as cli_main
+
+    code = cli_main()
+    try:
+        sys.stdout.flush()
+    except (BrokenPipeError, OSError):
+        pass
+    sys.exit(code)
+
+
+if __name__ == "__main__":
+    main()

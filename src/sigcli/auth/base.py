@@ -1,0 +1,69 @@
+"""The one interface every login strategy implements, and what a login is given to work with."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Protocol
+
+from ..core.model import Credential, Provider
+from ..core.secret import Secret
+
+# ask(prompt, secret) -> the answer, or None when nobody can answer (stdin is not a terminal/pipe).
+Ask = Callable[[str, bool], "str | None"]
+
+
+class LoginContext:
+    """Inputs of one login. Secrets arrive wrapped; nothing here prints or prompts by itself."""
+
+    def __init__(
+        self,
+        *,
+        token: Secret | None = None,
+        cookie: Secret | None = None,
+        username: str | None = None,
+        password: Secret | None = None,
+        ask: Ask | None = None,
+        mode: str | None = None,
+        network_proxy: str | None = None,
+        log: Callable[[str], None] | None = None,
+    ) -> None:
+        self.token = token
+        self.cookie = cookie
+        self.username = username
+        self.password = password
+        self.ask = ask
+        self.mode = mode
+        self.network_proxy = network_proxy
+        self.log = log or (lambda _m: None)
+
+    def supplied_kind(self) -> str | None:
+        """The strategy the supplied material implies (token → api-token, cookie, username → basic)."""
+        if self.token is not None:
+            return "api-token"
+        if self.cookie is not None:
+            return "cookie"
+        if self.username is not None or self.password is not None:
+            return "basic"
+        return None
+
+
+class Strategy(Protocol):
+    name: str
+
+    def authenticate(self, provider: Provider, ctx: LoginContext) -> Credential: ...
+
+    def validate(self, provider: Provider, credential: Credential) -> bool: ...
+
+    def refresh(self, provider: Provider, credential: Credential) -> Credential | None: ...
+
+
+class StaticStrategy:
+    """Shared behaviour of strategies whose credential is whatever the user handed over: no refresh."""
+
+    name = "static"
+
+    def validate(self, provider: Provider, credential: Credential) -> bool:
+        return credential.is_valid(provider.ttl_ms)
+
+    def refresh(self, provider: Provider, credential: Credential) -> Credential | None:
+        return None

@@ -1,0 +1,42 @@
+"""A cookie header copied from a browser ("name=value; other=value")."""
+
+from __future__ import annotations
+
+from ...core.errors import ErrorCode, SigError
+from ...core.model import Credential, Provider
+from ...core.secret import Secret
+from ..base import LoginContext, StaticStrategy
+from .api_token import require_answer
+
+
+def normalise_cookie(text: str) -> str:
+    text = text.strip()
+    if text.lower().startswith("cookie:"):
+        text = text[7:].strip()
+    pairs = []
+    for part in text.split(";"):
+        part = part.strip()
+        if not part:
+            continue
+        name, eq, value = part.partition("=")
+        if not eq or not name.strip() or any(c in part for c in "\r\n\0"):
+            raise SigError(
+                ErrorCode.USAGE_ERROR,
+                "the cookie is not in the form name=value; name2=value2",
+                'copy the Cookie header from the browser, e.g. --cookie-stdin <<< "SESSION=…; csrf=…"',
+            )
+        pairs.append(f"{name.strip()}={value.strip()}")
+    if not pairs:
+        raise SigError(ErrorCode.USAGE_ERROR, "the cookie is empty", "pass name=value pairs")
+    return "; ".join(pairs)
+
+
+class CookieStrategy(StaticStrategy):
+    name = "cookie"
+
+    def authenticate(self, provider: Provider, ctx: LoginContext) -> Credential:
+        text = ctx.cookie.reveal() if ctx.cookie is not None else ""
+        if not text.strip():
+            text = require_answer(ctx, provider, "Cookie", True, "--cookie-stdin or --cookie")
+        cookie = normalise_cookie(text)
+        return Credential(provider.id, self.name, {"cookie": Secret(cookie)}, extra={"credentialType": "cookie"})

@@ -1,0 +1,44 @@
+"""Prompt strategy: ask for each `from: prompt` extract rule (its `match` is the question)."""
+
+from __future__ import annotations
+
+from ...core.errors import ErrorCode, SigError
+from ...core.model import Credential, Provider
+from ...core.secret import Secret
+from ..base import LoginContext, StaticStrategy
+
+_NOT_SECRET = {"username", "user", "login", "email"}
+
+
+class PromptStrategy(StaticStrategy):
+    name = "prompt"
+
+    def authenticate(self, provider: Provider, ctx: LoginContext) -> Credential:
+        supplied = {
+            "token": ctx.token.reveal() if ctx.token else None,
+            "cookie": ctx.cookie.reveal() if ctx.cookie else None,
+            "username": ctx.username,
+            "password": ctx.password.reveal() if ctx.password else None,
+        }
+        values: dict[str, Secret] = {}
+        for rule in provider.extract:
+            if rule.get("from") != "prompt":
+                continue
+            key = str(rule.get("as"))
+            answer = supplied.get(key)
+            if not answer and ctx.ask is not None:
+                answer = ctx.ask(str(rule.get("match") or key), key not in _NOT_SECRET)
+            if not answer or not answer.strip():
+                raise SigError(
+                    ErrorCode.MANUAL_SETUP_REQUIRED,
+                    f'provider "{provider.id}" needs a value for "{rule.get("match") or key}" and none was given',
+                    f"run `sig login {provider.id}` in a terminal and answer the prompt",
+                )
+            values[key] = Secret(answer.strip())
+        if not values:
+            raise SigError(
+                ErrorCode.CONFIG_ERROR,
+                f'provider "{provider.id}" uses strategy "prompt" but has no extract rule with from: prompt',
+                "add extract rules such as {from: prompt, as: token, match: API token}",
+            )
+        return Credential(provider.id, self.name, values)

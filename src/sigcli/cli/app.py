@@ -1,0 +1,97 @@
+"""The composition root: wires config, store, audit and auth for one command. Built lazily, piece by piece."""
+
+from __future__ import annotations
+
+import os
+import sys
+from typing import TYPE_CHECKING, Any
+
+from ..config import paths
+
+if TYPE_CHECKING:
+    from ..auth.manager import AuthManager
+    from ..config.load import Config
+    from ..store.credentials import CredentialStore
+
+
+class App:
+    def __init__(self, verbose: bool = False) -> None:
+        self.verbose = verbose
+        self._config: Config | None = None
+        self._store: CredentialStore | None = None
+        self._auth: AuthManager | None = None
+
+    # -- terminal ---------------------------------------------------------------------------------------
+    def log(self, message: str) -> None:
+        if self.verbose:
+            sys.stderr.write(f"[sig] {message}\n")
+
+    def say(self, message: str) -> None:
+        """A human-facing line on stderr (stdout is kept for data)."""
+        sys.stderr.write(message + "\n")
+
+    def warn(self, message: str) -> None:
+        sys.stderr.write(f"Warning: {message}\n")
+
+    def out(self, text: str) -> None:
+        sys.stdout.write(text if text.endswith("\n") or not text else text + "\n")
+
+    def ask(self, prompt: str, secret: bool) -> str | None:
+        """One answer from the user: hidden on a terminal, else one line of stdin; None at end of input."""
+        if secret and sys.stdin.isatty():
+            import getpass
+
+            try:
+                return getpass.getpass(f"{prompt}: ", stream=sys.stderr)
+            except EOFError:
+                return None
+        sys.stderr.write(f"{prompt}: ")
+        sys.stderr.flush()
+        line = sys.stdin.readline()
+        if sys.stdin.isatty() is False and line:
+            sys.stderr.write("\n")
+        return line.rstrip("\r\n") if line else None
+
+    # -- services ---------------------------------------------------------------------------------------
+    @property
+    def config(self) -> Config:
+        if self._config is None:
+            from ..config.load import load_config
+
+            config, fresh = load_config()
+            if fresh:
+                for warning in config.warnings:
+                    self.warn(f"config: {warning}")
+            self._config = config
+        return self._config
+
+    def reload_config(self) -> Config:
+        self._config = None
+        return self.config
+
+    @property
+    def store(self) -> CredentialStore:
+        if self._store is None:
+            from ..store.credentials import CredentialStore
+
+            self._store = CredentialStore(self.config.credentials_dir, paths.key_path(), self.log)
+        return self._store
+
+    @property
+    def auth(self) -> AuthManager:
+        if self._auth is None:
+            from ..auth.manager import AuthManager
+
+            self._auth = AuthManager(self.store, self.log)
+        return self._auth
+
+    def audit(self, action: str, status: str, provider: str | None = None,
+              metadata: dict[str, Any] | None = None) -> None:
+        from ..store.audit import record
+
+        record(paths.audit_path(), action, status, provider, metadata)
+
+    def agent_detected(self) -> bool:
+        markers = ("SIG_AGENT", "CLAUDECODE", "CLAUDE_CODE", "CODEX_SANDBOX", "CURSOR_AGENT", "GEMINI_CLI",
+                   "AIDER", "OPENHANDS")
+        return any(os.environ.get(m) not in (None, "", "0") for m in markers)

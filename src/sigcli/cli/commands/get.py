@@ -1,0 +1,82 @@
+"""`sig get <provider|url>`: the headers a provider adds, redacted unless asked otherwise."""
+
+from __future__ import annotations
+
+import json
+import sys
+from typing import Any
+
+from ...core.errors import ErrorCode, SigError, usage_error
+from ..app import App
+from ..args import Args
+from ..common import one_positional, provider_not_found
+
+FLAGS = {"format": "value", "no-redaction": "bool"}
+FORMATS = ("json", "header", "value")
+USAGE = "sig get <provider|url> [--format json|header|value] [--no-redaction]"
+
+
+def _confirm_human(app: App) -> None:
+    """Agents may not take raw values without a person at the terminal saying yes."""
+    if not app.agent_detected():
+        return
+    try:
+        with open("/dev/tty", "r+") as tty:
+            tty.write("An agent asked for raw credential values (sig get --no-redaction). Allow? [y/N] ")
+            tty.flush()
+            answer = tty.readline().strip().lower()
+    except OSError:
+        answer = ""
+    if answer not in ("y", "yes"):
+        raise SigError(
+            ErrorCode.GENERAL_ERROR,
+            "raw credential values are not given to agents without a person confirming at the terminal",
+            "use `sig request` or `sig run` (which keep the values away from the agent), or run this yourself",
+        )
+
+
+def run(args: Args, app: App) -> int:
+    target = one_positional(args.positionals, USAGE)
+    fmt = args.value("format") or "json"
+    if fmt not in FORMATS:
+        raise usage_error(f'unknown format "{fmt}"', f"use one of: {', '.join(FORMATS)}")
+    raw = args.flag("no-redaction")
+    provider = app.config.resolve(target)
+    if provider is None:
+        app.audit("credential_access", "failure", None, {"target": target, "error": "provider not found"})
+        raise provider_not_found(target)
+    if raw:
+        _confirm_human(app)
+    try:
+        credential = app.auth.credential(provider)
+    except SigError as err:
+        app.audit("credential_access", "failure", provider.id, {"error": err.message})
+        raise
+    from ...inject.apply import apply_rules
+
+    values = credential.revealed()
+    headers = apply_rules(provider.apply, values).headers
+    app.audit("credential_access", "success", provider.id, {"redacted": not raw})
+    if not headers:
+        raise SigError(
+            ErrorCode.CREDENTIAL_NOT_FOUND,
+            f'the apply rules of "{provider.id}" produce no header',
+            f"add an apply rule with `in: header` to providers.{provider.id} in the config",
+        )
+    if raw:
+        sys.stderr.write("Warning: printing raw credential values; do not hand them to untrusted programs.\n")
+    else:
+        from ...inject.redact import redact_text, secret_forms
+
+        forms = secret_forms(values)
+        headers = {k: redact_text(v, forms) for k, v in headers.items()}
+    if fmt == "header":
+        app.out("\n".join(f"{k}: {v}" for k, v in headers.items()))
+    elif fmt == "value":
+        app.out(next(iter(headers.values())))
+    else:
+        out: dict[str, Any] = {"provider": provider.id, "headers": headers}
+        if raw and credential.oauth2 and credential.oauth2.get("clientId"):
+            out["oauth2"] = {"clientId": credential.oauth2["clientId"].reveal()}
+        app.out(json.dumps(out, indent=2, ensure_ascii=False))
+    return 0

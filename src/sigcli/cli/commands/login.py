@@ -1,0 +1,239 @@
+"""`sig login <url|provider>`: obtain a credential, store it sealed, add the provider when it is new."""
+
+from __future__ import annotations
+
+import os
+import sys
+from typing import Any
+
+from ...core.errors import ErrorCode, SigError, usage_error
+from ...core.hosts import looks_like_url, valid_provider_id
+from ...core.model import STRATEGIES, Provider
+from ...core.secret import Secret
+from ..app import App
+from ..args import Args
+from ..common import one_positional, provider_not_found
+
+FLAGS = {
+    "as": "value", "strategy": "value", "mode": "value", "force": "bool", "format": "value",
+    "token": "value", "token-stdin": "bool", "token-env": "value",
+    "cookie": "value", "cookie-stdin": "bool",
+    "username": "value", "password": "value", "password-stdin": "bool",
+    "header-name": "value", "header-prefix": "value", "network-proxy": "value",
+    "token-url": "value", "client-id": "value", "client-secret": "value", "client-secret-stdin": "bool",
+    "scope": "value", "grant": "value", "auth-url": "value", "device-url": "value",
+}
+MODES = ("auto", "headless", "cdp", "visible")
+USAGE = "sig login <url|provider> [--as id] [--token-stdin | --cookie-stdin | --username U --password-stdin]"
+
+
+def _read_stdin(what: str) -> str:
+    if sys.stdin.isatty():
+        sys.stderr.write(f"Paste the {what}, then press Enter and Ctrl-D:\n")
+    data = sys.stdin.read()
+    value = data.rstrip("\r\n")
+    if not value.strip():
+        raise usage_error(f"no {what} on standard input", f"pipe it in, e.g. printf %s \"$X\" | {USAGE}")
+    return value
+
+
+def _material(args: Args, app: App) -> dict[str, Any]:
+    """Collect the secrets given on the command line, stdin or env. Refuse ambiguous combinations."""
+    stdin_users = [f for f in ("token-stdin", "cookie-stdin", "password-stdin", "client-secret-stdin")
+                   if args.flag(f)]
+    if len(stdin_users) > 1:
+        raise usage_error(f"only one option can read standard input (got --{' and --'.join(stdin_users)})",
+                          "pass the others with their --x-env or --x form")
+    kinds = []
+    if any(args.given(f) for f in ("token", "token-stdin", "token-env")):
+        kinds.append("--token")
+    if any(args.given(f) for f in ("cookie", "cookie-stdin")):
+        kinds.append("--cookie")
+    if any(args.given(f) for f in ("username", "password", "password-stdin")):
+        kinds.append("--username/--password")
+    if len(kinds) > 1:
+        raise usage_error(f"{' and '.join(kinds)} cannot be combined: a login stores one kind of credential",
+                          "pick one (run `sig login --help`)")
+    out: dict[str, Any] = {}
+    token_forms = [f for f in ("token", "token-stdin", "token-env") if args.given(f)]
+    if len(token_forms) > 1:
+        raise usage_error("give the token once (--token, --token-stdin or --token-env)", "")
+    if args.given("token"):
+        app.warn("a token in the command line is visible to other processes and shell history; "
+                 "prefer --token-stdin or --token-env VAR")
+        out["token"] = Secret(args.value("token") or "")
+    elif args.flag("token-stdin"):
+        out["token"] = Secret(_read_stdin("token"))
+    elif args.given("token-env"):
+        var = args.value("token-env") or ""
+        value = os.environ.get(var)
+        if not value:
+            raise usage_error(f"the environment variable {var} is not set or empty", f"export {var}=… first")
+        out["token"] = Secret(value)
+    if args.given("cookie") and args.flag("cookie-stdin"):
+        raise usage_error("give the cookie once (--cookie or --cookie-stdin)", "")
+    if args.given("cookie"):
+        out["cookie"] = Secret(args.value("cookie") or "")
+    elif args.flag("cookie-stdin"):
+        out["cookie"] = Secret(_read_stdin("cookie"))
+    if args.given("password") and args.flag("password-stdin"):
+        raise usage_error("give the password once (--password or --password-stdin)", "")
+    if args.given("password"):
+        app.warn("a password in the command line is visible to other processes and shell history; "
+                 "prefer --password-stdin")
+        out["password"] = Secret(args.value("password") or "")
+    elif args.flag("password-stdin"):
+        out["password"] = Secret(_read_stdin("password"))
+    if args.given("username"):
+        out["username"] = args.value("username")
+    return out
+
+
+def _kind_of(material: dict[str, Any]) -> str | None:
+    if "token" in material:
+        return "api-token"
+    if "cookie" in material:
+        return "cookie"
+    if "username" in material or "password" in material:
+        return "basic"
+    return None
+
+
+def _choose_provider(app: App, target: str, new_id: str | None, strategy: str) -> tuple[dict[str, Any], bool]:
+    """(provider data, whether it must be written to the config)."""
+    from ...config.provision import provision
+
+    config = app.config
+    if new_id is not None and new_id in config.providers:
+        return dict(config.providers[new_id].data), False
+    found = config.resolve(target)
+    if found is not None:
+        if new_id is None or new_id == found.id:
+            return dict(found.data), False
+        data = dict(found.data)  # a copy of an existing provider under a new id
+        data["id"] = new_id
+        if data.get("name") == found.id:
+            data["name"] = new_id
+        return data, True
+    if not looks_like_url(target):
+        raise provider_not_found(target)
+    data = provision(target, set(config.providers), strategy)
+    if new_id is not None:
+        data["id"] = new_id
+    return data, True
+
+
+def _fit_strategy(app: App, data: dict[str, Any], kind: str | None, explicit: str | None,
+                  header_name: str | None, header_prefix: str | None) -> bool:
+    """Make the provider's strategy and apply rules fit what the user supplied. True when changed."""
+    from ...config.schema import default_apply
+    from ...inject.apply import referenced_keys
+
+    changed = False
+    wanted = explicit or data.get("strategy", "browser")
+    if kind is not None and explicit is None and wanted != "prompt" and wanted != kind:
+        wanted = kind
+    if wanted != data.get("strategy"):
+        if not data.get("autoProvisioned"):
+            app.say(f'Note: provider "{data["id"]}" now uses strategy "{wanted}" (was "{data.get("strategy")}").')
+        data["strategy"] = wanted
+        changed = True
+    if wanted == "api-token":
+        for key, value in (("headerName", header_name), ("headerPrefix", header_prefix)):
+            if value is not None and data.get(key) != value:
+                data[key] = value
+                changed = True
+    keys = {"api-token": {"token"}, "cookie": {"cookie"}, "basic": {"username", "password", "basic_auth"},
+            "oauth2": {"access_token"}}.get(wanted)
+    rules_fit = keys is None or (data.get("apply") and referenced_keys(data["apply"]) <= keys)
+    if changed or not rules_fit:
+        fresh = default_apply(wanted, data)
+        if data.get("apply") != fresh and (not rules_fit or header_name is not None or header_prefix is not None):
+            data["apply"] = fresh
+            changed = True
+        if wanted in ("api-token", "basic", "cookie") and data.get("extract") and not rules_fit:
+            data.pop("extract", None)
+    return changed
+
+
+def _persist(app: App, data: dict[str, Any]) -> None:
+    from ...config.edit import edit_config, provider_entry, set_provider
+
+    entry = provider_entry(data)
+    edit_config(lambda doc: set_provider(doc, data["id"], entry))
+
+
+def run(args: Args, app: App) -> int:
+    target = one_positional(args.positionals, USAGE)
+    explicit = args.value("strategy")
+    if explicit is not None and explicit not in STRATEGIES:
+        raise usage_error(f'unknown strategy "{explicit}"', f"use one of: {', '.join(STRATEGIES)}")
+    mode = args.value("mode")
+    if mode is not None and mode not in MODES:
+        raise usage_error(f'unknown mode "{mode}"', f"use one of: {', '.join(MODES)}")
+    if args.value("format") not in (None, "json"):
+        raise usage_error("login prints JSON only", "drop --format or use --format json")
+    new_id = args.value("as")
+    if new_id is not None and not valid_provider_id(new_id):
+        raise usage_error(f'"{new_id}" is not a valid provider id',
+                          "use letters, digits, '.', '_' and '-', starting with a letter or digit")
+    material = _material(args, app)
+    kind = _kind_of(material)
+    if explicit in ("api-token", "cookie", "basic") and kind not in (None, explicit):
+        raise usage_error(f'--strategy {explicit} does not match the credential given ({kind})', "")
+    data, is_new = _choose_provider(app, target, new_id, explicit or kind or "browser")
+    changed = _fit_strategy(app, data, kind, explicit, args.value("header-name"), args.value("header-prefix"))
+    if is_new:
+        for flag, key in (("network-proxy", "networkProxy"), ("mode", "loginMode")):
+            if args.value(flag):
+                data[key] = args.value(flag)
+    provider = Provider(data)
+    if kind is None and not args.flag("force"):
+        stored = None
+        try:
+            stored = app.auth.stored(provider) if not is_new else None
+        except SigError:
+            stored = None
+        if stored is not None and stored.is_valid(provider.ttl_ms):
+            app.say(f'Already logged in to "{provider.name}" (use --force to log in again).')
+            return _report(app, provider)
+    if provider.strategy == "browser" and app.config.mode == "browserless":
+        raise SigError(
+            ErrorCode.BROWSER_UNAVAILABLE,
+            f'provider "{provider.id}" logs in with a browser, and this machine is set up without one',
+            f"use `sig sync pull` from a machine with a browser, or log in without one: sig login "
+            f"{provider.login_target()} --token-stdin | --cookie-stdin | --username U --password-stdin",
+        )
+    from ...auth.base import LoginContext
+    from ...auth.strategies import strategy_for
+
+    ctx = LoginContext(
+        token=material.get("token"), cookie=material.get("cookie"), username=material.get("username"),
+        password=material.get("password"),
+        ask=None if any(args.flag(f) for f in ("token-stdin", "cookie-stdin", "password-stdin")) else app.ask,
+        mode=mode, network_proxy=args.value("network-proxy"), log=app.log,
+    )
+    try:
+        credential = strategy_for(provider.strategy).authenticate(provider, ctx)
+        if is_new or changed:
+            _persist(app, data)
+            if is_new:
+                app.log(f'added provider "{provider.id}" for {provider.entry_url or target}')
+        app.store.write(credential)
+    except SigError as err:
+        app.audit("login", "failure", provider.id, {"error": err.message})
+        raise
+    app.audit("login", "success", provider.id, {"strategy": provider.strategy})
+    app.say(f'Logged in to "{provider.name}" as provider "{provider.id}".')
+    return _report(app, provider)
+
+
+def _report(app: App, provider: Provider) -> int:
+    from ..output import to_json
+
+    status = app.auth.status(provider)
+    out: dict[str, Any] = {"provider": provider.id, "strategy": provider.strategy}
+    if status.get("expiresAt"):
+        out["expiresAt"] = status["expiresAt"]
+    app.out(to_json(out))
+    return 0

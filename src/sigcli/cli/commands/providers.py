@@ -1,0 +1,32 @@
+"""`sig providers`: the configured providers."""
+
+from __future__ import annotations
+
+from ...core.errors import usage_error
+from ..app import App
+from ..args import Args
+
+FLAGS = {"format": "value"}
+
+
+def run(args: Args, app: App) -> int:
+    from ..output import choose_format, render
+
+    if args.positionals:
+        raise usage_error(f"unexpected argument {args.positionals[0]!r}", "usage: sig providers [--format F]")
+    fmt = choose_format(args.value("format"))
+    rows = []
+    for provider in app.config.providers.values():
+        s = app.auth.status(provider)
+        rows.append({"id": provider.id, "name": provider.name, "strategy": provider.strategy,
+                     "configured": s["configured"], "valid": s["valid"]})
+    if fmt == "table":
+        if not rows:
+            app.say("No providers configured. Add one with: sig login <url>")
+            return 0
+        table = [{"id": r["id"], "name": r["name"], "strategy": r["strategy"],
+                  "status": "authenticated" if r["valid"] else "not authenticated"} for r in rows]
+        app.out(render(rows, fmt, table))
+        return 0
+    app.out(render(rows, fmt))
+    return 0

@@ -1,0 +1,43 @@
+"""Helpers shared by command modules."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from ..core.errors import ErrorCode, SigError, usage_error
+
+if TYPE_CHECKING:
+    from ..core.model import Provider
+    from .app import App
+
+
+def not_available(what: str) -> SigError:
+    return SigError(
+        ErrorCode.NOT_AVAILABLE,
+        f"{what} is not available yet in this version of sig",
+        "see `sig --help` for what works today",
+    )
+
+
+def provider_not_found(target: str) -> SigError:
+    return SigError(
+        ErrorCode.PROVIDER_NOT_FOUND,
+        f'no provider matches "{target}"',
+        "run `sig providers` to list providers, or `sig login <url>` to add one",
+    )
+
+
+def resolve_existing(app: App, target: str) -> Provider:
+    provider = app.config.resolve(target)
+    if provider is None:
+        raise provider_not_found(target)
+    return provider
+
+
+def one_positional(args_positionals: list[str], usage: str) -> str:
+    if len(args_positionals) != 1:
+        raise usage_error(
+            "expected one argument" if not args_positionals else f"unexpected argument {args_positionals[1]!r}",
+            f"usage: {usage}",
+        )
+    return args_positionals[0]

@@ -1,0 +1,217 @@
+"""Help text. Static strings: printing help must not import anything else."""
+
+from __future__ import annotations
+
+MAIN_HELP = """\
+sig — log in once, let programs use the login without seeing the secret
+
+Usage: sig <command> [options]
+
+Authentication:
+  login <url|provider>          Log in and store the credential sealed on disk
+    --as <id>                     Provider id to use for a new URL
+    --strategy <name>             browser | cookie | api-token | basic | prompt | oauth2
+    --token-stdin | --token-env VAR | --token T     API token (stdin keeps it out of argv)
+    --cookie-stdin | --cookie "k=v; k2=v2"          Cookie header copied from a browser
+    --username U --password-stdin | --password P    HTTP Basic
+    --header-name <name>          Header for an API token (default Authorization)
+    --header-prefix <prefix>      Prefix for an API token (default "Bearer")
+    --token-url, --client-id, --client-secret(-stdin), --scope, --grant   OAuth2
+    --mode <mode>                 auto | headless | cdp | visible (browser login)
+    --network-proxy <url>         Proxy for browser or token requests
+    --force                       Log in again even if a valid credential is stored
+  logout [provider]             Clear one credential, or all of them
+
+Credentials (most → least secure):
+  proxy start|stop|status|trust|env   Local proxy that adds credentials in flight
+    --port <n>                    Port for `proxy start` (default 7891, 0 = any free port)
+  request <url>                 One authenticated HTTP request
+    --method <METHOD>             HTTP method (default GET)
+    --body <json>                 Request body (text, @file or - for stdin)
+    --header "Name: Value"        Extra header (repeatable)
+    --format json|body|headers    Output format (default json)
+    --provider <id>               Provider(s) whose rules apply (comma-separated)
+  run [provider...] -- <cmd>    Run a command with SIG_<PROVIDER>_* variables, output redacted
+    --expand-cookies              Also set SIG_<PROVIDER>_COOKIE_<NAME> per cookie
+    --mount <path>                Write the credentials to a file removed afterwards
+    --mount-format env|dotenv|json|yaml
+    --command '<shell string>'    Run a shell command line instead of argv
+    --no-redaction                Do not redact the child's output
+    --proxy                       Give the child proxy settings instead of secrets
+  get <provider|url>            Print the headers a provider adds (values redacted)
+    --format json|header|value    Output format (default json)
+    --no-redaction                Print raw values (warns; refused for agents)
+  status [provider]             Show which credentials are stored and valid
+    --format json|yaml|env|table|plain
+
+Provider management:
+  providers                     List configured providers
+    --format json|yaml|env|table|plain
+  rename <old> <new>            Rename a provider (config, credential, watch list)
+  remove <provider> [...]       Remove providers and their credentials
+    --keep-config                 Keep the config entry, remove only the credential
+    --force                       Do not ask for confirmation
+
+Remote & sync:
+  remote add <name> <host>      Add an SSH remote (host or ssh://user@host[:port][/path])
+    --user <user>                 SSH user name
+    --path <path>                 Credentials directory on the remote
+    --ssh-key <key>               SSH private key file
+    --port <port>                 SSH port
+  remote remove <name>          Remove a remote
+  remote list                   List remotes
+    --format json|table
+  sync push|pull [remote]       Copy credentials over SSH
+    --provider <id>               Only this provider (repeatable)
+    --force                       Overwrite on conflict
+
+Watch:
+  watch add <provider>          Keep a provider's credential fresh
+    --auto-sync <remote>          Push to a remote after each refresh
+  watch remove <provider>       Stop watching a provider
+  watch list                    Show the watch list
+  watch set-interval <dur>      How often to check (e.g. 5m, 1h)
+  watch start                   Run the refresh loop in the foreground
+
+Setup:
+  init                          Create the config, key and folders
+    --remote                      Machine without a browser (mode: browserless)
+    --yes                         Accept the defaults, ask nothing
+    --force                       Replace an existing config (backed up; credentials kept)
+    --channel chrome|msedge|chromium
+  doctor                        Check the installation and say how to fix what is wrong
+  completion bash|zsh|fish      Print a shell completion script
+
+Security: proxy ≥ request > run > get. Secrets stay sealed in $SIG_HOME (default ~/.sig).
+
+Global options:
+  --format <fmt>                Output format where listed; errors as JSON with --format json
+  --verbose                     Debug output (never secret values) on stderr
+  --version                     Show the version
+  --help, -h                    Show help (also: sig <command> --help)
+
+Exit codes: 0 ok, 1 error, 2 provider not found, 3 credential not found or expired, 4 remote not found.
+"""
+
+_COMMANDS: dict[str, str] = {
+    "login": """\
+Usage: sig login <url|provider> [options]
+
+Log in and store the credential, sealed, under $SIG_HOME/credentials. A URL that no provider matches
+creates a provider for its host (its id derived from the host name, or given with --as).
+
+Without a browser:
+  --token-stdin | --token-env VAR | --token T     API token (default header "Authorization: Bearer …")
+  --header-name NAME --header-prefix PREFIX       Where the token goes (e.g. --header-name X-API-Key)
+  --cookie-stdin | --cookie "k=v; k2=v2"          Cookie header
+  --username U --password-stdin | --password P    HTTP Basic
+Other options:
+  --as <id>            Provider id (new provider, or a copy of an existing one under a new id)
+  --strategy <name>    browser | cookie | api-token | basic | prompt | oauth2
+  --force              Log in even when a valid credential is stored
+  --mode <mode>        auto | headless | cdp | visible (browser login)
+  --network-proxy URL  Proxy for browser or token requests
+  --token-url URL --client-id ID --client-secret S | --client-secret-stdin --scope "a b"
+  --grant client_credentials|authorization_code|device_code --auth-url URL --device-url URL
+
+Examples:
+  printf %s "$TOKEN" | sig login https://api.example.com --token-stdin --as my-api
+  sig login https://jira.example.com --cookie-stdin < cookie.txt
+  sig login https://git.example.com --username alice --password-stdin
+
+A failed login never removes the credential stored before.
+""",
+    "logout": """\
+Usage: sig logout [provider]
+
+Clear the stored credential of one provider, or of every provider when none is named.
+The config is kept. For OAuth2 providers the client credentials are kept so sig can log in again.
+""",
+    "get": """\
+Usage: sig get <provider|url> [--format json|header|value] [--no-redaction]
+
+Print the headers the provider's apply rules produce. Secret values are shown as **** unless
+--no-redaction is given (which warns, and is refused when an agent runs sig without a human at the
+terminal). Prefer `sig request` or `sig run` for automation.
+Exit codes: 2 no such provider, 3 no valid credential stored.
+""",
+    "status": """\
+Usage: sig status [provider] [--format json|yaml|env|table|plain]
+
+Show whether each provider has a stored, valid credential and when it expires.
+Table on a terminal, JSON otherwise. Exit 2 for an unknown provider, 3 when the named provider has no
+stored credential.
+""",
+    "providers": """\
+Usage: sig providers [--format json|yaml|env|table|plain]
+
+List the configured providers with their strategy and whether they are authenticated.
+""",
+    "rename": """\
+Usage: sig rename <old> <new>
+
+Rename a provider: its config entry (comments kept), its stored credential and its watch entry.
+""",
+    "remove": """\
+Usage: sig remove <provider> [provider...] [--force] [--keep-config]
+
+Remove providers: their credentials and (unless --keep-config) their config and watch entries.
+Asks for confirmation on a terminal; pass --force when not on a terminal.
+""",
+    "init": """\
+Usage: sig init [--yes] [--remote] [--force] [--channel chrome|msedge|chromium]
+
+Create $SIG_HOME/config.yaml (default ~/.sig), the encryption key and the folders (0700).
+  --remote   machine without a browser: mode browserless, no browser detection
+  --yes      accept the defaults without asking
+  --force    replace an existing config (the old one is kept as config.yaml.bak; credentials are kept)
+  --channel  which browser to look for first
+""",
+    "doctor": """\
+Usage: sig doctor
+
+Check the Python version, the config, folders and their permissions, the encryption key, the browser,
+the proxy CA and stale locks. Every failure comes with its fix. Exit 1 when any check fails.
+""",
+    "completion": """\
+Usage: sig completion bash|zsh|fish
+
+Print a completion script. Install, e.g.:  sig completion bash > ~/.local/share/bash-completion/completions/sig
+Provider ids are completed from the config file directly.
+""",
+    "run": """\
+Usage: sig run [provider...] [options] -- <command> [args...]
+
+Run a command with SIG_<PROVIDER>_* environment variables; secret values in its output are redacted.
+  --expand-cookies  --mount PATH  --mount-format env|dotenv|json|yaml  --command 'shell string'
+  --no-redaction  --proxy
+""",
+    "request": """\
+Usage: sig request <url> [--method M] [--body STR|@file|-] [--header "N: V"]... [--format json|body|headers]
+                         [--provider a,b] [--cacert FILE] [--no-redaction]
+
+Make one HTTP request with the matching provider's credentials applied.
+""",
+    "proxy": """\
+Usage: sig proxy start [--port N] | stop | status | trust | env
+
+A local proxy that adds credentials to requests in flight; programs never see them.
+""",
+    "remote": """\
+Usage: sig remote add <name> <host|ssh://user@host[:port][/path]> [--user U] [--ssh-key K] [--path P] [--port N]
+       sig remote remove <name>
+       sig remote list [--format json|table]
+""",
+    "sync": """\
+Usage: sig sync push|pull [remote] [--provider id]... [--force]
+
+Copy credentials to or from a remote over SSH. Exit 4 for an unknown remote.
+""",
+    "watch": """\
+Usage: sig watch add <provider> [--auto-sync <remote>] | remove <provider> | list | set-interval <dur> | start
+""",
+}
+
+
+def command_help(command: str) -> str | None:
+    return _COMMANDS.get(command)

@@ -1,0 +1,108 @@
+"""Entry point: parse, dispatch to one command module, map SigError to an exit code and a message."""
+
+from __future__ import annotations
+
+import importlib
+import os
+import sys
+
+from .._version import __version__
+from ..core.errors import SigError
+
+COMMANDS = (
+    "login", "logout", "proxy", "request", "run", "get", "status", "providers", "rename", "remove",
+    "remote", "sync", "watch", "init", "doctor", "completion",
+)
+ALIASES = {"ls": "providers", "rm": "remove", "mv": "rename"}
+
+
+def _print_error(err: SigError, json_errors: bool, verbose: bool) -> None:
+    if json_errors:
+        import json
+
+        sys.stderr.write(json.dumps({"error": err.to_dict()}, ensure_ascii=False) + "\n")
+        return
+    code = f" [{err.code}]" if verbose else ""
+    sys.stderr.write(f"Error{code}: {err.message}\n")
+    if err.hint:
+        sys.stderr.write(f"Hint: {err.hint}\n")
+
+
+def _wants_json(argv: list[str]) -> bool:
+    head = argv[: argv.index("--")] if "--" in argv else argv
+    for i, tok in enumerate(head):
+        if tok == "--format=json" or (tok == "--format" and i + 1 < len(head) and head[i + 1] == "json"):
+            return True
+    return False
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    head = argv[: argv.index("--")] if "--" in argv else argv
+    verbose = "--verbose" in head
+    json_errors = _wants_json(argv)
+    if not argv or argv[0] in ("help", "--help", "-h"):
+        from .help import MAIN_HELP, command_help
+
+        if len(argv) > 1 and argv[0] == "help":
+            text = command_help(ALIASES.get(argv[1], argv[1]))
+            if text is None:
+                sys.stderr.write(f'Error: unknown command "{argv[1]}"\nHint: run `sig --help`\n')
+                return 1
+            sys.stdout.write(text)
+            return 0
+        sys.stdout.write(MAIN_HELP)
+        return 0
+    if argv[0] in ("--version", "-V"):
+        sys.stdout.write(f"sig {__version__}\n")
+        return 0
+    command = ALIASES.get(argv[0], argv[0])
+    if command not in COMMANDS:
+        if argv[0].startswith("-"):
+            sys.stderr.write(f"Error: {argv[0]} needs a command before it\nHint: run `sig --help`\n")
+        else:
+            sys.stderr.write(f'Error: unknown command "{argv[0]}"\nHint: run `sig --help` to list commands\n')
+        return 1
+    module = importlib.import_module(f".commands.{command}", __package__)
+    try:
+        from .args import parse
+
+        args = parse(command, argv[1:], module.FLAGS)
+        if args.flag("help"):
+            from .help import command_help
+
+            sys.stdout.write(command_help(command) or "")
+            return 0
+        if args.flag("version"):
+            sys.stdout.write(f"sig {__version__}\n")
+            return 0
+        from .app import App
+
+        app = App(verbose=verbose)
+        return int(module.run(args, app))
+    except SigError as err:
+        _print_error(err, json_errors, verbose)
+        return err.exit_code
+    except KeyboardInterrupt:
+        sys.stderr.write("Interrupted.\n")
+        return 130
+    except BrokenPipeError:
+        # The reader went away (e.g. `sig status | head -1`): not an error of ours.
+        try:
+            devnull = os.open(os.devnull, os.O_WRONLY)
+            os.dup2(devnull, sys.stdout.fileno())
+        except OSError:
+            pass
+        return 0
+    except Exception as exc:  # noqa: BLE001 - last line of defence: a message, never a traceback
+        if verbose:
+            import traceback
+
+            traceback.print_exc()
+        err = SigError(
+            "GENERAL_ERROR",
+            f"unexpected internal error ({type(exc).__name__})",
+            "run again with --verbose for details, and report it at the project's issue tracker",
+        )
+        _print_error(err, json_errors, verbose)
+        return 1

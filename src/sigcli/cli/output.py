@@ -1,0 +1,164 @@
+"""Renderers for --format: json, yaml, env, table, plain (shapes as the original's, quoting made safe)."""
+
+from __future__ import annotations
+
+import json
+import sys
+from typing import Any
+
+FORMATS = ("json", "yaml", "env", "table", "plain")
+
+
+def choose_format(requested: str | None, allowed: tuple[str, ...] = FORMATS) -> str:
+    from ..core.errors import usage_error
+
+    if requested is None:
+        return "table" if "table" in allowed and sys.stdout.isatty() else "json"
+    if requested not in allowed:
+        raise usage_error(f'unknown format "{requested}"', f"use one of: {', '.join(allowed)}")
+    return requested
+
+
+def to_json(data: Any) -> str:
+    return json.dumps(data, indent=2, ensure_ascii=False)
+
+
+def _yaml_scalar(value: Any) -> str:
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, int | float):
+        return str(value)
+    text = str(value)
+    if text == "" or any(c in text for c in ":#\n\"'{}[],&*!|>%@`") or text.strip() != text or \
+            text.lower() in ("null", "true", "false", "yes", "no", "~") or _numeric(text):
+        return json.dumps(text, ensure_ascii=False)
+    return text
+
+
+def _numeric(text: str) -> bool:
+    try:
+        float(text)
+    except ValueError:
+        return False
+    return True
+
+
+def _yaml_lines(data: Any, indent: int) -> list[str]:
+    pad = " " * indent
+    lines: list[str] = []
+    if isinstance(data, dict):
+        if not data:
+            return [pad + "{}"]
+        for key, value in data.items():
+            if isinstance(value, dict | list) and value:
+                lines.append(f"{pad}{_yaml_scalar(key)}:")
+                lines.extend(_yaml_lines(value, indent + 2))
+            else:
+                lines.append(f"{pad}{_yaml_scalar(key)}: {_yaml_inline(value)}")
+        return lines
+    if isinstance(data, list):
+        if not data:
+            return [pad + "[]"]
+        for item in data:
+            sub = _yaml_lines(item, indent + 2)
+            if isinstance(item, dict | list) and item:
+                lines.append(pad + "- " + sub[0].lstrip())
+                lines.extend(sub[1:])
+            else:
+                lines.append(f"{pad}- {_yaml_inline(item)}")
+        return lines
+    return [pad + _yaml_scalar(data)]
+
+
+def _yaml_inline(value: Any) -> str:
+    if isinstance(value, dict) and not value:
+        return "{}"
+    if isinstance(value, list) and not value:
+        return "[]"
+    return _yaml_scalar(value)
+
+
+def to_yaml(data: Any) -> str:
+    return "\n".join(_yaml_lines(data, 0))
+
+
+def _env_quote(value: Any) -> str:
+    if value is None:
+        return "''"
+    if isinstance(value, bool):
+        value = "true" if value else "false"
+    if isinstance(value, dict | list):
+        value = json.dumps(value, ensure_ascii=False)
+    return "'" + str(value).replace("'", "'\\''") + "'"
+
+
+def to_env(data: Any) -> str:
+    from ..core.hosts import env_name
+
+    lines: list[str] = []
+    rows = data if isinstance(data, list) else [data]
+    for index, row in enumerate(rows):
+        suffix = f"_{index}" if isinstance(data, list) else ""
+        for key, value in (row or {}).items():
+            lines.append(f"{env_name(str(key))}{suffix}={_env_quote(value)}")
+    return "\n".join(lines)
+
+
+def to_plain(data: Any) -> str:
+    def block(row: dict[str, Any]) -> str:
+        out = []
+        for key, value in row.items():
+            if value is None:
+                value = "-"
+            elif isinstance(value, bool):
+                value = "true" if value else "false"
+            elif isinstance(value, dict | list):
+                value = json.dumps(value, ensure_ascii=False)
+            out.append(f"{key}: {value}")
+        return "\n".join(out)
+
+    if isinstance(data, list):
+        return "\n---\n".join(block(r) for r in data)
+    return block(data)
+
+
+def to_table(rows: list[dict[str, Any]], max_widths: dict[str, int] | None = None) -> str:
+    if not rows:
+        return ""
+    max_widths = max_widths or {}
+    keys = list(rows[0].keys())
+
+    def cell(v: Any) -> str:
+        return "-" if v is None else str(v)
+
+    widths = {}
+    for k in keys:
+        w = max([len(k)] + [len(cell(r.get(k))) for r in rows])
+        if k in max_widths:
+            w = min(w, max_widths[k])
+        widths[k] = w
+
+    def fit(text: str, w: int) -> str:
+        return text if len(text) <= w else text[: w - 1] + "…"
+
+    lines = ["  ".join(k.upper().ljust(widths[k]) for k in keys).rstrip()]
+    lines.append("  ".join("-" * widths[k] for k in keys))
+    for r in rows:
+        lines.append("  ".join(fit(cell(r.get(k)), widths[k]).ljust(widths[k]) for k in keys).rstrip())
+    return "\n".join(lines)
+
+
+def render(data: Any, fmt: str, table_rows: list[dict[str, Any]] | None = None) -> str:
+    if fmt == "json":
+        return to_json(data)
+    if fmt == "yaml":
+        return to_yaml(data)
+    if fmt == "env":
+        return to_env(data)
+    if fmt == "plain":
+        return to_plain(data)
+    if fmt == "table":
+        return to_table(table_rows if table_rows is not None else (data if isinstance(data, list) else [data]))
+    raise ValueError(fmt)

@@ -1,0 +1,187 @@
+"""Load config.yaml into a `Config`; a JSON cache keyed on the file's identity keeps YAML off the hot path.
+
+The cache (`$SIG_HOME/cache/config.json`) holds the normalised model only, never a secret value that the
+YAML file did not already hold in clear. It is rebuilt whenever config.yaml changes (path, inode, size or
+mtime differ), and ignored if it cannot be read.
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+from ..core.errors import ErrorCode, SigError
+from ..core.hosts import canonical_host, domain_matches, split_url
+from ..core.model import Provider
+from . import paths
+
+CACHE_VERSION = 3
+
+
+class Config:
+    """The normalised config: settings plus providers in file order."""
+
+    def __init__(self, data: dict[str, Any], path: str, warnings: list[str] | None = None) -> None:
+        self.data = data
+        self.path = path
+        self.warnings = warnings or []
+        self.providers: dict[str, Provider] = {
+            pid: Provider(entry) for pid, entry in (data.get("providers") or {}).items()
+        }
+
+    @property
+    def mode(self) -> str:
+        return self.data.get("mode", "browser")
+
+    @property
+    def browser(self) -> dict[str, Any]:
+        return dict(self.data.get("browser") or {})
+
+    @property
+    def credentials_dir(self) -> str:
+        return paths.expand_path((self.data.get("storage") or {}).get("credentialsDir") or "~/.sig/credentials")
+
+    @property
+    def remotes(self) -> dict[str, Any]:
+        return dict(self.data.get("remotes") or {})
+
+    @property
+    def watch(self) -> dict[str, Any]:
+        return dict(self.data.get("watch") or {"interval": "5m", "providers": {}})
+
+    def get(self, provider_id: str) -> Provider | None:
+        return self.providers.get(provider_id)
+
+    def resolve(self, text: str) -> Provider | None:
+        """Id, then case-insensitive name, then host (exact domains first, then globs), in config order."""
+        if not text:
+            return None
+        if text in self.providers:
+            return self.providers[text]
+        folded = text.casefold()
+        for provider in self.providers.values():
+            if provider.get("name") and str(provider.get("name")).casefold() == folded:
+                return provider
+        return self.resolve_host(text)
+
+    def resolve_host(self, text: str) -> Provider | None:
+        _, host, _ = split_url(text)
+        if not host:
+            return None
+        for provider in self.providers.values():
+            if any("*" not in d and canonical_host(d) == host for d in provider.domains):
+                return provider
+        for provider in self.providers.values():
+            if any("*" in d and domain_matches(d, host) for d in provider.domains):
+                return provider
+        return None
+
+
+def _stat_key(path: str) -> list[int] | None:
+    try:
+        st = os.stat(path)
+    except OSError:
+        return None
+    return [st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns]
+
+
+def _cache_path() -> str:
+    return os.path.join(paths.cache_dir(), "config.json")
+
+
+def _read_cache(path: str, key: list[int]) -> Config | None:
+    import json
+
+    try:
+        with open(_cache_path(), "rb") as fh:
+            cached = json.loads(fh.read())
+    except (OSError, ValueError):
+        return None
+    if (
+        not isinstance(cached, dict)
+        or cached.get("v") != CACHE_VERSION
+        or cached.get("path") != path
+        or cached.get("key") != key
+    ):
+        return None
+    return Config(cached["config"], path, cached.get("warnings") or [])
+
+
+def _write_cache(path: str, key: list[int], config: Config) -> None:
+    import json
+
+    from ..store.files import atomic_write, ensure_dir
+
+    body = {"v": CACHE_VERSION, "path": path, "key": key, "config": config.data, "warnings": config.warnings}
+    try:
+        ensure_dir(paths.cache_dir())
+        atomic_write(_cache_path(), json.dumps(body, separators=(",", ":")).encode("utf-8"))
+    except (OSError, SigError):
+        pass  # the cache only saves time
+
+
+def missing_config_error(path: str) -> SigError:
+    return SigError(
+        ErrorCode.CONFIG_ERROR,
+        f"no config file found at {path}",
+        "run `sig init` to set up sig (add --remote on a machine without a browser)",
+    )
+
+
+def parse_yaml(text: str, path: str) -> Any:
+    """Round-trip parse (keeps line numbers for messages). Raises CONFIG_ERROR on malformed YAML."""
+    from ruamel.yaml import YAML
+    from ruamel.yaml.error import YAMLError
+
+    yaml = YAML(typ="rt")
+    try:
+        return yaml.load(text)
+    except YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f" (line {mark.line + 1}, column {mark.column + 1})" if mark is not None else ""
+        problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
+        raise SigError(
+            ErrorCode.CONFIG_ERROR,
+            f"{path} is not valid YAML{where}: {problem}",
+            "fix the file (indentation and quoting are the usual causes), then run `sig doctor`",
+        ) from None
+
+
+def parse_config(text: str, path: str) -> Config:
+    from .schema import normalise
+
+    doc = parse_yaml(text, path)
+    data, errors, warnings = normalise(doc)
+    if errors:
+        listing = "\n".join(f"  - {e}" for e in errors)
+        raise SigError(
+            ErrorCode.CONFIG_ERROR,
+            f"{path} has {len(errors)} problem{'s' if len(errors) != 1 else ''}:\n{listing}",
+            "fix the entries above, then run `sig doctor` to check",
+        )
+    return Config(data, path, warnings)
+
+
+def load_config(path: str | None = None) -> tuple[Config, bool]:
+    """The config, and whether it was freshly parsed (so the caller can show its warnings once)."""
+    path = path or paths.config_path()
+    key = _stat_key(path)
+    if key is None:
+        if os.path.lexists(path):
+            raise SigError(
+                ErrorCode.CONFIG_ERROR, f"cannot read {path}", f"check that {path} exists and is readable"
+            )
+        raise missing_config_error(path)
+    cached = _read_cache(path, key)
+    if cached is not None:
+        return cached, False
+    try:
+        with open(path, encoding="utf-8") as fh:
+            text = fh.read()
+    except (OSError, UnicodeDecodeError) as exc:
+        reason = exc.strerror if isinstance(exc, OSError) else "not UTF-8 text"
+        raise SigError(ErrorCode.CONFIG_ERROR, f"cannot read {path}: {reason}", "check the file") from None
+    config = parse_config(text, path)
+    if _stat_key(path) == key:
+        _write_cache(path, key, config)
+    return config, True

@@ -1,0 +1,98 @@
+"""Shared fixtures: isolated `sig` runners, loopback echo servers, upstream interop fixtures."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+TESTS_DIR = Path(__file__).resolve().parent
+# Make `harness` importable whatever pytest's import mode is.
+if str(TESTS_DIR) not in sys.path:
+    sys.path.insert(0, str(TESTS_DIR))
+
+from harness.servers import ServerHandle, start_http_echo, start_https_echo  # noqa: E402
+from harness.sigproc import Sig  # noqa: E402
+
+FIXTURES_DIR = Path(__file__).resolve().parents[2] / "shared" / "fixtures" / "upstream"
+
+
+def _make_sig(tmp_path: Path) -> Sig:
+    user_home = tmp_path / "home"
+    return Sig(home=user_home / ".sig", user_home=user_home)
+
+
+@pytest.fixture
+def sig(tmp_path: Path) -> Iterator[Sig]:
+    """A `sig` runner with a fresh, not yet initialised SIG_HOME (``tmp_path/home/.sig``, absent)."""
+    runner = _make_sig(tmp_path)
+    try:
+        yield runner
+    finally:
+        runner.close()
+
+
+@pytest.fixture
+def sig_init(sig: Sig) -> Sig:
+    """Like ``sig`` but after a successful ``sig init --yes``."""
+    sig("init", "--yes", check=0)
+    return sig
+
+
+@pytest.fixture
+def http_echo() -> Iterator[ServerHandle]:
+    handle = start_http_echo()
+    try:
+        yield handle
+    finally:
+        handle.close()
+
+
+@pytest.fixture
+def https_echo() -> Iterator[ServerHandle]:
+    handle = start_https_echo()
+    try:
+        yield handle
+    finally:
+        handle.close()
+
+
+@pytest.fixture(scope="session")
+def fixtures_dir() -> Path:
+    """The upstream (TypeScript sig 1.6.14) interop fixtures; skips when they are not present."""
+    if not FIXTURES_DIR.is_dir():
+        pytest.skip(f"upstream interop fixtures not found at {FIXTURES_DIR}")
+    return FIXTURES_DIR
+
+
+def _make_owner_writable(root: Path) -> None:
+    os.chmod(root, 0o700)
+    for dirpath, dirnames, filenames in os.walk(root):
+        for name in dirnames:
+            os.chmod(os.path.join(dirpath, name), 0o700)
+        for name in filenames:
+            path = os.path.join(dirpath, name)
+            if not os.path.islink(path):
+                os.chmod(path, 0o600)
+
+
+@pytest.fixture
+def upstream_sig_home(tmp_path: Path, fixtures_dir: Path) -> Iterator[Sig]:
+    """A `sig` runner whose SIG_HOME is a writable copy of the upstream ``sig-home/.sig``."""
+    src = fixtures_dir / "sig-home" / ".sig"
+    if not src.is_dir():
+        pytest.skip(f"upstream sig home not found at {src}")
+    runner = _make_sig(tmp_path)
+    shutil.copytree(src, runner.home, symlinks=True)
+    _make_owner_writable(runner.home)
+    key = runner.home / "encryption.key"
+    if key.exists():
+        os.chmod(key, 0o400)
+    try:
+        yield runner
+    finally:
+        runner.close()
