@@ -18,7 +18,8 @@ if str(TESTS_DIR) not in sys.path:
 from harness.servers import ServerHandle, start_http_echo, start_https_echo  # noqa: E402
 from harness.sigproc import Sig  # noqa: E402
 
-FIXTURES_DIR = Path(__file__).resolve().parents[2] / "shared" / "fixtures" / "upstream"
+# Files written by the upstream TypeScript sig 1.6.14 (fake values), copied into the repository.
+FIXTURES_DIR = TESTS_DIR / "fixtures" / "upstream"
 
 
 def _make_sig(tmp_path: Path) -> Sig:

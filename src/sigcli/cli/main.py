@@ -53,6 +53,14 @@ def main(argv: list[str] | None = None) -> int:
             return 0
         sys.stdout.write(MAIN_HELP)
         return 0
+    # Global options may come before the command: `sig --verbose status`.
+    lead = 0
+    while lead < len(argv) - 1 and argv[lead] in ("--verbose", "--format") or (
+        lead < len(argv) - 1 and argv[lead].startswith("--format=")
+    ):
+        lead += 2 if argv[lead] == "--format" else 1
+    if 0 < lead < len(argv) and not argv[lead].startswith("-"):
+        argv = [argv[lead], *argv[:lead], *argv[lead + 1 :]]
     if argv[0] in ("--version", "-V"):
         sys.stdout.write(f"sig {__version__}\n")
         return 0

@@ -30,8 +30,15 @@ def secret_forms(values: Mapping[str, str], keep_in_clear: Iterable[str] = IDENT
     """
     clear = set(keep_in_clear)
     forms: set[str] = set()
-    plain = [v for k, v in values.items() if k not in clear and v]
-    plain += _cookie_values(" ; ".join(v for v in plain if "=" in v))
+    plain: list[str] = []
+    for key, value in values.items():
+        if key in clear or not value:
+            continue
+        cookies = _cookie_values(value) if "=" in value else []
+        if cookies and len(cookies) == value.count(";") + 1:
+            plain += cookies  # a cookie string: hide each value, keep the names readable
+        else:
+            plain.append(value)
     user = values.get("username") or values.get("user")
     password = values.get("password")
     if user is not None and password:
