@@ -21,7 +21,8 @@ def parse_duration_ms(text: object) -> int | None:
     if not number:
         return None
     whole, dot, frac = number.partition(".")
-    if not whole.isdigit() or (dot and not frac.isdigit()):
+    # ASCII digits only: str.isdigit() also accepts "²", which float() rejects with a ValueError.
+    if not number.isascii() or not whole.isdigit() or (dot and not frac.isdigit()):
         return None
     return int(float(number) * _UNITS[unit])
 

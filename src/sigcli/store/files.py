@@ -15,8 +15,22 @@ FILE_MODE = 0o600
 
 def ensure_dir(path: str) -> None:
     """Create a folder (and parents) 0700. Folders that already exist keep their mode."""
+    # os.makedirs applies `mode` to the last folder only; missing parents would get 0777 & ~umask.
+    missing: list[str] = []
+    current = os.path.abspath(path)
+    while not os.path.isdir(current):
+        missing.append(current)
+        parent = os.path.dirname(current)
+        if parent == current:
+            break
+        current = parent
     try:
-        os.makedirs(path, mode=DIR_MODE, exist_ok=True)
+        for folder in reversed(missing):
+            try:
+                os.mkdir(folder, DIR_MODE)
+            except FileExistsError:
+                if not os.path.isdir(folder):
+                    raise
     except OSError as exc:
         raise SigError(
             ErrorCode.STORAGE_ERROR,
