@@ -8,6 +8,7 @@ import os
 from pathlib import Path
 
 import pytest
+
 from harness.sigproc import Sig
 
 TOKEN = "tok-BADINPUT-5150"

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pytest
+
 from harness.sigproc import Sig
 
 SECTIONS = ["Authentication:", "Credentials (most", "Provider management:", "Remote & sync:", "Watch:",

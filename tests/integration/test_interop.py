@@ -9,6 +9,7 @@ import time
 from pathlib import Path
 
 import pytest
+
 from harness.sigproc import Sig
 
 OUTPUTS = ["get-json.out", "get-header.out", "get-value.out", "get-no-redaction.out", "get-by-url.out",

@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from typing import Protocol
-
 from ..core.model import Credential, Provider
 from ..core.secret import Secret
 
-# ask(prompt, secret) -> the answer, or None when nobody can answer (stdin is not a terminal/pipe).
-Ask = Callable[[str, bool], "str | None"]
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from collections.abc import Callable
+    from typing import Protocol
+
+    # ask(prompt, secret) -> the answer, or None when nobody can answer.
+    Ask = Callable[[str, bool], str | None]
 
 
 class LoginContext:
@@ -47,14 +49,16 @@ class LoginContext:
         return None
 
 
-class Strategy(Protocol):
-    name: str
+if TYPE_CHECKING:
 
-    def authenticate(self, provider: Provider, ctx: LoginContext) -> Credential: ...
+    class Strategy(Protocol):
+        name: str
 
-    def validate(self, provider: Provider, credential: Credential) -> bool: ...
+        def authenticate(self, provider: Provider, ctx: LoginContext) -> Credential: ...
 
-    def refresh(self, provider: Provider, credential: Credential) -> Credential | None: ...
+        def validate(self, provider: Provider, credential: Credential) -> bool: ...
+
+        def refresh(self, provider: Provider, credential: Credential) -> Credential | None: ...
 
 
 class StaticStrategy:

@@ -2,15 +2,18 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from typing import Any
-
 from ..core.errors import ErrorCode, SigError
 from ..core.model import Credential, Provider
 from ..core.timeutil import iso_from_ms, now_ms
 from ..store.credentials import CredentialStore
-from .base import LoginContext
 from .strategies import strategy_for
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from collections.abc import Callable
+    from typing import Any
+
+    from .base import LoginContext
 
 
 class AuthManager:

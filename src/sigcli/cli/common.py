@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
-
 from ..core.errors import ErrorCode, SigError, usage_error
 
+TYPE_CHECKING = False
 if TYPE_CHECKING:
     from ..core.model import Provider
     from .app import App

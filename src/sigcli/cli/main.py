@@ -18,9 +18,9 @@ ALIASES = {"ls": "providers", "rm": "remove", "mv": "rename"}
 
 def _print_error(err: SigError, json_errors: bool, verbose: bool) -> None:
     if json_errors:
-        import json
+        from ..core.jsonio import dumps
 
-        sys.stderr.write(json.dumps({"error": err.to_dict()}, ensure_ascii=False) + "\n")
+        sys.stderr.write(dumps({"error": err.to_dict()}) + "\n")
         return
     code = f" [{err.code}]" if verbose else ""
     sys.stderr.write(f"Error{code}: {err.message}\n")
@@ -55,7 +55,7 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     # Global options may come before the command: `sig --verbose status`.
     lead = 0
-    while lead < len(argv) - 1 and argv[lead] in ("--verbose", "--format") or (
+    while (lead < len(argv) - 1 and argv[lead] in ("--verbose", "--format")) or (
         lead < len(argv) - 1 and argv[lead].startswith("--format=")
     ):
         lead += 2 if argv[lead] == "--format" else 1
@@ -102,7 +102,7 @@ def main(argv: list[str] | None = None) -> int:
         except OSError:
             pass
         return 0
-    except Exception as exc:  # noqa: BLE001 - last line of defence: a message, never a traceback
+    except Exception as exc:
         if verbose:
             import traceback
 

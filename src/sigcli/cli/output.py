@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
-import json
 import sys
-from typing import Any
+
+from ..core.jsonio import dumps
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any
 
 FORMATS = ("json", "yaml", "env", "table", "plain")
 
@@ -20,7 +24,7 @@ def choose_format(requested: str | None, allowed: tuple[str, ...] = FORMATS) -> 
 
 
 def to_json(data: Any) -> str:
-    return json.dumps(data, indent=2, ensure_ascii=False)
+    return dumps(data, indent=2)
 
 
 def _yaml_scalar(value: Any) -> str:
@@ -33,7 +37,7 @@ def _yaml_scalar(value: Any) -> str:
     text = str(value)
     if text == "" or any(c in text for c in ":#\n\"'{}[],&*!|>%@`") or text.strip() != text or \
             text.lower() in ("null", "true", "false", "yes", "no", "~") or _numeric(text):
-        return json.dumps(text, ensure_ascii=False)
+        return dumps(text)
     return text
 
 
@@ -90,7 +94,7 @@ def _env_quote(value: Any) -> str:
     if isinstance(value, bool):
         value = "true" if value else "false"
     if isinstance(value, dict | list):
-        value = json.dumps(value, ensure_ascii=False)
+        value = dumps(value)
     return "'" + str(value).replace("'", "'\\''") + "'"
 
 
@@ -115,7 +119,7 @@ def to_plain(data: Any) -> str:
             elif isinstance(value, bool):
                 value = "true" if value else "false"
             elif isinstance(value, dict | list):
-                value = json.dumps(value, ensure_ascii=False)
+                value = dumps(value)
             out.append(f"{key}: {value}")
         return "\n".join(out)
 

@@ -76,7 +76,13 @@ def edit_config(change: Callable[[Any], Any], path: str | None = None, *, create
             from .load import missing_config_error
 
             raise missing_config_error(path)
-        doc = parse_yaml(raw.decode("utf-8") if raw else "{}", path)
+        try:
+            text = raw.decode("utf-8") if raw else "{}"
+        except UnicodeDecodeError:
+            raise SigError(
+                ErrorCode.CONFIG_ERROR, f"cannot read {path}: not UTF-8 text", "save the file as UTF-8"
+            ) from None
+        doc = parse_yaml(text, path)
         if doc is None:
             from ruamel.yaml.comments import CommentedMap
 

@@ -8,12 +8,15 @@ mtime differ), and ignored if it cannot be read.
 from __future__ import annotations
 
 import os
-from typing import Any
 
 from ..core.errors import ErrorCode, SigError
 from ..core.hosts import canonical_host, domain_matches, split_url
 from ..core.model import Provider
 from . import paths
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any
 
 CACHE_VERSION = 3
 
@@ -90,11 +93,11 @@ def _cache_path() -> str:
 
 
 def _read_cache(path: str, key: list[int]) -> Config | None:
-    import json
+    from ..core.jsonio import loads
 
     try:
         with open(_cache_path(), "rb") as fh:
-            cached = json.loads(fh.read())
+            cached = loads(fh.read())
     except (OSError, ValueError):
         return None
     if (
@@ -108,14 +111,13 @@ def _read_cache(path: str, key: list[int]) -> Config | None:
 
 
 def _write_cache(path: str, key: list[int], config: Config) -> None:
-    import json
-
+    from ..core.jsonio import dumps_compact
     from ..store.files import atomic_write, ensure_dir
 
     body = {"v": CACHE_VERSION, "path": path, "key": key, "config": config.data, "warnings": config.warnings}
     try:
         ensure_dir(paths.cache_dir())
-        atomic_write(_cache_path(), json.dumps(body, separators=(",", ":")).encode("utf-8"))
+        atomic_write(_cache_path(), dumps_compact(body).encode("utf-8"))
     except (OSError, SigError):
         pass  # the cache only saves time
 

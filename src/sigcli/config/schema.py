@@ -111,10 +111,7 @@ def _inject_to_apply(rule: Any, where: str, report: _Report, line: int | None) -
     field = str(source)[len("credential.") :]
     aliases = {"cookies": "cookie", "cookie": "cookie", "accessToken": "access_token", "key": "token",
                "token": "token", "username": "username", "password": "password"}
-    if field.startswith("localStorage."):
-        key = field[len("localStorage.") :]
-    else:
-        key = aliases.get(field, field)
+    key = field[len("localStorage."):] if field.startswith("localStorage.") else aliases.get(field, field)
     out = {"in": str(rule.get("in") or "header"), "name": str(rule.get("name") or ""),
            "value": "${" + key + "}", "action": str(rule.get("action") or "set")}
     return out
@@ -210,6 +207,8 @@ def _provider(pid: str, entry: Any, report: _Report, pline: int | None) -> dict[
     # strategy
     strategy = entry.get("strategy")
     sline = _line(entry, "strategy") or pline
+    # Only a valid strategy says which other fields are required; a guessed one would add bogus errors.
+    strategy_known = strategy in STRATEGIES
     if strategy is None:
         report.error(f'Provider "{pid}": missing required field "strategy" ({", ".join(STRATEGIES)})', pline)
         strategy = "browser"
@@ -226,7 +225,7 @@ def _provider(pid: str, entry: Any, report: _Report, pline: int | None) -> dict[
                 out[key] = str(entry[key])
     if "entryUrl" not in out and _is_str(seed_url):
         out["entryUrl"] = str(seed_url)
-    if strategy in ("browser", "prompt") and not out.get("entryUrl"):
+    if strategy_known and strategy in ("browser", "prompt") and not out.get("entryUrl"):
         report.error(f'Provider "{pid}": missing required field "entryUrl"', pline)
     if "validateRule" in out and len(out["validateRule"]) > 512:
         report.error(f'Provider "{pid}": validateRule is longer than 512 characters', _line(entry, "validateRule"))
@@ -277,13 +276,13 @@ def _provider(pid: str, entry: Any, report: _Report, pline: int | None) -> dict[
     # extract / apply
     if "extract" in entry:
         out["extract"] = _check_rules("extract", entry["extract"], pid, report, _line(entry, "extract"))
-    elif strategy in ("browser", "prompt"):
+    elif strategy_known and strategy in ("browser", "prompt"):
         report.error(f'Provider "{pid}": missing required field "extract" (list)', pline)
     elif strategy == "cookie":
         out["extract"] = [{"from": "cookies", "as": "cookie", "match": "*"}]
     if "apply" in entry:
         out["apply"] = _check_rules("apply", entry["apply"], pid, report, _line(entry, "apply"))
-    elif strategy in ("browser", "prompt") and seed_url is None:
+    elif strategy_known and strategy in ("browser", "prompt") and seed_url is None:
         report.error(f'Provider "{pid}": missing required field "apply" (list)', pline)
     else:
         out["apply"] = default_apply(strategy, out)

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 from .duration import parse_duration_ms
 from .secret import Secret
 from .timeutil import iso_from_ms, ms_from_iso, now_ms
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any
 
 # Strategies sig knows. browser/prompt/oauth2 are the original's; the others come from seed 000.
 STRATEGIES = ("browser", "prompt", "oauth2", "api-token", "cookie", "basic")

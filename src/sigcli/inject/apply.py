@@ -6,22 +6,45 @@ where the result goes.
 
 from __future__ import annotations
 
-import re
-from collections.abc import Iterable, Mapping
-from typing import Any
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from collections.abc import Iterable, Mapping
+    from typing import Any
 
-_TEMPLATE = re.compile(r"\$\{([^}]+)\}")
+
+
+def _placeholders(template: str) -> list[tuple[int, int, str]]:
+    """(start, end, key) of every `${key}` (the original's regex \\$\\{([^}]+)\\}), without importing re."""
+    found = []
+    i = template.find("${")
+    while i != -1:
+        close = template.find("}", i + 2)
+        if close == -1:
+            break
+        if close > i + 2:
+            found.append((i, close + 1, template[i + 2 : close]))
+            i = template.find("${", close + 1)
+        else:
+            i = template.find("${", i + 1)
+    return found
 
 
 def render(template: str, values: Mapping[str, str]) -> str:
     """Every `${key}` becomes values[key], or "" when the credential has no such key (the original's rule)."""
-    return _TEMPLATE.sub(lambda m: values.get(m.group(1), ""), template)
+    parts = []
+    last = 0
+    for start, end, key in _placeholders(template):
+        parts.append(template[last:start])
+        parts.append(values.get(key, ""))
+        last = end
+    parts.append(template[last:])
+    return "".join(parts)
 
 
 def referenced_keys(rules: Iterable[Mapping[str, Any]]) -> set[str]:
     keys: set[str] = set()
     for rule in rules:
-        keys.update(_TEMPLATE.findall(str(rule.get("value") or "")))
+        keys.update(key for _s, _e, key in _placeholders(str(rule.get("value") or "")))
     return keys
 
 

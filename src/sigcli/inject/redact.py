@@ -2,15 +2,38 @@
 
 from __future__ import annotations
 
-import base64
-import json
-from collections.abc import Iterable, Mapping
-from urllib.parse import quote, quote_plus
+import binascii
 
 from ..core.model import IDENTIFIER_KEYS
 
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from collections.abc import Iterable, Mapping
+
 MASK = "****"
 MIN_SECRET_LEN = 4
+
+
+_UNRESERVED = frozenset(b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_.-~")
+
+
+def _percent(text: str, plus: bool) -> str:
+    """URL-encoded form (as urllib.parse.quote(safe="") / quote_plus), without importing urllib."""
+    out = []
+    for byte in text.encode("utf-8"):
+        if byte in _UNRESERVED:
+            out.append(chr(byte))
+        elif plus and byte == 0x20:
+            out.append("+")
+        else:
+            out.append(f"%{byte:02X}")
+    return "".join(out)
+
+
+def _json_escaped(text: str, ascii_only: bool) -> str:
+    from _json import encode_basestring, encode_basestring_ascii
+
+    return (encode_basestring_ascii if ascii_only else encode_basestring)(text)[1:-1]
 
 
 def _cookie_values(text: str) -> list[str]:
@@ -42,9 +65,9 @@ def secret_forms(values: Mapping[str, str], keep_in_clear: Iterable[str] = IDENT
     user = values.get("username") or values.get("user")
     password = values.get("password")
     if user is not None and password:
-        plain.append(base64.b64encode(f"{user}:{password}".encode()).decode("ascii"))
+        plain.append(binascii.b2a_base64(f"{user}:{password}".encode(), newline=False).decode("ascii"))
     for value in plain:
-        for form in (value, quote(value, safe=""), quote_plus(value), json.dumps(value)[1:-1]):
+        for form in (value, _percent(value, False), _percent(value, True), _json_escaped(value, True), _json_escaped(value, False)):
             if len(form) >= MIN_SECRET_LEN:
                 forms.add(form)
     return sorted(forms, key=lambda s: (-len(s), s))

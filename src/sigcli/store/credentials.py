@@ -2,18 +2,21 @@
 
 from __future__ import annotations
 
-import contextlib
 import os
-from collections.abc import Callable, Iterator
-from typing import Any
 
 from ..core.errors import ErrorCode, SigError
 from ..core.hosts import sanitize_filename
+from ..core.jsonio import dumps, loads
 from ..core.model import Credential
 from ..core.timeutil import iso_from_ms
 from .envelope import is_envelope, seal, unseal
 from .files import atomic_write, ensure_dir, file_lock, read_file
 from .keyfile import create_key, load_key
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from collections.abc import Callable, Iterator
+    from typing import Any
 
 
 class CredentialStore:
@@ -55,15 +58,15 @@ class CredentialStore:
         return key
 
     def _sealed_files(self) -> Iterator[str]:
-        import json
-
         for name in self._json_files():
             raw = read_file(os.path.join(self.dir, name))
             if raw is None:
                 continue
-            with contextlib.suppress(ValueError):
-                if is_envelope(json.loads(raw)):
+            try:
+                if is_envelope(loads(raw)):
                     yield name
+            except ValueError:
+                pass
 
     # -- paths -----------------------------------------------------------------------------------------
     def path_for(self, provider_id: str) -> str:
@@ -87,14 +90,12 @@ class CredentialStore:
         return self._read_path(self.path_for(provider_id), provider_id)
 
     def _read_path(self, path: str, label: str) -> Credential | None:
-        import json
-
         raw = read_file(path)
         if raw is None:
             return None
         fix = f"run `sig login {label}` to replace it (the damaged file is kept aside when you do)"
         try:
-            data = json.loads(raw)
+            data = loads(raw)
         except ValueError:
             raise SigError(
                 ErrorCode.STORAGE_ERROR, f"the credential file {path} is damaged (not valid JSON)", fix
@@ -102,7 +103,7 @@ class CredentialStore:
         if is_envelope(data):
             plaintext = unseal(data, self._read_key(), f"the credential file {path}", fix)
             try:
-                data = json.loads(plaintext)
+                data = loads(plaintext)
             except ValueError:
                 raise SigError(
                     ErrorCode.STORAGE_ERROR, f"the credential file {path} holds damaged content", fix
@@ -119,18 +120,18 @@ class CredentialStore:
             )
         if not data.get("updatedAt"):
             # The original assumes "now", which makes an old file look fresh; the file's age is closer.
-            with contextlib.suppress(OSError):
+            try:
                 data["updatedAt"] = iso_from_ms(int(os.stat(path).st_mtime * 1000))
+            except OSError:
+                pass
         return Credential.from_payload(data)
 
     def is_sealed(self, provider_id: str) -> bool:
-        import json
-
         raw = read_file(self.path_for(provider_id))
         if raw is None:
             return False
         try:
-            return is_envelope(json.loads(raw))
+            return is_envelope(loads(raw))
         except ValueError:
             return False
 
@@ -145,13 +146,11 @@ class CredentialStore:
         return out
 
     # -- writing ---------------------------------------------------------------------------------------
-    def _lock(self, provider_id: str) -> contextlib.AbstractContextManager[None]:
+    def _lock(self, provider_id: str) -> file_lock:
         ensure_dir(self.dir)
         return file_lock(self.path_for(provider_id) + ".lock")
 
     def _seal_to_disk(self, credential: Credential) -> None:
-        import json
-
         path = self.path_for(credential.provider_id)
         key = self._key_for_writing()
         if os.path.exists(path):
@@ -160,11 +159,13 @@ class CredentialStore:
             except SigError:
                 # Unreadable now (damaged, or sealed with another key) but perhaps recoverable later: keep it.
                 aside = f"{path}.unreadable.{os.urandom(4).hex()}"
-                with contextlib.suppress(OSError):
+                try:
                     os.replace(path, aside)
                     self._log(f"storage: kept the unreadable {os.path.basename(path)} as {aside}")
-        plaintext = json.dumps(credential.to_payload(), indent=2, ensure_ascii=False).encode("utf-8")
-        envelope = json.dumps(seal(plaintext, key), indent=2).encode("ascii")
+                except OSError:
+                    pass
+        plaintext = dumps(credential.to_payload(), indent=2).encode("utf-8")
+        envelope = dumps(seal(plaintext, key), indent=2).encode("ascii")
         atomic_write(path, envelope)
 
     def write(self, credential: Credential) -> None:

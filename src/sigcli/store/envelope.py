@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 from ..core.errors import ErrorCode, SigError
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any
 
 
 def is_envelope(data: Any) -> bool:
@@ -39,9 +41,6 @@ def unseal(envelope: dict[str, Any], key: bytes, what: str, hint: str) -> bytes:
     """Decrypt an envelope; `what` names the file in errors (never its content)."""
     import binascii
 
-    from cryptography.exceptions import InvalidTag
-    from cryptography.hazmat.primitives.ciphers.aead import AESGCM
-
     try:
         iv = binascii.a2b_base64(envelope["iv"])
         tag = binascii.a2b_base64(envelope["authTag"])
@@ -50,9 +49,20 @@ def unseal(envelope: dict[str, Any], key: bytes, what: str, hint: str) -> bytes:
         raise SigError(ErrorCode.STORAGE_ERROR, f"{what} is damaged (bad base64 in its envelope)", hint) from None
     if len(iv) != 12 or len(tag) != 16:
         raise SigError(ErrorCode.STORAGE_ERROR, f"{what} is damaged (bad IV or tag length)", hint)
+    from . import aead
+
     try:
-        return AESGCM(key).decrypt(iv, ciphertext + tag, None)
-    except InvalidTag:
+        plaintext = aead.decrypt(key, iv, ciphertext, tag)  # libcrypto via ctypes: keeps start-up fast
+        if plaintext is not None:
+            return plaintext
+        from cryptography.exceptions import InvalidTag
+        from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+
+        try:
+            return AESGCM(key).decrypt(iv, ciphertext + tag, None)
+        except InvalidTag:
+            raise aead.AuthenticationFailed() from None
+    except aead.AuthenticationFailed:
         raise SigError(
             ErrorCode.STORAGE_ERROR,
             f"{what} cannot be decrypted: it was sealed with a different encryption key, or it was altered",

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import contextlib
 import os
 
 from ..core.errors import ErrorCode, SigError
@@ -21,8 +20,8 @@ def _decode(raw: bytes, path: str) -> bytes:
         raise SigError(
             ErrorCode.STORAGE_ERROR,
             f"the encryption key {path} is not valid base64",
-            f"restore the key file from a backup; if it is lost, move it away and run `sig init` "
-            f"(credentials sealed with the old key cannot be read again)",
+            "restore the key file from a backup; if it is lost, move it away and run `sig init` "
+            "(credentials sealed with the old key cannot be read again)",
         ) from None
     if len(key) != KEY_BYTES:
         raise SigError(
@@ -49,7 +48,14 @@ def create_key(path: str) -> bytes:
     ensure_dir(os.path.dirname(path))
     key = os.urandom(KEY_BYTES)
     tmp = f"{path}.tmp.{os.urandom(8).hex()}"
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600)
+    try:
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600)
+    except OSError as exc:
+        raise SigError(
+            ErrorCode.STORAGE_ERROR,
+            f"cannot create the encryption key {path}: {exc.strerror}",
+            f"make sure {os.path.dirname(path)} is writable by you",
+        ) from None
     try:
         with os.fdopen(fd, "wb") as fh:
             fh.write(base64.b64encode(key) + b"\n")
@@ -70,6 +76,8 @@ def create_key(path: str) -> bytes:
             f"make sure {os.path.dirname(path)} is writable by you",
         ) from None
     finally:
-        with contextlib.suppress(OSError):
+        try:
             os.unlink(tmp)
+        except OSError:
+            pass
     return key

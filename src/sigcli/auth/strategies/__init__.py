@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import importlib
-from typing import TYPE_CHECKING
 
 from ...core.errors import ErrorCode, SigError
 
+TYPE_CHECKING = False
 if TYPE_CHECKING:
     from ..base import Strategy
 

@@ -14,15 +14,15 @@ COMMANDS = ("login logout proxy request run get status providers rename remove r
 _IDS = (r"""awk '/^providers:/{p=1;next} /^[^ #]/{p=0} p && /^  [A-Za-z0-9][A-Za-z0-9._-]*:/{sub(/^  /,"");"""
         r"""sub(/:.*/,"");print}' "${SIG_HOME:-$HOME/.sig}/config.yaml" 2>/dev/null""")
 
-BASH = """\
+BASH = f"""\
 # bash completion for sig
-_sig_completions() {
+_sig_completions() {{
   local cur prev cmd
-  cur="${COMP_WORDS[COMP_CWORD]}"
-  prev="${COMP_WORDS[COMP_CWORD-1]}"
-  cmd="${COMP_WORDS[1]}"
+  cur="${{COMP_WORDS[COMP_CWORD]}}"
+  prev="${{COMP_WORDS[COMP_CWORD-1]}}"
+  cmd="${{COMP_WORDS[1]}}"
   if [ "$COMP_CWORD" -eq 1 ]; then
-    COMPREPLY=( $(compgen -W "%(commands)s" -- "$cur") ); return
+    COMPREPLY=( $(compgen -W "{COMMANDS}" -- "$cur") ); return
   fi
   case "$prev" in
     --format) COMPREPLY=( $(compgen -W "json yaml env table plain header value body headers" -- "$cur") ); return;;
@@ -34,29 +34,29 @@ _sig_completions() {
     proxy) COMPREPLY=( $(compgen -W "start stop status trust env" -- "$cur") ); return;;
     remote) COMPREPLY=( $(compgen -W "add remove list" -- "$cur") ); return;;
     sync) COMPREPLY=( $(compgen -W "push pull" -- "$cur") ); return;;
-    watch) [ "$COMP_CWORD" -eq 2 ] && { COMPREPLY=( $(compgen -W "add remove list set-interval start" -- "$cur") ); return; };;
+    watch) [ "$COMP_CWORD" -eq 2 ] && {{ COMPREPLY=( $(compgen -W "add remove list set-interval start" -- "$cur") ); return; }};;
   esac
   if [[ "$cur" == --* ]]; then
     COMPREPLY=( $(compgen -W "--help --verbose --format --as --strategy --token-stdin --token-env --cookie-stdin \\
 --username --password-stdin --force --no-redaction --keep-config --provider --mode --remote --yes" -- "$cur") )
     return
   fi
-  COMPREPLY=( $(compgen -W "$(%(ids)s)" -- "$cur") )
-}
+  COMPREPLY=( $(compgen -W "$({_IDS})" -- "$cur") )
+}}
 complete -F _sig_completions sig
-""" % {"commands": COMMANDS, "ids": _IDS}
+"""
 
 ZSH = """\
 #compdef sig
 # zsh completion for sig
-_sig() {
+_sig() {{
   local -a commands providers
-  commands=(%(described)s)
+  commands=({described})
   if (( CURRENT == 2 )); then
     _describe 'command' commands
     return
   fi
-  providers=(${(f)"$(%(ids)s)"})
+  providers=(${{(f)"$({ids})"}})
   case "$words[2]" in
     completion) _values 'shell' bash zsh fish ;;
     proxy) _values 'action' start stop status trust env ;;
@@ -64,24 +64,24 @@ _sig() {
     sync) _values 'action' push pull ;;
     *) _describe 'provider' providers ;;
   esac
-}
+}}
 compdef _sig sig
-""" % {"described": " ".join(f"'{c}'" for c in COMMANDS.split()), "ids": _IDS}
+""".format(described=" ".join(f"'{c}'" for c in COMMANDS.split()), ids=_IDS)
 
-FISH = """\
+FISH = f"""\
 # fish completion for sig
 function __sig_providers
-    %(ids)s
+    {_IDS}
 end
 complete -c sig -f
-complete -c sig -n '__fish_use_subcommand' -a '%(commands)s'
+complete -c sig -n '__fish_use_subcommand' -a '{COMMANDS}'
 complete -c sig -n '__fish_seen_subcommand_from get status login logout rename remove run request' -a '(__sig_providers)'
 complete -c sig -n '__fish_seen_subcommand_from completion' -a 'bash zsh fish'
 complete -c sig -n '__fish_seen_subcommand_from proxy' -a 'start stop status trust env'
 complete -c sig -n '__fish_seen_subcommand_from remote' -a 'add remove list'
 complete -c sig -n '__fish_seen_subcommand_from sync' -a 'push pull'
 complete -c sig -l help -l verbose -l format -l force
-""" % {"commands": COMMANDS, "ids": _IDS}
+"""
 
 
 def run(args: Args, app: App) -> int:

@@ -86,10 +86,7 @@ def _check_browser(report: Report, app: App, config: Any) -> None:
 
 def run(args: Args, app: App) -> int:
     report = Report()
-    if sys.version_info >= (3, 11):
-        report.ok("Python", sys.version.split()[0])
-    else:
-        report.fail("Python", "install Python 3.11 or newer", sys.version.split()[0])
+    report.ok("Python", sys.version.split()[0])
     home = paths.sig_home()
     _check_dir(report, "sig folder", home)
     config = None
@@ -181,8 +178,13 @@ def run(args: Args, app: App) -> int:
         for c in report.checks:
             mark = "✓" if c["ok"] else "✗"
             mark = "·" if c.get("note") else mark
-            detail = f" ({c['detail']})" if c.get("detail") else ""
-            app.say(f"  {mark} {c['check']}{detail}")
+            detail = str(c.get("detail") or "")
+            if "\n" in detail:
+                app.say(f"  {mark} {c['check']}")
+                for line in detail.splitlines():
+                    app.say(f"      {line.strip()}")
+            else:
+                app.say(f"  {mark} {c['check']}" + (f" ({detail})" if detail else ""))
             if not c["ok"]:
                 app.say(f"    → {c['hint']}")
         app.say("")

@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
-import json
 import sys
-from typing import Any
 
 from ...core.errors import ErrorCode, SigError, usage_error
+from ...core.jsonio import dumps
 from ..app import App
 from ..args import Args
 from ..common import one_positional, provider_not_found
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any
 
 FLAGS = {"format": "value", "no-redaction": "bool"}
 FORMATS = ("json", "header", "value")
@@ -78,5 +81,5 @@ def run(args: Args, app: App) -> int:
         out: dict[str, Any] = {"provider": provider.id, "headers": headers}
         if raw and credential.oauth2 and credential.oauth2.get("clientId"):
             out["oauth2"] = {"clientId": credential.oauth2["clientId"].reveal()}
-        app.out(json.dumps(out, indent=2, ensure_ascii=False))
+        app.out(dumps(out, indent=2))
     return 0

@@ -19,7 +19,7 @@ def run(args: Args, app: App) -> int:
         credential = None
         try:
             credential = store.read(provider.id)
-        except Exception:  # noqa: BLE001 - an unreadable file is removed like any other
+        except Exception:
             credential = None
         if credential is not None and credential.oauth2:
             store.clear_values(provider.id)  # keep the client credentials so sig can log in again

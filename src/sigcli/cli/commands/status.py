@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 from ...core.duration import format_expiry
 from ...core.errors import ErrorCode, SigError, usage_error
 from ..app import App
 from ..args import Args
 from ..common import resolve_existing
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any
 
 FLAGS = {"format": "value", "provider": "value"}
 
