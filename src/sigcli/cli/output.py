@@ -35,10 +35,26 @@ def _yaml_scalar(value: Any) -> str:
     if isinstance(value, int | float):
         return str(value)
     text = str(value)
-    if text == "" or any(c in text for c in ":#\n\"'{}[],&*!|>%@`") or text.strip() != text or \
-            text.lower() in ("null", "true", "false", "yes", "no", "~") or _numeric(text):
-        return dumps(text)
-    return text
+    return text if _plain_safe(text) else dumps(text)
+
+
+_SAFE_CHARS = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_./+- ")
+_RESERVED = frozenset({"null", "true", "false", "yes", "no", "on", "off", "~", ".inf", ".nan"})
+
+
+def _plain_safe(text: str) -> bool:
+    """True when YAML reads `text` back as this very string unquoted (else it is written quoted)."""
+    if not text or text.strip() != text or text.lower() in _RESERVED:
+        return False
+    if not all(c in _SAFE_CHARS or (ord(c) > 127 and c.isprintable()) for c in text):
+        return False
+    first = text[0]
+    if first in "-.+":
+        return False  # could be read as a number or a sequence entry
+    if first.isdigit():
+        # 127.0.0.1 stays a string; 10, 1e5, 0x10, 2026-01-01 and 12:30 would not
+        return not (_numeric(text) or text[:2].lower() in ("0x", "0o", "0b") or any(c in text for c in "-:_ "))
+    return True
 
 
 def _numeric(text: str) -> bool:

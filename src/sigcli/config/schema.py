@@ -164,6 +164,9 @@ def _check_domain(value: Any, where: str, report: _Report, line: int | None) -> 
         _, host, _ = split_url(text)
         report.error(f'{where} "{text}" is not a host name' + (f' (did you mean "{host}"?)' if host else ""), line)
         return None
+    if text.count(":") == 1 and not text.startswith("["):
+        report.error(f'{where} "{text}" has a port; domains are host names only (ports are not compared)', line)
+        return None
     return text
 
 
