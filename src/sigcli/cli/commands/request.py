@@ -1,14 +1,157 @@
-"""`sig request URL`: arrives with the delivery issue."""
+"""`sig request URL`: one authenticated HTTP request; the credentials never leave this process."""
 
 from __future__ import annotations
 
+import sys
+
+from ..._version import __version__
+from ...core.errors import SigError, usage_error
 from ..app import App
 from ..args import Args
-from ..common import not_available
+from ..common import one_positional
 
 FLAGS = {"method": "value", "body": "value", "header": "multi", "format": "value", "provider": "multi",
          "cacert": "value", "no-redaction": "bool", "timeout": "value"}
+FORMATS = ("json", "body", "headers")
+USAGE = 'sig request <url> [--method M] [--body STR|@file|-] [--header "N: V"]... [--format json|body|headers]'
+BUFFER_LIMIT = 16 << 20  # bodies up to this size are pretty-printed when JSON; larger ones are streamed
+
+
+def _body(spec: str | None) -> bytes | None:
+    if spec is None:
+        return None
+    if spec == "-":
+        return sys.stdin.buffer.read()
+    if spec.startswith("@"):
+        path = spec[1:]
+        try:
+            with open(path, "rb") as fh:
+                return fh.read()
+        except OSError as exc:
+            raise usage_error(f"cannot read the body file {path}: {exc.strerror}",
+                              "check the path after @ (use --body @./file.json)") from None
+    return spec.encode("utf-8")
+
+
+def _headers(specs: list[str]) -> list[tuple[str, str]]:
+    out = []
+    for spec in specs:
+        name, colon, value = spec.partition(":")
+        if not colon or not name.strip() or any(c in spec for c in "\r\n\0"):
+            raise usage_error(f'the header "{spec}" is not in the form "Name: Value"', 'e.g. --header "X-Trace: 1"')
+        out.append((name.strip(), value.strip()))
+    return out
+
+
+class _Out:
+    """stdout through the redactor (unless disabled), binary-safe."""
+
+    def __init__(self, redactor: object | None) -> None:
+        self.redactor = redactor
+        self.stream = sys.stdout.buffer
+
+    def write(self, data: bytes) -> None:
+        if self.redactor is not None:
+            data = self.redactor.feed(data)  # type: ignore[attr-defined]
+        if data:
+            self.stream.write(data)
+
+    def close(self) -> None:
+        if self.redactor is not None:
+            self.stream.write(self.redactor.flush())  # type: ignore[attr-defined]
+        self.stream.flush()
 
 
 def run(args: Args, app: App) -> int:
-    raise not_available("`sig request`")
+    url = one_positional(args.positionals, USAGE)
+    fmt = args.value("format") or "json"
+    if fmt not in FORMATS:
+        raise usage_error(f'unknown format "{fmt}"', f"use one of: {', '.join(FORMATS)}")
+    method = (args.value("method") or "GET").upper()
+    if not method.isalpha():
+        raise usage_error(f'"{method}" is not an HTTP method', "e.g. --method POST")
+    try:
+        timeout = float(args.value("timeout") or 30)
+    except ValueError:
+        raise usage_error("--timeout takes a number of seconds", "e.g. --timeout 10") from None
+    headers = _headers(args.values("header"))
+    body = _body(args.value("body"))
+    names = [n.strip() for spec in args.values("provider") for n in spec.split(",") if n.strip()]
+    from ...net.fetch import authenticated_request
+
+    audit_meta = {"url": url, "method": method}
+    try:
+        result = authenticated_request(
+            app.config, app.auth, url, method=method, headers=headers, body=body, provider_names=names,
+            cafiles=[args.value("cacert")] if args.value("cacert") else [], timeout=timeout,
+            user_agent=f"sig/{__version__}", log=app.log)
+    except SigError as err:
+        app.audit("request", "failure", names[0] if names else None, {**audit_meta, "error": err.message})
+        raise
+    provider_id = ",".join(p.id for p in result.prepared.providers)
+    status = result.status
+    app.audit("request", "success" if 200 <= status < 300 else "failure", provider_id,
+              {**audit_meta, "statusCode": status})
+    redactor = None
+    if not args.flag("no-redaction"):
+        from ...inject.redact import secret_forms
+        from ...inject.redactor import StreamRedactor
+
+        forms = [f for values in result.prepared.values for f in secret_forms(values)]
+        redactor = StreamRedactor(forms)
+    out = _Out(redactor)
+    try:
+        _render(result, fmt, out)
+    finally:
+        out.close()
+        result.close()
+    if status == 401:
+        app.say(f'The server answered 401: the credential of "{provider_id}" may be revoked or expired. '
+                f"Run: sig login {result.prepared.providers[0].login_target()}")
+    return 0 if 200 <= status < 300 else 1
+
+
+def _header_map(response: object) -> dict[str, str]:
+    merged: dict[str, str] = {}
+    for name, value in response.getheaders():  # type: ignore[attr-defined]
+        key = name.lower()
+        merged[key] = f"{merged[key]}, {value}" if key in merged else value
+    return merged
+
+
+def _render(result: object, fmt: str, out: _Out) -> None:
+    from ...core.jsonio import dumps
+
+    response = result.response  # type: ignore[attr-defined]
+    if fmt == "headers":
+        lines = [f"{response.status} {response.reason}"] + [f"{k}: {v}" for k, v in _header_map(response).items()]
+        out.write(("\n".join(lines) + "\n").encode("utf-8"))
+        return
+    if fmt == "body":
+        while chunk := response.read(65536):
+            out.write(chunk)
+        return
+    data = response.read(BUFFER_LIMIT + 1)
+    head = {"status": response.status, "statusText": response.reason, "headers": _header_map(response)}
+    if len(data) <= BUFFER_LIMIT:
+        text = data.decode("utf-8", "replace")
+        try:
+            import json
+
+            text = json.dumps(json.loads(text), indent=2, ensure_ascii=False)
+        except ValueError:
+            pass
+        out.write((dumps({**head, "body": text}, indent=2) + "\n").encode("utf-8"))
+        return
+    # Too big to hold: stream the body as one JSON string, escaped chunk by chunk.
+    import codecs
+    from _json import encode_basestring
+
+    prefix = dumps({**head, "body": ""}, indent=2)
+    out.write(prefix[: prefix.rindex('""') + 1].encode("utf-8"))
+    decoder = codecs.getincrementaldecoder("utf-8")("replace")
+    chunk = data
+    while chunk:
+        out.write(encode_basestring(decoder.decode(chunk))[1:-1].encode("utf-8"))
+        chunk = response.read(65536)
+    out.write((encode_basestring(decoder.decode(b"", final=True))[1:-1] + '"\n}\n').encode("utf-8"))

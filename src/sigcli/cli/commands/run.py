@@ -1,14 +1,108 @@
-"""`sig run [provider...] -- cmd`: arrives with the delivery issue."""
+"""`sig run [provider...] -- cmd`: run a command with SIG_<PROVIDER>_* variables; its output is redacted."""
 
 from __future__ import annotations
 
+import os
+
+from ...core.errors import ErrorCode, SigError, usage_error
 from ..app import App
 from ..args import Args
-from ..common import not_available
 
-FLAGS = {"expand-cookies": "bool", "mount": "value", "mount-format": "value", "command": "value",
-         "no-redaction": "bool", "proxy": "bool", "format": "value"}
+FLAGS = {"expand-cookies": "bool", "mount": "value", "mount-format": "value", "mount-force": "bool",
+         "command": "value", "no-redaction": "bool", "proxy": "bool", "format": "value"}
+USAGE = "sig run [provider...] [--mount PATH] -- <command> [args...]   (or --command 'shell string')"
+
+
+def _command(args: Args) -> list[str]:
+    shell_line = args.value("command")
+    rest = args.rest or []
+    if shell_line is not None:
+        if rest:
+            raise usage_error("give either --command or a command after --, not both", f"usage: {USAGE}")
+        shell = os.environ.get("SHELL") or "/bin/sh"
+        return [shell, "-c", shell_line]
+    if not rest:
+        raise usage_error("no command given", f"usage: {USAGE}")
+    return rest
 
 
 def run(args: Args, app: App) -> int:
-    raise not_available("`sig run`")
+    from ...config import paths
+
+    if args.flag("proxy"):
+        raise SigError(ErrorCode.NOT_AVAILABLE, "`sig run --proxy` is not available yet in this version of sig",
+                       "run without --proxy (the child gets SIG_* variables, its output redacted)")
+    if args.rest is None and args.value("command") is None and args.positionals:
+        raise usage_error("put -- between the providers and the command",
+                          f"e.g. sig run {args.positionals[0]} -- {' '.join(args.positionals[1:]) or 'env'}")
+    argv = _command(args)
+    fmt = args.value("mount-format") or "env"
+    from ...inject.mount import FORMATS
+
+    if fmt not in FORMATS:
+        raise usage_error(f'unknown mount format "{fmt}"', f"use one of: {', '.join(FORMATS)}")
+    if args.given("mount-format") and not args.given("mount"):
+        raise usage_error("--mount-format needs --mount PATH", "")
+    config = app.config
+    explicit = bool(args.positionals)
+    chosen = []
+    if explicit:
+        for target in args.positionals:
+            provider = config.get(target) or config.resolve(target)
+            if provider is None:
+                from ..common import provider_not_found
+
+                raise provider_not_found(target)
+            chosen.append((provider, app.auth.credential(provider)))  # exit 3 when missing/expired
+    else:
+        for provider in config.providers.values():
+            try:
+                chosen.append((provider, app.auth.credential(provider)))
+            except SigError as err:
+                app.log(f"{provider.id}: skipped ({err.code})")
+        if not chosen:
+            raise SigError(ErrorCode.CREDENTIAL_NOT_FOUND, "no provider has a valid credential",
+                           "log in first: sig login <url>   (sig status shows what is stored)")
+    from ...inject.env import provider_env
+    from ...inject.redact import secret_forms
+
+    injected: dict[str, str] = {}
+    secrets: list[str] = []
+    for provider, credential in chosen:
+        pvars = provider_env(provider, credential, args.flag("expand-cookies"))
+        injected.update(pvars)
+        values = credential.revealed()
+        secrets += secret_forms(values)  # covers the derived variables too (they embed these values)
+    from ...inject.mount import MountFile, render, sweep_stale
+
+    for path in sweep_stale(paths.sig_home()):
+        app.warn(f"removed {path}, left behind by a sig run that did not finish")
+    mount = None
+    if args.value("mount"):
+        mount = MountFile(args.value("mount") or "", paths.sig_home(), force=args.flag("mount-force"))
+        mount.write(render(injected, fmt))
+    env = dict(os.environ)
+    env.update(injected)
+    ids = [p.id for p, _c in chosen]
+    app.audit("run", "success", None, {"providers": ids, "command": os.path.basename(argv[0]),
+                                       "providerCount": len(ids)})
+    redact = not args.flag("no-redaction")
+    if not redact:
+        app.warn("output redaction is off; the command's output may show credential values")
+    from ...inject.child import exit_status_note, run_child
+
+    try:
+        code, masks = run_child(argv, env, secrets, redact=redact,
+                                on_exit=mount.remove if mount is not None else None)
+    except SigError as err:
+        if err.message.startswith("command not found"):
+            from ..main import _print_error
+
+            _print_error(err, False, app.verbose)
+            return 127
+        raise
+    if masks:
+        app.log(f"redacted {masks} credential value(s) from the output")
+    if code > 128:
+        app.log(f"command ended with status {code}{exit_status_note(code)}")
+    return code

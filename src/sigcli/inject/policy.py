@@ -1,0 +1,32 @@
+"""Where a provider's credentials may go: hosts its domains match exactly, over https unless allowed."""
+
+from __future__ import annotations
+
+from ..core.hosts import domain_matches, split_url
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from ..core.model import Provider
+
+
+def is_loopback(host: str) -> bool:
+    return host in ("localhost", "::1") or host.startswith("127.") or host.endswith(".localhost")
+
+
+def host_allowed(provider: Provider, host: str) -> bool:
+    return any(domain_matches(d, host) for d in provider.domains)
+
+
+def may_inject(provider: Provider, scheme: str, host: str) -> str | None:
+    """None when the credential may be sent to scheme://host; else the reason it may not."""
+    if not host_allowed(provider, host):
+        return f'{host} is not one of the domains of provider "{provider.id}" ({", ".join(provider.domains)})'
+    if scheme == "https":
+        return None
+    entry_scheme, _entry_host, _ = split_url(provider.entry_url) if provider.entry_url else ("", "", None)
+    if entry_scheme == "http" and provider.entry_url.startswith("http://"):
+        return None  # the user configured a cleartext URL for this provider
+    if is_loopback(host) or provider.get("allowHttp") is True:
+        return None
+    return (f'provider "{provider.id}" credentials are not sent over cleartext http to {host}; '
+            "use https, or set allowHttp: true on the provider")
