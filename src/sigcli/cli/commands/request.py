@@ -14,7 +14,7 @@ FLAGS = {"method": "value", "body": "value", "header": "multi", "format": "value
          "cacert": "value", "no-redaction": "bool", "timeout": "value"}
 FORMATS = ("json", "body", "headers")
 USAGE = 'sig request <url> [--method M] [--body STR|@file|-] [--header "N: V"]... [--format json|body|headers]'
-BUFFER_LIMIT = 16 << 20  # bodies up to this size are pretty-printed when JSON; larger ones are streamed
+BUFFER_LIMIT = 4 << 20  # bodies up to this size are pretty-printed when JSON; larger ones are streamed
 
 
 def _body(spec: str | None) -> bytes | None:
@@ -150,8 +150,9 @@ def _render(result: object, fmt: str, out: _Out) -> None:
     prefix = dumps({**head, "body": ""}, indent=2)
     out.write(prefix[: prefix.rindex('""') + 1].encode("utf-8"))
     decoder = codecs.getincrementaldecoder("utf-8")("replace")
-    chunk = data
-    while chunk:
+    for start in range(0, len(data), 65536):
+        out.write(encode_basestring(decoder.decode(data[start : start + 65536]))[1:-1].encode("utf-8"))
+    del data
+    while chunk := response.read(65536):
         out.write(encode_basestring(decoder.decode(chunk))[1:-1].encode("utf-8"))
-        chunk = response.read(65536)
     out.write((encode_basestring(decoder.decode(b"", final=True))[1:-1] + '"\n}\n').encode("utf-8"))
