@@ -36,6 +36,21 @@ def _json_escaped(text: str, ascii_only: bool) -> str:
     return (encode_basestring_ascii if ascii_only else encode_basestring)(text)[1:-1]
 
 
+_COOKIE_NAME = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_.-$")
+
+
+def _looks_like_cookies(text: str) -> bool:
+    """"a=b; c=d" with token names and real values (not base64 padding such as "dGVzdA==")."""
+    parts = [p.strip() for p in text.split(";") if p.strip()]
+    if not parts:
+        return False
+    for part in parts:
+        name, eq, value = part.partition("=")
+        if not eq or not name or not set(name) <= _COOKIE_NAME or not value.strip("= "):
+            return False
+    return True
+
+
 def _cookie_values(text: str) -> list[str]:
     values = []
     for part in text.split(";"):
@@ -57,8 +72,8 @@ def secret_forms(values: Mapping[str, str], keep_in_clear: Iterable[str] = IDENT
     for key, value in values.items():
         if key in clear or not value:
             continue
-        cookies = _cookie_values(value) if "=" in value else []
-        if cookies and len(cookies) == value.count(";") + 1:
+        cookies = _cookie_values(value) if _looks_like_cookies(value) else []
+        if cookies:
             plain += cookies  # a cookie string: hide each value, keep the names readable
         else:
             plain.append(value)

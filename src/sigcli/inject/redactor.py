@@ -11,7 +11,6 @@ from __future__ import annotations
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
-    import re
     from collections.abc import Iterable
 
 MASK = b"****"
@@ -26,7 +25,8 @@ class StreamRedactor:
         self._prefixes = {f[:k] for f in self.forms for k in range(1, len(f))}
         self._held = b""
         self.hold_limit = max(65536, 4 * self.max_len)
-        self._rx: re.Pattern[bytes] | None = None
+        self._ctx = b""
+        self._ends_with_mask = False
         self.redacted = 0  # how many secrets were masked so far
 
     @property
@@ -35,15 +35,8 @@ class StreamRedactor:
 
     def _spans(self, buf: bytes) -> list[list[int]]:
         """Every complete occurrence of every form, merged where they overlap or touch."""
-        if len(buf) >= 4096:
-            # Large chunks: one regex pass (≈1 GB/s) rules out the usual case of no secret at all.
-            # Small ones skip it so short-lived commands never pay for importing `re`.
-            if self._rx is None:
-                import re
-
-                self._rx = re.compile(b"|".join(re.escape(f) for f in self.forms))
-            if self._rx.search(buf) is None:
-                return []
+        if not any(form in buf for form in self.forms):  # the usual case: one fast pass per form
+            return []
         spans: list[tuple[int, int]] = []
         for form in self.forms:
             start = buf.find(form)
@@ -59,17 +52,30 @@ class StreamRedactor:
                 merged.append([s, e])
         return merged
 
-    def _mask(self, buf: bytes, spans: list[list[int]]) -> bytes:
-        if not spans:
-            return buf
+    def _emit(self, buf: bytes, start: int, stop: int, spans: list[list[int]]) -> bytes:
+        """buf[start:stop] with spans masked. A span that continues one already masked (touching or
+        overlapping what was emitted before) adds no second mask, so the output never depends on how
+        the input was split."""
         out = []
-        last = 0
+        last = start
+        ends_with_mask = self._ends_with_mask
         for s, e in spans:
-            out.append(buf[last:s])
-            out.append(self.mask)
+            if e <= start or s >= stop:
+                continue
+            s, e = max(s, start), min(e, stop)
+            if s > last:
+                out.append(buf[last:s])
+                ends_with_mask = False
+            if not (s == start and self._ends_with_mask and not out):
+                out.append(self.mask)
+                self.redacted += 1
+            ends_with_mask = True
             last = e
-        out.append(buf[last:])
-        self.redacted += len(spans)
+        if last < stop:
+            out.append(buf[last:stop])
+            ends_with_mask = False
+        if stop > start:
+            self._ends_with_mask = ends_with_mask
         return b"".join(out)
 
     def _prefix_start(self, buf: bytes) -> int:
@@ -82,27 +88,37 @@ class StreamRedactor:
     def feed(self, data: bytes) -> bytes:
         """Bytes safe to emit now; a possible secret's beginning is kept until the next feed or flush.
 
+        The buffer is: context (the last bytes already emitted, for matching only) + held + data.
         No incomplete secret can start before the longest "could still become a secret" tail, and every
         secret that starts before it is complete in the buffer, so masking up to there is final.
         """
         if not self.forms:
             return data
-        buf = self._held + data
-        cut = self._prefix_start(buf)
+        ctx = self._ctx
+        buf = ctx + self._held + data
+        offset = len(ctx)
+        cut = max(self._prefix_start(buf), offset)
         spans = self._spans(buf)
         for s, e in spans:
             if s < cut < e:
-                # A complete secret overlaps the start of what may become another: keep both, so the
-                # union is masked as one (no byte of the second one shown) — unless that grows too big.
-                cut = s if len(buf) - s <= self.hold_limit else e
+                # A complete secret overlaps what may become another: hold both so the union is masked
+                # once — unless that grows too big, or it began in what was already emitted.
+                cut = s if s >= offset and len(buf) - s <= self.hold_limit else e
                 break
+        out = self._emit(buf, offset, cut, spans)
         self._held = buf[cut:]
-        return self._mask(buf[:cut], [sp for sp in spans if sp[1] <= cut])
+        self._ctx = buf[max(0, cut - self.max_len + 1) : cut]
+        return out
 
     def flush(self) -> bytes:
         """End of stream (or the caller gave up waiting): the held tail is not a whole secret."""
-        held, self._held = self._held, b""
-        return self._mask(held, self._spans(held)) if held else b""
+        if not self._held:
+            return b""
+        buf = self._ctx + self._held
+        out = self._emit(buf, len(self._ctx), len(buf), self._spans(buf))
+        self._held = b""
+        self._ctx = b""
+        return out
 
     @property
     def holding(self) -> bool:
