@@ -1,1 +1,10 @@
 """sig: log in once, keep credentials sealed, sign requests for any program."""
+
+
+def __getattr__(name: str) -> object:
+    """`from sigcli import SigClient` (SPEC §3.6) without importing the SDK when `sig` starts."""
+    if name in ("SigClient", "SigResponse", "SigAuth", "SigRequestsAuth"):
+        from . import sdk
+
+        return getattr(sdk, name)
+    raise AttributeError(f"module 'sigcli' has no attribute {name!r}")

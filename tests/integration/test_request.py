@@ -192,3 +192,11 @@ def test_large_response_streams_in_bounded_memory(sig_init: Sig, big_server: str
         size = out.stat().st_size
         assert size == 50 << 20 if fmt == "body" else size > 50 << 20
         assert usage.ru_maxrss < 100 * 1024, f"sig request --format {fmt} used {usage.ru_maxrss} KB"
+
+
+def test_refuses_other_ports_on_the_same_host(echo_login: Sig, http_echo: ServerHandle,
+                                              https_echo: ServerHandle) -> None:
+    # the provider was made for 127.0.0.1:<echo port>; another port on that host is another service
+    r = echo_login("request", f"http://127.0.0.1:{https_echo.port}/x", "--provider", "echo", check=1)
+    assert "port" in r.err and "refusing" in r.err
+    assert not https_echo.requests

@@ -18,6 +18,7 @@ PROVIDER_KEYS = {
     "name", "domains", "entryUrl", "validateUrl", "validateRule", "strategy", "extract", "apply", "ttl",
     "networkProxy", "loginMode", "loginUrlPatterns", "oauth2", "url", "requiredCookies", "cookiePaths",
     "forceVisible", "waitUntil", "proxy", "headerName", "headerPrefix", "allowHttp", "caFile", "setupInstructions",
+    "ports",
 }
 OAUTH2_KEYS = {
     "tokenUrl", "scopes", "clientId", "clientSecret", "grant", "authUrl", "deviceUrl", "audience",
@@ -238,6 +239,12 @@ def _provider(pid: str, entry: Any, report: _Report, pline: int | None) -> dict[
                          _line(entry, "ttl"))
         else:
             out["ttl"] = str(entry["ttl"])
+    if "ports" in entry:
+        ports = entry["ports"]
+        if not isinstance(ports, list) or not all(isinstance(p, int) and 0 < p < 65536 for p in ports):
+            report.error(f'Provider "{pid}": ports must be a list of port numbers', _line(entry, "ports"))
+        else:
+            out["ports"] = [int(p) for p in ports]
     for key in ("forceVisible", "allowHttp"):
         if key in entry:
             if not isinstance(entry[key], bool):

@@ -75,7 +75,7 @@ def prepare(auth: AuthManager, providers: list[Provider], url: Url) -> Prepared:
 
     prepared = Prepared()
     for provider in providers:
-        refusal = may_inject(provider, url.scheme, url.host)
+        refusal = may_inject(provider, url.scheme, url.host, url.port)
         if refusal is not None:
             raise SigError(ErrorCode.GENERAL_ERROR, f"refusing to send credentials: {refusal}",
                            "check the URL, or the provider's domains in the config")

@@ -128,7 +128,7 @@ def refuse_if_needed(provider: Provider, url: str) -> None:
     if o is None or o[0] not in _DEFAULT_PORTS:
         raise SigError(ErrorCode.USAGE_ERROR, "the request URL is not an absolute http(s) URL",
                        "use a full URL such as https://api.example.com/path")
-    refusal = may_inject(provider, o[0], o[1])
+    refusal = may_inject(provider, o[0], o[1], o[2])
     if refusal is not None:
         raise SigError(ErrorCode.GENERAL_ERROR, f"refusing to send credentials: {refusal}",
                        "check the URL, or the provider's domains in the config")
