@@ -70,7 +70,10 @@ def sweep_stale(sig_home: str) -> list[str]:
             continue
         try:
             st = os.lstat(path)
-            if str(st.st_ino) == ino.strip():
+            # The inode identifies our file; with none recorded yet, ours is the one made after the record.
+            ours = str(st.st_ino) == ino.strip() or (
+                ino.strip() == "-" and st.st_mtime_ns >= os.lstat(record).st_mtime_ns and st.st_size == 0)
+            if ours:
                 os.unlink(path)
                 removed.append(path)
         except OSError:
@@ -103,16 +106,19 @@ class MountFile:
                 raise SigError(ErrorCode.GENERAL_ERROR, f"refusing to overwrite the existing file {self.path}",
                                "choose a new path, or pass --mount-force to replace it (it is removed afterwards)")
             os.unlink(self.path)
+        from ..store.files import atomic_write, ensure_dir
+
+        # Record first, so a crash at any later point still leaves a trace the next run can clean up.
+        ensure_dir(_registry(self.sig_home))
+        atomic_write(self.record, f"{self.path}\n-".encode())
         try:
             fd = os.open(self.path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600)
         except OSError as exc:
+            self.remove()
             raise SigError(ErrorCode.GENERAL_ERROR, f"cannot create {self.path}: {exc.strerror}",
                            "check the folder exists and is writable") from None
         self.created = True
         try:
-            from ..store.files import atomic_write, ensure_dir
-
-            ensure_dir(_registry(self.sig_home))
             atomic_write(self.record, f"{self.path}\n{os.fstat(fd).st_ino}".encode())
             data = text.encode("utf-8")
             while data:
