@@ -8,7 +8,8 @@ import sys
 from harness.sigproc import Sig
 
 HEAVY = ("ruamel", "yaml", "asyncio", "ssl", "http", "urllib", "cryptography", "rich", "playwright",
-         "websockets", "json", "re", "typing", "argparse", "importlib.metadata", "email", "socket")
+         "websockets", "json", "re", "typing", "argparse", "importlib.metadata", "email", "socket",
+         "subprocess", "selectors", "signal", "enum", "httpx", "requests")
 
 
 def _imported(sig: Sig, *args: str) -> set[str]:
@@ -21,10 +22,10 @@ def _imported(sig: Sig, *args: str) -> set[str]:
     return set(proc.stderr.split())
 
 
-def test_get_and_status_stay_light(sig_init: Sig) -> None:
+def test_get_status_and_run_stay_light(sig_init: Sig) -> None:
     sig_init("login", "https://api.example.com", "--token-stdin", input="tok-IMPORTS-0001", check=0)
     sig_init("status", check=0)  # builds the config cache
-    for argv in (["get", "api-example"], ["status", "--format", "json"]):
+    for argv in (["get", "api-example"], ["status", "--format", "json"], ["run", "api-example", "--", "true"]):
         loaded = _imported(sig_init, *argv)
         assert "sigcli.cli.main" in loaded
         heavy = sorted(m for m in loaded if m.split(".")[0] in HEAVY or m in HEAVY)

@@ -46,6 +46,14 @@ class AuthManager:
             f"run: sig login {provider.login_target()}",
         )
 
+    def renew(self, provider: Provider, rejected: Credential) -> Credential | None:
+        """After a server refused `rejected` (401): a renewed credential if the strategy can make one
+        without the user, else None. The stored credential is replaced only by a new one, never deleted."""
+        renewed = strategy_for(provider.strategy).refresh(provider, rejected)
+        if renewed is not None:
+            self._log(f"{provider.id}: renewed after the server refused the credential")
+        return renewed
+
     def login(self, provider: Provider, ctx: LoginContext) -> Credential:
         """Authenticate and store. The old credential stays untouched unless the new one is complete."""
         strategy = strategy_for(provider.strategy)

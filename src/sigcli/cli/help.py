@@ -34,7 +34,7 @@ Credentials (most → least secure):
   run [provider...] -- <cmd>    Run a command with SIG_<PROVIDER>_* variables, output redacted
     --expand-cookies              Also set SIG_<PROVIDER>_COOKIE_<NAME> per cookie
     --mount <path>                Write the credentials to a file removed afterwards
-    --mount-format env|dotenv|json|yaml
+    --mount-format env|dotenv|json|yaml   (--mount-force to replace a file)
     --command '<shell string>'    Run a shell command line instead of argv
     --no-redaction                Do not redact the child's output
     --proxy                       Give the child proxy settings instead of secrets
@@ -183,14 +183,30 @@ Provider ids are completed from the config file directly.
 Usage: sig run [provider...] [options] -- <command> [args...]
 
 Run a command with SIG_<PROVIDER>_* environment variables; secret values in its output are redacted.
-  --expand-cookies  --mount PATH  --mount-format env|dotenv|json|yaml  --command 'shell string'
-  --no-redaction  --proxy
+With no provider, every provider holding a valid credential is used (sig never prompts here).
+  --command 'shell string'   run a shell line ($SHELL -c) instead of argv after --
+  --expand-cookies           also SIG_<P>_COOKIE_<NAME> for each cookie
+  --mount PATH               also write the variables to PATH (0600), removed when the command ends
+  --mount-format F           env (default, POSIX-quoted) | dotenv | json | yaml
+  --mount-force              replace an existing file at PATH
+  --no-redaction             pass the output through unchanged (warns)
+  --proxy                    proxy settings instead of secrets (not available yet)
+Exit status: the command's own; 128+N if it was killed by signal N; 127 if it was not found.
 """,
     "request": """\
 Usage: sig request <url> [--method M] [--body STR|@file|-] [--header "N: V"]... [--format json|body|headers]
                          [--provider a,b] [--cacert FILE] [--no-redaction]
 
-Make one HTTP request with the matching provider's credentials applied.
+Make one HTTP request with the matching provider's credentials applied; they never leave sig.
+  --method M             HTTP method (default GET)
+  --body STR|@file|-     request body: text, a file, or standard input
+  --header "N: V"        extra header (repeatable; wins over the provider's of the same name)
+  --format F             json (default: status, statusText, headers, body) | body | headers
+  --provider a,b         use these providers' rules (default: the one matching the URL's host)
+  --cacert FILE          extra CA certificate(s) to trust
+  --timeout SECONDS      give up waiting after this long (default 30)
+  --no-redaction         do not redact injected values from the output
+Redirects are followed; nothing sig added is sent to another origin. Exit 0 on 2xx, else 1.
 """,
     "proxy": """\
 Usage: sig proxy start [--port N] | stop | status | trust | env

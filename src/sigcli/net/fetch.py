@@ -146,14 +146,31 @@ def authenticated_request(
     user_agent: str = "sig",
     log: Callable[[str], None] | None = None,
 ) -> Result:
-    """Send `method url` with the providers' credentials; the caller reads and closes the Result."""
-    from .tls import client_context
+    """Send `method url` with the providers' credentials; the caller reads and closes the Result.
 
+    On a 401 the providers' strategies may renew their credential (e.g. an OAuth2 refresh) once; the
+    request is then sent again. Nothing is deleted when renewal is impossible.
+    """
     log = log or (lambda _m: None)
     method = method.upper()
     url = Url.parse(url_text)
     providers = choose_providers(config, url, provider_names or [])
     prepared = prepare(auth, providers, url)
+    result = _send(url, prepared, providers, method, headers, body, cafiles, timeout, user_agent, log)
+    if result.status == 401:
+        renewed = [auth.renew(p, c) for p, c in zip(prepared.providers, prepared.credentials, strict=True)]
+        if any(r is not None for r in renewed):
+            result.close()
+            prepared = prepare(auth, providers, url)
+            result = _send(url, prepared, providers, method, headers, body, cafiles, timeout, user_agent, log)
+    return result
+
+
+def _send(url: Url, prepared: Prepared, providers: list[Provider], method: str,
+          headers: list[tuple[str, str]] | None, body: bytes | None, cafiles: list[str] | None,
+          timeout: float, user_agent: str, log: Callable[[str], None]) -> Result:
+    from .tls import client_context
+
     ca = list(cafiles or []) + [str(p.get("caFile")) for p in providers if p.get("caFile")]
     user_headers = list(headers or [])
     if body is not None and _header(user_headers, "Content-Type") is None:
