@@ -28,6 +28,10 @@ class LoginContext:
         mode: str | None = None,
         network_proxy: str | None = None,
         log: Callable[[str], None] | None = None,
+        notify: Callable[[str], None] | None = None,
+        open_url: Callable[[str], bool] | None = None,
+        oauth2: dict[str, str] | None = None,
+        client_secret: Secret | None = None,
     ) -> None:
         self.token = token
         self.cookie = cookie
@@ -37,6 +41,11 @@ class LoginContext:
         self.mode = mode
         self.network_proxy = network_proxy
         self.log = log or (lambda _m: None)
+        # notify: a line the user must see (a URL to open, a device code); open_url: try a browser
+        self.notify = notify or (lambda _m: None)
+        self.open_url = open_url or (lambda _u: False)
+        self.oauth2 = oauth2 or {}  # OAuth2 settings given on the command line (tokenUrl, clientId, …)
+        self.client_secret = client_secret
 
     def supplied_kind(self) -> str | None:
         """The strategy the supplied material implies (token → api-token, cookie, username → basic)."""

@@ -16,6 +16,15 @@ if TYPE_CHECKING:
     from .base import LoginContext
 
 
+def _skew_ms(provider: Provider) -> int:
+    """How long before expiry a renewable credential is renewed (oauth2.skew, default 60 s)."""
+    if provider.strategy != "oauth2":
+        return 0
+    from ..core.duration import parse_duration_ms
+
+    return parse_duration_ms(str((provider.get("oauth2") or {}).get("skew") or "60s")) or 60_000
+
+
 class AuthManager:
     def __init__(self, store: CredentialStore, log: Callable[[str], None] | None = None) -> None:
         self.store = store
@@ -25,33 +34,86 @@ class AuthManager:
         return self.store.read(provider.id)
 
     def credential(self, provider: Provider) -> Credential:
-        """A credential that is valid now, or a SigError saying what to run. Never opens a browser or prompts."""
+        """A credential that is valid now, or a SigError saying what to run. Never opens a browser or
+        prompts. When it is expired (or about to be) and the strategy can renew it without the user, the
+        refresh broker renews it: once, however many sig processes ask at the same moment."""
         credential = self.stored(provider)
-        if credential is None or not credential.values:
-            raise SigError(
-                ErrorCode.CREDENTIAL_NOT_FOUND,
-                f'no credential stored for "{provider.id}"',
-                f"run: sig login {provider.login_target()}",
-            )
-        if credential.is_valid(provider.ttl_ms):
+        if credential is None:
+            raise self._not_found(provider)
+        skew = _skew_ms(provider)
+        if credential.values and credential.is_valid(provider.ttl_ms, now_ms() + skew):
             self._log(f"{provider.id}: stored credential is valid")
             return credential
-        refreshed = strategy_for(provider.strategy).refresh(provider, credential)
-        if refreshed is not None:
-            return refreshed
+        return self._refresh(provider, credential, skew)
+
+    def _not_found(self, provider: Provider) -> SigError:
+        return SigError(ErrorCode.CREDENTIAL_NOT_FOUND, f'no credential stored for "{provider.id}"',
+                        f"run: sig login {provider.login_target()}")
+
+    def _refresh(self, provider: Provider, seen: Credential, skew: int) -> Credential:
+        """Single flight across processes: lock, re-read, refresh only if still needed, replace, unlock."""
+        from .oauth2.token import TokenError
+
+        strategy = strategy_for(provider.strategy)
+        ttl = provider.ttl_ms
+
+        def change(current: Credential | None) -> Credential | None:
+            if current is not None and current.values and current.is_valid(ttl, now_ms() + skew):
+                self._log(f"{provider.id}: renewed by another sig process meanwhile")
+                return current
+            base = current if current is not None else seen
+            self._log(f"{provider.id}: renewing via {provider.strategy}")
+            return strategy.refresh(provider, base)
+
+        try:
+            result = self.store.update(provider.id, change)
+        except TokenError as err:
+            if err.error == "invalid_grant":
+                # Another client (e.g. sig on another machine, or the original sigcli) may have rotated the
+                # refresh token and stored the new pair: use what is stored now if it is good.
+                latest = self.stored(provider)
+                if latest is not None and latest.values and latest.is_valid(ttl):
+                    return latest
+            if seen.values and seen.is_valid(ttl):
+                self._log(f"{provider.id}: renewal failed ({err.error}); the current token is still valid")
+                return seen
+            raise SigError(ErrorCode.REFRESH_FAILED, f'renewing the credential of "{provider.id}" failed: '
+                           f"{err.message}", f"{err.hint}; or run: sig login {provider.login_target()}") from None
+        except SigError as err:
+            if err.code in (ErrorCode.REFRESH_FAILED, ErrorCode.GENERAL_ERROR) and seen.values and \
+                    seen.is_valid(ttl):
+                self._log(f"{provider.id}: renewal failed; the current token is still valid")
+                return seen
+            raise
+        if result is not None and result.values and result.is_valid(ttl):
+            return result
+        if result is None or not result.values:
+            raise self._not_found(provider)
+        exp = result.expiry_ms(ttl)
         raise SigError(
             ErrorCode.CREDENTIAL_EXPIRED,
-            f'the credential for "{provider.id}" expired'
-            + (f" at {iso_from_ms(exp)}" if (exp := credential.expiry_ms(provider.ttl_ms)) else ""),
+            f'the credential for "{provider.id}" expired' + (f" at {iso_from_ms(exp)}" if exp else ""),
             f"run: sig login {provider.login_target()}",
         )
 
     def renew(self, provider: Provider, rejected: Credential) -> Credential | None:
         """After a server refused `rejected` (401): a renewed credential if the strategy can make one
         without the user, else None. The stored credential is replaced only by a new one, never deleted."""
-        renewed = strategy_for(provider.strategy).refresh(provider, rejected)
-        if renewed is not None:
-            self._log(f"{provider.id}: renewed after the server refused the credential")
+        strategy = strategy_for(provider.strategy)
+
+        def change(current: Credential | None) -> Credential | None:
+            if current is not None and current.values and current.revealed() != rejected.revealed():
+                return current  # another process already replaced the refused credential
+            return strategy.refresh(provider, current or rejected)
+
+        try:
+            renewed = self.store.update(provider.id, change)
+        except SigError as err:
+            self._log(f"{provider.id}: renewal after 401 failed ({err.code})")
+            return None
+        if renewed is None or renewed.revealed() == rejected.revealed():
+            return None
+        self._log(f"{provider.id}: renewed after the server refused the credential")
         return renewed
 
     def login(self, provider: Provider, ctx: LoginContext) -> Credential:

@@ -214,7 +214,8 @@ class CredentialStore:
                 provider_id=current.provider_id,
                 strategy=current.strategy,
                 values={},
-                oauth2=current.oauth2,
+                # the client's own credentials stay (sig can exchange them again); the session does not
+                oauth2={k: v for k, v in current.oauth2.items() if k != "refreshToken"} if current.oauth2 else None,
                 extra=_renewal_extra(current.extra),
             )
 

@@ -1,18 +1,70 @@
-"""OAuth2 login. Arrives with its own issue; until then it says so instead of pretending."""
+"""OAuth2: client credentials, authorization code + PKCE, device code; refresh with rotation."""
 
 from __future__ import annotations
 
 from ...core.errors import ErrorCode, SigError
-from ...core.model import Credential, Provider
-from ..base import LoginContext, StaticStrategy
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from ...core.model import Credential, Provider
+    from ..base import LoginContext
 
 
-class OAuth2Strategy(StaticStrategy):
+class OAuth2Strategy:
     name = "oauth2"
 
     def authenticate(self, provider: Provider, ctx: LoginContext) -> Credential:
-        raise SigError(
-            ErrorCode.NOT_AVAILABLE,
-            "OAuth2 login is not available yet in this version of sig",
-            f"if you hold an access token, store it with: sig login {provider.login_target()} --token-stdin",
-        )
+        from ..oauth2 import flows
+        from ..oauth2.credential import to_credential
+        from ..oauth2.settings import OAuth2Settings
+        from ..oauth2.token import post_form
+
+        settings = OAuth2Settings(provider, ctx.oauth2, secret=ctx.client_secret)
+        if settings.grant == "client_credentials":
+            settings.require("token_url", "client_id")
+            if settings.client_secret is None:
+                raise SigError(ErrorCode.USAGE_ERROR, "the client_credentials grant needs a client secret",
+                               "pass it with --client-secret-stdin (or choose --grant authorization_code)")
+            fields = {"grant_type": "client_credentials"}
+            if settings.scope:
+                fields["scope"] = settings.scope
+            if settings.audience:
+                fields["audience"] = settings.audience
+            response = post_form(settings.token_url, fields, settings)
+        elif settings.grant == "authorization_code":
+            response = flows.authorization_code(settings, ctx)
+        elif settings.grant == "device_code":
+            response = flows.device_code(settings, ctx)
+        else:
+            settings.require("token_url")
+            raise AssertionError("unreachable")
+        return to_credential(provider, response, settings, log=ctx.log)
+
+    def validate(self, provider: Provider, credential: Credential) -> bool:
+        return credential.is_valid(provider.ttl_ms)
+
+    def refresh(self, provider: Provider, credential: Credential) -> Credential | None:
+        """A new credential without the user: refresh token, else the client credentials again.
+        None when neither is possible. Raises REFRESH_FAILED (a TokenError) when the server refuses."""
+        from ..oauth2.credential import to_credential
+        from ..oauth2.settings import OAuth2Settings
+        from ..oauth2.token import post_form
+
+        settings = OAuth2Settings(provider, stored=credential)
+        oauth2 = credential.oauth2 or {}
+        if not settings.token_url:
+            return None
+        if "refreshToken" in oauth2:
+            fields = {"grant_type": "refresh_token", "refresh_token": oauth2["refreshToken"].reveal()}
+            if settings.scope:
+                fields["scope"] = settings.scope
+        elif settings.client_secret is not None and settings.grant in ("client_credentials", ""):
+            fields = {"grant_type": "client_credentials"}
+            if settings.scope:
+                fields["scope"] = settings.scope
+            if settings.audience:
+                fields["audience"] = settings.audience
+        else:
+            return None
+        response = post_form(settings.token_url, fields, settings, error_code=ErrorCode.REFRESH_FAILED)
+        return to_credential(provider, response, settings, previous=credential)

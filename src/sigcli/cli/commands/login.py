@@ -24,6 +24,22 @@ FLAGS = {
     "scope": "value", "grant": "value", "auth-url": "value", "device-url": "value",
 }
 MODES = ("auto", "headless", "cdp", "visible")
+OAUTH_FLAGS = {"token-url": "tokenUrl", "client-id": "clientId", "scope": "scope", "grant": "grant",
+               "auth-url": "authUrl", "device-url": "deviceUrl"}
+
+
+def _open_browser(url: str) -> bool:
+    """Open a browser only where one can show up (a desktop session, not SSH); the URL is printed anyway."""
+    if os.environ.get("SSH_CONNECTION") or os.environ.get("SIG_NO_BROWSER"):
+        return False
+    if sys.platform != "darwin" and not (os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY")):
+        return False
+    import webbrowser
+
+    try:
+        return bool(webbrowser.open(url, new=1))
+    except webbrowser.Error:
+        return False
 USAGE = "sig login <url|provider> [--as id] [--token-stdin | --cookie-stdin | --username U --password-stdin]"
 
 
@@ -179,6 +195,23 @@ def run(args: Args, app: App) -> int:
                           "use letters, digits, '.', '_' and '-', starting with a letter or digit")
     material = _material(args, app)
     kind = _kind_of(material)
+    oauth_cli = {key: args.value(flag) for flag, key in OAUTH_FLAGS.items() if args.value(flag) is not None}
+    client_secret = None
+    if args.given("client-secret"):
+        app.warn("a client secret in the command line is visible to other processes and shell history; "
+                 "prefer --client-secret-stdin")
+        client_secret = Secret(args.value("client-secret") or "")
+    elif args.flag("client-secret-stdin"):
+        client_secret = Secret(_read_stdin("client secret"))
+    if oauth_cli.get("grant") == "urn:ietf:params:oauth:grant-type:device_code":
+        oauth_cli["grant"] = "device_code"
+    if oauth_cli.get("grant") not in (None, "client_credentials", "authorization_code", "device_code"):
+        raise usage_error(f'unknown grant "{oauth_cli["grant"]}"',
+                          "use client_credentials, authorization_code or device_code")
+    if (oauth_cli or client_secret is not None) and explicit is None and kind is None:
+        explicit = "oauth2"
+    if (oauth_cli or client_secret is not None) and explicit not in (None, "oauth2"):
+        raise usage_error("OAuth2 options (--token-url, --client-id, …) need --strategy oauth2", "")
     if explicit in ("api-token", "cookie", "basic") and kind not in (None, explicit):
         raise usage_error(f'--strategy {explicit} does not match the credential given ({kind})', "")
     data, is_new = _choose_provider(app, target, new_id, explicit or kind or "browser")
@@ -187,8 +220,20 @@ def run(args: Args, app: App) -> int:
         for flag, key in (("network-proxy", "networkProxy"), ("mode", "loginMode")):
             if args.value(flag):
                 data[key] = args.value(flag)
+    if data.get("strategy") == "oauth2" and (oauth_cli or is_new):
+        merged = dict(data.get("oauth2") or {})
+        for key, value in oauth_cli.items():
+            if key == "scope":
+                merged["scopes"] = value.split()
+            else:
+                merged[key] = value
+        if merged != (data.get("oauth2") or {}):
+            data["oauth2"] = merged
+            changed = True
+        if is_new:
+            data.pop("extract", None)
     provider = Provider(data)
-    if kind is None and not args.flag("force"):
+    if kind is None and not oauth_cli and client_secret is None and not args.flag("force"):
         stored = None
         try:
             stored = app.auth.stored(provider) if not is_new else None
@@ -210,9 +255,13 @@ def run(args: Args, app: App) -> int:
     ctx = LoginContext(
         token=material.get("token"), cookie=material.get("cookie"), username=material.get("username"),
         password=material.get("password"),
-        ask=None if any(args.flag(f) for f in ("token-stdin", "cookie-stdin", "password-stdin")) else app.ask,
+        ask=None if any(args.flag(f) for f in ("token-stdin", "cookie-stdin", "password-stdin",
+                                               "client-secret-stdin")) else app.ask,
         mode=mode, network_proxy=args.value("network-proxy"), log=app.log,
+        notify=app.say, open_url=_open_browser, oauth2=oauth_cli, client_secret=client_secret,
     )
+    if not sys.stdin.isatty() and provider.strategy == "oauth2":
+        ctx.ask = None  # the paste-the-redirect fallback is for a person at a terminal
     try:
         credential = strategy_for(provider.strategy).authenticate(provider, ctx)
         if is_new or changed:
