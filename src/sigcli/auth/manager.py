@@ -137,6 +137,8 @@ class AuthManager:
             return out
         out["configured"] = True
         out["valid"] = credential.is_valid(provider.ttl_ms)
+        if credential.oauth2 and ("refreshToken" in credential.oauth2 or "clientSecret" in credential.oauth2):
+            out["renewable"] = True  # sig get/request/run renew it silently when it expires
         expiry = credential.expiry_ms(provider.ttl_ms)
         if expiry is not None:
             out["expiresAt"] = iso_from_ms(expiry)
