@@ -16,13 +16,20 @@ if TYPE_CHECKING:
     from .base import LoginContext
 
 
-def _skew_ms(provider: Provider) -> int:
-    """How long before expiry a renewable credential is renewed (oauth2.skew, default 60 s)."""
+def _skew_ms(provider: Provider, credential: Credential) -> int:
+    """How long before expiry a renewable credential is renewed: oauth2.skew (default 60 s), but at most
+    a quarter of the token's lifetime, so short-lived tokens are not renewed on every use."""
     if provider.strategy != "oauth2":
         return 0
     from ..core.duration import parse_duration_ms
+    from ..core.timeutil import ms_from_iso
 
-    return parse_duration_ms(str((provider.get("oauth2") or {}).get("skew") or "60s")) or 60_000
+    skew = parse_duration_ms(str((provider.get("oauth2") or {}).get("skew") or "60s")) or 60_000
+    expiry = credential.expiry_ms(provider.ttl_ms)
+    updated = ms_from_iso(credential.updated_at)
+    if expiry is not None and updated is not None and expiry > updated:
+        skew = min(skew, (expiry - updated) // 4)
+    return skew
 
 
 class AuthManager:
@@ -40,7 +47,7 @@ class AuthManager:
         credential = self.stored(provider)
         if credential is None:
             raise self._not_found(provider)
-        skew = _skew_ms(provider)
+        skew = _skew_ms(provider, credential)
         if credential.values and credential.is_valid(provider.ttl_ms, now_ms() + skew):
             self._log(f"{provider.id}: stored credential is valid")
             return credential
@@ -57,16 +64,18 @@ class AuthManager:
         strategy = strategy_for(provider.strategy)
         ttl = provider.ttl_ms
 
-        def change(current: Credential | None) -> Credential | None:
-            if current is not None and current.values and current.is_valid(ttl, now_ms() + skew):
+        def needs_renewal(current: Credential | None) -> bool:
+            fresh = current is not None and bool(current.values) and current.is_valid(ttl, now_ms() + skew)
+            if fresh:
                 self._log(f"{provider.id}: renewed by another sig process meanwhile")
-                return current
-            base = current if current is not None else seen
+            return not fresh
+
+        def change(current: Credential | None) -> Credential | None:
             self._log(f"{provider.id}: renewing via {provider.strategy}")
-            return strategy.refresh(provider, base)
+            return strategy.refresh(provider, current if current is not None else seen)
 
         try:
-            result = self.store.update(provider.id, change)
+            result = self.store.renew_once(provider.id, needs_renewal, change)
         except TokenError as err:
             if err.error == "invalid_grant":
                 # Another client (e.g. sig on another machine, or the original sigcli) may have rotated the
@@ -84,6 +93,9 @@ class AuthManager:
                     seen.is_valid(ttl):
                 self._log(f"{provider.id}: renewal failed; the current token is still valid")
                 return seen
+            if err.code == ErrorCode.REFRESH_FAILED:
+                raise SigError(ErrorCode.REFRESH_FAILED, f'renewing the credential of "{provider.id}" failed: '
+                               f"{err.message}", f"{err.hint}; the stored credential is kept") from None
             raise
         if result is not None and result.values and result.is_valid(ttl):
             return result

@@ -187,6 +187,62 @@ class CredentialStore:
                 return new
             return current
 
+    def renew_once(
+        self,
+        provider_id: str,
+        needs_renewal: Callable[[Credential | None], bool],
+        renew: Callable[[Credential | None], Credential | None],
+        timeout_s: float = 60.0,
+    ) -> Credential | None:
+        """Single flight across processes. The first process takes the exclusive lock, re-reads, renews
+        only if still needed and replaces the file. The others wait as readers (a shared lock, which they
+        all get together once the writer is done), re-read, and are done if the credential is fresh now;
+        only if it is not do they queue for the exclusive lock themselves."""
+        import fcntl
+        import time
+
+        ensure_dir(self.dir)
+        lock_path = self.path_for(provider_id) + ".lock"
+        deadline = time.monotonic() + timeout_s
+        while True:
+            fd = _open_lock(lock_path)
+            try:
+                try:
+                    fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                except BlockingIOError:
+                    delay = 0.002
+                    while True:
+                        try:
+                            fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+                            break
+                        except BlockingIOError:
+                            if time.monotonic() >= deadline:
+                                raise SigError(ErrorCode.STORAGE_ERROR,
+                                               f"timed out waiting for another sig process to renew {provider_id}",
+                                               "try again; if it persists, run `sig doctor`") from None
+                            time.sleep(delay)
+                            delay = min(delay * 2, 0.02)
+                    current = self._read_quiet(provider_id)
+                    if not needs_renewal(current):
+                        return current
+                    continue  # still stale (the writer failed): queue for the exclusive lock
+                current = self._read_quiet(provider_id)
+                if not needs_renewal(current):
+                    return current
+                new = renew(current)
+                if new is not None and new is not current:
+                    self._seal_to_disk(new)
+                    return new
+                return current
+            finally:
+                os.close(fd)
+
+    def _read_quiet(self, provider_id: str) -> Credential | None:
+        try:
+            return self.read(provider_id)
+        except SigError:
+            return None
+
     def delete(self, provider_id: str) -> bool:
         path = self.path_for(provider_id)
         if not os.path.lexists(path):
@@ -220,6 +276,14 @@ class CredentialStore:
             )
 
         return self.update(provider_id, clear) is not None
+
+
+def _open_lock(path: str) -> int:
+    try:
+        return os.open(path, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW, 0o600)
+    except OSError as exc:
+        raise SigError(ErrorCode.STORAGE_ERROR, f"cannot open lock file {path}: {exc.strerror}",
+                       f"make sure {os.path.dirname(path)} is writable by you") from None
 
 
 def _renewal_extra(extra: dict[str, Any]) -> dict[str, Any]:

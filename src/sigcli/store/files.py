@@ -175,7 +175,7 @@ class file_lock:
                         "another sig process is holding it; wait for it to finish and retry",
                     ) from None
                 time.sleep(delay)
-                delay = min(delay * 2, 0.1)
+                delay = min(delay * 2, 0.005)
             except BaseException:
                 os.close(fd)
                 raise
