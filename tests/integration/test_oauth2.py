@@ -8,6 +8,7 @@ import threading
 import time
 import urllib.request
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 
@@ -278,3 +279,45 @@ def test_refresh_storm_single_flight(sig_init: Sig, oauth: OAuthServer, rotate: 
     assert codes == [0] * 50, [r.err for r in results if r.code]  # type: ignore[union-attr]
     assert len(oauth.token_requests) - before == 1
     assert sig_init("status", "api", check=0).json()["valid"] is True
+
+
+def test_callback_never_arrives(sig_init: Sig, oauth: OAuthServer) -> None:
+    cfg = sig_init.home / "config.yaml"
+    cfg.write_text(cfg.read_text().replace("providers: {}", f"""providers:
+  app:
+    domains: [127.0.0.1]
+    entryUrl: {oauth.url}/
+    strategy: oauth2
+    oauth2:
+      grant: authorization_code
+      authUrl: {oauth.authorize_url}
+      tokenUrl: {oauth.token_url}
+      clientId: cli
+      callbackTimeout: 1
+"""))
+    r = sig_init("login", "app", check=1)
+    assert "no sign-in response arrived within 1 seconds" in r.err
+    assert "http://127.0.0.1" in r.err  # the URL was printed for the user
+
+
+def test_invalid_grant_after_rotation_elsewhere(sig_init: Sig, oauth: OAuthServer, tmp_path: Path) -> None:
+    """Another copy of the credential (another machine after `sync`) rotated the refresh token first."""
+    import shutil
+
+    oauth.issue_refresh_for_client_credentials = True
+    oauth.rotate_refresh_tokens = True
+    oauth.token_lifetime = 2
+    _login_cc(sig_init, oauth)
+    other = tmp_path / "other-home"
+    shutil.copytree(sig_init.home, other)
+    time.sleep(2.5)
+    oauth.token_lifetime = 600
+    sig_init("get", "api", env={"SIG_HOME": str(other)}, check=0)  # rotates R1 -> R2 over there
+    # here R1 is now refused (invalid_grant); the client secret is still good, but sig must not loop
+    # or delete anything: it reports REFRESH_FAILED, keeps the file, and a new login fixes it
+    r = sig_init("get", "api", "--verbose", check=1)
+    assert "REFRESH_FAILED" in r.err and "invalid_grant" in r.err
+    assert (sig_init.home / "credentials" / "api.json").exists()
+    # the other machine's store (copied back, as `sig sync pull` would) is picked up
+    shutil.copy(other / "credentials" / "api.json", sig_init.home / "credentials" / "api.json")
+    assert sig_init("get", "api", check=0).json()["provider"] == "api"

@@ -22,7 +22,7 @@ PROVIDER_KEYS = {
 }
 OAUTH2_KEYS = {
     "tokenUrl", "scopes", "clientId", "clientSecret", "grant", "authUrl", "deviceUrl", "audience",
-    "clientAuth", "redirectPort", "skew", "timeout",
+    "clientAuth", "redirectPort", "skew", "timeout", "callbackTimeout",
 }
 EXTRACT_FROM = {"cookies", "localStorage", "prompt", "eval", "header", "token"}
 APPLY_IN = ("header", "body", "query")

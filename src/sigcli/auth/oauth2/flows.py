@@ -13,7 +13,6 @@ if TYPE_CHECKING:
     from ..base import LoginContext
     from .settings import OAuth2Settings
 
-CALLBACK_TIMEOUT_S = 300.0
 
 
 def _b64url(data: bytes) -> str:
@@ -118,9 +117,9 @@ def authorization_code(settings: OAuth2Settings, ctx: LoginContext) -> TokenResp
                         ctx.notify("That URL does not belong to this sign-in (state mismatch); still waiting.")
 
             threading.Thread(target=paste, daemon=True).start()
-        if not listener.done.wait(CALLBACK_TIMEOUT_S):
+        if not listener.done.wait(settings.callback_timeout):
             raise SigError(ErrorCode.BROWSER_TIMEOUT,
-                           f"no sign-in response arrived within {CALLBACK_TIMEOUT_S / 60:.0f} minutes",
+                           f"no sign-in response arrived within {settings.callback_timeout:g} seconds",
                            "run sig login again and finish the sign-in in the browser")
     finally:
         listener.close()

@@ -81,6 +81,10 @@ class OAuth2Settings:
         except (TypeError, ValueError):
             self.timeout = 30.0
         try:
+            self.callback_timeout = float(conf.get("callbackTimeout") or 300)
+        except (TypeError, ValueError):
+            self.callback_timeout = 300.0
+        try:
             self.redirect_port = int(conf.get("redirectPort") or 0)
         except (TypeError, ValueError):
             self.redirect_port = 0
