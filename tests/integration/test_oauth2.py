@@ -321,3 +321,32 @@ def test_invalid_grant_after_rotation_elsewhere(sig_init: Sig, oauth: OAuthServe
     # the other machine's store (copied back, as `sig sync pull` would) is picked up
     shutil.copy(other / "credentials" / "api.json", sig_init.home / "credentials" / "api.json")
     assert sig_init("get", "api", check=0).json()["provider"] == "api"
+
+
+def test_seed_001_config_form(sig_init: Sig, oauth: OAuthServer) -> None:
+    cfg = sig_init.home / "config.yaml"
+    cfg.write_text(cfg.read_text().replace("providers: {}", f"""providers:
+  api-example:
+    domains:
+      - 127.0.0.1
+    entryUrl: {oauth.url}/
+    strategy: oauth2
+    tokenUrl: {oauth.token_url}
+    clientId: ${{CLIENT_ID}}
+    clientSecret: ${{CLIENT_SECRET}}
+    scopes:
+      - read
+    extract:
+      - from: oauth2
+        as: access_token
+    apply:
+      - in: header
+        name: Authorization
+        value: 'Bearer ${{access_token}}'
+"""))
+    env = {"CLIENT_ID": "svc", "CLIENT_SECRET": SECRET}
+    r = sig_init("get", "api-example", env=env, check=3)  # never logged in: get does not log in by itself
+    sig_init("login", "api-example", env=env, check=0)
+    r = sig_init("request", f"{oauth.url}/api/me", "--format", "body", env=env, check=0)
+    assert json.loads(r.out) == {**json.loads(r.out), "client_id": "svc"}
+    assert SECRET not in (sig_init.home / "audit.log").read_text()

@@ -18,13 +18,13 @@ PROVIDER_KEYS = {
     "name", "domains", "entryUrl", "validateUrl", "validateRule", "strategy", "extract", "apply", "ttl",
     "networkProxy", "loginMode", "loginUrlPatterns", "oauth2", "url", "requiredCookies", "cookiePaths",
     "forceVisible", "waitUntil", "proxy", "headerName", "headerPrefix", "allowHttp", "caFile", "setupInstructions",
-    "ports",
+    "ports", "tokenUrl", "clientId", "clientSecret", "scopes",
 }
 OAUTH2_KEYS = {
     "tokenUrl", "scopes", "clientId", "clientSecret", "grant", "authUrl", "deviceUrl", "audience",
     "clientAuth", "redirectPort", "skew", "timeout", "callbackTimeout",
 }
-EXTRACT_FROM = {"cookies", "localStorage", "prompt", "eval", "header", "token"}
+EXTRACT_FROM = {"cookies", "localStorage", "prompt", "eval", "header", "token", "oauth2"}
 APPLY_IN = ("header", "body", "query")
 APPLY_ACTIONS = ("set", "append", "remove")
 LOGIN_MODES = ("auto", "headless", "cdp", "visible")
@@ -136,7 +136,9 @@ def _check_rules(
                 report.error(f"{where}.from is required (string)", rline)
             elif str(rule["from"]) not in EXTRACT_FROM:
                 report.warn(f'{where}.from "{rule["from"]}" is not one sig knows ({", ".join(sorted(EXTRACT_FROM))})', rline)
-            for req in ("as", "match"):
+            # `match` says which cookie/key/question; an oauth2 or token rule has nothing to choose from
+            required = ("as",) if rule.get("from") in ("oauth2", "token") else ("as", "match")
+            for req in required:
                 if not _is_str(rule.get(req)):
                     report.error(f"{where}.{req} is required (string)", rline)
             for opt in ("jsonPath", "expiresJsonPath"):
@@ -280,6 +282,16 @@ def _provider(pid: str, entry: Any, report: _Report, pline: int | None) -> dict[
             if "scopes" in o and not (isinstance(o["scopes"], list) and all(isinstance(s, str) for s in o["scopes"])):
                 report.error(f'Provider "{pid}": oauth2.scopes must be a list of strings', _line(o, "scopes"))
             out["oauth2"] = {k: _plain(v) for k, v in o.items() if k in OAUTH2_KEYS}
+    # Seed 001 writes the OAuth2 settings at the provider's top level: fold them into oauth2.
+    flat = {k: entry[k] for k in ("tokenUrl", "clientId", "clientSecret", "scopes") if k in entry}
+    if flat:
+        if strategy != "oauth2":
+            report.warn(f'Provider "{pid}": {", ".join(flat)} only apply to strategy oauth2 (ignored)', pline)
+        elif "scopes" in flat and not (isinstance(flat["scopes"], list)
+                                       and all(isinstance(x, str) for x in flat["scopes"])):
+            report.error(f'Provider "{pid}": scopes must be a list of strings', _line(entry, "scopes"))
+        else:
+            out["oauth2"] = {**{k: _plain(v) for k, v in flat.items()}, **(out.get("oauth2") or {})}
     if strategy == "oauth2" and seed_url is None and not (out.get("oauth2") or {}).get("tokenUrl"):
         report.error(f'Provider "{pid}": strategy "oauth2" requires an "oauth2" section with "tokenUrl"',
                      _line(entry, "oauth2") or sline)
