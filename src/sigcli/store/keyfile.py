@@ -10,7 +10,7 @@ from .files import ensure_dir, read_file
 KEY_BYTES = 32
 
 
-def _decode(raw: bytes, path: str) -> bytes:
+def decode_key(raw: bytes, path: str) -> bytes:
     import binascii
 
     text = raw.strip()
@@ -38,7 +38,7 @@ def load_key(path: str) -> bytes | None:
     raw = read_file(path)
     if raw is None:
         return None
-    return _decode(raw, path)
+    return decode_key(raw, path)
 
 
 def create_key(path: str) -> bytes:

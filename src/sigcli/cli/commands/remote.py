@@ -1,13 +1,83 @@
-"""`sig remote add|remove|list`: arrives with the sync issue."""
+"""`sig remote add|remove|list`: SSH remotes kept in config.yaml (comments kept)."""
 
 from __future__ import annotations
 
+from ...core.errors import ErrorCode, SigError, usage_error
+from ...core.hosts import valid_provider_id
 from ..app import App
 from ..args import Args
-from ..common import not_available
 
 FLAGS = {"user": "value", "ssh-key": "value", "path": "value", "port": "value", "format": "value"}
+USAGE = "sig remote add <name> <host|ssh://user@host[:port][/path]> | remove <name> | list"
 
 
 def run(args: Args, app: App) -> int:
-    raise not_available("`sig remote`")
+    from ...config.edit import edit_config, to_block
+    from ...sync.remotes import Remote, parse_target
+
+    sub = args.positionals[0] if args.positionals else "list"
+    rest = args.positionals[1:]
+    if sub == "add":
+        if len(rest) != 2:
+            raise usage_error("remote add needs a name and a host", f"usage: {USAGE}")
+        name, target = rest
+        if not valid_provider_id(name):
+            raise usage_error(f'"{name}" is not a valid remote name', "use letters, digits, '.', '_' and '-'")
+        remote = parse_target(name, target, args.value("user"), args.value("port"), args.value("path"),
+                              args.value("ssh-key"))
+
+        def add(doc: object) -> None:
+            from ruamel.yaml.comments import CommentedMap
+
+            remotes = doc.get("remotes")  # type: ignore[attr-defined]
+            if not isinstance(remotes, dict):
+                remotes = CommentedMap()
+                doc["remotes"] = remotes  # type: ignore[index]
+            if isinstance(remotes, CommentedMap):
+                remotes.fa.set_block_style()
+            remotes[name] = to_block(remote.to_config())
+
+        edit_config(add)
+        app.say(f'Remote "{name}" added ({remote.describe()}{":" + remote.base if remote.path else ""}).')
+        return 0
+    if sub == "remove":
+        if len(rest) != 1:
+            raise usage_error("remote remove needs a name", f"usage: {USAGE}")
+        name = rest[0]
+        if name not in app.config.remotes:
+            raise SigError(ErrorCode.REMOTE_NOT_FOUND, f'no remote named "{name}"', "run `sig remote list`")
+
+        def remove(doc: object) -> None:
+            remotes = doc.get("remotes")  # type: ignore[attr-defined]
+            if isinstance(remotes, dict):
+                remotes.pop(name, None)
+            watch = doc.get("watch")  # type: ignore[attr-defined]
+            wp = watch.get("providers") if isinstance(watch, dict) else None
+            for spec in (wp or {}).values():
+                if isinstance(spec, dict) and isinstance(spec.get("autoSync"), list) and name in spec["autoSync"]:
+                    spec["autoSync"].remove(name)
+
+        edit_config(remove)
+        app.say(f'Remote "{name}" removed.')
+        return 0
+    if sub == "list":
+        if rest:
+            raise usage_error(f"unexpected argument {rest[0]!r}", f"usage: {USAGE}")
+        from ..output import choose_format, render
+
+        fmt = choose_format(args.value("format"), ("json", "table"))
+        rows = []
+        for name, entry in app.config.remotes.items():
+            r = Remote.from_config(name, entry)
+            rows.append({"name": name, "type": "ssh", "host": r.host, "user": r.user, "port": r.port,
+                         "path": r.base, "sshKey": r.ssh_key})
+        if fmt == "table":
+            if not rows:
+                app.say('No remotes configured. Add one with: sig remote add <name> <host>')
+                return 0
+            app.out(render(rows, "table", [{"name": x["name"], "host": x["host"], "user": x["user"] or "-",
+                                              "port": x["port"] or 22, "path": x["path"]} for x in rows]))
+        else:
+            app.out(render(rows, "json"))
+        return 0
+    raise usage_error(f'unknown subcommand "{sub}"', f"usage: {USAGE}")

@@ -1,13 +1,56 @@
-"""`sig sync push|pull`: arrives with the sync issue."""
+"""`sig sync push|pull [remote]`: copy credentials (and provider config) to or from a remote over SSH."""
 
 from __future__ import annotations
 
+from ...core.errors import ErrorCode, SigError, usage_error
 from ..app import App
 from ..args import Args
-from ..common import not_available
 
 FLAGS = {"provider": "multi", "force": "bool", "format": "value"}
+USAGE = "sig sync push|pull [remote] [--provider id]... [--force]"
 
 
 def run(args: Args, app: App) -> int:
-    raise not_available("`sig sync`")
+    from ...sync import engine
+    from ...sync.remotes import get_remote
+
+    if not args.positionals or args.positionals[0] not in ("push", "pull") or len(args.positionals) > 2:
+        raise usage_error("say push or pull (and optionally the remote)", f"usage: {USAGE}")
+    direction = args.positionals[0]
+    remote = get_remote(app.config.remotes, args.positionals[1] if len(args.positionals) > 1 else None)
+    ids = []
+    for spec in args.values("provider"):
+        for name in (n.strip() for n in spec.split(",") if n.strip()):
+            provider = app.config.resolve(name)
+            ids.append(provider.id if provider is not None else name)
+    app.say(f'{"Pushing credentials to" if direction == "push" else "Pulling credentials from"} '
+            f'"{remote.name}" ({remote.describe()})...')
+    action = "sync_push" if direction == "push" else "sync_pull"
+    try:
+        fn = engine.push if direction == "push" else engine.pull
+        result = fn(app.config, app.store, remote, ids or None, args.flag("force"), app.log)
+    except SigError as err:
+        app.audit(action, "failure", None, {"remote": remote.name, "host": remote.describe(), "error": err.message})
+        raise
+    moved = result.get("pushed" if direction == "push" else "pulled", [])
+    app.audit(action, "failure" if result["errors"] else "success", None, {
+        "remote": remote.name, "host": remote.describe(), "synced": moved,
+        "skipped": [s["provider"] for s in result["skipped"]], "errors": len(result["errors"])})
+    from ..output import to_json
+
+    app.out(to_json(result))
+    if moved:
+        app.say(f"Synced: {', '.join(moved)}")
+    for e in result["errors"]:
+        app.say(f"Error ({e['provider']}): {e['error']}")
+    if result["configSynced"].get("providers"):
+        app.say(f"Config: {', '.join(result['configSynced']['providers'])}")
+    if result["skipped"]:
+        lines = "; ".join(f"{s['provider']} (local {s['local']}, remote {s['remote']})" for s in result["skipped"])
+        raise SigError(ErrorCode.SYNC_CONFLICT,
+                       f"not overwritten because the {'remote' if direction == 'push' else 'local'} copy is newer: "
+                       f"{lines}", f"run `sig sync {direction} {remote.name} --force` to overwrite it")
+    if result["errors"]:
+        raise SigError(ErrorCode.SYNC_ERROR, f"{len(result['errors'])} provider(s) could not be synced",
+                       "see the lines above")
+    return 0
