@@ -44,7 +44,7 @@ def test_unknown_command_and_option(sig: Sig) -> None:
     assert "Traceback" not in r.err
 
 
-@pytest.mark.parametrize("argv", [["proxy", "start"], ["remote", "list"], ["sync", "push"], ["watch", "list"]])
+@pytest.mark.parametrize("argv", [["proxy", "start"], ["run", "--proxy", "--", "true"]])
 def test_later_commands_say_not_available(sig_init: Sig, argv: list[str]) -> None:
     r = sig_init(*argv, check=1)
     assert "not available yet" in r.err

@@ -40,14 +40,15 @@ class AuthManager:
     def stored(self, provider: Provider) -> Credential | None:
         return self.store.read(provider.id)
 
-    def credential(self, provider: Provider) -> Credential:
+    def credential(self, provider: Provider, ahead_ms: int = 0) -> Credential:
         """A credential that is valid now, or a SigError saying what to run. Never opens a browser or
         prompts. When it is expired (or about to be) and the strategy can renew it without the user, the
-        refresh broker renews it: once, however many sig processes ask at the same moment."""
+        refresh broker renews it: once, however many sig processes ask at the same moment.
+        `ahead_ms` renews a renewable credential that expires within that time (the watch loop)."""
         credential = self.stored(provider)
         if credential is None:
             raise self._not_found(provider)
-        skew = _skew_ms(provider, credential)
+        skew = max(_skew_ms(provider, credential), ahead_ms if provider.strategy == "oauth2" else 0)
         if credential.values and credential.is_valid(provider.ttl_ms, now_ms() + skew):
             self._log(f"{provider.id}: stored credential is valid")
             return credential

@@ -224,7 +224,24 @@ Usage: sig sync push|pull [remote] [--provider id]... [--force]
 Copy credentials to or from a remote over SSH. Exit 4 for an unknown remote.
 """,
     "watch": """\
-Usage: sig watch add <provider> [--auto-sync <remote>] | remove <provider> | list | set-interval <dur> | start
+Usage: sig watch add <provider> [--auto-sync <remote>]...
+       sig watch remove <provider>
+       sig watch list [--format json|table]
+       sig watch set-interval <duration>
+       sig watch start [--once] [--interval <duration>]
+
+Keep credentials fresh: every interval (default 5m), renew each watched credential that would expire
+before the next check (OAuth2: refresh token or client credentials, single-flight across sig processes),
+and push renewed ones to the provider's --auto-sync remotes (a failed push is retried with backoff).
+Providers that need you (no credential, browser or static logins that expired) are reported as
+"needs login" once, not on every pass. The config is re-read on every pass.
+  add           watch a provider (stored by its id); --auto-sync <remote> is repeatable, exit 4 if unknown
+  remove        stop watching a provider
+  list          the watch list with each credential's state (table on a terminal, JSON otherwise)
+  set-interval  how often to check: 30s, 5m, 1h (at least 1s)
+  start         run the loop in the foreground; Ctrl-C or SIGTERM stops it (exit 0)
+    --once        one pass, print its results (JSON: provider, action, detail, sync) and exit
+    --interval    use this interval instead of the configured one
 """,
 }
 
