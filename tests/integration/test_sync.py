@@ -180,3 +180,22 @@ def test_push_uses_one_connection(local: Sig, remote_home: Path, tmp_path: Path)
     local("sync", "push", "box", env={"PATH": f"{fake}:{os.environ['PATH']}"}, check=0)
     calls = log.read_text().splitlines()
     assert len(calls) == 2  # read + write, multiplexed over one ControlMaster connection
+
+
+def test_watch_renews_and_auto_syncs(local: Sig, remote_home: Path) -> None:
+    pytest.importorskip("authlib")
+    from harness.oauth_server import OAuthServer
+
+    with OAuthServer() as oauth:
+        oauth.add_client("svc", "cs-WATCH-0001")
+        oauth.token_lifetime = 30  # expires within the next watch interval
+        local("login", f"{oauth.url}/", "--as", "oa", "--strategy", "oauth2", "--token-url", oauth.token_url,
+              "--client-id", "svc", "--client-secret-stdin", input="cs-WATCH-0001", check=0)
+        local("watch", "add", "oa", "--auto-sync", "box", check=0)
+        oauth.token_lifetime = 3600
+        before = oauth.count()
+        r = local("watch", "start", "--once", "--format", "json", check=0)
+        assert oauth.count() == before + 1, r.err
+        assert (remote_home / "credentials" / "oa.json").exists()
+        got = _remote_sig(local, remote_home, "status", "oa")
+        assert got.json()["valid"] is True and got.json()["expiresInMinutes"] > 50  # type: ignore[attr-defined]
