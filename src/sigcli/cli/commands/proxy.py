@@ -1,13 +1,116 @@
-"""`sig proxy start|stop|status|trust|env`: arrives with the proxy issue."""
+"""`sig proxy start|stop|status|trust|env`: the local proxy that adds credentials in flight."""
 
 from __future__ import annotations
 
+import os
+
+from ...core.errors import ErrorCode, SigError, usage_error
 from ..app import App
 from ..args import Args
-from ..common import not_available
 
-FLAGS = {"port": "value", "format": "value", "foreground": "bool"}
+FLAGS = {"port": "value", "format": "value", "no-auth": "bool", "foreground": "bool"}
+USAGE = "sig proxy start [--port N] | stop | status | trust | env"
+
+
+def _port(args: Args) -> int:
+    from ...proxy.daemon import DEFAULT_PORT
+
+    raw = args.value("port")
+    if raw is None:
+        return DEFAULT_PORT
+    if not raw.isdigit() or int(raw) > 65535:
+        raise usage_error(f'"{raw}" is not a port number', "e.g. --port 7891 (0 picks a free port)")
+    return int(raw)
+
+
+def _shell_quote(value: str) -> str:
+    return "'" + value.replace("'", "'\\''") + "'"
 
 
 def run(args: Args, app: App) -> int:
-    raise not_available("`sig proxy`")
+    from ...proxy import daemon
+
+    sub = args.positionals[0] if args.positionals else ""
+    if sub not in ("start", "stop", "status", "trust", "env", "serve") or len(args.positionals) > 1:
+        raise usage_error("say start, stop, status, trust or env", f"usage: {USAGE}")
+    app.config  # noqa: B018 - the proxy needs a valid config; fail early with its message
+    if sub == "serve":
+        from ...proxy.run import serve
+
+        return serve(_port(args), no_auth=args.flag("no-auth"), verbose=app.verbose)
+    if sub == "start":
+        if args.flag("no-auth"):
+            app.warn("--no-auth: any local program (of any user) can use your credentials through the proxy")
+        state, started = daemon.start(_port(args), args.flag("no-auth"))
+        app.audit("proxy_start", "success", None, {"port": state["port"]})
+        app.say(f"Proxy {'started' if started else 'already running'} on 127.0.0.1:{state['port']} "
+                f"(pid {state['pid']}). Use it with: eval \"$(sig proxy env)\"")
+        _print_status(app, state, args.value("format"))
+        return 0
+    if sub == "stop":
+        pid = daemon.stop()
+        if pid is None:
+            app.say("The proxy is not running.")
+            return 0
+        app.audit("proxy_stop", "success", None, {"pid": pid})
+        app.say(f"Proxy stopped (pid {pid}).")
+        return 0
+    state = daemon.read_state()
+    if sub == "status":
+        if state is None:
+            if args.value("format") == "json":
+                from ..output import to_json
+
+                app.out(to_json({"running": False}))
+            else:
+                app.say("The proxy is not running. Start it with: sig proxy start")
+            return 1
+        _print_status(app, state, args.value("format"))
+        return 0
+    if sub == "trust":
+        from ...proxy.ca import CertificateAuthority
+
+        ca = CertificateAuthority.load_or_create(daemon.folder())
+        if args.value("format") == "json":
+            from ..output import to_json
+
+            app.out(to_json({"caFile": ca.cert_path, "sha256": ca.fingerprint_sha256()}))
+            return 0
+        app.out(ca.cert_path)
+        app.say(f"SHA-256 fingerprint: {ca.fingerprint_sha256()}\n"
+                "Programs started with `eval \"$(sig proxy env)\"` or `sig run --proxy` trust it already.\n"
+                "To trust it system-wide:\n"
+                f"  Debian/Ubuntu: sudo cp {ca.cert_path} /usr/local/share/ca-certificates/sig-proxy.crt && "
+                "sudo update-ca-certificates\n"
+                f"  macOS: sudo security add-trusted-cert -d -r trustRoot -k /Library/Keychains/System.keychain "
+                f"{ca.cert_path}")
+        return 0
+    # env
+    if state is None:
+        raise SigError(ErrorCode.GENERAL_ERROR, "the proxy is not running", "start it first: sig proxy start")
+    env = daemon.client_env(state)
+    if args.value("format") == "json":
+        from ..output import to_json
+
+        app.out(to_json(env))
+    else:
+        app.out("\n".join(f"export {k}={_shell_quote(v)}" for k, v in env.items()))
+    return 0
+
+
+def _print_status(app: App, state: dict[str, int], fmt: str | None) -> None:
+    from ...proxy import daemon
+
+    config = app.config
+    info = {"running": True, "pid": state["pid"], "port": state["port"],
+            "proxyUrl": f"http://sig:****@127.0.0.1:{state['port']}" if daemon.token() else
+            f"http://127.0.0.1:{state['port']}",
+            "caFile": os.path.join(daemon.folder(), "ca.crt"), "log": daemon.log_path(),
+            "providers": [p.id for p in config.providers.values()],
+            "watch": list((config.watch.get("providers") or {}).keys()), "remotes": list(config.remotes)}
+    from ..output import to_json
+
+    if fmt == "json" or not os.isatty(1):
+        app.out(to_json(info))
+    else:
+        app.out("\n".join(f"{k}: {', '.join(v) if isinstance(v, list) else v}" for k, v in info.items()))

@@ -30,8 +30,7 @@ def run(args: Args, app: App) -> int:
     from ...config import paths
 
     if args.flag("proxy"):
-        raise SigError(ErrorCode.NOT_AVAILABLE, "`sig run --proxy` is not available yet in this version of sig",
-                       "run without --proxy (the child gets SIG_* variables, its output redacted)")
+        return _run_through_proxy(args, app)
     if args.rest is None and args.value("command") is None and args.positionals:
         raise usage_error("put -- between the providers and the command",
                           f"e.g. sig run {args.positionals[0]} -- {' '.join(args.positionals[1:]) or 'env'}")
@@ -105,4 +104,35 @@ def run(args: Args, app: App) -> int:
         app.log(f"redacted {masks} credential value(s) from the output")
     if code > 128:
         app.log(f"command ended with status {code}{exit_status_note(code)}")
+    return code
+
+
+def _run_through_proxy(args: Args, app: App) -> int:
+    """The child gets the proxy URL and CA settings, and no secret at all: the proxy adds credentials."""
+    from ...proxy import daemon
+
+    if args.value("mount") or args.flag("expand-cookies"):
+        raise usage_error("--mount and --expand-cookies hand out secrets; --proxy does not", "drop one of them")
+    argv = _command(args)
+    state = daemon.read_state()
+    if state is None:
+        raise SigError(ErrorCode.GENERAL_ERROR, "the proxy is not running", "start it first: sig proxy start")
+    if args.positionals:
+        app.say("Note: with --proxy every configured provider is available through the proxy; "
+                "the provider names are not needed.")
+    env = {k: v for k, v in os.environ.items() if not k.startswith("SIG_") or k in ("SIG_HOME",)}
+    env.update(daemon.client_env(state))
+    app.audit("run", "success", None, {"providers": [], "command": os.path.basename(argv[0]),
+                                       "providerCount": 0, "proxy": True})
+    from ...inject.child import run_child
+
+    try:
+        code, _masks = run_child(argv, env, [], redact=False)
+    except SigError as err:
+        if err.message.startswith("command not found"):
+            from ..main import _print_error
+
+            _print_error(err, False, app.verbose)
+            return 127
+        raise
     return code

@@ -1,0 +1,208 @@
+"""The proxy daemon's lifecycle: state files, start (detached, ready check), stop, and the client env.
+
+Files under $SIG_HOME/proxy (0700): state.json {pid, port} while running, token (0600: the per-user proxy
+password), proxy.log, ca.crt/ca.key, bundle.pem (system roots + sig's CA, for clients that replace roots).
+"""
+
+from __future__ import annotations
+
+import os
+
+from ..config import paths
+from ..core.errors import ErrorCode, SigError
+from ..core.jsonio import dumps, loads
+
+DEFAULT_PORT = 7891
+
+
+def folder() -> str:
+    return os.path.join(paths.sig_home(), "proxy")
+
+
+def state_path() -> str:
+    return os.path.join(folder(), "state.json")
+
+
+def log_path() -> str:
+    return os.path.join(folder(), "proxy.log")
+
+
+def token(create: bool = False) -> str | None:
+    from ..store.files import atomic_write, ensure_dir, read_file
+
+    path = os.path.join(folder(), "token")
+    raw = read_file(path)
+    if raw:
+        return raw.decode("ascii").strip()
+    if not create:
+        return None
+    ensure_dir(folder())
+    value = os.urandom(24).hex()
+    atomic_write(path, value.encode("ascii"))
+    return value
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def _answers(port: int) -> bool:
+    import socket
+
+    try:
+        with socket.create_connection(("127.0.0.1", port), timeout=0.5):
+            return True
+    except OSError:
+        return False
+
+
+def read_state() -> dict[str, int] | None:
+    """The running daemon's {pid, port}; a stale file (crash, SIGKILL) is removed."""
+    from ..store.files import read_file
+
+    raw = read_file(state_path())
+    if raw is None:
+        return None
+    try:
+        state = loads(raw)
+        pid, port = int(state["pid"]), int(state["port"])
+    except (ValueError, KeyError, TypeError):
+        state = None
+    if state is not None and _alive(pid) and _answers(port):
+        return {"pid": pid, "port": port}
+    try:
+        os.unlink(state_path())
+    except FileNotFoundError:
+        pass
+    return None
+
+
+def write_state(port: int) -> None:
+    from ..store.files import atomic_write
+
+    atomic_write(state_path(), dumps({"pid": os.getpid(), "port": port}).encode("ascii"))
+
+
+def clear_state() -> None:
+    try:
+        with open(state_path(), "rb") as fh:
+            state = loads(fh.read())
+        if int(state.get("pid", -1)) != os.getpid():
+            return
+        os.unlink(state_path())
+    except (OSError, ValueError):
+        pass
+
+
+def start(port: int, no_auth: bool, timeout: float = 15.0) -> tuple[dict[str, int], bool]:
+    """(state, started_now). Returns the running daemon's state when there is one."""
+    import subprocess
+    import sys
+    import time
+
+    from ..store.files import ensure_dir
+
+    running = read_state()
+    if running is not None:
+        return running, False
+    ensure_dir(folder())
+    token(create=True)
+    log = os.open(log_path(), os.O_WRONLY | os.O_CREAT | os.O_APPEND | os.O_NOFOLLOW, 0o600)
+    argv = [sys.executable, "-m", "sigcli", "proxy", "serve", "--port", str(port)]
+    if no_auth:
+        argv.append("--no-auth")
+    try:
+        proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=log, stderr=log, start_new_session=True,
+                                close_fds=True, env=dict(os.environ))
+    finally:
+        os.close(log)
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        state = read_state()
+        if state is not None and state["pid"] == proc.pid:
+            return state, True
+        if proc.poll() is not None:
+            break
+        time.sleep(0.05)
+    if proc.poll() is None:
+        proc.terminate()
+    tail = ""
+    try:
+        with open(log_path(), encoding="utf-8", errors="replace") as fh:
+            tail = fh.read()[-600:].strip().splitlines()[-1:]  # type: ignore[assignment]
+    except OSError:
+        pass
+    raise SigError(ErrorCode.GENERAL_ERROR, "the proxy did not start" + (f": {tail[0]}" if tail else ""),
+                   f"see {log_path()}; if port {port} is taken, use --port N (0 picks a free one)")
+
+
+def stop(timeout: float = 10.0) -> int | None:
+    """Stop the daemon; the pid it had, or None when none was running."""
+    import signal
+    import time
+
+    state = read_state()
+    if state is None:
+        return None
+    pid = state["pid"]
+    os.kill(pid, signal.SIGTERM)
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline and _alive(pid):
+        time.sleep(0.05)
+    if _alive(pid):
+        os.kill(pid, signal.SIGKILL)
+    try:
+        os.unlink(state_path())
+    except FileNotFoundError:
+        pass
+    return pid
+
+
+def bundle_path() -> str:
+    """System roots + sig's CA in one file, for clients that take a single CA file (requests, curl, git)."""
+    import ssl
+
+    from ..store.files import atomic_write
+
+    ca = os.path.join(folder(), "ca.crt")
+    with open(ca, "rb") as fh:
+        ours = fh.read()
+    system = b""
+    paths_ = ssl.get_default_verify_paths()
+    for candidate in (paths_.cafile, paths_.openssl_cafile, "/etc/ssl/certs/ca-certificates.crt"):
+        if candidate and os.path.isfile(candidate):
+            with open(candidate, "rb") as fh:
+                system = fh.read()
+            break
+    path = os.path.join(folder(), "bundle.pem")
+    data = system.rstrip(b"\n") + b"\n" + ours
+    try:
+        with open(path, "rb") as fh:
+            if fh.read() == data:
+                return path
+    except OSError:
+        pass
+    atomic_write(path, data, mode=0o644)
+    return path
+
+
+def client_env(state: dict[str, int]) -> dict[str, str]:
+    """What a client needs to use the proxy: proxy URL (with the per-user token) and CA settings. No secret
+    of any provider is in here; the token only lets this user's programs use the proxy."""
+    secret = token()
+    auth = f"sig:{secret}@" if secret else ""
+    url = f"http://{auth}127.0.0.1:{state['port']}"
+    bundle = bundle_path()
+    ca = os.path.join(folder(), "ca.crt")
+    return {
+        "HTTP_PROXY": url, "HTTPS_PROXY": url, "http_proxy": url, "https_proxy": url,
+        "NO_PROXY": "", "no_proxy": "",
+        "SSL_CERT_FILE": bundle, "REQUESTS_CA_BUNDLE": bundle, "CURL_CA_BUNDLE": bundle, "GIT_SSL_CAINFO": bundle,
+        "NODE_EXTRA_CA_CERTS": ca, "NODE_USE_ENV_PROXY": "1",
+    }

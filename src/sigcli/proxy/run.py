@@ -1,0 +1,58 @@
+"""The daemon process itself (`sig proxy serve`, started detached by `sig proxy start`)."""
+
+from __future__ import annotations
+
+import os
+import sys
+import time
+
+
+def _log(line: str) -> None:
+    sys.stderr.write(f"{time.strftime('%Y-%m-%dT%H:%M:%S')} {line}\n")
+    sys.stderr.flush()
+
+
+def serve(port: int, no_auth: bool = False, verbose: bool = False) -> int:
+    import asyncio
+    import signal
+    import threading
+
+    from ..net.tls import client_context
+    from . import daemon
+    from .ca import CertificateAuthority
+    from .policy import ConfigPolicy
+    from .server import ProxyServer
+
+    ca = CertificateAuthority.load_or_create(daemon.folder())
+    policy = ConfigPolicy(_log)
+    policy.config()
+    secret = None if no_auth else daemon.token(create=True)
+    server = ProxyServer(policy, ca.server_context, host="127.0.0.1", port=port, token=secret,
+                         upstream_context=client_context, log=_log)
+    stop = threading.Event()
+    from ..watch.loop import make_loop
+
+    loop_thread = threading.Thread(target=make_loop(_log, _log if verbose else None).run, args=(stop,),
+                                   daemon=True, name="watch")
+
+    async def main() -> None:
+        bound = await server.start()
+        daemon.write_state(bound)
+        _log(f"proxy listening on 127.0.0.1:{bound} (pid {os.getpid()}, auth {'off' if no_auth else 'on'})")
+        loop_thread.start()
+        done = asyncio.Event()
+        aio = asyncio.get_running_loop()
+        for signum in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
+            aio.add_signal_handler(signum, done.set)
+        serving = asyncio.create_task(server.serve_forever())
+        await done.wait()
+        _log("stopping")
+        serving.cancel()
+        await server.close()
+
+    try:
+        asyncio.run(main())
+    finally:
+        stop.set()
+        daemon.clear_state()
+    return 0
