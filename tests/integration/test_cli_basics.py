@@ -44,13 +44,6 @@ def test_unknown_command_and_option(sig: Sig) -> None:
     assert "Traceback" not in r.err
 
 
-@pytest.mark.parametrize("argv", [["proxy", "start"], ["run", "--proxy", "--", "true"]])
-def test_later_commands_say_not_available(sig_init: Sig, argv: list[str]) -> None:
-    r = sig_init(*argv, check=1)
-    assert "not available yet" in r.err
-    assert r.out == ""
-
-
 def test_commands_without_config_say_run_init(sig: Sig) -> None:
     for argv in (["status"], ["get", "x"], ["providers"], ["login", "https://a.example.com", "--token", "t1234"]):
         r = sig(*argv, check=1)

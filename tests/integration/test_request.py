@@ -184,7 +184,7 @@ def test_large_response_streams_in_bounded_memory(sig_init: Sig, big_server: str
     for fmt in ("body", "json"):
         out = tmp_path / f"out.{fmt}"
         with open(out, "wb") as fh:
-            proc = subprocess.Popen([*sig_init.cmd, "request", f"{big_server}/big", "--format", fmt],
+            proc = subprocess.Popen([*sig_init.cmd, "request", f"{big_server}/big", "--format", fmt, "--timeout", "120"],
                                     env=sig_init.env, stdout=fh, stderr=subprocess.DEVNULL)
             _pid, status, usage = os.wait4(proc.pid, 0)
             proc.returncode = os.waitstatus_to_exitcode(status)

@@ -1,0 +1,107 @@
+"""`sig proxy` end to end: the detached daemon, its env, real clients (curl, requests), run --proxy."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import subprocess
+import time
+from collections.abc import Iterator
+
+import pytest
+
+from harness.servers import ServerHandle
+from harness.sigproc import Sig
+
+TOKEN = "tok-PROXY-c0ffee99"
+
+
+@pytest.fixture
+def proxied(sig_init: Sig, https_echo: ServerHandle) -> Iterator[tuple[Sig, dict[str, str]]]:
+    sig_init("login", https_echo.url, "--token-stdin", "--as", "echo", input=TOKEN, check=0)
+    cfg = sig_init.home / "config.yaml"
+    cfg.write_text(cfg.read_text().replace("    strategy: api-token\n",
+                                           f"    strategy: api-token\n    caFile: {https_echo.ca_path}\n", 1))
+    sig_init("proxy", "start", "--port", "0", check=0)
+    env = sig_init("proxy", "env", "--format", "json", check=0).json()
+    try:
+        yield sig_init, env
+    finally:
+        sig_init("proxy", "stop", check=None)
+
+
+def _client_env(sig: Sig, env: dict[str, str]) -> dict[str, str]:
+    return {**sig.env, **env}
+
+
+def test_curl_through_the_proxy(proxied: tuple[Sig, dict[str, str]], https_echo: ServerHandle) -> None:
+    sig, env = proxied
+    assert env["HTTPS_PROXY"].startswith("http://sig:") and "@127.0.0.1:" in env["HTTPS_PROXY"]
+    assert TOKEN not in json.dumps(env)
+    if shutil.which("curl") is None:
+        pytest.skip("curl not installed")
+    out = subprocess.run(["curl", "-sS", f"{https_echo.url}/through-proxy"], env=_client_env(sig, env),
+                         capture_output=True, text=True, timeout=60)
+    assert out.returncode == 0, out.stderr
+    seen = json.loads(out.stdout)
+    assert seen["headers"]["authorization"] == f"Bearer {TOKEN}"
+    assert https_echo.requests[-1]["path"] == "/through-proxy"
+
+
+def test_requests_and_run_proxy(proxied: tuple[Sig, dict[str, str]], https_echo: ServerHandle) -> None:
+    sig, _env = proxied
+    code = ("import os, requests\n"
+            f"r = requests.get('{https_echo.url}/req', timeout=30)\n"
+            "assert not any(k.startswith('SIG_') and k != 'SIG_HOME' for k in os.environ)\n"
+            "print(r.status_code, r.json()['headers'].get('authorization', '')[:7])")
+    pytest.importorskip("requests")
+    r = sig("run", "--proxy", "--", "python3" if shutil.which("python3") else "python", "-c", code, check=0)
+    assert r.out.strip() == "200 Bearer"
+    assert https_echo.requests[-1]["headers"]["authorization"] == f"Bearer {TOKEN}"
+
+
+def test_status_second_start_and_stop(proxied: tuple[Sig, dict[str, str]]) -> None:
+    sig, _env = proxied
+    status = sig("proxy", "status", "--format", "json", check=0).json()
+    assert status["running"] is True and status["providers"] == ["echo"]
+    again = sig("proxy", "start", check=0)
+    assert "already running" in again.err
+    sig("proxy", "stop", check=0)
+    sig("proxy", "status", "--format", "json", check=1)
+
+
+def test_requires_the_proxy_token(proxied: tuple[Sig, dict[str, str]], https_echo: ServerHandle) -> None:
+    _sig, env = proxied
+    port = env["HTTPS_PROXY"].rsplit(":", 1)[1]
+    if shutil.which("curl") is None:
+        pytest.skip("curl not installed")
+    out = subprocess.run(["curl", "-sS", "-o", "/dev/null", "-w", "%{http_code}", "--proxy",
+                          f"http://127.0.0.1:{port}", "--cacert", env["CURL_CA_BUNDLE"], f"{https_echo.url}/x"],
+                         capture_output=True, text=True, timeout=60)
+    assert "407" in out.stdout + out.stderr
+    assert all(r["path"] != "/x" for r in https_echo.requests)
+
+
+def test_stale_state_after_sigkill(proxied: tuple[Sig, dict[str, str]]) -> None:
+    sig, _env = proxied
+    state = json.loads((sig.home / "proxy" / "state.json").read_text())
+    os.kill(state["pid"], signal.SIGKILL)
+    for _ in range(100):
+        try:
+            os.kill(state["pid"], 0)
+        except ProcessLookupError:
+            break
+        time.sleep(0.05)
+    sig("proxy", "status", "--format", "json", check=1)
+    assert not (sig.home / "proxy" / "state.json").exists()
+    sig("proxy", "start", "--port", "0", check=0)
+
+
+def test_trust_prints_the_ca(sig_init: Sig) -> None:
+    r = sig_init("proxy", "trust", check=0)
+    assert r.out.strip().endswith("ca.crt")
+    assert "update-ca-certificates" in r.err
+    key = sig_init.home / "proxy" / "ca.key"
+    assert oct(key.stat().st_mode & 0o777) == "0o600"
