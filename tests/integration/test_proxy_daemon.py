@@ -105,3 +105,59 @@ def test_trust_prints_the_ca(sig_init: Sig) -> None:
     assert "update-ca-certificates" in r.err
     key = sig_init.home / "proxy" / "ca.key"
     assert oct(key.stat().st_mode & 0o777) == "0o600"
+
+
+def _rss_kb(pid: int) -> int:
+    with open(f"/proc/{pid}/status") as fh:
+        for line in fh:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1])
+    return 0
+
+
+def test_load_50_concurrent_clients(proxied: tuple[Sig, dict[str, str]], https_echo: ServerHandle) -> None:
+    """2,000 keep-alive HTTPS requests from 50 concurrent clients: no errors, memory roughly flat."""
+    import base64
+    import http.client
+    import ssl
+    import threading
+
+    sig, env = proxied
+    creds, _, hostport = env["HTTPS_PROXY"][len("http://"):].rpartition("@")
+    pport = int(hostport.rsplit(":", 1)[1])
+    auth = "Basic " + base64.b64encode(creds.encode()).decode()
+    ctx = ssl.create_default_context(cafile=str(sig.home / "proxy" / "ca.crt"))
+    pid = json.loads((sig.home / "proxy" / "state.json").read_text())["pid"]
+    errors: list[str] = []
+    statuses: list[int] = []
+    lock = threading.Lock()
+
+    def client(count: int) -> None:
+        try:
+            conn = http.client.HTTPSConnection("127.0.0.1", pport, context=ctx, timeout=60)
+            conn.set_tunnel("127.0.0.1", https_echo.port, headers={"Proxy-Authorization": auth})
+            for _ in range(count):
+                conn.request("GET", "/load")
+                resp = conn.getresponse()
+                resp.read()
+                with lock:
+                    statuses.append(resp.status)
+            conn.close()
+        except Exception as exc:
+            with lock:
+                errors.append(repr(exc))
+
+    def wave(clients: int, each: int) -> None:
+        threads = [threading.Thread(target=client, args=(each,)) for _ in range(clients)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(timeout=180)
+
+    wave(50, 4)  # warm up: leaf minted, pools filled
+    before = _rss_kb(pid)
+    wave(50, 40)
+    after = _rss_kb(pid)
+    assert errors == []
+    assert len(statuses) == 50 * 44 and set(statuses) == {200}
+    assert after - before < 40 * 1024, f"proxy RSS grew from {before} KB to {after} KB"
