@@ -42,6 +42,7 @@ def main() -> int:
         "sig get bench": [*sig, "get", "bench"],
         "sig status": [*sig, "status", "--format", "json"],
         "sig --help": [*sig, "--help"],
+        "sig run bench -- true": [*sig, "run", "bench", "--", "true"],
     }
     for argv in cases.values():  # warm the page cache and sig's config cache
         timed(argv, env)
@@ -53,7 +54,7 @@ def main() -> int:
     print(f"start-up, median of {runs} paired runs ({sys.version.split()[0]}, {os.cpu_count()} cpus)")
     for name, values in samples.items():
         med = statistics.median(values)
-        print(f"  {name:<16} {med * 1000:7.1f} ms   {med / base:4.2f}x python -c pass")
+        print(f"  {name:<22} {med * 1000:7.1f} ms   {med / base:4.2f}x python -c pass")
     proc = subprocess.run([sys.executable, "-X", "importtime", *sig[1:], "get", "bench"], env=env,
                           capture_output=True, text=True, check=False)
     modules = []

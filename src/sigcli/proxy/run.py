@@ -26,6 +26,23 @@ def serve(port: int, no_auth: bool = False, verbose: bool = False) -> int:
     ca = CertificateAuthority.load_or_create(daemon.folder())
     policy = ConfigPolicy(_log)
     policy.config()
+    # Warm what the first request would otherwise pay for: system roots for upstream TLS (~30 ms), the
+    # leaf machinery, and leaves for the configured exact hosts.
+    client_context([])
+    import sigcli.inject.apply
+    import sigcli.inject.redact  # noqa: F401
+    for provider in policy.config().providers.values():
+        if provider.get("caFile"):
+            try:
+                client_context([str(provider.get("caFile"))])
+            except Exception as exc:
+                _log(f"could not load caFile of {provider.id}: {type(exc).__name__}")
+        for domain in provider.domains:
+            if "*" not in domain:
+                try:
+                    ca.server_context(domain)
+                except Exception as exc:  # warming is best effort
+                    _log(f"could not prepare a certificate for {domain}: {type(exc).__name__}")
     secret = None if no_auth else daemon.token(create=True)
     server = ProxyServer(policy, ca.server_context, host="127.0.0.1", port=port, token=secret,
                          upstream_context=client_context, log=_log)
