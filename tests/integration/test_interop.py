@@ -119,3 +119,9 @@ def test_sdk_reads_what_sig_wrote(sig_init: Sig) -> None:
     assert sorted(out["providers"]) == ["git-example", "my-api"]
     assert out["values"] == {"token": token}
     assert out["strategy"] == "api-token"
+
+
+def test_doctor_reads_the_upstream_proxy_ca(upstream_sig_home: Sig) -> None:
+    r = upstream_sig_home("doctor", check=None)
+    assert "Proxy CA" in r.err and "Subject Key Identifier" in r.err
+    assert "Traceback" not in r.err

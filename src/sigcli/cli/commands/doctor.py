@@ -160,15 +160,28 @@ def run(args: Args, app: App) -> int:
         report.fail("Clock", "set the system clock (expiry checks depend on it)", time.ctime())
     else:
         report.ok("Clock", time.strftime("%Y-%m-%d %H:%M:%S %Z"))
-    ca = os.path.join(home, "proxy", "ca.crt")
-    if os.path.exists(ca):
+    proxy_dir = os.path.join(home, "proxy")
+    if os.path.exists(os.path.join(proxy_dir, "ca.crt")) or os.path.exists(os.path.join(proxy_dir, "ca.key")):
         try:
-            with open(ca, "rb") as fh:
-                ok = b"BEGIN CERTIFICATE" in fh.read()
-            (report.ok if ok else lambda label, detail: report.fail(label, f"remove {ca}; "
-             "`sig proxy start` creates a new one", detail))("Proxy CA", ca)
-        except OSError as exc:
-            report.fail("Proxy CA", f"check the permissions of {ca}", str(exc))
+            from ...proxy.ca import CertificateAuthority
+
+            ca = CertificateAuthority.load_or_create(proxy_dir)
+            from cryptography import x509
+
+            try:
+                ca.certificate.extensions.get_extension_for_class(x509.SubjectKeyIdentifier)
+                report.ok("Proxy CA", f"{ca.cert_path} (SHA-256 {ca.fingerprint_sha256()[:23]}…)")
+            except x509.ExtensionNotFound:
+                report.note("Proxy CA", f"{ca.cert_path} was made by the original sigcli and lacks a Subject Key "
+                            "Identifier: strict TLS clients (Python 3.13+) reject it. To replace it, stop the "
+                            "proxy, move ca.crt and ca.key away, start it again and re-trust the new CA")
+        except SigError as err:
+            report.fail("Proxy CA", err.hint, err.message)
+        from ...proxy import daemon
+
+        stale = os.path.exists(daemon.state_path()) and daemon.read_state() is None
+        if stale:
+            report.note("Proxy", "removed a stale state file left by a proxy that was killed")
     failures = [c for c in report.checks if not c["ok"]]
     if args.value("format") == "json":
         from ..output import to_json
