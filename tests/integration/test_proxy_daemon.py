@@ -249,3 +249,25 @@ def test_git_clone_through_the_proxy(sig_init: Sig, tmp_path: Path) -> None:
         server.shutdown()
         server.server_close()
         thread.join(timeout=10)
+
+
+def test_logout_and_new_login_take_effect_at_once(proxied: tuple[Sig, dict[str, str]],
+                                                   https_echo: ServerHandle) -> None:
+    sig, env = proxied
+    if shutil.which("curl") is None:
+        pytest.skip("curl not installed")
+
+    def fetch() -> tuple[str, str]:
+        out = subprocess.run(["curl", "-sS", "-w", "\\n%{http_code}", f"{https_echo.url}/again"],
+                             env=_client_env(sig, env), capture_output=True, text=True, timeout=60)
+        body, _, code = out.stdout.rpartition("\n")
+        return code, body
+
+    code, body = fetch()
+    assert code == "200" and json.loads(body)["headers"]["authorization"] == f"Bearer {TOKEN}"
+    sig("logout", "echo", check=0)
+    code, body = fetch()
+    assert code == "502" and "CREDENTIAL_NOT_FOUND" in body and TOKEN not in body
+    sig("login", "echo", "--token-stdin", input="tok-PROXY-NEWER-1234", check=0)
+    code, body = fetch()
+    assert code == "200" and json.loads(body)["headers"]["authorization"] == "Bearer tok-PROXY-NEWER-1234"

@@ -39,6 +39,9 @@ class ConfigPolicy:
         self._config: Config | None = None
         self._auth: AuthManager | None = None
         self._key: tuple[int, int] | None = None
+        # (scheme, host, port) -> (credential file stamps, valid until ms, additions): skips re-reading and
+        # re-decrypting the credential on every proxied request while nothing changed.
+        self._cache: dict[tuple[str, str, int], tuple[tuple[object, ...], int, Additions | None]] = {}
 
     def config(self) -> Config:
         import os
@@ -81,11 +84,42 @@ class ConfigPolicy:
 
     def additions(self, scheme: str, host: str, port: int) -> Additions | None:
         from ..core.hosts import canonical_host
+
+        host = canonical_host(host)
+        config = self.config()
+        key = (scheme, host, port)
+        stamps = self._stamps(config, host)
+        cached = self._cache.get(key)
+        from ..core.timeutil import now_ms
+
+        if cached is not None and cached[0] == stamps and now_ms() < cached[1]:
+            return cached[2]
+        result, until = self._compute(scheme, host, port)
+        if len(self._cache) > 1024:
+            self._cache.clear()
+        self._cache[key] = (stamps, until, result)
+        return result
+
+    def _stamps(self, config: Config, host: str) -> tuple[object, ...]:
+        import os
+
+        out: list[object] = [self._key]
+        assert self._auth is not None
+        for provider in self._matching(host):
+            try:
+                st = os.stat(self._auth.store.path_for(provider.id))
+                out.append((provider.id, st.st_mtime_ns, st.st_size, st.st_ino))
+            except OSError:
+                out.append((provider.id, None))
+        return tuple(out)
+
+    def _compute(self, scheme: str, host: str, port: int) -> tuple[Additions | None, int]:
+        from ..core.timeutil import now_ms
         from ..inject.apply import apply_rules
         from ..inject.policy import may_inject
         from ..inject.redact import secret_forms
 
-        host = canonical_host(host)
+        until = now_ms() + 60_000
         out = Additions()
         for provider in self._matching(host):
             refusal = may_inject(provider, scheme, host, port)
@@ -94,6 +128,9 @@ class ConfigPolicy:
                 continue
             assert self._auth is not None
             credential = self._auth.credential(provider)  # may renew; raises SigError when it cannot
+            expiry = credential.expiry_ms(provider.ttl_ms)
+            if expiry is not None:
+                until = min(until, expiry - 120_000)  # re-check well before the renewal window
             values = credential.revealed()
             applied = apply_rules(provider.apply, values)
             out.headers.update(applied.headers)
@@ -103,4 +140,4 @@ class ConfigPolicy:
                 out.cafiles.append(str(provider.get("caFile")))
             out.providers.append(provider.id)
             out.secrets += secret_forms(values)
-        return out if out.providers else None
+        return (out if out.providers else None), until
