@@ -271,3 +271,17 @@ def test_logout_and_new_login_take_effect_at_once(proxied: tuple[Sig, dict[str, 
     sig("login", "echo", "--token-stdin", input="tok-PROXY-NEWER-1234", check=0)
     code, body = fetch()
     assert code == "200" and json.loads(body)["headers"]["authorization"] == "Bearer tok-PROXY-NEWER-1234"
+
+
+def test_proxy_on_error_passthrough(proxied: tuple[Sig, dict[str, str]], https_echo: ServerHandle) -> None:
+    sig, env = proxied
+    if shutil.which("curl") is None:
+        pytest.skip("curl not installed")
+    cfg = sig.home / "config.yaml"
+    cfg.write_text(cfg.read_text().replace("    strategy: api-token\n", "    strategy: api-token\n"
+                                           "    proxyOnError: passthrough\n", 1))
+    sig("logout", "echo", check=0)
+    out = subprocess.run(["curl", "-sS", "-w", "\\n%{http_code}", f"{https_echo.url}/anon"],
+                         env=_client_env(sig, env), capture_output=True, text=True, timeout=60)
+    body, _, code = out.stdout.rpartition("\n")
+    assert code == "200" and "authorization" not in json.loads(body)["headers"]

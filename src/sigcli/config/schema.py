@@ -18,7 +18,7 @@ PROVIDER_KEYS = {
     "name", "domains", "entryUrl", "validateUrl", "validateRule", "strategy", "extract", "apply", "ttl",
     "networkProxy", "loginMode", "loginUrlPatterns", "oauth2", "url", "requiredCookies", "cookiePaths",
     "forceVisible", "waitUntil", "proxy", "headerName", "headerPrefix", "allowHttp", "caFile", "setupInstructions",
-    "ports", "tokenUrl", "clientId", "clientSecret", "scopes",
+    "ports", "tokenUrl", "clientId", "clientSecret", "scopes", "proxyOnError",
 }
 OAUTH2_KEYS = {
     "tokenUrl", "scopes", "clientId", "clientSecret", "grant", "authUrl", "deviceUrl", "audience",
@@ -241,6 +241,11 @@ def _provider(pid: str, entry: Any, report: _Report, pline: int | None) -> dict[
                          _line(entry, "ttl"))
         else:
             out["ttl"] = str(entry["ttl"])
+    if "proxyOnError" in entry:
+        if entry["proxyOnError"] not in ("block", "passthrough"):
+            report.error(f'Provider "{pid}": proxyOnError must be block or passthrough', _line(entry, "proxyOnError"))
+        else:
+            out["proxyOnError"] = entry["proxyOnError"]
     if "ports" in entry:
         ports = entry["ports"]
         if not isinstance(ports, list) or not all(isinstance(p, int) and 0 < p < 65536 for p in ports):

@@ -127,7 +127,14 @@ class ConfigPolicy:
                 self._log(f"{provider.id}: not injected ({refusal})")
                 continue
             assert self._auth is not None
-            credential = self._auth.credential(provider)  # may renew; raises SigError when it cannot
+            try:
+                credential = self._auth.credential(provider)  # may renew; raises SigError when it cannot
+            except SigError as err:
+                # block (default): the client gets 502 naming the problem; passthrough: the request goes on
+                # without this provider's credentials (for sites that also work logged out).
+                err.passthrough_on_error = provider.get("proxyOnError") == "passthrough"  # type: ignore[attr-defined]
+                err.cafiles = [str(provider.get("caFile"))] if provider.get("caFile") else []  # type: ignore[attr-defined]
+                raise
             expiry = credential.expiry_ms(provider.ttl_ms)
             if expiry is not None:
                 until = min(until, expiry - 120_000)  # re-check well before the renewal window

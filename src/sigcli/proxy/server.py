@@ -45,6 +45,16 @@ class Additions(Protocol):
     cafiles: list[str]
 
 
+class _CAOnly:
+    """Nothing to add, but the extra CA files to verify the upstream with (passthrough after an error)."""
+
+    def __init__(self, cafiles: list[str]) -> None:
+        self.headers: dict[str, str] = {}
+        self.query: dict[str, str] = {}
+        self.body: dict[str, str] = {}
+        self.cafiles = cafiles
+
+
 class Policy(Protocol):
     def intercept(self, host: str, port: int) -> bool: ...
 
@@ -794,6 +804,8 @@ class ProxyServer:
                 await self._reply(client, 502, text)
                 return False
             self._log(f"{method} {where}: {err.code}; forwarding without credentials")
+            # still verify the upstream with the provider's CA (the policy hands it over on the error)
+            additions = _CAOnly(list(getattr(err, "cafiles", None) or []))
         except Exception as exc:
             self._log(f"{method} {where} -> 502 injected=no (policy failed: {type(exc).__name__})")
             await self._reply(client, 502, f"sig proxy: the credential policy failed for {host}")
