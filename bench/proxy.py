@@ -120,7 +120,7 @@ def main() -> int:
               f"({p_rps / d_rps * 100:.0f}% of direct)")
         print(f"  added latency: p50 {statistics.median(added) * 1000:.2f} ms   "
               f"p99 {added[int(len(added) * 0.99)] * 1000:.2f} ms")
-        print(f"  first request to a new host (CONNECT + new leaf + TLS): {first * 1000:.1f} ms; "
+        print(f"  first request to a provider host after start (CONNECT + TLS both sides): {first * 1000:.1f} ms; "
               f"second connection: {warm * 1000:.1f} ms")
     finally:
         subprocess.run([sig, "proxy", "stop"], env=env, capture_output=True)

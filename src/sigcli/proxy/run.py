@@ -32,6 +32,10 @@ def serve(port: int, no_auth: bool = False, verbose: bool = False) -> int:
     import sigcli.inject.apply
     import sigcli.inject.redact  # noqa: F401
     for provider in policy.config().providers.values():
+        try:  # also loads the store, the key and libcrypto once, off the first request's path
+            policy._auth.credential(provider)  # type: ignore[union-attr]
+        except Exception as exc:  # a missing credential is reported when a request needs it
+            _log(f"{provider.id}: {getattr(exc, 'code', type(exc).__name__)} at start")
         if provider.get("caFile"):
             try:
                 client_context([str(provider.get("caFile"))])
