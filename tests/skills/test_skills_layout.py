@@ -80,7 +80,7 @@ def test_sig_commands_in_skills_exist(skill: Path):
 def test_auth_skill_marks_unavailable_features():
     text = (SKILLS / "sigcli-auth" / "SKILL.md").read_text(encoding="utf-8")
     blocks = re.split(r"\n\s*\n|\n(?=\|)|\n(?=\d\. )", text)
-    for marker in ("**`sig proxy`**", "Browser (SSO) login"):
+    for marker in ("Browser (SSO) login",):
         hits = [b for b in blocks if marker in b]
         assert hits and all("not available yet" in b for b in hits), marker
     for code in ("PROVIDER_NOT_FOUND", "CREDENTIAL_NOT_FOUND", "CREDENTIAL_EXPIRED", "NOT_AVAILABLE"):

@@ -190,7 +190,7 @@ With no provider, every provider holding a valid credential is used (sig never p
   --mount-format F           env (default, POSIX-quoted) | dotenv | json | yaml
   --mount-force              replace an existing file at PATH
   --no-redaction             pass the output through unchanged (warns)
-  --proxy                    proxy settings instead of secrets (not available yet)
+  --proxy                    only proxy + CA settings, no secret (needs `sig proxy start`)
 Exit status: the command's own; 128+N if it was killed by signal N; 127 if it was not found.
 """,
     "request": """\
@@ -209,9 +209,14 @@ Make one HTTP request with the matching provider's credentials applied; they nev
 Redirects are followed; nothing sig added is sent to another origin. Exit 0 on 2xx, else 1.
 """,
     "proxy": """\
-Usage: sig proxy start [--port N] | stop | status | trust | env
+Usage: sig proxy start [--port N] [--no-auth] | stop | status [--format json] | trust | env [--format json]
 
-A local proxy that adds credentials to requests in flight; programs never see them.
+A local proxy on 127.0.0.1 that adds credentials to requests in flight; programs never see them.
+  start     start the daemon (default port 7891, 0 = any free port); returns when it is ready
+  stop      stop it;  status: running? port, providers, watch list, remotes
+  trust     print the CA certificate path and how to trust it system-wide
+  env       export lines for clients: HTTP(S)_PROXY with your proxy token, CA bundle variables
+  --no-auth serve without the per-user proxy token (any local program could use your credentials)
 """,
     "remote": """\
 Usage: sig remote add <name> <host|ssh://user@host[:port][/path]> [--user U] [--ssh-key K] [--path P] [--port N]
