@@ -18,12 +18,7 @@ def not_available(what: str) -> SigError:
     )
 
 
-def provider_not_found(target: str) -> SigError:
-    return SigError(
-        ErrorCode.PROVIDER_NOT_FOUND,
-        f'no provider matches "{target}"',
-        "run `sig providers` to list providers, or `sig login <url>` to add one",
-    )
+from ..config.load import provider_not_found  # noqa: E402 - re-exported for the command modules
 
 
 def resolve_existing(app: App, target: str) -> Provider:

@@ -20,7 +20,8 @@ PERSIST_ORDER = (
 )
 
 
-def _yaml() -> Any:
+def round_trip_yaml() -> Any:
+    """The YAML emitter sig writes config files with (indentation as the original, long lines kept)."""
     from ruamel.yaml import YAML
 
     yaml = YAML(typ="rt")
@@ -89,7 +90,7 @@ def edit_config(change: Callable[[Any], Any], path: str | None = None, *, create
             doc = CommentedMap()
         result = change(doc)
         buf = io.StringIO()
-        _yaml().dump(doc, buf)
+        round_trip_yaml().dump(doc, buf)
         text = buf.getvalue()
         _, errors, _ = normalise(parse_yaml(text, path))
         if errors:

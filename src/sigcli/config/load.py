@@ -80,7 +80,8 @@ class Config:
         return None
 
 
-def _stat_key(path: str) -> list[int] | None:
+def stat_key(path: str) -> list[int] | None:
+    """What identifies a version of a file for caching: inode, size, mtime, ctime (None if missing)."""
     try:
         st = os.stat(path)
     except OSError:
@@ -120,6 +121,15 @@ def _write_cache(path: str, key: list[int], config: Config) -> None:
         atomic_write(_cache_path(), dumps_compact(body).encode("utf-8"))
     except (OSError, SigError):
         pass  # the cache only saves time
+
+
+def provider_not_found(target: str) -> SigError:
+    """The error for a name/URL that no provider resolves to (shared by the CLI, `request` and the SDK)."""
+    return SigError(
+        ErrorCode.PROVIDER_NOT_FOUND,
+        f'no provider matches "{target}"',
+        "run `sig providers` to list providers, or `sig login <url>` to add one",
+    )
 
 
 def missing_config_error(path: str) -> SigError:
@@ -167,7 +177,7 @@ def parse_config(text: str, path: str) -> Config:
 def load_config(path: str | None = None) -> tuple[Config, bool]:
     """The config, and whether it was freshly parsed (so the caller can show its warnings once)."""
     path = path or paths.config_path()
-    key = _stat_key(path)
+    key = stat_key(path)
     if key is None:
         if os.path.lexists(path):
             raise SigError(
@@ -184,6 +194,6 @@ def load_config(path: str | None = None) -> tuple[Config, bool]:
         reason = exc.strerror if isinstance(exc, OSError) else "not UTF-8 text"
         raise SigError(ErrorCode.CONFIG_ERROR, f"cannot read {path}: {reason}", "check the file") from None
     config = parse_config(text, path)
-    if _stat_key(path) == key:
+    if stat_key(path) == key:
         _write_cache(path, key, config)
     return config, True

@@ -23,6 +23,7 @@ class ErrorCode:
     SYNC_CONFLICT = "SYNC_CONFLICT"
     SYNC_ERROR = "SYNC_ERROR"
     NOT_AVAILABLE = "NOT_AVAILABLE"
+    COMMAND_NOT_FOUND = "COMMAND_NOT_FOUND"
 
 
 # Exit codes (seed 000): 0 ok, 1 general, 2 provider not found, 3 credential not found, 4 remote not found.
@@ -48,15 +49,16 @@ def exit_code_for(code: str) -> int:
 class SigError(Exception):
     """An expected failure. Its text never holds a secret: callers build it from names, not values."""
 
-    def __init__(self, code: str, message: str, hint: str = "") -> None:
+    def __init__(self, code: str, message: str, hint: str = "", exit_status: int | None = None) -> None:
         super().__init__(message)
         self.code = code
         self.message = message
         self.hint = hint
+        self._exit_status = exit_status  # a child's status `sig run` passes on (e.g. 127), else by code
 
     @property
     def exit_code(self) -> int:
-        return exit_code_for(self.code)
+        return self._exit_status if self._exit_status is not None else exit_code_for(self.code)
 
     def to_dict(self) -> dict[str, str]:
         return {"code": self.code, "message": self.message, "hint": self.hint}

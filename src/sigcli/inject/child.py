@@ -97,8 +97,8 @@ def run_child(
         pid = os.posix_spawnp(argv[0], argv, env, file_actions=actions)
     except FileNotFoundError:
         _close(*parent_fds, *child_fds)
-        raise SigError(ErrorCode.GENERAL_ERROR, f"command not found: {argv[0]}",
-                       "check the spelling, or give the full path") from None
+        raise SigError(ErrorCode.COMMAND_NOT_FOUND, f"command not found: {argv[0]}",
+                       "check the spelling, or give the full path", exit_status=127) from None
     except PermissionError:
         _close(*parent_fds, *child_fds)
         raise SigError(ErrorCode.GENERAL_ERROR, f"permission denied: {argv[0]}", "is it executable?") from None
@@ -113,13 +113,12 @@ def run_child(
         if redact:
             targets = [1] if use_pty else [1, 2]
             masks = _relay(dict(zip(parent_fds, targets, strict=True)), secrets)
-        proc.wait()
+        code = proc.wait()
     finally:
         _restore_signals(previous)
         _close(*parent_fds)
         if on_exit is not None:
             on_exit()
-    code = proc.wait()
     return (128 - code if code < 0 else code), masks
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from ..core.hosts import env_name
 from .apply import apply_rules
+from .redact import cookie_pairs
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -21,15 +22,6 @@ def credential_type(provider: Provider, credential: Credential) -> str:
     if "cookie" in credential.values and provider.strategy in ("prompt", "browser", "cookie"):
         return "cookie"
     return _TYPES.get(provider.strategy, "bearer")
-
-
-def _cookie_pairs(cookie: str) -> list[tuple[str, str]]:
-    pairs = []
-    for part in cookie.split(";"):
-        name, eq, value = part.strip().partition("=")
-        if eq and name.strip():
-            pairs.append((name.strip(), value.strip()))
-    return pairs
 
 
 def provider_env(provider: Provider, credential: Credential, expand_cookies: bool = False) -> dict[str, str]:
@@ -56,6 +48,6 @@ def provider_env(provider: Provider, credential: Credential, expand_cookies: boo
     for key, value in extras.items():
         env.setdefault(f"{prefix}_{key}", value)
     if expand_cookies and cookie:
-        for name, value in _cookie_pairs(cookie):
+        for name, value in cookie_pairs(cookie):
             env.setdefault(f"{prefix}_COOKIE_{env_name(name)}", value)
     return env

@@ -51,13 +51,18 @@ def _looks_like_cookies(text: str) -> bool:
     return True
 
 
-def _cookie_values(text: str) -> list[str]:
-    values = []
+def cookie_pairs(text: str) -> list[tuple[str, str]]:
+    """("name", "value") of each `name=value` in a Cookie header string (used by `sig run` too)."""
+    pairs = []
     for part in text.split(";"):
         name, eq, value = part.strip().partition("=")
-        if eq and name:
-            values.append(value.strip().strip('"'))
-    return values
+        if eq and name.strip():
+            pairs.append((name.strip(), value.strip()))
+    return pairs
+
+
+def _cookie_values(text: str) -> list[str]:
+    return [value.strip('"') for _name, value in cookie_pairs(text)]
 
 
 def secret_forms(values: Mapping[str, str], keep_in_clear: Iterable[str] = IDENTIFIER_KEYS) -> list[str]:

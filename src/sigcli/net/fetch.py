@@ -52,7 +52,7 @@ class Result:
 
 
 def choose_providers(config: Config, url: Url, names: list[str]) -> list[Provider]:
-    from ..cli.common import provider_not_found  # message text shared with the CLI
+    from ..config.load import provider_not_found
 
     if names:
         out = []

@@ -18,19 +18,14 @@ _KEEP_DIGESTS = 8  # per header name: a rotated credential's older values stay r
 
 def origin(url: str) -> tuple[str, str, int | None] | None:
     """(scheme, canonical host, port) of an absolute URL; None when it cannot be parsed."""
-    from urllib.parse import urlsplit
+    from ..core.hosts import split_url
 
-    from ..core.hosts import canonical_host
-
-    try:
-        parts = urlsplit(url)
-        port = parts.port
-    except ValueError:
+    if "://" not in url:
         return None
-    scheme = parts.scheme.lower()
-    if not scheme or not parts.hostname:
+    scheme, host, port = split_url(url)
+    if not scheme or not host:
         return None
-    return scheme, canonical_host(parts.hostname), port or _DEFAULT_PORTS.get(scheme)
+    return scheme, host, port or _DEFAULT_PORTS.get(scheme)
 
 
 def same_origin(a: str, b: str) -> bool:

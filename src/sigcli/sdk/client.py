@@ -69,17 +69,16 @@ class SigResponse:
         return f"SigResponse({self.status} {self.reason})"
 
 
-def _stat_key(path: str) -> tuple[int, ...] | None:
-    try:
-        st = os.stat(path)
-    except OSError:
-        return None
-    return (st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns)
+def _stat_key(path: str) -> list[int] | None:
+    from ..config.load import stat_key
+
+    return stat_key(path)
 
 
 def _provider_not_found(text: str) -> SigError:
-    return SigError(ErrorCode.PROVIDER_NOT_FOUND, f'no provider matches "{text}"',
-                    "run `sig providers` to list providers, or `sig login <url>` to add one")
+    from ..config.load import provider_not_found
+
+    return provider_not_found(text)
 
 
 def _header_list(headers: HeadersArg) -> list[tuple[str, str]]:

@@ -10,7 +10,7 @@ from ..core.jsonio import dumps, loads
 from ..core.model import Credential
 from ..core.timeutil import iso_from_ms
 from .envelope import is_envelope, seal, unseal
-from .files import atomic_write, ensure_dir, file_lock, read_file
+from .files import atomic_write, ensure_dir, file_lock, open_lock, read_file, try_flock, wait_flock
 from .keyfile import create_key, load_key
 
 TYPE_CHECKING = False
@@ -198,30 +198,18 @@ class CredentialStore:
         only if still needed and replaces the file. The others wait as readers (a shared lock, which they
         all get together once the writer is done), re-read, and are done if the credential is fresh now;
         only if it is not do they queue for the exclusive lock themselves."""
-        import fcntl
         import time
 
         ensure_dir(self.dir)
         lock_path = self.path_for(provider_id) + ".lock"
         deadline = time.monotonic() + timeout_s
         while True:
-            fd = _open_lock(lock_path)
+            fd = open_lock(lock_path)
             try:
-                try:
-                    fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-                except BlockingIOError:
-                    delay = 0.002
-                    while True:
-                        try:
-                            fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
-                            break
-                        except BlockingIOError:
-                            if time.monotonic() >= deadline:
-                                raise SigError(ErrorCode.STORAGE_ERROR,
-                                               f"timed out waiting for another sig process to renew {provider_id}",
-                                               "try again; if it persists, run `sig doctor`") from None
-                            time.sleep(delay)
-                            delay = min(delay * 2, 0.02)
+                if not try_flock(fd, exclusive=True):
+                    wait_flock(fd, False, deadline,
+                               f"timed out waiting for another sig process to renew {provider_id}",
+                               "try again; if it persists, run `sig doctor`")
                     current = self._read_quiet(provider_id)
                     if not needs_renewal(current):
                         return current
@@ -276,14 +264,6 @@ class CredentialStore:
             )
 
         return self.update(provider_id, clear) is not None
-
-
-def _open_lock(path: str) -> int:
-    try:
-        return os.open(path, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW, 0o600)
-    except OSError as exc:
-        raise SigError(ErrorCode.STORAGE_ERROR, f"cannot open lock file {path}: {exc.strerror}",
-                       f"make sure {os.path.dirname(path)} is writable by you") from None
 
 
 def _renewal_extra(extra: dict[str, Any]) -> dict[str, Any]:

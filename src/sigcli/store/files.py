@@ -136,6 +136,40 @@ def _read_error(path: str, exc: OSError) -> SigError:
     )
 
 
+def open_lock(path: str) -> int:
+    """A descriptor on the lock anchor `path` (created 0600, never through a symlink)."""
+    try:
+        return os.open(path, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW, FILE_MODE)
+    except OSError as exc:
+        raise SigError(
+            ErrorCode.STORAGE_ERROR,
+            f"cannot open lock file {path}: {exc.strerror}",
+            f"make sure {os.path.dirname(path)} is writable by you",
+        ) from None
+
+
+def try_flock(fd: int, exclusive: bool = True) -> bool:
+    import fcntl
+
+    try:
+        fcntl.flock(fd, (fcntl.LOCK_EX if exclusive else fcntl.LOCK_SH) | fcntl.LOCK_NB)
+    except BlockingIOError:
+        return False
+    return True
+
+
+def wait_flock(fd: int, exclusive: bool, deadline: float, message: str, hint: str) -> None:
+    """Poll for the lock until `deadline` (time.monotonic()); SigError(STORAGE_ERROR, message) after it."""
+    import time
+
+    delay = 0.002
+    while not try_flock(fd, exclusive):
+        if time.monotonic() >= deadline:
+            raise SigError(ErrorCode.STORAGE_ERROR, message, hint)
+        time.sleep(delay)
+        delay = min(delay * 2, 0.01)
+
+
 class file_lock:
     """Exclusive cross-process lock on `path` (created 0600). Blocks up to `timeout_s` seconds.
 
@@ -148,37 +182,16 @@ class file_lock:
         self._fd = -1
 
     def __enter__(self) -> None:
-        import fcntl
         import time
 
-        path = self.path
+        fd = open_lock(self.path)
         try:
-            fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW, FILE_MODE)
-        except OSError as exc:
-            raise SigError(
-                ErrorCode.STORAGE_ERROR,
-                f"cannot open lock file {path}: {exc.strerror}",
-                f"make sure {os.path.dirname(path)} is writable by you",
-            ) from None
-        deadline = time.monotonic() + self.timeout_s
-        delay = 0.005
-        while True:
-            try:
-                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-                break
-            except BlockingIOError:
-                if time.monotonic() >= deadline:
-                    os.close(fd)
-                    raise SigError(
-                        ErrorCode.STORAGE_ERROR,
-                        f"timed out after {self.timeout_s:.0f}s waiting for the lock {path}",
-                        "another sig process is holding it; wait for it to finish and retry",
-                    ) from None
-                time.sleep(delay)
-                delay = min(delay * 2, 0.005)
-            except BaseException:
-                os.close(fd)
-                raise
+            wait_flock(fd, True, time.monotonic() + self.timeout_s,
+                       f"timed out after {self.timeout_s:.0f}s waiting for the lock {self.path}",
+                       "another sig process is holding it; wait for it to finish and retry")
+        except BaseException:
+            os.close(fd)
+            raise
         self._fd = fd
 
     def __exit__(self, *exc: object) -> None:

@@ -138,7 +138,7 @@ providers: {}
 
 
 def _merged_remote_config(text: str | None, nodes: dict[str, Any]) -> bytes:
-    from ..config.edit import _yaml
+    from ..config.edit import round_trip_yaml
     from ..config.load import parse_yaml
 
     doc = parse_yaml(text if text is not None else REMOTE_CONFIG, "remote config.yaml")
@@ -155,7 +155,7 @@ def _merged_remote_config(text: str | None, nodes: dict[str, Any]) -> bytes:
     for pid, node in nodes.items():
         providers[pid] = node  # local wins on push
     buf = io.StringIO()
-    _yaml().dump(doc, buf)
+    round_trip_yaml().dump(doc, buf)
     return buf.getvalue().encode("utf-8")
 
 
@@ -204,11 +204,7 @@ def push(config: Config, store: CredentialStore, remote: Remote, ids: list[str] 
                     continue
             outgoing[f"credentials/{name}"] = _seal_for(cred, key)
             result["pushed"].append(cred.provider_id)
-        provider_ids = [c.provider_id for c in chosen if c.provider_id in config.providers]
-        if ids:
-            provider_ids = [i for i in ids if i in config.providers]
-        elif not ids:
-            provider_ids = list(config.providers)
+        provider_ids = [i for i in ids if i in config.providers] if ids else list(config.providers)
         nodes = _local_provider_nodes(config, provider_ids) if provider_ids else {}
         if nodes:
             outgoing["config.yaml"] = _merged_remote_config(snap.config_text, nodes)

@@ -27,7 +27,6 @@ TYPE_CHECKING = False
 if TYPE_CHECKING:
     from ..auth.manager import AuthManager
     from ..config.load import Config
-    from ..core.model import Credential, Provider
 
     SyncFn = Callable[[Config, str, list[str]], None]
 
@@ -76,11 +75,6 @@ def _describe_error(exc: BaseException) -> str:
     if isinstance(exc, OSError) and exc.strerror:
         return f"{type(exc).__name__}: {exc.strerror}"
     return f"unexpected {type(exc).__name__}"  # its text could hold anything: keep it out of the log
-
-
-def _renew_ahead(auth: AuthManager, provider: Provider, seen: Credential, horizon_ms: int) -> Credential:
-    """A credential valid beyond `horizon_ms` from now if the strategy can make one without the user."""
-    return auth.credential(provider, ahead_ms=horizon_ms)
 
 
 class _RemoteQueue:
@@ -238,7 +232,7 @@ class WatchLoop:
                                     "expiring"), pid, False
             return self._report(key, "needs-login", f"needs login (expired): {login}", "needs-login"), pid, False
         try:
-            after = _renew_ahead(auth, provider, before, horizon)
+            after = auth.credential(provider, ahead_ms=horizon)
         except SigError as err:
             if err.code in NEEDS_HUMAN:
                 return self._report(key, "needs-login", f"needs login: {login}", "needs-login"), pid, False

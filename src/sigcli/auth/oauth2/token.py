@@ -83,6 +83,12 @@ def post_form(url: str, fields: dict[str, str], settings: OAuth2Settings, *, aut
     if status >= 400 or "error" in data:
         error = str(data.get("error") or f"http_{status}")
         described = str(data.get("error_description") or "").strip()
+        # a server may quote what it refused: never let a secret we sent reach a message
+        sent = [v for k, v in body.items() if k in ("client_secret", "refresh_token", "code", "code_verifier",
+                                                      "device_code")]
+        for value in sent:
+            if len(value) >= 4:
+                described = described.replace(value, "****")
         detail = f" ({described})" if described and len(described) < 300 else ""
         hints = {
             "invalid_client": "check the client id and secret (sig login … --client-secret-stdin)",

@@ -3,11 +3,9 @@
 from __future__ import annotations
 
 from ...core.errors import ErrorCode, SigError
-from ...core.model import Credential, Provider
+from ...core.model import IDENTIFIER_KEYS, Credential, Provider
 from ...core.secret import Secret
 from ..base import LoginContext, StaticStrategy
-
-_NOT_SECRET = {"username", "user", "login", "email"}
 
 
 class PromptStrategy(StaticStrategy):
@@ -27,7 +25,7 @@ class PromptStrategy(StaticStrategy):
             key = str(rule.get("as"))
             answer = supplied.get(key)
             if not answer and ctx.ask is not None:
-                answer = ctx.ask(str(rule.get("match") or key), key not in _NOT_SECRET)
+                answer = ctx.ask(str(rule.get("match") or key), key not in IDENTIFIER_KEYS)
             if not answer or not answer.strip():
                 raise SigError(
                     ErrorCode.MANUAL_SETUP_REQUIRED,

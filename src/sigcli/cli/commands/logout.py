@@ -33,11 +33,7 @@ def run(args: Args, app: App) -> int:
         if credential is not None and credential.oauth2:
             store.clear_values(credential.provider_id)
         else:
-            provider_id = credential.provider_id if credential is not None else stem
-            if not store.delete(provider_id):
-                import os
-
-                os.unlink(os.path.join(store.dir, stem + ".json"))
+            store.delete(stem)  # by file name: also removes files that cannot be read
         count += 1
     app.audit("logout", "success", None, {"scope": "all"})
     app.say(f"All credentials cleared ({count}).")

@@ -90,16 +90,8 @@ def run(args: Args, app: App) -> int:
         app.warn("output redaction is off; the command's output may show credential values")
     from ...inject.child import exit_status_note, run_child
 
-    try:
-        code, masks = run_child(argv, env, secrets, redact=redact,
-                                on_exit=mount.remove if mount is not None else None)
-    except SigError as err:
-        if err.message.startswith("command not found"):
-            from ..main import _print_error
-
-            _print_error(err, False, app.verbose)
-            return 127
-        raise
+    code, masks = run_child(argv, env, secrets, redact=redact,
+                            on_exit=mount.remove if mount is not None else None)
     if masks:
         app.log(f"redacted {masks} credential value(s) from the output")
     if code > 128:
@@ -126,13 +118,5 @@ def _run_through_proxy(args: Args, app: App) -> int:
                                        "providerCount": 0, "proxy": True})
     from ...inject.child import run_child
 
-    try:
-        code, _masks = run_child(argv, env, [], redact=False)
-    except SigError as err:
-        if err.message.startswith("command not found"):
-            from ..main import _print_error
-
-            _print_error(err, False, app.verbose)
-            return 127
-        raise
+    code, _masks = run_child(argv, env, [], redact=False)
     return code
