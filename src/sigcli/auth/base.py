@@ -32,6 +32,7 @@ class LoginContext:
         open_url: Callable[[str], bool] | None = None,
         oauth2: dict[str, str] | None = None,
         client_secret: Secret | None = None,
+        browser: dict[str, object] | None = None,
     ) -> None:
         self.token = token
         self.cookie = cookie
@@ -46,6 +47,7 @@ class LoginContext:
         self.open_url = open_url or (lambda _u: False)
         self.oauth2 = oauth2 or {}  # OAuth2 settings given on the command line (tokenUrl, clientId, …)
         self.client_secret = client_secret
+        self.browser = browser or {}  # the config's `browser` section (binary, profile, timeouts, adapter)
 
     def supplied_kind(self) -> str | None:
         """The strategy the supplied material implies (token → api-token, cookie, username → basic)."""

@@ -13,7 +13,7 @@ from ..core.hosts import split_url, valid_provider_id
 from ..core.model import STRATEGIES
 
 TOP_KEYS = {"version", "mode", "browser", "storage", "remotes", "watch", "providers", "browserChannel"}
-BROWSER_KEYS = {"browserDataDir", "execPath", "headlessTimeout", "visibleTimeout", "channel", "waitUntil"}
+BROWSER_KEYS = {"browserDataDir", "execPath", "headlessTimeout", "visibleTimeout", "channel", "waitUntil", "adapter"}
 PROVIDER_KEYS = {
     "name", "domains", "entryUrl", "validateUrl", "validateRule", "strategy", "extract", "apply", "ttl",
     "networkProxy", "loginMode", "loginUrlPatterns", "oauth2", "url", "requiredCookies", "cookiePaths",
@@ -233,8 +233,14 @@ def _provider(pid: str, entry: Any, report: _Report, pline: int | None) -> dict[
         out["entryUrl"] = str(seed_url)
     if strategy_known and strategy in ("browser", "prompt") and not out.get("entryUrl"):
         report.error(f'Provider "{pid}": missing required field "entryUrl"', pline)
-    if "validateRule" in out and len(out["validateRule"]) > 512:
-        report.error(f'Provider "{pid}": validateRule is longer than 512 characters', _line(entry, "validateRule"))
+    if "validateRule" in out:
+        # Checked once when the config cache is rebuilt (quickjs stays off the hot path).
+        from ..auth.jsrule import rule_syntax_error
+
+        problem = rule_syntax_error(out["validateRule"])
+        if problem:
+            report.error(f'Provider "{pid}": validateRule is not a valid JavaScript expression: {problem}',
+                         _line(entry, "validateRule"))
     if "ttl" in entry and entry["ttl"] is not None:
         if parse_duration_ms(entry["ttl"]) is None:
             report.error(f'Provider "{pid}": ttl "{entry["ttl"]}" is not a duration (use e.g. "30m", "2h", "7d")',
@@ -357,7 +363,9 @@ def normalise(doc: Any) -> tuple[dict[str, Any], list[str], list[str]]:
                         report.error(f"browser.{key} must be a positive number (milliseconds)", _line(braw, key))
                     else:
                         browser[key] = v
-            for key in ("browserDataDir", "execPath", "channel", "waitUntil"):
+            if "adapter" in braw and braw["adapter"] not in ("cdp", "playwright"):
+                report.error("browser.adapter must be cdp or playwright", _line(braw, "adapter"))
+            for key in ("browserDataDir", "execPath", "channel", "waitUntil", "adapter"):
                 if key in braw and braw[key] is not None:
                     if not isinstance(braw[key], str):
                         report.error(f"browser.{key} must be a string", _line(braw, key))

@@ -36,7 +36,22 @@ class CookieStrategy(StaticStrategy):
 
     def authenticate(self, provider: Provider, ctx: LoginContext) -> Credential:
         text = ctx.cookie.reveal() if ctx.cookie is not None else ""
+        if not text.strip() and ctx.browser:
+            return self._from_browser(provider, ctx)
         if not text.strip():
             text = require_answer(ctx, provider, "Cookie", True, "--cookie-stdin or --cookie")
         cookie = normalise_cookie(text)
         return Credential(provider.id, self.name, {"cookie": Secret(cookie)}, extra={"credentialType": "cookie"})
+
+    def _from_browser(self, provider: Provider, ctx: LoginContext) -> Credential:
+        """Seed 000's cookie strategy without --cookie: capture the jar from a browser login."""
+        from ...core.model import Provider as _Provider
+        from .browser import BrowserStrategy
+
+        data = dict(provider.data)
+        if not data.get("extract"):
+            data["extract"] = [{"from": "cookies", "as": "cookie", "match": "*"}]
+        captured = BrowserStrategy().authenticate(_Provider(data), ctx)
+        captured.strategy = self.name
+        captured.extra["credentialType"] = "cookie"
+        return captured

@@ -56,7 +56,7 @@ def _check_browser(report: Report, app: App, config: Any) -> None:
         report.ok("Browser", "not used (mode: browserless)")
         return
     if not exec_path:
-        from .init import detect_browser
+        from ...browser.locate import detect_browser
 
         exec_path = detect_browser(config.browser.get("channel"))
     if not exec_path:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import sys
 
+from ...browser.locate import CHANNELS, detect_browser
 from ...config import paths
 from ...core.errors import ErrorCode, SigError, usage_error
 from ..app import App
@@ -12,17 +13,6 @@ from ..args import Args
 
 FLAGS = {"remote": "bool", "yes": "bool", "force": "bool", "channel": "value",
          "browser-data-dir": "value", "credentials-dir": "value"}
-
-CHANNELS = {
-    "chrome": ("google-chrome", "google-chrome-stable", "chrome"),
-    "msedge": ("microsoft-edge", "microsoft-edge-stable", "msedge"),
-    "chromium": ("chromium", "chromium-browser"),
-}
-MAC_PATHS = {
-    "chrome": "/Applications/Google Chrome.app/Contents/MacOS/Google Chrome",
-    "msedge": "/Applications/Microsoft Edge.app/Contents/MacOS/Microsoft Edge",
-    "chromium": "/Applications/Chromium.app/Contents/MacOS/Chromium",
-}
 
 TEMPLATE = """\
 # SigCLI configuration
@@ -63,25 +53,6 @@ providers: {{}}
 """
 MODE_BROWSER = 'mode: browser                              # Use "browserless" on remote/headless machines'
 MODE_REMOTE = "mode: browserless                          # No browser on this machine — use sig sync pull"
-
-
-def detect_browser(channel: str | None = None) -> str:
-    """Path of an installed Chrome, Edge or Chromium (preferred channel first), or ""."""
-    import shutil
-
-    order = [channel] if channel else []
-    order += [c for c in ("chrome", "msedge", "chromium") if c not in order]
-    for name in order:
-        if sys.platform == "darwin" and os.path.exists(MAC_PATHS[name]):
-            return MAC_PATHS[name]
-        for binary in CHANNELS[name]:
-            found = shutil.which(binary)
-            if found:
-                return found
-    for fixed in ("/usr/bin/chromium", "/usr/bin/chromium-browser", "/snap/bin/chromium"):
-        if os.access(fixed, os.X_OK):
-            return fixed
-    return ""
 
 
 def _quote(text: str) -> str:

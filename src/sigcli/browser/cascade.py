@@ -1,0 +1,236 @@
+"""The browser login cascade: existing session → headless → visible, and the poll loop each phase runs.
+
+Modes (`--mode` / provider `loginMode`):
+  auto      one headless browser on the profile: a session it already holds is captured at once, an SSO
+            that completes by itself (redirect hops, page scripts) is followed; when it stops on a login
+            page, a visible browser opens for the user.
+  headless  the same without the visible fallback.
+  visible   a window at once (also `forceVisible: true`).
+  cdp       a window of the real browser driven by the native CDP adapter whatever `browser.adapter`
+            says: no automation markers (sites that block automated browsers).
+The poll loop never types anything: sig has no site-specific automation. It only watches the page,
+reads the jar and asks the provider's validation whether what it holds is a login.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+
+from ..core.errors import ErrorCode, SigError
+from ..core.hosts import canonical_host, domain_matches, split_url
+from .extract import Extraction, expiry_ms, extract
+from .protocol import BrowserError, LaunchOptions
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from collections.abc import Callable
+    from typing import Any
+
+    from ..core.model import Provider
+    from .protocol import BrowserAdapter, BrowserSession
+
+POLL_S = 1.0  # between looks at the page (the original: 3 s; a look is cheap and local)
+SETTLE_S = 5.0  # headless: this long on login pages / off the site means a person is needed
+SECOND_LEVEL = {"co", "com", "net", "org", "gov", "ac", "edu", "ne", "or", "go"}
+# Visible windows need a display; CI and containers can run the visible phase headless instead.
+VISIBLE_HEADLESS_ENV = "SIG_BROWSER_VISIBLE_HEADLESS"
+
+
+class Capture:
+    def __init__(self, values: dict[str, str], expires_at_ms: int | None, phase: str, adapter: str) -> None:
+        self.values = values
+        self.expires_at_ms = expires_at_ms
+        self.phase = phase
+        self.adapter = adapter
+
+
+def registrable(host: str) -> str:
+    """example.co.uk / example.com / 127.0.0.1 — the site a host belongs to, without a suffix list: the
+    last two labels, or three under a two-letter country code with a generic second level."""
+    host = canonical_host(host)
+    if not host or ":" in host or host.replace(".", "").isdigit() or "." not in host:
+        return host
+    labels = host.split(".")
+    if len(labels) >= 3 and len(labels[-1]) == 2 and labels[-2] in SECOND_LEVEL:
+        return ".".join(labels[-3:])
+    return ".".join(labels[-2:])
+
+
+def on_site(url: str, provider: Provider) -> bool:
+    """Is the page on the provider's own site (its domains, or the entry URL's registrable domain)?"""
+    scheme, host, _ = split_url(url)
+    if scheme not in ("http", "https") or not host:
+        return False
+    if any(domain_matches(d, host) for d in provider.domains):
+        return True
+    _, entry_host, _ = split_url(provider.entry_url)
+    return bool(entry_host) and registrable(host) == registrable(entry_host)
+
+
+def _entry_url(provider: Provider) -> str:
+    url = provider.entry_url
+    if not url:
+        raise SigError(ErrorCode.CONFIG_ERROR, f'provider "{provider.id}" has no entryUrl to open in the browser',
+                       f"add entryUrl: https://… to providers.{provider.id} in ~/.sig/config.yaml")
+    return url
+
+
+class Cascade:
+    """One browser login for one provider."""
+
+    def __init__(self, provider: Provider, browser_cfg: dict[str, Any], *, mode: str | None = None,
+                 network_proxy: str | None = None, notify: Callable[[str], None] | None = None,
+                 log: Callable[[str], None] | None = None) -> None:
+        self.provider = provider
+        self.cfg = browser_cfg
+        self.mode = mode or provider.get("loginMode") or "auto"
+        self.network_proxy = network_proxy or provider.get("networkProxy") or None
+        self.notify = notify or (lambda _m: None)
+        self.log = log or (lambda _m: None)
+        self.last_reason = ""
+
+    # ---- choosing -----------------------------------------------------------------------------------
+
+    def _adapter(self, phase: str) -> BrowserAdapter:
+        name = "cdp" if self.mode == "cdp" else str(self.cfg.get("adapter") or "cdp")
+        if name == "playwright":
+            from .playwright_adapter import PlaywrightAdapter
+
+            return PlaywrightAdapter()
+        if name != "cdp":
+            raise SigError(ErrorCode.CONFIG_ERROR, f'unknown browser.adapter "{name}"', "use cdp or playwright")
+        from .cdp import CdpAdapter
+
+        return CdpAdapter()
+
+    def _options(self, headless: bool, timeout_s: float, shared: bool) -> LaunchOptions:
+        from ..config.paths import expand_path
+        from .locate import resolve_executable
+
+        data_dir = expand_path(str(self.cfg.get("browserDataDir") or "~/.sig/browser-data"))
+        wait_until = str(self.provider.get("waitUntil") or self.cfg.get("waitUntil") or "load")
+        return LaunchOptions(executable=resolve_executable(self.cfg), user_data_dir=data_dir,
+                             url=_entry_url(self.provider), headless=headless,
+                             proxy_server=self.network_proxy, timeout_s=timeout_s, shared=shared,
+                             wait_until=wait_until)
+
+    def _shared_browser_running(self, data_dir: str) -> bool:
+        """A visible sig browser already holds this profile (another login): join it, skip headless."""
+        from ..core import jsonio
+
+        try:
+            with open(os.path.join(data_dir, ".cdp-state.json"), encoding="utf-8") as fh:
+                pid = int(jsonio.loads(fh.read()).get("pid") or 0)
+            if pid <= 0:
+                return False
+            os.kill(pid, 0)
+            return True
+        except (OSError, ValueError, AttributeError):
+            return False
+
+    # ---- running ------------------------------------------------------------------------------------
+
+    def run(self) -> Capture:
+        headless_s = float(self.cfg.get("headlessTimeout") or 20000) / 1000
+        visible_s = float(self.cfg.get("visibleTimeout") or 120000) / 1000
+        mode = self.mode
+        if self.provider.get("forceVisible") and mode == "auto":
+            mode = "visible"
+        if mode in ("auto", "headless"):
+            options = self._options(True, headless_s, shared=False)
+            if mode == "headless" or not self._shared_browser_running(options.user_data_dir):
+                capture = self._phase("headless", options, exit_on_login=True)
+                if capture is not None:
+                    return capture
+                if mode == "headless":
+                    raise SigError(ErrorCode.BROWSER_TIMEOUT,
+                                   f'headless login to "{self.provider.id}" did not complete: {self.last_reason}',
+                                   f"log in with a window: sig login {self.provider.id} --mode visible")
+        return self._visible(visible_s)
+
+    def _visible(self, budget_s: float) -> Capture:
+        forced_headless = os.environ.get(VISIBLE_HEADLESS_ENV) == "1"
+        if not forced_headless:
+            from .locate import has_display
+
+            if not has_display():
+                why = f" ({self.last_reason})" if self.last_reason else ""
+                raise SigError(
+                    ErrorCode.BROWSER_UNAVAILABLE,
+                    f'logging in to "{self.provider.id}" needs you in a browser window{why}, and this '
+                    "session has no display",
+                    f"log in on a machine with a desktop and copy it here (sig remote add …; sig sync push), "
+                    f"or without a browser: sig login {self.provider.login_target()} --token-stdin | --cookie-stdin")
+        options = self._options(forced_headless, budget_s, shared=True)
+        self.notify(f'Log in to {self.provider.name} in the browser window; sig continues by itself once '
+                    f"you are in (waiting up to {int(budget_s)} s, Ctrl-C to stop).")
+        capture = self._phase("visible", options, exit_on_login=False)
+        if capture is None:
+            raise SigError(
+                ErrorCode.BROWSER_TIMEOUT,
+                f'the login to "{self.provider.id}" did not complete within {int(budget_s)} s'
+                + (f": {self.last_reason}" if self.last_reason else ""),
+                "run sig login again and finish the login in the window (raise browser.visibleTimeout "
+                "for slow MFA)")
+        return capture
+
+    def _phase(self, phase: str, options: LaunchOptions, exit_on_login: bool) -> Capture | None:
+        adapter = self._adapter(phase)
+        self.log(f"{self.provider.id}: {phase} phase with the {adapter.name} adapter ({options.executable})")
+        session = adapter.launch(options)
+        try:
+            return self._poll(session, phase, options.timeout_s, exit_on_login)
+        finally:
+            session.close()
+
+    def _poll(self, session: BrowserSession, phase: str, budget_s: float, exit_on_login: bool) -> Capture | None:
+        from ..auth.validation import Verdict, is_login_url, probe
+
+        provider = self.provider
+        patterns = [str(p) for p in provider.get("loginUrlPatterns") or []]
+        deadline = time.monotonic() + budget_s
+        away_since: float | None = None
+        while time.monotonic() < deadline:
+            if not session.alive():
+                raise SigError(ErrorCode.BROWSER_LAUNCH_ERROR,
+                               f'the browser closed before the login to "{provider.id}" finished',
+                               "run sig login again and leave the window open until sig says it is done")
+            url = session.page.url()
+            waiting = ""
+            if not url or url == "about:blank":
+                waiting = "the page has not loaded yet"
+            elif not on_site(url, provider):
+                waiting = f"the browser is on {split_url(url)[1] or url} (waiting to come back)"
+            elif is_login_url(url, patterns):
+                waiting = "the browser is on a login page"
+            if waiting:
+                self.last_reason = waiting
+                now = time.monotonic()
+                away_since = away_since if away_since is not None else now
+                if exit_on_login and now - away_since > SETTLE_S and url and url != "about:blank":
+                    self.log(f"{provider.id}: headless stopped: {waiting}")
+                    return None
+                session.wait(POLL_S)
+                continue
+            away_since = None
+            found = self._extract(session)
+            if not found.complete:
+                self.last_reason = "; ".join(found.missing) or "nothing captured yet"
+                self.log(f"{provider.id}: {self.last_reason}")
+                session.wait(POLL_S)
+                continue
+            verdict, reason = probe(provider, found.values)
+            self.log(f"{provider.id}: validation {verdict}: {reason}")
+            if verdict == Verdict.VALID:
+                return Capture(found.values, expiry_ms(found, provider.ttl_ms), phase, session.adapter)
+            self.last_reason = f"the captured session is not accepted yet ({reason})"
+            session.wait(POLL_S)
+        return None
+
+    def _extract(self, session: BrowserSession) -> Extraction:
+        try:
+            cookies = session.cookies()
+        except BrowserError:
+            cookies = []
+        return extract(self.provider, cookies, session.page, session.authorization_headers())

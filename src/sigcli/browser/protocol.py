@@ -1,0 +1,76 @@
+"""The one protocol every browser adapter implements: launch -> session -> page.
+
+An adapter starts (or reuses) a real Chromium-family browser on a profile directory, opens one page on a
+URL and answers a few questions about it. Everything else (when to look, what to extract, whether the
+login is done) lives above, in the cascade, and is the same for every adapter.
+
+Cookies come back as plain dicts in the CDP shape, whatever the adapter:
+    {"name", "value", "domain", "path", "expires" (seconds since epoch, -1 for a session cookie),
+     "httpOnly", "secure"}
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any, Protocol
+
+
+@dataclass
+class LaunchOptions:
+    executable: str  # absolute path of chrome / chromium / msedge
+    user_data_dir: str  # the profile; created 0700 if missing
+    url: str  # the page to open
+    headless: bool = True
+    proxy_server: str | None = None  # --proxy-server=
+    timeout_s: float = 20.0  # budget for the browser to start and answer
+    # Share one visible browser per profile between concurrent logins (new tab in a running one).
+    shared: bool = False
+    wait_until: str = "load"  # load | domcontentloaded | networkidle | commit
+    extra_args: list[str] = field(default_factory=list)
+
+
+if TYPE_CHECKING:
+
+    class BrowserPage(Protocol):
+        def url(self) -> str:
+            """location.href of the page sig opened; "" when it cannot be read right now."""
+
+        def ready_state(self) -> str:
+            """document.readyState ("loading" / "interactive" / "complete"); "" when unreadable."""
+
+        def evaluate(self, expression: str) -> Any:
+            """Evaluate a JS expression in the page, return its JSON value. Raises BrowserError."""
+
+    class BrowserSession(Protocol):
+        adapter: str  # "cdp" | "playwright"
+
+        @property
+        def page(self) -> BrowserPage: ...
+
+        def cookies(self) -> list[dict[str, Any]]:
+            """Every cookie of the profile (all domains and paths, HttpOnly included)."""
+
+        def authorization_headers(self) -> list[tuple[str, str]]:
+            """(request URL, Authorization header value) of requests the page sent since launch."""
+
+        def wait(self, seconds: float) -> None:
+            """Sleep while letting the adapter process browser events (do not use time.sleep)."""
+
+        def alive(self) -> bool:
+            """False once the browser process has gone (crashed or closed by the user)."""
+
+        def close(self) -> None:
+            """Close gracefully (flushes session cookies), then kill what is left. Idempotent."""
+
+    class BrowserAdapter(Protocol):
+        name: str
+
+        def launch(self, options: LaunchOptions) -> BrowserSession:
+            """Start the browser and open options.url. Raises SigError(BROWSER_LAUNCH_ERROR) with the fix."""
+
+
+class BrowserError(Exception):
+    """A page-level failure (evaluate threw, target went away). The cascade treats it as "not yet"."""
