@@ -31,7 +31,8 @@ if TYPE_CHECKING:
     from .protocol import BrowserAdapter, BrowserSession
 
 POLL_S = 1.0  # between looks at the page (the original: 3 s; a look is cheap and local)
-SETTLE_S = 5.0  # headless: this long on login pages / off the site means a person is needed
+SETTLE_S = 5.0
+LAUNCH_BUDGET_S = 30.0  # start + first page load; the poll budget (headless/visibleTimeout) is separate  # headless: this long on login pages / off the site means a person is needed
 SECOND_LEVEL = {"co", "com", "net", "org", "gov", "ac", "edu", "ne", "or", "go"}
 # Visible windows need a display; CI and containers can run the visible phase headless instead.
 VISIBLE_HEADLESS_ENV = "SIG_BROWSER_VISIBLE_HEADLESS"
@@ -76,6 +77,27 @@ def _entry_url(provider: Provider) -> str:
     return url
 
 
+def _interrupt_on_termination() -> Callable[[], None]:
+    """SIGTERM/SIGHUP (terminal closed) become KeyboardInterrupt while a browser is open, so the
+    browser is closed (and its session cookies flushed) instead of being left running."""
+    import signal
+    import threading
+
+    if threading.current_thread() is not threading.main_thread():
+        return lambda: None
+
+    def _raise(signum: int, _frame: object) -> None:
+        raise KeyboardInterrupt
+
+    previous = {sig: signal.signal(sig, _raise) for sig in (signal.SIGTERM, signal.SIGHUP)}
+
+    def restore() -> None:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+
+    return restore
+
+
 class Cascade:
     """One browser login for one provider."""
 
@@ -112,7 +134,8 @@ class Cascade:
         wait_until = str(self.provider.get("waitUntil") or self.cfg.get("waitUntil") or "load")
         return LaunchOptions(executable=resolve_executable(self.cfg), user_data_dir=data_dir,
                              url=_entry_url(self.provider), headless=headless,
-                             proxy_server=self.network_proxy, timeout_s=timeout_s, shared=shared,
+                             proxy_server=self.network_proxy, timeout_s=min(timeout_s, LAUNCH_BUDGET_S),
+                             shared=shared,
                              wait_until=wait_until)
 
     def _shared_browser_running(self, data_dir: str) -> bool:
@@ -140,7 +163,7 @@ class Cascade:
         if mode in ("auto", "headless"):
             options = self._options(True, headless_s, shared=False)
             if mode == "headless" or not self._shared_browser_running(options.user_data_dir):
-                capture = self._phase("headless", options, exit_on_login=True)
+                capture = self._phase("headless", options, headless_s, exit_on_login=True)
                 if capture is not None:
                     return capture
                 if mode == "headless":
@@ -165,7 +188,7 @@ class Cascade:
         options = self._options(forced_headless, budget_s, shared=True)
         self.notify(f'Log in to {self.provider.name} in the browser window; sig continues by itself once '
                     f"you are in (waiting up to {int(budget_s)} s, Ctrl-C to stop).")
-        capture = self._phase("visible", options, exit_on_login=False)
+        capture = self._phase("visible", options, budget_s, exit_on_login=False)
         if capture is None:
             raise SigError(
                 ErrorCode.BROWSER_TIMEOUT,
@@ -175,14 +198,18 @@ class Cascade:
                 "for slow MFA)")
         return capture
 
-    def _phase(self, phase: str, options: LaunchOptions, exit_on_login: bool) -> Capture | None:
+    def _phase(self, phase: str, options: LaunchOptions, budget_s: float, exit_on_login: bool) -> Capture | None:
         adapter = self._adapter(phase)
         self.log(f"{self.provider.id}: {phase} phase with the {adapter.name} adapter ({options.executable})")
-        session = adapter.launch(options)
+        restore = _interrupt_on_termination()
         try:
-            return self._poll(session, phase, options.timeout_s, exit_on_login)
+            session = adapter.launch(options)
+            try:
+                return self._poll(session, phase, budget_s, exit_on_login)
+            finally:
+                session.close()
         finally:
-            session.close()
+            restore()
 
     def _poll(self, session: BrowserSession, phase: str, budget_s: float, exit_on_login: bool) -> Capture | None:
         from ..auth.validation import Verdict, is_login_url, probe

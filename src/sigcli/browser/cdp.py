@@ -1,0 +1,529 @@
+"""The native adapter: drive a real Chromium-family browser over the Chrome DevTools Protocol.
+
+One WebSocket to the *browser-level* endpoint, and flattened target sessions (``sessionId`` on each
+message) for the one tab sig opens and watches. Process handling (spawn, profile lock, sharing) lives in
+launch.py; this module only speaks CDP.
+"""
+
+from __future__ import annotations
+
+import time
+
+from ..core.errors import ErrorCode, SigError
+from .launch import (
+    acquire_shared,
+    is_other_browser,
+    pid_alive,
+    read_state,
+    release_shared,
+    start_browser,
+    stderr_tail,
+    terminate,
+    terminate_pid,
+    wait_exit,
+)
+from .protocol import BrowserError, LaunchOptions
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    import subprocess
+    from collections.abc import Callable
+    from typing import Any
+
+    Handler = Callable[[dict[str, Any], str | None], None]
+
+_MAX_TRACKED = 2000  # requestId -> URL entries kept for ExtraInfo events (a long visible login is busy)
+_NETWORK_IDLE_S = 0.5
+_CLOSE_WAIT_S = 3.0
+_LAUNCH_HINT = "run sig doctor; if it keeps failing, try another browser (browser.execPath)"
+
+
+class CdpConnection:
+    """Request/response over one CDP WebSocket; events read meanwhile go to registered handlers."""
+
+    def __init__(self, ws_url: str, open_timeout: float = 10.0) -> None:
+        from websockets.sync.client import connect
+
+        # No keep-alive pings: a busy browser that misses one would look closed; a dead one closes TCP.
+        # No proxy: an http_proxy in the environment (maybe sig's own) must not see loopback CDP traffic.
+        kwargs: dict[str, Any] = {"max_size": None, "open_timeout": open_timeout, "ping_interval": None,
+                                  "compression": None}
+        try:
+            ws = connect(ws_url, proxy=None, **kwargs)
+        except TypeError:  # websockets < 15 has no proxy support (and so no proxy to avoid)
+            ws = connect(ws_url, **kwargs)
+        # __enter__ returns the connection itself on every websockets version and marks it as managed
+        # (websockets 17 warns about a connection used without a context manager).
+        self._ws = ws.__enter__()
+        self._next_id = 0
+        self._handlers: dict[str, list[Handler]] = {}
+        self._closed = False
+
+    @property
+    def closed(self) -> bool:
+        if self._closed:
+            return True
+        from websockets.protocol import State
+
+        return self._ws.protocol.state is not State.OPEN
+
+    def on(self, method: str, callback: Handler) -> None:
+        """Call `callback(params, session_id)` for every event `method` read from now on."""
+        self._handlers.setdefault(method, []).append(callback)
+
+    def _recv(self, timeout: float) -> dict[str, Any] | None:
+        """One message, or None when none came within `timeout`. BrowserError when the socket closed."""
+        import json
+
+        from websockets.exceptions import ConnectionClosed
+
+        try:
+            raw = self._ws.recv(timeout=max(0.0, timeout))
+        except TimeoutError:
+            return None
+        except ConnectionClosed:
+            self._closed = True
+            raise BrowserError("the browser connection closed (the browser exited or crashed)") from None
+        try:
+            msg = json.loads(raw)
+        except ValueError:
+            return None
+        return msg if isinstance(msg, dict) else None
+
+    def _dispatch(self, msg: dict[str, Any]) -> None:
+        for callback in self._handlers.get(msg.get("method", ""), ()):
+            try:
+                callback(msg.get("params") or {}, msg.get("sessionId"))
+            except Exception:
+                pass  # a bookkeeping handler must not cost us the reply we are waiting for
+
+    def call(self, method: str, params: dict[str, Any] | None = None, session_id: str | None = None,
+             timeout: float = 10.0) -> dict[str, Any]:
+        """Send one command and return its result; events that arrive first are dispatched."""
+        import json
+
+        from websockets.exceptions import ConnectionClosed
+
+        if self._closed:
+            raise BrowserError("the browser connection is closed")
+        self._next_id += 1
+        msg_id = self._next_id
+        msg: dict[str, Any] = {"id": msg_id, "method": method, "params": params or {}}
+        if session_id:
+            msg["sessionId"] = session_id
+        try:
+            self._ws.send(json.dumps(msg))
+        except ConnectionClosed:
+            self._closed = True
+            raise BrowserError("the browser connection closed (the browser exited or crashed)") from None
+        deadline = time.monotonic() + timeout
+        while True:
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                raise BrowserError(f"{method}: no answer from the browser within {timeout:g}s")
+            reply = self._recv(remaining)
+            if reply is None:
+                continue
+            if reply.get("id") == msg_id:
+                error = reply.get("error")
+                if error is not None:
+                    text = error.get("message") if isinstance(error, dict) else str(error)
+                    raise BrowserError(f"{method}: {text}")
+                result = reply.get("result")
+                return result if isinstance(result, dict) else {}
+            if "method" in reply:
+                self._dispatch(reply)
+            # else: a late reply to a call that timed out earlier; nobody waits for it any more
+
+    def pump(self, seconds: float) -> None:
+        """Read and dispatch events for up to `seconds` (0 = only what is already there)."""
+        deadline = time.monotonic() + max(0.0, seconds)
+        while True:
+            msg = self._recv(max(0.0, deadline - time.monotonic()))
+            if msg is not None:
+                if "method" in msg:
+                    self._dispatch(msg)
+                continue
+            if time.monotonic() >= deadline:
+                return
+
+    def close(self) -> None:
+        self._closed = True
+        try:
+            self._ws.close()
+        except Exception:
+            pass
+
+
+def _unserializable(text: str) -> Any:
+    # Runtime.evaluate returns NaN, Infinity, -0 and BigInt as text in unserializableValue.
+    if text.endswith("n") and text[:-1].lstrip("-").isdigit():
+        return int(text[:-1])
+    try:
+        return float(text)
+    except ValueError:
+        return None
+
+
+class CdpPage:
+    """The one tab sig opened, through its flattened session."""
+
+    def __init__(self, conn: CdpConnection, session_id: str, target_id: str) -> None:
+        self._conn = conn
+        self.session_id = session_id
+        self.target_id = target_id
+
+    def evaluate(self, expression: str, timeout: float = 10.0) -> Any:
+        result = self._conn.call("Runtime.evaluate", {"expression": expression, "returnByValue": True,
+                                                      "awaitPromise": True}, self.session_id, timeout)
+        details = result.get("exceptionDetails")
+        if details is not None:
+            # Only the error class: V8 messages quote their input (JSON.parse of a token, for one).
+            exc = details.get("exception") or {}
+            kind = exc.get("className") or "exception"
+            raise BrowserError(f"the page expression threw {kind} (line {details.get('lineNumber', '?')})")
+        value = result.get("result") or {}
+        if "unserializableValue" in value:
+            return _unserializable(str(value["unserializableValue"]))
+        return value.get("value")
+
+    def url(self) -> str:
+        try:
+            href = self.evaluate("location.href", timeout=5.0)
+            if isinstance(href, str):
+                return href
+        except BrowserError:
+            pass
+        try:  # the page may be between documents or blocked by a dialog: ask the browser instead
+            info = self._conn.call("Target.getTargetInfo", {"targetId": self.target_id}, timeout=3.0)
+            url = (info.get("targetInfo") or {}).get("url")
+            return url if isinstance(url, str) else ""
+        except BrowserError:
+            return ""
+
+    def ready_state(self) -> str:
+        try:
+            state = self.evaluate("document.readyState", timeout=5.0)
+        except BrowserError:
+            return ""
+        return state if isinstance(state, str) else ""
+
+
+def _authorization(headers: Any) -> str | None:
+    if not isinstance(headers, dict):
+        return None
+    for name, value in headers.items():
+        if isinstance(name, str) and name.lower() == "authorization" and isinstance(value, str) and value:
+            return value
+    return None
+
+
+def _cookie(raw: dict[str, Any]) -> dict[str, Any]:
+    expires = raw.get("expires", -1)
+    if raw.get("session") or not isinstance(expires, int | float) or expires <= 0:
+        expires = -1
+    return {
+        "name": raw.get("name", ""),
+        "value": raw.get("value", ""),
+        "domain": raw.get("domain", ""),
+        "path": raw.get("path", "/"),
+        "expires": expires,
+        "httpOnly": bool(raw.get("httpOnly", False)),
+        "secure": bool(raw.get("secure", False)),
+    }
+
+
+class CdpSession:
+    """A launched (or joined) browser plus the tab sig watches. Implements BrowserSession."""
+
+    adapter = "cdp"
+
+    def __init__(self, conn: CdpConnection, pid: int, options: LaunchOptions,
+                 proc: subprocess.Popen[bytes] | None = None) -> None:
+        self._conn = conn
+        self._pid = pid
+        self._proc = proc
+        self._options = options
+        self._shared = options.shared
+        self._page: CdpPage | None = None
+        self._closed = False
+        self._tab_gone = False
+        self._auth: list[tuple[str, str]] = []
+        self._request_urls: dict[str, str] = {}
+        self._pending_extra: dict[str, str] = {}  # ExtraInfo may arrive before requestWillBeSent
+        self._last_request = time.monotonic()
+        # Page.navigate's errorText (e.g. net::ERR_CONNECTION_REFUSED), for a better message upstairs.
+        self.navigation_error: str | None = None
+        conn.on("Network.requestWillBeSent", self._on_request)
+        conn.on("Network.requestWillBeSentExtraInfo", self._on_request_extra)
+        conn.on("Target.detachedFromTarget", self._on_detached)
+
+    # -- events -------------------------------------------------------------------------------
+
+    def _ours(self, session_id: str | None) -> bool:
+        return self._page is not None and session_id == self._page.session_id
+
+    def _add_auth(self, url: str, value: str) -> None:
+        pair = (url, value)
+        if pair not in self._auth:
+            self._auth.append(pair)
+
+    def _on_request(self, params: dict[str, Any], session_id: str | None) -> None:
+        if not self._ours(session_id):
+            return
+        self._last_request = time.monotonic()
+        request = params.get("request") or {}
+        url = str(request.get("url") or "")
+        request_id = params.get("requestId")
+        if isinstance(request_id, str):
+            self._request_urls[request_id] = url
+            if len(self._request_urls) > _MAX_TRACKED:
+                self._request_urls.pop(next(iter(self._request_urls)))
+            pending = self._pending_extra.pop(request_id, None)
+            if pending:
+                self._add_auth(url, pending)
+        value = _authorization(request.get("headers"))
+        if value:
+            self._add_auth(url, value)
+
+    def _on_request_extra(self, params: dict[str, Any], session_id: str | None) -> None:
+        # The headers actually sent (after the network stack), which may hold an Authorization the
+        # renderer did not see; its URL comes from the requestWillBeSent of the same requestId.
+        if not self._ours(session_id):
+            return
+        value = _authorization(params.get("headers"))
+        request_id = params.get("requestId")
+        if not value or not isinstance(request_id, str):
+            return
+        url = self._request_urls.get(request_id)
+        if url is None:
+            self._pending_extra[request_id] = value
+            if len(self._pending_extra) > _MAX_TRACKED:
+                self._pending_extra.pop(next(iter(self._pending_extra)))
+        else:
+            self._add_auth(url, value)
+
+    def _on_detached(self, params: dict[str, Any], session_id: str | None) -> None:
+        if self._page is not None and params.get("sessionId") == self._page.session_id:
+            self._tab_gone = True  # the user closed our tab (or it crashed): nothing left to watch
+
+    # -- set-up -------------------------------------------------------------------------------
+
+    def _check_identity(self, port: int) -> None:
+        """Make sure the browser on `port` is the one we spawned (the port was free a moment before)."""
+        if self._proc is None:
+            return
+        try:
+            infos = self._conn.call("SystemInfo.getProcessInfo", timeout=5.0).get("processInfo") or []
+        except BrowserError:
+            return  # an older or different browser without this method: nothing to compare
+        browser = next((p.get("id") for p in infos if p.get("type") == "browser"), None)
+        if isinstance(browser, int) and is_other_browser(self._proc, browser, self._options.user_data_dir):
+            self._conn.close()  # so that our clean-up never sends Browser.close to that other browser
+            raise SigError(ErrorCode.BROWSER_LAUNCH_ERROR,
+                           f"another program answered on the browser's debugging port {port}",
+                           "retry: sig picks a new free port each time")
+
+    def _open_tab(self, reuse_blank: bool) -> None:
+        conn = self._conn
+        target_id = None
+        if reuse_blank:  # the browser's own start page, so a visible window shows one tab, not two
+            infos = conn.call("Target.getTargets").get("targetInfos") or []
+            for info in infos:
+                if info.get("type") == "page" and info.get("url") == "about:blank" and not info.get(
+                        "attached"):
+                    target_id = info.get("targetId")
+                    break
+        if not target_id:
+            target_id = conn.call("Target.createTarget", {"url": "about:blank"})["targetId"]
+        session_id = conn.call("Target.attachToTarget", {"targetId": target_id, "flatten": True})[
+            "sessionId"]
+        self._page = CdpPage(conn, session_id, target_id)
+        # Enable before navigating, so the first request (and its Authorization) is seen too.
+        for method in ("Runtime.enable", "Network.enable", "Page.enable"):
+            conn.call(method, session_id=session_id)
+        if not self._options.headless:
+            try:
+                conn.call("Page.bringToFront", session_id=session_id, timeout=3.0)
+            except BrowserError:
+                pass
+
+    def _browser_gone(self) -> bool:
+        return self._conn.closed or not pid_alive(self._pid)
+
+    def _navigate(self) -> None:
+        """Open options.url in our tab and wait (bounded) as options.wait_until asks. Not finishing in
+        time is fine (the cascade polls); the browser dying is not."""
+        options, page = self._options, self.page
+        deadline = time.monotonic() + max(1.0, options.timeout_s)
+        try:
+            nav = self._conn.call("Page.navigate", {"url": options.url}, page.session_id,
+                                  timeout=max(1.0, options.timeout_s))
+        except BrowserError:
+            if self._browser_gone():
+                raise
+            return  # a slow server: the cascade keeps polling
+        self.navigation_error = nav.get("errorText") or None
+        if options.wait_until == "commit" or self.navigation_error:
+            return
+        wanted = ("interactive", "complete") if options.wait_until == "domcontentloaded" else ("complete",)
+        while page.ready_state() not in wanted:
+            if self._browser_gone():
+                raise BrowserError("the browser exited while opening the page")
+            if time.monotonic() >= deadline:
+                return
+            self._conn.pump(min(0.05, max(0.0, deadline - time.monotonic())))
+        if options.wait_until == "networkidle":
+            while True:
+                quiet = time.monotonic() - self._last_request
+                left = deadline - time.monotonic()
+                if quiet >= _NETWORK_IDLE_S or left <= 0:
+                    return
+                self._conn.pump(min(_NETWORK_IDLE_S - quiet, left))
+
+    # -- BrowserSession -------------------------------------------------------------------------
+
+    @property
+    def page(self) -> CdpPage:
+        if self._page is None:
+            raise BrowserError("no page is open")
+        return self._page
+
+    @property
+    def pid(self) -> int:
+        """The browser process id (for diagnostics and tests)."""
+        return self._pid
+
+    def cookies(self) -> list[dict[str, Any]]:
+        try:
+            raw = self._conn.call("Storage.getCookies").get("cookies")
+        except BrowserError:
+            if self._conn.closed:
+                raise
+            raw = self._conn.call("Network.getAllCookies", session_id=self.page.session_id).get("cookies")
+        return [_cookie(c) for c in raw or [] if isinstance(c, dict)]
+
+    def authorization_headers(self) -> list[tuple[str, str]]:
+        try:
+            self._conn.pump(0)  # take in what the browser already sent us
+        except BrowserError:
+            pass
+        return list(self._auth)
+
+    def wait(self, seconds: float) -> None:
+        end = time.monotonic() + max(0.0, seconds)
+        try:
+            self._conn.pump(seconds)
+        except BrowserError:
+            time.sleep(max(0.0, end - time.monotonic()))  # keep the caller's pace even when gone
+
+    def alive(self) -> bool:
+        if self._closed:
+            return False
+        try:
+            self._conn.pump(0)  # notice a detached tab
+        except BrowserError:
+            return False
+        return not self._tab_gone and not self._browser_gone()
+
+    def close(self) -> None:
+        if self._closed:
+            return
+        self._closed = True
+        try:
+            if self._shared:
+                release_shared(self._options.user_data_dir, on_last=self._close_browser,
+                               on_leave=self._close_tab)
+            else:
+                self._close_browser()
+        except Exception:
+            pass  # close() never raises: it runs in finally blocks
+        finally:
+            self._conn.close()
+
+    def _close_tab(self) -> None:
+        """Leave a shared browser that others still use: close only our tab."""
+        if self._page is not None and not self._browser_gone():
+            try:
+                self._conn.call("Target.closeTarget", {"targetId": self._page.target_id}, timeout=3.0)
+            except BrowserError:
+                pass
+
+    def _close_browser(self) -> None:
+        """Browser.close (flushes cookies to disk), wait for the exit, then stop what is left."""
+        if not self._conn.closed:
+            try:
+                self._conn.call("Browser.close", timeout=_CLOSE_WAIT_S)
+            except BrowserError:
+                pass  # the socket often closes before the reply arrives
+        wait_exit(self._pid, _CLOSE_WAIT_S)
+        if self._proc is not None:
+            terminate(self._proc, grace_s=1.0)
+        else:
+            terminate_pid(self._pid, grace_s=1.0)
+
+    def __enter__(self) -> CdpSession:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+def _launch_error(exc: BaseException, proc: subprocess.Popen[bytes] | None) -> SigError:
+    if isinstance(exc, SigError):
+        return exc
+    if proc is not None and proc.poll() is not None:
+        tail = stderr_tail(proc)
+        return SigError(ErrorCode.BROWSER_LAUNCH_ERROR,
+                        f"the browser exited during start-up (status {proc.returncode})"
+                        + (f": {tail}" if tail else ""), _LAUNCH_HINT)
+    return SigError(ErrorCode.BROWSER_LAUNCH_ERROR,
+                    f"the browser started but could not be driven over CDP: {exc}", _LAUNCH_HINT)
+
+
+class CdpAdapter:
+    name = "cdp"
+
+    def launch(self, options: LaunchOptions) -> CdpSession:
+        if options.shared:
+            return self._launch_shared(options)
+        proc, port, ws_url = start_browser(options)
+        session: CdpSession | None = None
+        try:
+            session = CdpSession(CdpConnection(ws_url), proc.pid, options, proc)
+            session._check_identity(port)
+            session._open_tab(reuse_blank=True)
+            session._navigate()
+            return session
+        except BaseException as exc:
+            if session is not None:
+                session.close()
+            else:
+                terminate(proc, grace_s=1.0)
+            if isinstance(exc, Exception):
+                raise _launch_error(exc, proc) from None
+            raise
+
+    def _launch_shared(self, options: LaunchOptions) -> CdpSession:
+        port, ws_url, proc, owner = acquire_shared(options)
+        if proc is not None:
+            pid = proc.pid
+        else:
+            state = read_state(options.user_data_dir)
+            pid = state["pid"] if state else -1
+        session: CdpSession | None = None
+        try:
+            session = CdpSession(CdpConnection(ws_url), pid, options, proc)
+            session._check_identity(port)
+            # Our own fresh browser: use its start tab. A joined one: a new tab that is ours alone.
+            session._open_tab(reuse_blank=owner)
+            session._navigate()
+            return session
+        except BaseException as exc:
+            if session is not None:
+                session.close()  # closes our tab, releases, closes the browser if we were last
+            else:
+                release_shared(options.user_data_dir, on_last=lambda: terminate_pid(pid, 1.0))
+            if isinstance(exc, Exception):
+                raise _launch_error(exc, proc) from None
+            raise

@@ -1,0 +1,561 @@
+"""Start, find, share and stop a Chromium-family browser process. No CDP protocol logic lives here.
+
+A browser is started on a free loopback port with remote debugging, in its own process group (so its
+helper processes can be stopped together), and found through ``/json/version``. A visible browser can be
+shared per profile between concurrent logins through ``<profile>/.cdp-state.json`` (guarded by an
+fcntl lock), because Chrome allows one running instance per profile directory.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import time
+
+from ..core.errors import ErrorCode, SigError
+from .protocol import LaunchOptions
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    import subprocess
+    from collections.abc import Callable
+    from typing import IO, Any
+
+STATE_FILE = ".cdp-state.json"
+LOCK_FILE = ".cdp-state.lock"
+# Chromium's own profile lock: a symlink whose target is "<hostname>-<pid>".
+SINGLETON_LOCK = "SingletonLock"
+
+INSTALL_HINT = ("install Chromium (apt-get install chromium) or Chrome, or set browser.execPath in "
+                "~/.sig/config.yaml; run sig doctor")
+IN_USE_HINT = "close that browser, or set browser.browserDataDir to another folder"
+
+_POLL_S = 0.05  # /json/version poll interval: Chromium answers after ~0.4 s, so poll often
+_REQUEST_TIMEOUT_S = 1.0  # per /json/version request
+_SHARED_PROBE_TIMEOUT_S = 2.0  # how long a shared browser may take to answer before it counts as hung
+
+# Browsers this process spawned, by pid, so that whoever closes a shared browser last can reap it even
+# when another session of the same process spawned it (two sessions in one process share one browser).
+_SPAWNED: dict[int, subprocess.Popen[bytes]] = {}
+_STDERR: dict[int, IO[bytes]] = {}
+
+
+# -- process basics -------------------------------------------------------------------------------
+
+
+def free_port() -> int:
+    """A TCP port on 127.0.0.1 that was free a moment ago (bound to port 0, then released)."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def chrome_args(options: LaunchOptions, port: int) -> list[str]:
+    """The command-line flags (without the executable). Deliberately no --enable-automation."""
+    args = [
+        f"--remote-debugging-port={port}",
+        "--remote-debugging-address=127.0.0.1",
+        f"--user-data-dir={options.user_data_dir}",
+        "--no-first-run",
+        "--no-default-browser-check",
+        "--disable-background-networking",
+        "--disable-component-update",
+        "--disable-sync",
+        # Keep the cookie encryption key in the profile, not in the desktop keyring (no prompt, no hang).
+        "--password-store=basic",
+        "--use-mock-keychain",
+    ]
+    if options.headless:
+        args += ["--headless=new", "--disable-gpu"]
+    if hasattr(os, "geteuid") and os.geteuid() == 0:
+        args.append("--no-sandbox")  # Chromium refuses to start as root with its sandbox on
+    if options.proxy_server:
+        args.append(f"--proxy-server={options.proxy_server}")
+    args += list(options.extra_args)
+    # The adapter opens the real URL itself, in a tab it owns and watches from the first request.
+    args.append("about:blank")
+    return args
+
+
+def ensure_profile_dir(path: str) -> None:
+    """Create the profile folder 0700 when missing (it holds cookies); an existing one keeps its mode."""
+    if os.path.isdir(path):
+        return
+    try:
+        os.makedirs(path, mode=0o700, exist_ok=True)
+        os.chmod(path, 0o700)  # makedirs' mode is filtered by the umask
+    except OSError as exc:
+        raise SigError(
+            ErrorCode.BROWSER_LAUNCH_ERROR,
+            f"cannot create the browser profile folder {path}: {exc.strerror}",
+            "check the permissions of its parent folder, or set browser.browserDataDir to another folder",
+        ) from None
+
+
+def spawn(executable: str, args: list[str]) -> subprocess.Popen[bytes]:
+    """Start the browser in its own process group (so terminate() reaches its helpers)."""
+    import shutil
+    import subprocess
+    import tempfile
+
+    if executable and os.sep not in executable:
+        executable = shutil.which(executable) or executable  # a bare name such as "chromium"
+    if not executable or not os.path.isfile(executable) or not os.access(executable, os.X_OK):
+        raise SigError(ErrorCode.BROWSER_LAUNCH_ERROR,
+                       f"no runnable browser at {executable or '(not set)'}", INSTALL_HINT)
+    try:
+        # Unlinked at once; kept open for as long as the browser runs, read for launch error tails.
+        err: IO[bytes] | None = tempfile.TemporaryFile(prefix="sig-browser-")  # noqa: SIM115
+    except OSError:
+        err = None
+    try:
+        proc = subprocess.Popen(
+            [executable, *args],
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.DEVNULL,
+            stderr=err if err is not None else subprocess.DEVNULL,
+            start_new_session=True,
+            close_fds=True,
+        )
+    except OSError as exc:
+        if err is not None:
+            err.close()
+        raise SigError(ErrorCode.BROWSER_LAUNCH_ERROR,
+                       f"cannot start the browser {executable}: {exc.strerror}", INSTALL_HINT) from None
+    _SPAWNED[proc.pid] = proc
+    if err is not None:
+        _STDERR[proc.pid] = err
+    return proc
+
+
+def stderr_tail(proc: subprocess.Popen[bytes], lines: int = 3) -> str:
+    """The last meaningful stderr lines of a browser we spawned (for launch errors; no page has loaded)."""
+    fh = _STDERR.get(proc.pid)
+    if fh is None:
+        return ""
+    try:
+        fh.seek(max(0, fh.seek(0, os.SEEK_END) - 4096))
+        text = fh.read().decode("utf-8", "replace")
+    except (OSError, ValueError):
+        return ""
+    # Debian's wrapper script prints a harmless "[: ...: unexpected operator"; drop it.
+    kept = [ln.strip() for ln in text.splitlines() if ln.strip() and "unexpected operator" not in ln]
+    return " | ".join(kept[-lines:])[-600:]
+
+
+def _forget(pid: int) -> None:
+    _SPAWNED.pop(pid, None)
+    fh = _STDERR.pop(pid, None)
+    if fh is not None:
+        try:
+            fh.close()
+        except OSError:
+            pass
+
+
+def pid_alive(pid: int) -> bool:
+    """True when `pid` runs (a zombie, i.e. exited but not reaped, counts as gone)."""
+    if pid <= 0:
+        return False
+    proc = _SPAWNED.get(pid)
+    if proc is not None:
+        return proc.poll() is None  # our own child: poll() also reaps it
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True  # exists, owned by someone else
+    except OSError:
+        return False
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as fh:
+            stat = fh.read()
+        return stat[stat.rfind(b")") + 2:][:1] != b"Z"
+    except OSError:
+        return True  # no /proc (macOS): kill(0) is all we have
+
+
+def _signal_group(pid: int, sig: int) -> None:
+    if pid <= 1:
+        return  # never kill(-1) / kill(0): that would signal every process we may signal
+    # Our browsers lead their own process group; fall back to the single pid if that is not so.
+    try:
+        if os.getpgid(pid) == pid:
+            os.killpg(pid, sig)
+            return
+    except OSError:
+        pass
+    try:
+        os.kill(pid, sig)
+    except OSError:
+        pass
+
+
+def _killpg_quiet(pgid: int, sig: int) -> None:
+    if pgid <= 1:
+        return
+    try:
+        os.killpg(pgid, sig)
+    except OSError:
+        pass
+
+
+def terminate(proc: subprocess.Popen[bytes], grace_s: float = 3.0) -> None:
+    """SIGTERM the browser's process group, wait up to grace_s, SIGKILL the group, reap. Never raises."""
+    import subprocess
+
+    pgid = proc.pid  # start_new_session: the group id is the browser's pid
+    # Signal the group even when the leader has exited: its helpers may linger for a second or two.
+    _killpg_quiet(pgid, signal.SIGTERM)
+    try:
+        proc.wait(timeout=max(0.0, grace_s))
+    except subprocess.TimeoutExpired:
+        pass
+    except OSError:
+        pass
+    _killpg_quiet(pgid, signal.SIGKILL)
+    try:
+        proc.wait(timeout=2.0)
+    except (subprocess.TimeoutExpired, OSError):
+        pass
+    _forget(proc.pid)
+
+
+def terminate_pid(pid: int, grace_s: float = 3.0) -> None:
+    """terminate() for a browser another process spawned (a shared one). Never raises."""
+    proc = _SPAWNED.get(pid)
+    if proc is not None:
+        terminate(proc, grace_s)
+        return
+    if not pid_alive(pid):
+        return  # gone already; its pid may soon belong to someone else, so signal nothing
+    _signal_group(pid, signal.SIGTERM)
+    deadline = time.monotonic() + max(0.0, grace_s)
+    while pid_alive(pid) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    _signal_group(pid, signal.SIGKILL)
+
+
+def wait_exit(pid: int, timeout_s: float) -> bool:
+    """Wait (bounded) for a browser to exit on its own, e.g. after Browser.close. True when it did."""
+    proc = _SPAWNED.get(pid)
+    if proc is not None:
+        import subprocess
+
+        try:
+            proc.wait(timeout=max(0.0, timeout_s))
+            return True
+        except (subprocess.TimeoutExpired, OSError):
+            return proc.poll() is not None
+    deadline = time.monotonic() + max(0.0, timeout_s)
+    while pid_alive(pid):
+        if time.monotonic() >= deadline:
+            return False
+        time.sleep(0.05)
+    return True
+
+
+# -- profile lock and CDP discovery -----------------------------------------------------------------
+
+
+def profile_lock_owner(user_data_dir: str) -> int | None:
+    """The pid of a live browser on this host holding the profile (Chromium's SingletonLock), else None."""
+    try:
+        target = os.readlink(os.path.join(user_data_dir, SINGLETON_LOCK))
+    except OSError:
+        return None
+    host, _, pid_text = target.rpartition("-")
+    if not pid_text.isdigit() or host != socket.gethostname():
+        return None  # another host's lock: let the browser itself decide
+    pid = int(pid_text)
+    if pid == os.getpid() or not pid_alive(pid):
+        return None  # a stale lock left by a crash; Chromium clears it itself
+    try:
+        with open(f"/proc/{pid}/cmdline", "rb") as fh:
+            cmdline = fh.read().lower()
+    except OSError:
+        return pid  # cannot look (no /proc, or not ours): trust the lock
+    if not any(name in cmdline for name in (b"chrom", b"edge", b"brave", b"vivaldi", b"opera")):
+        return None  # the pid was reused by an unrelated program: the lock is stale
+    return pid
+
+
+def profile_in_use_error(user_data_dir: str, pid: int) -> SigError:
+    return SigError(
+        ErrorCode.BROWSER_LAUNCH_ERROR,
+        f"the browser profile {user_data_dir} is in use by another browser (pid {pid})",
+        IN_USE_HINT,
+    )
+
+
+def check_profile_free(user_data_dir: str) -> None:
+    """Fail early, with the fix, when a running browser holds the profile (Chromium would just exit)."""
+    pid = profile_lock_owner(user_data_dir)
+    if pid is not None:
+        raise profile_in_use_error(user_data_dir, pid)
+
+
+def probe_cdp(port: int, timeout_s: float = _REQUEST_TIMEOUT_S) -> str | None:
+    """The browser-level webSocketDebuggerUrl from /json/version, or None when nothing answers."""
+    import http.client
+    import json
+
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=timeout_s)
+    try:
+        conn.request("GET", "/json/version")
+        resp = conn.getresponse()
+        if resp.status != 200:
+            return None
+        url = json.loads(resp.read()).get("webSocketDebuggerUrl")
+    except (OSError, ValueError, http.client.HTTPException):
+        return None
+    finally:
+        conn.close()
+    return url if isinstance(url, str) and url.startswith("ws://") else None
+
+
+def _user_data_dir_of(proc: subprocess.Popen[bytes]) -> str:
+    args = proc.args if isinstance(proc.args, list | tuple) else []
+    for arg in args:
+        if isinstance(arg, str) and arg.startswith("--user-data-dir="):
+            return arg.split("=", 1)[1]
+    return ""
+
+
+def wait_for_cdp(port: int, proc: subprocess.Popen[bytes], timeout_s: float) -> str:
+    """Poll /json/version until the browser answers; its browser-level WebSocket URL."""
+    deadline = time.monotonic() + max(0.5, timeout_s)
+    while True:
+        code = proc.poll()
+        if code is not None:
+            udd = _user_data_dir_of(proc)
+            holder = profile_lock_owner(udd) if udd else None
+            if holder is not None:
+                raise profile_in_use_error(udd, holder)
+            tail = stderr_tail(proc)
+            raise SigError(
+                ErrorCode.BROWSER_LAUNCH_ERROR,
+                f"the browser exited during start-up (status {code})" + (f": {tail}" if tail else ""),
+                "run sig doctor; if another browser uses the same profile, close it or set "
+                "browser.browserDataDir to another folder",
+            )
+        url = probe_cdp(port, min(_REQUEST_TIMEOUT_S, max(0.1, deadline - time.monotonic())))
+        if url:
+            return url
+        if time.monotonic() >= deadline:
+            tail = stderr_tail(proc)
+            if "non-default data directory" in tail:
+                # Chrome 136+ will not be remote-controlled on its own default profile folder.
+                raise SigError(
+                    ErrorCode.BROWSER_LAUNCH_ERROR,
+                    f"the browser refuses remote debugging on profile {_user_data_dir_of(proc)}",
+                    "set browser.browserDataDir to a folder of its own (not the browser's default profile)",
+                )
+            raise SigError(
+                ErrorCode.BROWSER_TIMEOUT,
+                f"the browser did not open its debugging port {port} within {timeout_s:.0f}s"
+                + (f": {tail}" if tail else ""),
+                "the machine may be busy: retry, or raise browser.headlessTimeout; run sig doctor",
+            )
+        time.sleep(_POLL_S)
+
+
+def is_other_browser(proc: subprocess.Popen[bytes], browser_pid: int, user_data_dir: str) -> bool:
+    """True when the browser that answered on our port is positively not the one we spawned.
+
+    free_port() releases the port before the browser binds it, so another program may take it first.
+    Only a pid we can see, outside our process group, without our profile on its command line counts:
+    a wrapper script that does not exec (browser pid != proc.pid) must still pass.
+    """
+    if browser_pid == proc.pid or browser_pid <= 0:
+        return False
+    try:
+        if os.getpgid(browser_pid) == proc.pid:
+            return False
+        with open(f"/proc/{browser_pid}/cmdline", "rb") as fh:
+            cmdline = fh.read().replace(b"\0", b" ")
+    except OSError:
+        return False
+    return f"--user-data-dir={user_data_dir}".encode() not in cmdline
+
+
+def start_browser(options: LaunchOptions) -> tuple[subprocess.Popen[bytes], int, str]:
+    """Profile folder, lock check, spawn, wait for CDP. (proc, port, ws_url); the process dies on failure."""
+    ensure_profile_dir(options.user_data_dir)
+    check_profile_free(options.user_data_dir)
+    port = free_port()
+    proc = spawn(options.executable, chrome_args(options, port))
+    try:
+        ws_url = wait_for_cdp(port, proc, options.timeout_s)
+    except BaseException:
+        terminate(proc, grace_s=1.0)
+        raise
+    return proc, port, ws_url
+
+
+# -- the shared visible browser (.cdp-state.json) ---------------------------------------------------
+
+
+class _StateLock:
+    """fcntl.flock on <profile>/.cdp-state.lock, bounded wait."""
+
+    def __init__(self, user_data_dir: str, timeout_s: float) -> None:
+        self.path = os.path.join(user_data_dir, LOCK_FILE)
+        self.timeout_s = timeout_s
+        self._fd = -1
+
+    def __enter__(self) -> None:
+        from ..store.files import open_lock, wait_flock
+
+        fd = open_lock(self.path)
+        try:
+            wait_flock(fd, True, time.monotonic() + self.timeout_s, "", "")
+        except SigError:
+            os.close(fd)
+            raise SigError(
+                ErrorCode.BROWSER_TIMEOUT,
+                f"timed out after {self.timeout_s:.0f}s waiting for the shared browser lock {self.path}",
+                "another sig login is starting or closing the browser of this profile; retry in a moment",
+            ) from None
+        except BaseException:
+            os.close(fd)
+            raise
+        self._fd = fd
+
+    def __exit__(self, *exc: object) -> None:
+        if self._fd >= 0:
+            os.close(self._fd)  # closing the descriptor releases the flock
+            self._fd = -1
+
+
+def read_state(user_data_dir: str) -> dict[str, Any] | None:
+    """The shared-browser state, or None when missing or unreadable (a broken file counts as none)."""
+    import json
+
+    from ..store.files import read_file
+
+    try:
+        raw = read_file(os.path.join(user_data_dir, STATE_FILE))
+    except SigError:
+        return None
+    if raw is None:
+        return None
+    try:
+        state = json.loads(raw)
+    except ValueError:
+        return None
+    if not isinstance(state, dict) or not isinstance(state.get("pid"), int) or not isinstance(
+            state.get("port"), int):
+        return None
+    users = state.get("users")
+    state["users"] = [u for u in users if isinstance(u, int)] if isinstance(users, list) else []
+    return state
+
+
+def _write_state(user_data_dir: str, state: dict[str, Any]) -> None:
+    import json
+
+    from ..store.files import atomic_write
+
+    atomic_write(os.path.join(user_data_dir, STATE_FILE), json.dumps(state).encode())
+
+
+def _remove_state(user_data_dir: str) -> None:
+    try:
+        os.unlink(os.path.join(user_data_dir, STATE_FILE))
+    except OSError:
+        pass
+
+
+def _live_users(users: list[int]) -> list[int]:
+    # A list, not a set: two sessions of one process each hold one entry.
+    return [u for u in users if u == os.getpid() or pid_alive(u)]
+
+
+def _lock_budget(options: LaunchOptions) -> float:
+    # Whoever holds the lock may be starting a browser (timeout_s) or closing one (a few seconds).
+    return options.timeout_s + 15.0
+
+
+def acquire_shared(options: LaunchOptions) -> tuple[int, str, subprocess.Popen[bytes] | None, bool]:
+    """Join the profile's shared browser, or start it. (port, ws_url, proc or None, owner).
+
+    `owner` is True when this call spawned the browser (proc is then its Popen). Either way our pid is
+    now in the state's users; pair every successful call with release_shared().
+    """
+    ensure_profile_dir(options.user_data_dir)
+    udd = options.user_data_dir
+    with _StateLock(udd, _lock_budget(options)):
+        state = read_state(udd)
+        if state is not None:
+            pid, port = state["pid"], state["port"]
+            users = _live_users(state["users"])
+            if pid_alive(pid):
+                ws_url = probe_cdp(port, _SHARED_PROBE_TIMEOUT_S)
+                if ws_url:
+                    state["users"] = [*users, os.getpid()]
+                    _write_state(udd, state)
+                    return port, ws_url, _SPAWNED.get(pid), False
+                if users:
+                    # Others are logging in with it; killing it would break their logins.
+                    raise SigError(
+                        ErrorCode.BROWSER_LAUNCH_ERROR,
+                        f"the shared browser of profile {udd} (pid {pid}) does not answer",
+                        "finish or cancel the other sig login, or close that browser, then retry",
+                    )
+                if profile_lock_owner(udd) == pid:
+                    terminate_pid(pid, grace_s=1.0)  # hung, unused, and it is the browser of this profile
+            _remove_state(udd)
+        proc, port, ws_url = start_browser(options)
+        _write_state(udd, {"pid": proc.pid, "port": port, "users": [os.getpid()],
+                           "createdAt": int(time.time() * 1000)})
+        return port, ws_url, proc, True
+
+
+def release_shared(user_data_dir: str, on_last: Callable[[], None] | None = None,
+                   on_leave: Callable[[], None] | None = None) -> bool:
+    """Leave the shared browser: drop our pid (once) and dead ones. True when we were the last user.
+
+    Both callbacks run while the lock is held, so a login starting meanwhile waits rather than joining a
+    browser that is closing: `on_last` (close the browser; the state file is removed after it) when we
+    were the last user, else `on_leave` (close just our tab). Callback errors are swallowed.
+    """
+    try:
+        lock = _StateLock(user_data_dir, 15.0)
+        lock.__enter__()
+    except SigError:
+        lock = None  # could not lock: still close what is ours rather than leak a browser
+    try:
+        state = read_state(user_data_dir)
+        if state is None:
+            last = True
+        else:
+            users = list(state["users"])
+            if os.getpid() in users:
+                users.remove(os.getpid())
+            users = _live_users(users)
+            last = not users
+            if not last:
+                state["users"] = users
+                try:
+                    _write_state(user_data_dir, state)
+                except SigError:
+                    pass
+                if on_leave is not None:
+                    try:
+                        on_leave()
+                    except Exception:
+                        pass
+        if last:
+            if on_last is not None:
+                try:
+                    on_last()
+                except Exception:
+                    pass  # closing is best effort; the state goes anyway so the next login starts fresh
+            _remove_state(user_data_dir)
+        return last
+    finally:
+        if lock is not None:
+            lock.__exit__(None, None, None)

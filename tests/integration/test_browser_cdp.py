@@ -1,0 +1,386 @@
+"""The native CDP adapter against a real headless Chromium and a loopback page server."""
+
+from __future__ import annotations
+
+import json
+import os
+import select
+import shutil
+import signal
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+
+import pytest
+
+from sigcli.browser import launch as launch_mod
+from sigcli.browser.cdp import CdpAdapter, CdpSession
+from sigcli.browser.protocol import BrowserError, LaunchOptions
+from sigcli.core.errors import ErrorCode, SigError
+
+
+def _find_browser() -> str | None:
+    for name in ("chromium", "chromium-browser", "google-chrome", "google-chrome-stable", "chrome"):
+        path = shutil.which(name)
+        if path:
+            return path
+    return None
+
+
+BROWSER = _find_browser()
+
+pytestmark = [
+    pytest.mark.skipif(BROWSER is None, reason="no chromium/chrome binary on PATH (apt-get install chromium)"),
+    pytest.mark.timeout(60),
+]
+
+LOGIN_PAGE = """<!doctype html><html><head><title>login</title></head><body>logged in
+<script>
+localStorage.auth = JSON.stringify({token: "ls-tok-1", user: 42});
+fetch("/api", {headers: {Authorization: "Bearer tok-123"}});
+</script></body></html>"""
+
+IDLE_PAGE = """<!doctype html><html><body>idle
+<script>
+window.addEventListener("load", () => setTimeout(() => fetch("/late-api"), 150));
+</script></body></html>"""
+
+
+class _Server(ThreadingHTTPServer):
+    daemon_threads = True
+    block_on_close = False
+
+    def __init__(self) -> None:
+        super().__init__(("127.0.0.1", 0), _Handler)
+        self.hits: dict[str, float] = {}  # path -> monotonic time of the first hit
+
+    @property
+    def base(self) -> str:
+        return f"http://127.0.0.1:{self.server_address[1]}"
+
+
+class _Handler(BaseHTTPRequestHandler):
+    server: _Server
+
+    def log_message(self, *args: object) -> None:
+        pass
+
+    def _send(self, body: str, ctype: str = "text/html", cookies: tuple[str, ...] = ()) -> None:
+        data = body.encode()
+        self.send_response(200)
+        self.send_header("Content-Type", ctype)
+        self.send_header("Content-Length", str(len(data)))
+        for cookie in cookies:
+            self.send_header("Set-Cookie", cookie)
+        self.end_headers()
+        self.wfile.write(data)
+
+    def do_GET(self) -> None:
+        path = self.path.split("?", 1)[0]
+        self.server.hits.setdefault(path, time.monotonic())
+        if path == "/login":
+            self._send(LOGIN_PAGE, cookies=(
+                "sid=sess-abc; Path=/; HttpOnly",
+                "wk=wiki-1; Path=/wiki",
+                "keep=persist-1; Path=/; Max-Age=3600",
+            ))
+        elif path == "/idle":
+            self._send(IDLE_PAGE)
+        elif path in ("/api", "/late-api"):
+            self._send(json.dumps({"ok": True}), "application/json")
+        else:
+            self._send(f"<!doctype html><html><body>page {path}</body></html>")
+
+
+@pytest.fixture(scope="module")
+def server() -> Iterator[_Server]:
+    srv = _Server()
+    thread = threading.Thread(target=srv.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield srv
+    finally:
+        srv.shutdown()
+        srv.server_close()
+
+
+def _options(profile: Path, url: str, **kw: object) -> LaunchOptions:
+    assert BROWSER is not None
+    return LaunchOptions(executable=BROWSER, user_data_dir=str(profile), url=url, headless=True,
+                         timeout_s=30.0, **kw)  # type: ignore[arg-type]
+
+
+def _profile_processes(profile: Path) -> list[int]:
+    """Live (non-zombie) processes whose command line names this profile."""
+    needle = f"--user-data-dir={profile}".encode()
+    found = []
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry}/cmdline", "rb") as fh:
+                cmdline = fh.read()
+            with open(f"/proc/{entry}/stat", "rb") as fh:
+                stat = fh.read()
+        except OSError:
+            continue
+        if needle in cmdline.replace(b"\0", b" ") and stat[stat.rfind(b")") + 2:][:1] != b"Z":
+            found.append(int(entry))
+    return found
+
+
+def _wait_gone(profile: Path, timeout_s: float = 10.0) -> list[int]:
+    deadline = time.monotonic() + timeout_s
+    while True:
+        left = _profile_processes(profile)
+        if not left or time.monotonic() >= deadline:
+            return left
+        time.sleep(0.1)
+
+
+def _wait_auth(session: CdpSession, timeout_s: float = 10.0) -> list[tuple[str, str]]:
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        headers = session.authorization_headers()
+        if headers:
+            return headers
+        session.wait(0.1)
+    return session.authorization_headers()
+
+
+def test_launch_reads_page_cookies_and_authorization(server: _Server, tmp_path: Path) -> None:
+    profile = tmp_path / "profile"
+    url = server.base + "/login"
+    started = time.monotonic()
+    session = CdpAdapter().launch(_options(profile, url))
+    try:
+        assert session.adapter == "cdp"
+        assert (profile.stat().st_mode & 0o777) == 0o700
+        assert session.page.url() == url
+        assert session.page.ready_state() == "complete"
+        assert session.page.evaluate("1 + 2") == 3
+        assert json.loads(session.page.evaluate("localStorage.auth")) == {"token": "ls-tok-1", "user": 42}
+        assert session.page.evaluate("Promise.resolve('later')") == "later"
+        with pytest.raises(BrowserError) as info:
+            session.page.evaluate("JSON.parse('{secret-value')")
+        assert "secret-value" not in str(info.value)  # the page's text never reaches our errors
+
+        cookies = {c["name"]: c for c in session.cookies()}
+        assert set(cookies) >= {"sid", "wk", "keep"}
+        assert cookies["sid"]["httpOnly"] is True
+        assert cookies["sid"]["value"] == "sess-abc"
+        assert cookies["sid"]["expires"] == -1
+        assert cookies["wk"]["path"] == "/wiki"
+        assert cookies["keep"]["expires"] > time.time() + 3000
+        assert cookies["keep"]["domain"] == "127.0.0.1"
+        assert set(cookies["keep"]) == {"name", "value", "domain", "path", "expires", "httpOnly", "secure"}
+
+        headers = _wait_auth(session)
+        assert (server.base + "/api", "Bearer tok-123") in headers
+        assert session.alive()
+        proc = session._proc
+        assert proc is not None
+    finally:
+        session.close()
+    elapsed = time.monotonic() - started
+    assert proc.poll() is not None
+    assert not launch_mod.pid_alive(proc.pid)
+    assert _wait_gone(profile) == []
+    session.close()  # idempotent
+    assert not session.alive()
+    assert elapsed < 30
+
+
+def test_profile_persists_between_launches(server: _Server, tmp_path: Path) -> None:
+    profile = tmp_path / "profile"
+    with CdpAdapter().launch(_options(profile, server.base + "/login")) as first:
+        assert "keep" in {c["name"] for c in first.cookies()}
+    # /plain sets no cookie: what we see was written to disk by the first browser's graceful close.
+    with CdpAdapter().launch(_options(profile, server.base + "/plain")) as second:
+        cookies = {c["name"]: c for c in second.cookies()}
+        assert cookies["keep"]["value"] == "persist-1"
+        assert second.page.url() == server.base + "/plain"
+
+
+def test_missing_or_unrunnable_executable(tmp_path: Path) -> None:
+    not_exec = tmp_path / "chrome"
+    not_exec.write_text("#!/bin/sh\n")
+    for exe in (str(tmp_path / "nope" / "chromium"), str(not_exec), ""):
+        options = LaunchOptions(executable=exe, user_data_dir=str(tmp_path / "p"), url="about:blank")
+        with pytest.raises(SigError) as info:
+            CdpAdapter().launch(options)
+        assert info.value.code == ErrorCode.BROWSER_LAUNCH_ERROR
+        assert "browser.execPath" in info.value.hint
+
+
+def test_profile_in_use_by_another_browser(server: _Server, tmp_path: Path) -> None:
+    profile = tmp_path / "profile"
+    with CdpAdapter().launch(_options(profile, server.base + "/a")) as holder:
+        with pytest.raises(SigError) as info:
+            CdpAdapter().launch(_options(profile, server.base + "/b"))
+        assert info.value.code == ErrorCode.BROWSER_LAUNCH_ERROR
+        assert str(profile) in info.value.message and "in use" in info.value.message
+        assert f"pid {holder.pid}" in info.value.message
+        assert "browserDataDir" in info.value.hint
+
+        # Without the early check, Chromium itself exits; wait_for_cdp must still say why.
+        assert BROWSER is not None
+        port = launch_mod.free_port()
+        proc = launch_mod.spawn(BROWSER, launch_mod.chrome_args(_options(profile, "about:blank"), port))
+        try:
+            with pytest.raises(SigError) as info:
+                launch_mod.wait_for_cdp(port, proc, 20.0)
+            assert info.value.code == ErrorCode.BROWSER_LAUNCH_ERROR
+            assert "in use" in info.value.message
+        finally:
+            launch_mod.terminate(proc, grace_s=1.0)
+        assert holder.alive() and holder.page.url() == server.base + "/a"
+
+
+def test_port_taken_by_another_browser_is_refused_and_left_alone(
+        server: _Server, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    with CdpAdapter().launch(_options(tmp_path / "one", server.base + "/a")) as other:
+        cmdline = Path(f"/proc/{other.pid}/cmdline").read_bytes().split(b"\0")
+        port = int(next(a for a in cmdline if a.startswith(b"--remote-debugging-port=")).split(b"=")[1])
+        # The race free_port() cannot exclude: someone else listens on "our" port by the time we ask.
+        monkeypatch.setattr(launch_mod, "free_port", lambda: port)
+        with pytest.raises(SigError) as info:
+            CdpAdapter().launch(_options(tmp_path / "two", server.base + "/b"))
+        assert info.value.code == ErrorCode.BROWSER_LAUNCH_ERROR
+        assert "another program" in info.value.message
+        assert other.alive() and other.page.url() == server.base + "/a"  # never sent Browser.close
+    assert _wait_gone(tmp_path / "two") == []
+
+
+def _page_targets(session: CdpSession) -> set[str]:
+    infos = session._conn.call("Target.getTargets")["targetInfos"]
+    return {t["targetId"] for t in infos if t["type"] == "page"}
+
+
+def test_shared_browser_one_process_own_tabs(server: _Server, tmp_path: Path) -> None:
+    profile = tmp_path / "profile"
+    state_file = profile / launch_mod.STATE_FILE
+    first = CdpAdapter().launch(_options(profile, server.base + "/a", shared=True))
+    second: CdpSession | None = None
+    try:
+        state = json.loads(state_file.read_text())
+        assert state["pid"] == first.pid and state["users"] == [os.getpid()]
+        second = CdpAdapter().launch(_options(profile, server.base + "/b", shared=True))
+        assert second.pid == first.pid
+        state = json.loads(state_file.read_text())
+        assert state["pid"] == first.pid and state["users"] == [os.getpid(), os.getpid()]
+        assert first.page.url() == server.base + "/a"
+        assert second.page.url() == server.base + "/b"
+        assert first.page.target_id != second.page.target_id
+
+        first.close()
+        deadline = time.monotonic() + 10  # Target.closeTarget answers before the tab is gone
+        while first.page.target_id in _page_targets(second) and time.monotonic() < deadline:
+            second.wait(0.05)
+        assert first.page.target_id not in _page_targets(second)  # its tab went with it
+        assert launch_mod.pid_alive(second.pid)
+        assert second.alive()
+        assert second.page.url() == server.base + "/b"
+        assert json.loads(state_file.read_text())["users"] == [os.getpid()]
+        pid = second.pid
+
+        second.close()
+        assert not launch_mod.pid_alive(pid)
+        assert not state_file.exists()
+        assert _wait_gone(profile) == []
+    finally:
+        first.close()
+        if second is not None:
+            second.close()
+
+
+CHILD = """
+import json, sys
+from sigcli.browser.cdp import CdpAdapter
+from sigcli.browser.protocol import LaunchOptions
+exe, profile, url = sys.argv[1:4]
+session = CdpAdapter().launch(LaunchOptions(executable=exe, user_data_dir=profile, url=url, shared=True,
+                                            headless=True, timeout_s=30.0))
+print(json.dumps({"pid": session.pid, "url": session.page.url()}), flush=True)
+sys.stdin.readline()
+session.close()
+"""
+
+
+def _read_line(proc: subprocess.Popen[str], timeout_s: float) -> str:
+    assert proc.stdout is not None
+    ready, _, _ = select.select([proc.stdout], [], [], timeout_s)
+    return proc.stdout.readline() if ready else ""
+
+
+def test_shared_browser_outlives_the_process_that_started_it(server: _Server, tmp_path: Path) -> None:
+    profile = tmp_path / "profile"
+    state_file = profile / launch_mod.STATE_FILE
+    assert BROWSER is not None
+    child = subprocess.Popen([sys.executable, "-c", CHILD, BROWSER, str(profile), server.base + "/a"],
+                             stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+    session: CdpSession | None = None
+    try:
+        started = json.loads(_read_line(child, 40) or "{}")
+        assert started.get("url") == server.base + "/a"
+        session = CdpAdapter().launch(_options(profile, server.base + "/b", shared=True))
+        assert session.pid == started["pid"]
+        assert json.loads(state_file.read_text())["users"] == [child.pid, os.getpid()]
+
+        assert child.stdin is not None
+        child.stdin.write("\n")
+        child.stdin.flush()
+        assert child.wait(timeout=20) == 0
+        # The sig process that spawned it is gone; the browser stays for us, its remaining user.
+        assert launch_mod.pid_alive(session.pid)
+        assert session.alive() and session.page.url() == server.base + "/b"
+        assert json.loads(state_file.read_text())["users"] == [os.getpid()]
+
+        pid = session.pid
+        session.close()
+        assert not launch_mod.pid_alive(pid)
+        assert not state_file.exists()
+        assert _wait_gone(profile) == []
+    finally:
+        if session is not None:
+            session.close()
+        if child.poll() is None:
+            child.kill()
+            child.wait(timeout=10)
+
+
+def test_killed_browser_is_not_alive(server: _Server, tmp_path: Path) -> None:
+    profile = tmp_path / "profile"
+    session = CdpAdapter().launch(_options(profile, server.base + "/a"))
+    try:
+        assert session.alive()
+        os.killpg(session.pid, signal.SIGKILL)
+        deadline = time.monotonic() + 10
+        while session.alive() and time.monotonic() < deadline:
+            session.wait(0.1)
+        assert not session.alive()
+        with pytest.raises(BrowserError):
+            session.page.evaluate("1")
+        assert session.page.url() == ""
+        session.wait(0.05)  # does not raise once the browser is gone
+    finally:
+        session.close()
+    session.close()
+
+
+def test_wait_until_networkidle_and_failed_navigation(server: _Server, tmp_path: Path) -> None:
+    profile = tmp_path / "profile"
+    with CdpAdapter().launch(_options(profile, server.base + "/idle", wait_until="networkidle")) as session:
+        # The request the page makes 150 ms after load happened before launch() returned.
+        assert "/late-api" in server.hits
+        assert session.navigation_error is None
+
+    # Nothing listens on a just-freed port: not an error at this level, the cascade decides.
+    dead_url = f"http://127.0.0.1:{launch_mod.free_port()}/"
+    with CdpAdapter().launch(_options(profile, dead_url, wait_until="commit")) as session:
+        assert session.navigation_error and "ERR_" in session.navigation_error
+        assert session.alive()
