@@ -392,3 +392,73 @@ def _browser_pids(profile: str) -> list[int]:
         if f"--user-data-dir={profile}" in cmd and "--type=" not in cmd:
             out.append(int(entry))
     return out
+
+
+def test_concurrent_visible_logins_share_one_browser(sig: Sig, sites: LoginSites) -> None:
+    """Two logins at once on one profile: the second joins the first one's browser (a new tab) instead
+    of failing on Chrome's one-instance-per-profile lock; both complete; the browser is gone after."""
+    providers = API.format(url=sites.api) + SPA.format(url=sites.spa)
+    _configure(sig, providers)
+    env = {"SIG_BROWSER_VISIBLE_HEADLESS": "1"}
+    sites.user_delay_ms = 2500  # both logins are in the browser at the same time
+    try:
+        first = sig.popen("login", "status-api", "--mode", "visible", env=env)
+        time.sleep(1.0)
+        second = sig.popen("login", "app-spa", "--mode", "visible", env=env)
+        profile = str(sig.home / "browser-data")
+        seen: set[int] = set()
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline and (first.poll() is None or second.poll() is None):
+            seen.update(_browser_pids(profile))
+            time.sleep(0.2)
+        r1 = sig.finish(first, timeout=60)
+        r2 = sig.finish(second, timeout=60)
+    finally:
+        sites.user_delay_ms = 300
+    assert r1.code == 0, r1.err
+    assert r2.code == 0, r2.err
+    assert len(seen) == 1, f"expected one shared browser, saw {sorted(seen)}"
+    assert not (sig.home / "browser-data" / ".cdp-state.json").exists()
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline and _browser_pids(profile):
+        time.sleep(0.2)
+    assert not _browser_pids(profile)
+
+
+def test_ctrl_c_closes_the_browser(sig: Sig, sites: LoginSites) -> None:
+    import signal
+
+    _configure(sig, SSO.format(app=sites.sso_app), browser_extra="  headlessTimeout: 60000\n")
+    sites.auto_user = False
+    try:
+        proc = sig.popen("login", "corp-wiki", "--mode", "headless")
+        profile = str(sig.home / "browser-data")
+        deadline = time.monotonic() + 20
+        while time.monotonic() < deadline and not _browser_pids(profile):
+            time.sleep(0.2)
+        assert _browser_pids(profile), "the browser never started"
+        time.sleep(0.5)
+        proc.send_signal(signal.SIGINT)
+        result = sig.finish(proc, timeout=30)
+    finally:
+        sites.auto_user = True
+    assert result.code == 130
+    assert "Traceback" not in result.err
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline and _browser_pids(profile):
+        time.sleep(0.2)
+    assert not _browser_pids(profile)
+
+
+def test_mode_cdp_uses_the_native_adapter_without_automation_markers(sig: Sig, sites: LoginSites) -> None:
+    """`--mode cdp` drives the real browser over CDP even when browser.adapter says playwright, and the
+    page sees no automation marker (navigator.webdriver is false)."""
+    _configure(sig, SPA.format(url=sites.spa), adapter="playwright")
+    env = {"SIG_BROWSER_VISIBLE_HEADLESS": "1"}
+    before = len(sites.webdriver_flags())
+    result = sig("login", "app-spa", "--mode", "cdp", "--verbose", env=env, timeout=90)
+    assert result.code == 0, result.err
+    assert "cdp adapter" in result.err
+    assert "playwright adapter" not in result.err
+    flags = sites.webdriver_flags()[before:]
+    assert flags and not any(flags)

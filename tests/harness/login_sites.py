@@ -285,6 +285,7 @@ class LoginSites:
         # Live secrets per scenario; spa tokens map to their expiry (epoch ms).
         self._valid: dict[str, set[str]] = {name: set() for name in ("sso", "idp", "tracking", "api")}
         self._spa_tokens: dict[str, int] = {}
+        self._webdriver: list[bool] = []  # navigator.webdriver as each SPA page load saw it
         self._codes: dict[str, float] = {}  # one-time SSO codes -> expiry (monotonic)
         self._servers: list[tuple[_SiteServer, threading.Thread]] = []
 
@@ -296,6 +297,11 @@ class LoginSites:
         self._check(scenario, ISSUED_KINDS)
         with self._lock:
             return list(self._issued[scenario])
+
+    def webdriver_flags(self) -> list[bool]:
+        """navigator.webdriver as reported by every SPA page load so far (True = automation visible)."""
+        with self._lock:
+            return list(self._webdriver)
 
     def hits(self, scenario: str, path: str) -> int:
         """Requests (any method, any credentials) to ``path`` (no query) on a scenario's server."""
@@ -599,6 +605,11 @@ class LoginSites:
             return _json(200, {"accessToken": token, "expiresAt": expires_at}).cookie(
                 f"d={cookie}; Path=/; Max-Age={SPA_COOKIE_MAX_AGE}"
             )
+        if path == "/api/env" and req.method == "POST":
+            # The page reports whether it sees an automation marker (navigator.webdriver).
+            with self._lock:
+                self._webdriver.append(bool((req.json() or {}).get("webdriver")))
+            return _json(200, {})
         if path == "/api/me" and req.method == "GET":
             token = req.bearer()
             now_ms = int(time.time() * 1000)
@@ -632,6 +643,8 @@ function pollMe() {{
   }}, {SPA_POLL_MS});
 }}
 document.addEventListener("DOMContentLoaded", () => {{
+  fetch("/api/env", {{method: "POST", headers: {{"Content-Type": "application/json"}},
+                      body: JSON.stringify({{webdriver: navigator.webdriver === true}})}}).catch(() => {{}});
   if (storedToken()) {{ pollMe(); return; }}
   if (!AUTO) return;
   setTimeout(async () => {{

@@ -70,18 +70,47 @@ def _check_browser(report: Report, app: App, config: Any) -> None:
     if not os.access(exec_path, os.X_OK):
         report.fail("Browser", f"fix browser.execPath in {paths.config_path()}", f"{exec_path} is not executable")
         return
-    import subprocess
-
-    try:
-        proc = subprocess.run([exec_path, "--version"], capture_output=True, text=True, timeout=20)
-        version = (proc.stdout or proc.stderr).strip().splitlines()[0] if proc.returncode == 0 else ""
-    except (OSError, subprocess.TimeoutExpired, IndexError):
-        version = ""
-    if version:
-        report.ok("Browser", f"{exec_path} ({version})")
+    started, detail = _start_headless(exec_path)
+    if started:
+        report.ok("Browser", f"{exec_path} ({detail}; started headless and answered over CDP)")
     else:
         report.fail("Browser", "reinstall the browser or point browser.execPath at a working one",
-                    f"{exec_path} did not start")
+                    f"{exec_path} did not start: {detail}")
+
+
+def _start_headless(exec_path: str) -> tuple[bool, str]:
+    """Really start the browser (headless, a throw-away profile) and ask it its version over CDP."""
+    import tempfile
+
+    from ...browser.launch import start_browser, terminate
+    from ...browser.protocol import LaunchOptions
+    from ...core.errors import SigError
+
+    with tempfile.TemporaryDirectory(prefix="sig-doctor-") as profile:
+        options = LaunchOptions(executable=exec_path, user_data_dir=profile, url="about:blank",
+                                headless=True, timeout_s=20.0)
+        try:
+            proc, port, _ws = start_browser(options)
+        except SigError as err:
+            return False, err.message
+        try:
+            import http.client
+
+            from ...browser.launch import probe_cdp
+
+            conn = http.client.HTTPConnection("127.0.0.1", port, timeout=5)
+            try:
+                conn.request("GET", "/json/version")
+                from ...core import jsonio
+
+                version = str(jsonio.loads(conn.getresponse().read().decode()).get("Browser") or "")
+            except (OSError, ValueError):
+                version = "" if probe_cdp(port) is None else "running"
+            finally:
+                conn.close()
+        finally:
+            terminate(proc, grace_s=2.0)
+        return True, version or "running"
 
 
 def run(args: Args, app: App) -> int:
