@@ -334,6 +334,7 @@ def test_browser_crash_mid_login_is_reported(sig: Sig, sites: LoginSites) -> Non
     _configure(sig, SSO.format(app=sites.sso_app), browser_extra="  headlessTimeout: 30000\n")
     sites.auto_user = False  # stays on the IdP page until we kill the browser
     try:
+        authorize_hits = sites.hits("idp", "/sso/authorize")
         proc = sig.popen("login", "corp-wiki", "--mode", "headless")
         profile = str(sig.home / "browser-data")
         pids: list[int] = []
@@ -342,7 +343,9 @@ def test_browser_crash_mid_login_is_reported(sig: Sig, sites: LoginSites) -> Non
             pids = _browser_pids(profile)
             time.sleep(0.2)
         assert pids, "the browser never started"
-        time.sleep(1.0)
+        while time.monotonic() < deadline + 20 and sites.hits("idp", "/sso/authorize") == authorize_hits:
+            time.sleep(0.2)  # mid-login: the browser is on the IdP's login page
+        time.sleep(0.5)
         for pid in pids:
             try:
                 os.kill(pid, 9)

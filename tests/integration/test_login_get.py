@@ -5,6 +5,8 @@ from __future__ import annotations
 import os
 import stat
 
+import pytest
+
 from harness.sigproc import Sig
 
 TOKEN = "tok-SECRET-7f3a9c"
@@ -92,11 +94,18 @@ def test_login_without_secret_non_interactive(sig_init: Sig) -> None:
     assert "--token-stdin" in r.err
 
 
-def test_browser_login_not_available_yet(sig_init: Sig) -> None:
-    r = sig_init("login", "https://sso.example.com", check=1)
-    assert "not available yet" in r.err
-    assert "--token-stdin" in r.err
-    assert "sso-example" not in (sig_init.home / "config.yaml").read_text()
+def test_browser_login_to_an_unreachable_site_says_so(sig_init: Sig) -> None:
+    import shutil
+    import socket
+
+    if not (shutil.which("chromium") or shutil.which("google-chrome")):
+        pytest.skip("no Chromium/Chrome installed")
+    with socket.socket() as s:  # a loopback port nobody listens on
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    r = sig_init("login", f"http://127.0.0.1:{port}/", "--mode", "headless", check=1, timeout=60)
+    assert "could not open" in r.err and "ERR_CONNECTION_REFUSED" in r.err
+    assert "127-0" not in (sig_init.home / "config.yaml").read_text()
 
 
 def test_browserless_machine_offers_alternatives(sig: Sig) -> None:

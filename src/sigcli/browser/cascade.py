@@ -224,6 +224,12 @@ class Cascade:
                                f'the browser closed before the login to "{provider.id}" finished',
                                "run sig login again and leave the window open until sig says it is done")
             url = session.page.url()
+            failed = getattr(session, "navigation_error", None)
+            if failed and (not url or url.startswith("chrome-error:") or url == "about:blank"):
+                raise SigError(ErrorCode.BROWSER_LAUNCH_ERROR,
+                               f"the browser could not open {_entry_url(provider)}: {failed}",
+                               "check the URL and that the site is reachable from this machine "
+                               "(and networkProxy, if the site needs a proxy)")
             waiting = ""
             if not url or url == "about:blank":
                 waiting = "the page has not loaded yet"
