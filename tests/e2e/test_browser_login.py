@@ -465,3 +465,15 @@ def test_mode_cdp_uses_the_native_adapter_without_automation_markers(sig: Sig, s
     assert "playwright adapter" not in result.err
     flags = sites.webdriver_flags()[before:]
     assert flags and not any(flags)
+
+
+def test_seed_oauth2_provider_without_token_url_captures_the_bearer(sig: Sig, sites: LoginSites) -> None:
+    """Seed 000 format: `url` + `strategy: oauth2` and no token endpoint — the browser login keeps the
+    bearer token the site's pages send."""
+    _configure(sig, f"  spa-oauth:\n    url: {sites.spa}/\n    strategy: oauth2\n")
+    result = sig("login", "spa-oauth", "--mode", "headless", timeout=90)
+    assert result.code == 0, result.err
+    token = sites.issued("spa")[-1]
+    assert _creds(sig, "spa-oauth")["headers"]["Authorization"] == f"Bearer {token}"
+    env = sig("run", "spa-oauth", "--no-redaction", "--", "env", check=0).out
+    assert "SIG_SPA_OAUTH_CREDENTIAL_TYPE=bearer" in env

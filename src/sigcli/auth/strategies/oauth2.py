@@ -20,6 +20,8 @@ class OAuth2Strategy:
         from ..oauth2.token import post_form
 
         settings = OAuth2Settings(provider, ctx.oauth2, secret=ctx.client_secret)
+        if not settings.token_url and provider.entry_url and ctx.browser and not ctx.oauth2:
+            return self._from_browser(provider, ctx)
         if settings.grant == "client_credentials":
             settings.require("token_url", "client_id")
             if settings.client_secret is None:
@@ -39,6 +41,26 @@ class OAuth2Strategy:
             settings.require("token_url")
             raise AssertionError("unreachable")
         return to_credential(provider, response, settings, log=ctx.log)
+
+    def _from_browser(self, provider: Provider, ctx: LoginContext) -> Credential:
+        """Seed 000's OAuth2 without a token endpoint: log in in the browser and keep the bearer token
+        the site's own pages send (expiry from the token's JWT `exp` when it has one)."""
+        from ...core.model import Provider as _Provider
+        from ...core.timeutil import iso_from_ms
+        from ..oauth2.credential import jwt_exp_ms
+        from .browser import BrowserStrategy
+
+        data = dict(provider.data)
+        if not any(r.get("from") == "header" for r in data.get("extract") or []):
+            data["extract"] = [{"from": "header", "as": "access_token", "match": "Authorization"}]
+        captured = BrowserStrategy().authenticate(_Provider(data), ctx)
+        captured.strategy = self.name
+        captured.extra["credentialType"] = "bearer"
+        token = captured.values.get("access_token")
+        exp = jwt_exp_ms(token.reveal()) if token is not None else None
+        if exp is not None:
+            captured.expires_at = iso_from_ms(exp)
+        return captured
 
     def validate(self, provider: Provider, credential: Credential) -> bool:
         return credential.is_valid(provider.ttl_ms)
