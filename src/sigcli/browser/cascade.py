@@ -31,6 +31,9 @@ if TYPE_CHECKING:
     from .protocol import BrowserAdapter, BrowserSession
 
 POLL_S = 1.0  # between looks at the page (the original: 3 s; a look is cheap and local)
+POLL_FAST_S = 0.25  # the first seconds of a phase: a session already in the profile is seen at once
+FAST_PHASE_S = 5.0
+REPROBE_S = 3.0  # the same captured values are probed again only after this long
 SETTLE_S = 5.0
 LAUNCH_BUDGET_S = 30.0  # start + first page load; the poll budget (headless/visibleTimeout) is separate  # headless: this long on login pages / off the site means a person is needed
 SECOND_LEVEL = {"co", "com", "net", "org", "gov", "ac", "edu", "ne", "or", "go"}
@@ -216,8 +219,14 @@ class Cascade:
 
         provider = self.provider
         patterns = [str(p) for p in provider.get("loginUrlPatterns") or []]
-        deadline = time.monotonic() + budget_s
+        started = time.monotonic()
+        deadline = started + budget_s
         away_since: float | None = None
+        last_rejected: tuple[dict[str, str], float] | None = None
+
+        def pause() -> None:
+            session.wait(POLL_FAST_S if time.monotonic() - started < FAST_PHASE_S else POLL_S)
+
         while time.monotonic() < deadline:
             if not session.alive():
                 raise SigError(ErrorCode.BROWSER_LAUNCH_ERROR,
@@ -244,21 +253,26 @@ class Cascade:
                 if exit_on_login and now - away_since > SETTLE_S and url and url != "about:blank":
                     self.log(f"{provider.id}: headless stopped: {waiting}")
                     return None
-                session.wait(POLL_S)
+                pause()
                 continue
             away_since = None
             found = self._extract(session)
             if not found.complete:
                 self.last_reason = "; ".join(found.missing) or "nothing captured yet"
                 self.log(f"{provider.id}: {self.last_reason}")
-                session.wait(POLL_S)
+                pause()
+                continue
+            if last_rejected is not None and last_rejected[0] == found.values \
+                    and time.monotonic() - last_rejected[1] < REPROBE_S:
+                pause()  # nothing new since the site said no: do not ask it again yet
                 continue
             verdict, reason = probe(provider, found.values)
             self.log(f"{provider.id}: validation {verdict}: {reason}")
             if verdict == Verdict.VALID:
                 return Capture(found.values, expiry_ms(found, provider.ttl_ms), phase, session.adapter)
             self.last_reason = f"the captured session is not accepted yet ({reason})"
-            session.wait(POLL_S)
+            last_rejected = (found.values, time.monotonic())
+            pause()
         return None
 
     def _extract(self, session: BrowserSession) -> Extraction:
