@@ -98,7 +98,16 @@ _COMMANDS: dict[str, str] = {
 Usage: sig login <url|provider> [options]
 
 Log in and store the credential, sealed, under $SIG_HOME/credentials. A URL that no provider matches
-creates a provider for its host (its id derived from the host name, or given with --as).
+creates a provider for its host (its id derived from the host name, or given with --as); it is written
+to config.yaml once the login succeeds.
+
+In a browser (the default for a new URL): sig starts Chrome/Chromium/Edge on its own profile
+($SIG_HOME/browser-data), waits until the site accepts the captured cookies/tokens, then closes it.
+  --mode auto          headless first (a session already in the profile, or an SSO that finishes by
+                       itself), then a window for you to log in (default)
+  --mode headless      never open a window
+  --mode visible       a window at once
+  --mode cdp           a window driven over CDP whatever browser.adapter says (no automation markers)
 
 Without a browser:
   --token-stdin | --token-env VAR | --token T     API token (default header "Authorization: Bearer …")
@@ -115,6 +124,8 @@ Other options:
   --grant client_credentials|authorization_code|device_code --auth-url URL --device-url URL
 
 Examples:
+  sig login https://jira.example.com                          # browser SSO, provider jira-example
+  sig login https://app.slack.com/client/T123 --as app-slack --mode visible
   printf %s "$TOKEN" | sig login https://api.example.com --token-stdin --as my-api
   sig login https://jira.example.com --cookie-stdin < cookie.txt
   sig login https://git.example.com --username alice --password-stdin
