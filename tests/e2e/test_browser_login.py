@@ -477,3 +477,86 @@ def test_seed_oauth2_provider_without_token_url_captures_the_bearer(sig: Sig, si
     assert _creds(sig, "spa-oauth")["headers"]["Authorization"] == f"Bearer {token}"
     env = sig("run", "spa-oauth", "--no-redaction", "--", "env", check=0).out
     assert "SIG_SPA_OAUTH_CREDENTIAL_TYPE=bearer" in env
+
+
+class _ForwardProxy:
+    """A minimal HTTP forward proxy on 127.0.0.1 (absolute-form requests only) that counts what it relays."""
+
+    def __init__(self) -> None:
+        import http.client
+        import threading
+        from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+        from urllib.parse import urlsplit
+
+        outer = self
+        self.seen: list[str] = []
+
+        class Handler(BaseHTTPRequestHandler):
+            def log_message(self, format: str, *args: Any) -> None:
+                pass
+
+            def _relay(self) -> None:
+                parts = urlsplit(self.path)
+                if parts.hostname != "127.0.0.1":
+                    self.send_error(403)  # loopback only
+                    return
+                outer.seen.append(self.path)
+                length = int(self.headers.get("Content-Length") or 0)
+                body = self.rfile.read(length) if length else None
+                headers = {k: v for k, v in self.headers.items()
+                           if k.lower() not in ("proxy-connection", "connection", "keep-alive")}
+                conn = http.client.HTTPConnection(parts.hostname, parts.port or 80, timeout=10)
+                try:
+                    target = parts.path + (f"?{parts.query}" if parts.query else "")
+                    conn.request(self.command, target or "/", body=body, headers=headers)
+                    resp = conn.getresponse()
+                    data = resp.read()
+                finally:
+                    conn.close()
+                self.send_response(resp.status)
+                for k, v in resp.getheaders():
+                    if k.lower() not in ("transfer-encoding", "connection", "content-length"):
+                        self.send_header(k, v)
+                self.send_header("Content-Length", str(len(data)))
+                self.end_headers()
+                self.wfile.write(data)
+
+            do_GET = do_POST = _relay
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.server.daemon_threads = True
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
+        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+        self.thread.start()
+
+    def close(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+
+@pytest.mark.parametrize("adapter", [
+    "cdp",
+    pytest.param("playwright", marks=pytest.mark.skipif(not HAVE_PLAYWRIGHT, reason="playwright not installed")),
+])
+def test_network_proxy_carries_the_browser_traffic(sig: Sig, sites: LoginSites, adapter: str) -> None:
+    proxy = _ForwardProxy()
+    try:
+        cfg = API.format(url=sites.api) + f"    networkProxy: {proxy.url}\n    waitUntil: domcontentloaded\n"
+        _configure(sig, cfg, adapter=adapter)
+        result = sig("login", "status-api", "--mode", "headless", timeout=90)
+        assert result.code == 0, result.err
+    finally:
+        proxy.close()
+    assert any(p.startswith(f"{sites.api}/") for p in proxy.seen), proxy.seen
+    assert any("/session" in p for p in proxy.seen)  # the page's own login went through it too
+
+
+def test_force_visible_skips_the_headless_phase(sig: Sig, sites: LoginSites) -> None:
+    _configure(sig, SPA.format(url=sites.spa) + "    forceVisible: true\n")
+    result = sig("login", "app-spa", "--verbose", env={"SIG_BROWSER_VISIBLE_HEADLESS": "1"}, timeout=90)
+    assert result.code == 0, result.err
+    assert "visible phase" in result.err and "headless phase" not in result.err
+    no_display = sig("login", "app-spa", "--force", "--format", "json",
+                     env={"DISPLAY": None, "WAYLAND_DISPLAY": None}, timeout=30)
+    assert no_display.code == 1
+    assert json.loads(no_display.err.strip().splitlines()[-1])["error"]["code"] == "BROWSER_UNAVAILABLE"

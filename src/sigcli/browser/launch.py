@@ -71,7 +71,8 @@ def chrome_args(options: LaunchOptions, port: int) -> list[str]:
     if hasattr(os, "geteuid") and os.geteuid() == 0:
         args.append("--no-sandbox")  # Chromium refuses to start as root with its sandbox on
     if options.proxy_server:
-        args.append(f"--proxy-server={options.proxy_server}")
+        # Chromium sends loopback hosts around a proxy by default; networkProxy means every request.
+        args += [f"--proxy-server={options.proxy_server}", "--proxy-bypass-list=<-loopback>"]
     args += list(options.extra_args)
     # The adapter opens the real URL itself, in a tab it owns and watches from the first request.
     args.append("about:blank")

@@ -122,7 +122,7 @@ class PlaywrightAdapter:
                 "no_viewport": not options.headless,
             }
             if options.proxy_server:
-                kwargs["proxy"] = {"server": options.proxy_server}
+                kwargs["proxy"] = {"server": options.proxy_server, "bypass": "<-loopback>"}
             context = driver.playwright.chromium.launch_persistent_context(**kwargs)
             session = PlaywrightSession(driver, context, profile, PlaywrightError)
             session._navigate(options)
