@@ -400,35 +400,28 @@ def start_browser(options: LaunchOptions) -> tuple[subprocess.Popen[bytes], int,
 
 
 class _StateLock:
-    """fcntl.flock on <profile>/.cdp-state.lock, bounded wait."""
+    """The per-profile lock around the shared-browser state (store.files.file_lock, bounded wait); a
+    timeout is reported as a browser problem with its own fix."""
 
     def __init__(self, user_data_dir: str, timeout_s: float) -> None:
+        from ..store.files import file_lock
+
         self.path = os.path.join(user_data_dir, LOCK_FILE)
         self.timeout_s = timeout_s
-        self._fd = -1
+        self._lock = file_lock(self.path, timeout_s)
 
     def __enter__(self) -> None:
-        from ..store.files import open_lock, wait_flock
-
-        fd = open_lock(self.path)
         try:
-            wait_flock(fd, True, time.monotonic() + self.timeout_s, "", "")
+            self._lock.__enter__()
         except SigError:
-            os.close(fd)
             raise SigError(
                 ErrorCode.BROWSER_TIMEOUT,
                 f"timed out after {self.timeout_s:.0f}s waiting for the shared browser lock {self.path}",
                 "another sig login is starting or closing the browser of this profile; retry in a moment",
             ) from None
-        except BaseException:
-            os.close(fd)
-            raise
-        self._fd = fd
 
     def __exit__(self, *exc: object) -> None:
-        if self._fd >= 0:
-            os.close(self._fd)  # closing the descriptor releases the flock
-            self._fd = -1
+        self._lock.__exit__(*exc)
 
 
 def read_state(user_data_dir: str) -> dict[str, Any] | None:
