@@ -846,3 +846,65 @@ def test_h1_helpers() -> None:
         [(b"transfer-encoding", b"chunked"), (b"content-length", b"5"), (b"set-cookie", b"a=1"),
          (b"set-cookie", b"b=2"), (b"keep-alive", b"timeout=5")]) == [(b"set-cookie", b"a=1"), (b"set-cookie", b"b=2")]
     assert h1.loggable_path(b"/a/b?token=secret") == "/a/b"
+
+
+# -- the fast path handing over to h11 mid-exchange ---------------------------------------------------
+
+
+class ChunkedThenLength:
+    """First response chunked (the fast path hands it to h11), the second with Content-Length (back on
+    the fast path), both on one keep-alive upstream connection."""
+
+    def __call__(self, conn: ssl.SSLSocket) -> None:
+        conn.sendall(b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\nSet-Cookie: a=1\r\nSet-Cookie: b=2\r\n\r\n"
+                     b"5\r\nhello\r\n6\r\n world\r\n0\r\n\r\n")
+        read_head(conn)
+        conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok")
+        read_head(conn)
+
+
+def test_fast_request_with_chunked_response_then_keep_alive(env: Env) -> None:
+    assert env.echo.ca is not None
+    upstream = TinyTLSServer(env.echo.ca, ChunkedThenLength())
+    before = env.proxy.server.stats["upstream_connections"]
+    try:
+        conn = tunnel_conn(env, upstream.port)
+        try:
+            conn.request("GET", "/chunked?api_key=x")
+            resp = conn.getresponse()
+            assert (resp.status, resp.read()) == (200, b"hello world")
+            assert resp.msg.get_all("Set-Cookie") == ["a=1", "b=2"]
+            conn.request("GET", "/length")
+            resp = conn.getresponse()
+            assert (resp.status, resp.read()) == (200, b"ok")
+        finally:
+            conn.close()
+        assert env.proxy.server.stats["upstream_connections"] - before == 1
+        first = upstream.heads[0].decode().lower()
+        assert f"authorization: {SECRET.lower()}" in first and f"api_key={QSECRET.lower()}" in first
+    finally:
+        upstream.close()
+
+
+class BadValuePolicy(FakePolicy):
+    def additions(self, scheme: str, host: str, port: int) -> FakeAdditions | None:
+        return FakeAdditions({"Authorization": "Bearer a\r\nX-Injected: 1"}, cafiles=[self.upstream_ca])
+
+
+def test_injected_value_with_crlf_is_never_sent(env: Env) -> None:
+    proxy = RunningProxy(BadValuePolicy(str(env.echo.ca_path)), env.mitm_ca)
+    before = len(env.echo.requests)
+    try:
+        ctx = ssl.create_default_context(cafile=env.ca_file)
+        conn = http.client.HTTPSConnection("127.0.0.1", proxy.port, context=ctx, timeout=15)
+        conn.set_tunnel("localhost", env.echo.port, headers={"Proxy-Authorization": AUTH})
+        try:
+            conn.request("GET", "/crlf")
+            resp = conn.getresponse()
+            assert resp.status == 502
+            assert "invalid header" in resp.read().decode()
+        finally:
+            conn.close()
+    finally:
+        proxy.close()
+    assert len(env.echo.requests) == before

@@ -6,6 +6,9 @@ expired one is renewed by the single-flight broker; nothing here can open a brow
 
 from __future__ import annotations
 
+import os
+import time
+
 from ..core.errors import SigError
 
 TYPE_CHECKING = False
@@ -35,79 +38,117 @@ class Additions:
 
 class ConfigPolicy:
     def __init__(self, log: Callable[[str], None]) -> None:
+        import threading
+
         self._log = log
         self._config: Config | None = None
         self._auth: AuthManager | None = None
         self._key: tuple[int, int] | None = None
+        self._config_file: str | None = None  # resolved once: SIG_HOME does not change under a daemon
+        # Serialises config reloads and credential reads/renewals (the proxy calls in from many threads);
+        # a cache hit never takes it.
+        self._lock = threading.RLock()
+        # host -> (providers for it, their credential files), for the current config: the proxy asks for
+        # every request, and matching domains + building paths cost more than the rest of a cache hit.
+        self._hosts: dict[str, tuple[tuple[Provider, ...], tuple[str, ...]]] = {}
         # (scheme, host, port) -> (credential file stamps, valid until ms, additions): skips re-reading and
         # re-decrypting the credential on every proxied request while nothing changed.
         self._cache: dict[tuple[str, str, int], tuple[tuple[object, ...], int, Additions | None]] = {}
 
-    def config(self) -> Config:
+    def _stat_config(self) -> tuple[int, int] | None:
         import os
 
+        if self._config_file is None:
+            from ..config import paths
+
+            self._config_file = paths.config_path()
+        try:
+            st = os.stat(self._config_file)
+        except OSError:
+            return None
+        return (st.st_mtime_ns, st.st_size)
+
+    def config(self) -> Config:
+        key = self._stat_config()
+        if self._config is not None and key == self._key:
+            return self._config
+        with self._lock:
+            return self._reload(key)
+
+    def _reload(self, key: tuple[int, int] | None) -> Config:
+        if self._config is not None and key == self._key:
+            return self._config  # another thread reloaded it meanwhile
         from ..config import paths
         from ..config.load import load_config
 
         try:
-            st = os.stat(paths.config_path())
-            key = (st.st_mtime_ns, st.st_size)
-        except OSError:
-            key = None
-        if self._config is None or key != self._key:
-            try:
-                config, _fresh = load_config()
-            except SigError as err:
-                if self._config is None:
-                    raise
-                self._log(f"config: {err.code}; keeping the previous one")
-                return self._config
-            from ..auth.manager import AuthManager
-            from ..store.credentials import CredentialStore
+            config, _fresh = load_config()
+        except SigError as err:
+            if self._config is None:
+                raise
+            self._log(f"config: {err.code}; keeping the previous one")
+            return self._config
+        from ..auth.manager import AuthManager
+        from ..store.credentials import CredentialStore
 
-            self._config = config
-            self._auth = AuthManager(CredentialStore(config.credentials_dir, paths.key_path(), self._log), self._log)
-            self._key = key
-            self._log(f"config loaded: {len(config.providers)} provider(s)")
-        return self._config
+        self._auth = AuthManager(CredentialStore(config.credentials_dir, paths.key_path(), self._log), self._log)
+        self._hosts = {}
+        self._config = config
+        self._key = key
+        self._log(f"config loaded: {len(config.providers)} provider(s)")
+        return config
+
+    def _for_host(self, host: str) -> tuple[tuple[Provider, ...], tuple[str, ...]]:
+        """The providers whose domains cover `host` and their credential files (config() first)."""
+        hosts = self._hosts
+        found = hosts.get(host)
+        if found is None:
+            from ..inject.policy import host_allowed
+
+            assert self._config is not None and self._auth is not None
+            providers = tuple(p for p in self._config.providers.values() if host_allowed(p, host))
+            found = (providers, tuple(self._auth.store.path_for(p.id) for p in providers))
+            if len(hosts) > 4096:  # hosts come from clients: keep the memo bounded
+                hosts.clear()
+            hosts[host] = found
+        return found
 
     def _matching(self, host: str) -> list[Provider]:
-        from ..inject.policy import host_allowed
-
-        return [p for p in self.config().providers.values() if host_allowed(p, host)]
+        self.config()
+        return list(self._for_host(host)[0])
 
     def intercept(self, host: str, port: int) -> bool:
         """MITM only hosts some provider is for; everything else is a blind tunnel."""
         from ..core.hosts import canonical_host
 
-        return bool(self._matching(canonical_host(host)))
+        self.config()
+        return bool(self._for_host(canonical_host(host))[0])
 
     def additions(self, scheme: str, host: str, port: int) -> Additions | None:
+        """What to add for scheme://host:port. A cache hit costs two stat calls (config, credential file)
+        and no decryption; anything that changed either file, or the credential nearing expiry, recomputes."""
         from ..core.hosts import canonical_host
 
         host = canonical_host(host)
-        config = self.config()
+        self.config()
         key = (scheme, host, port)
-        stamps = self._stamps(config, host)
+        stamps = self._stamps(host)
         cached = self._cache.get(key)
-        from ..core.timeutil import now_ms
-
-        if cached is not None and cached[0] == stamps and now_ms() < cached[1]:
+        if cached is not None and cached[0] == stamps and time.time() * 1000 < cached[1]:
             return cached[2]
-        result, until = self._compute(scheme, host, port)
-        if len(self._cache) > 1024:
-            self._cache.clear()
-        self._cache[key] = (stamps, until, result)
+        with self._lock:
+            result, until = self._compute(scheme, host, port)
+            if len(self._cache) > 1024:
+                self._cache.clear()
+            self._cache[key] = (stamps, until, result)
         return result
 
-    def _stamps(self, config: Config, host: str) -> tuple[object, ...]:
-        import os
-
+    def _stamps(self, host: str) -> tuple[object, ...]:
         out: list[object] = [self._key]
-        assert self._auth is not None
-        for provider in self._matching(host):
+        providers, files = self._for_host(host)
+        for provider, path in zip(providers, files, strict=True):
             try:
-                st = os.stat(self._auth.store.path_for(provider.id))
+                st = os.stat(path)
                 out.append((provider.id, st.st_mtime_ns, st.st_size, st.st_ino))
             except OSError:
                 out.append((provider.id, None))

@@ -1,4 +1,4 @@
-"""The proxy server: asyncio sockets around h11 and the sans-IO helpers of `h1`.
+"""The proxy server: a thread per client connection on blocking sockets, h11 behind a fast path.
 
 It serves plain HTTP proxy requests (absolute-form) and CONNECT. A CONNECT to a host the policy intercepts
 gets TLS under a leaf of sig's CA (the ClientHello's SNI, when present, must name the CONNECT host). Its
@@ -6,6 +6,19 @@ HTTP/1.1 requests must name that host too (Host header). They receive the policy
 upstream over TLS verified against the system roots plus the provider's CA files. Any other CONNECT is a
 blind TCP tunnel. Bodies stream both ways in bounded memory. Keep-alive works on both sides, and WebSocket
 upgrades are spliced after injection.
+
+Why threads and not asyncio: a proxied keep-alive request is a handful of small reads and writes on two
+TLS connections. Under asyncio each of them costs event-loop iterations, futures, StreamReader buffers and
+the SSL protocol's memory-BIO shuffling in Python; measured, that was most of the daemon's CPU per request.
+A blocking thread does the same work in a few C calls, and waiting costs nothing. TLS runs on blocking
+`ssl.SSLSocket`s (one C call per read or write); only a client whose ClientHello arrived with its CONNECT
+head goes through memory BIOs (`_TLSStream`), so those bytes can be fed in. Timeouts are socket timeouts;
+close() shuts every socket down to wake its thread.
+
+Why a fast path: h11's event machinery was the next largest cost. `fast.py` parses the common heads
+(HTTP/1.1, Content-Length or no body) and writes the common messages directly; everything else (chunked,
+Expect, upgrades, 1xx, HEAD, odd or invalid input) goes through h11 exactly as before, with a fresh h11
+connection primed to the same state.
 
 Logs name method, host, path (never the query), status and whether sig injected. They never carry a header
 value.
@@ -15,27 +28,31 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import select
 import socket
 import ssl
-from concurrent.futures import ThreadPoolExecutor
+import threading
+import time
 from typing import Any, Protocol
 
 import h11
 
 from ..core.errors import SigError
 from ..core.hosts import canonical_host
-from . import h1
+from . import fast, h1
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     from collections.abc import Callable
 
-READ_SIZE = 64 * 1024
+READ_SIZE = 64 * 1024  # below malloc's mmap threshold: every recv allocates a buffer of this size
 MAX_INJECT_BODY = 16 * 1024 * 1024  # bodies sig adds fields to are buffered; larger ones get 413
 MAX_RESPONSE_HEAD = 256 * 1024
+FAST_BODY_MAX = 1024 * 1024  # fast-path request bodies are buffered whole; larger ones stream through h11
 IDLE_UPSTREAMS_PER_CLIENT = 4
 HALF_CLOSE_GRACE = 30.0
 _IDEMPOTENT = frozenset((b"GET", b"HEAD", b"OPTIONS", b"PUT", b"DELETE", b"TRACE"))
+_CONNECT_OK = b"HTTP/1.1 200 Connection established\r\n\r\n"  # what h11 writes for that Response
 
 
 class Additions(Protocol):
@@ -78,6 +95,10 @@ class _UpstreamFailed(Exception):
         self.why = why
 
 
+class _Closing(Exception):
+    """The server is shutting down."""
+
+
 def _protocol_error(exc: h11.RemoteProtocolError) -> str:
     """h11's text can quote a header line (a secret): only its framing complaints are repeated."""
     text = str(exc)
@@ -86,9 +107,9 @@ def _protocol_error(exc: h11.RemoteProtocolError) -> str:
     return "sent malformed HTTP"
 
 
-def _nodelay(writer: asyncio.StreamWriter) -> None:
-    sock = writer.get_extra_info("socket")
-    if sock is not None and sock.family in (socket.AF_INET, socket.AF_INET6):
+def _nodelay(sock: socket.socket) -> None:
+    """Heads and bodies leave in one write each: Nagle would only add a delayed-ACK wait."""
+    if sock.family in (socket.AF_INET, socket.AF_INET6):
         with contextlib.suppress(OSError):
             sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
 
@@ -106,37 +127,160 @@ def _is_loopback(host: str) -> bool:
 
 
 class _TCPStream:
-    """A TCP (or asyncio-TLS) connection: recv / send with backpressure / close."""
+    """A blocking TCP connection: recv with a timeout (TimeoutError), send, close."""
 
-    __slots__ = ("_reader", "_writer")
+    __slots__ = ("_send_timeout", "sock")
     tls = False
 
-    def __init__(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        self._reader = reader
-        self._writer = writer
+    def __init__(self, sock: socket.socket, send_timeout: float) -> None:
+        self.sock = sock
+        self._send_timeout = send_timeout
 
-    async def recv(self, n: int = READ_SIZE) -> bytes:
-        return await self._reader.read(n)
+    def recv(self, n: int, timeout: float | None) -> bytes:
+        if timeout is not None and timeout <= 0:
+            raise TimeoutError
+        self.sock.settimeout(timeout)
+        return self.sock.recv(n)
 
-    async def send(self, data: bytes) -> None:
+    def send(self, data: bytes) -> None:
         if data:
-            self._writer.write(data)
-        await self._writer.drain()
+            self.sock.settimeout(self._send_timeout)
+            self.sock.sendall(data)
 
     def write_eof(self) -> None:
-        with contextlib.suppress(OSError, RuntimeError):
-            if not self._writer.is_closing() and self._writer.can_write_eof():
-                self._writer.write_eof()
+        with contextlib.suppress(OSError):
+            self.sock.shutdown(socket.SHUT_WR)
+
+    def splice_mode(self) -> None:
+        return None  # a plain socket can be read and written from two threads
 
     def stale(self) -> bool:
-        return self._reader.at_eof() or self._writer.is_closing()
+        """An idle keep-alive connection has nothing to read: anything readable (EOF, an alert, stray
+        bytes) means it cannot carry another request."""
+        try:
+            self.sock.settimeout(0)  # with a timeout set, Python would wait for readability first
+            self.sock.recv(1, socket.MSG_PEEK)
+        except BlockingIOError:
+            return False
+        except OSError:
+            return True
+        return True
 
     def close(self) -> None:
-        with contextlib.suppress(Exception):
-            self._writer.close()
+        with contextlib.suppress(OSError):
+            self.sock.close()
 
-    async def aclose(self) -> None:
-        self.close()
+    def shutdown(self) -> None:
+        """Wake a thread blocked on this socket (server close). The plain socket method, also when the
+        socket became an SSLSocket (whose own shutdown() would drop its TLS state under a reader)."""
+        with contextlib.suppress(OSError):
+            socket.socket.shutdown(self.sock, socket.SHUT_RDWR)
+
+
+class _SSLStream:
+    """TLS on a blocking ssl.SSLSocket: reads and writes are single C calls (OpenSSL does the socket I/O),
+    several times cheaper than driving memory BIOs from Python. OpenSSL forbids using one connection from
+    two threads at once, so a splice switches it to `spliced` mode: non-blocking calls under a lock, and
+    waiting for the socket happens outside the lock."""
+
+    tls = True
+
+    def __init__(self, raw: _TCPStream, sslsock: ssl.SSLSocket) -> None:
+        self._raw = raw
+        raw.sock = sslsock  # the raw stream's socket object was consumed by wrap_socket
+        self.sock = sslsock
+        self._send_timeout = raw._send_timeout
+        self._lock: threading.Lock | None = None
+
+    @property
+    def sni_mismatch(self) -> bool:
+        return bool(getattr(self.sock, "_sig_sni_mismatch", False))
+
+    def handshake(self, timeout: float) -> None:
+        if timeout <= 0:
+            raise TimeoutError
+        self.sock.settimeout(timeout)
+        self.sock.do_handshake()
+
+    def recv(self, n: int, timeout: float | None) -> bytes:
+        if self._lock is not None:
+            return self._recv_spliced(n, timeout)
+        if timeout is not None and timeout <= 0:
+            raise TimeoutError
+        self.sock.settimeout(timeout)
+        try:
+            return self.sock.recv(n)
+        except (ssl.SSLZeroReturnError, ssl.SSLEOFError):
+            return b""
+
+    def send(self, data: bytes) -> None:
+        if not data:
+            return
+        if self._lock is not None:
+            self._send_spliced(data)
+            return
+        self.sock.settimeout(self._send_timeout)
+        self.sock.sendall(data)
+
+    def splice_mode(self) -> None:
+        self._lock = threading.Lock()
+        self.sock.settimeout(0)
+
+    def _wait(self, events: int, timeout: float | None) -> None:
+        poller = select.poll()
+        poller.register(self.sock.fileno(), events)
+        if not poller.poll(None if timeout is None else max(0, int(timeout * 1000))):
+            raise TimeoutError
+
+    def _recv_spliced(self, n: int, timeout: float | None) -> bytes:
+        assert self._lock is not None
+        while True:
+            with self._lock:
+                try:
+                    return self.sock.recv(n)
+                except (ssl.SSLZeroReturnError, ssl.SSLEOFError):
+                    return b""
+                except ssl.SSLWantReadError:
+                    events = select.POLLIN
+                except ssl.SSLWantWriteError:
+                    events = select.POLLOUT
+            self._wait(events, timeout)
+
+    def _send_spliced(self, data: bytes) -> None:
+        assert self._lock is not None
+        view = memoryview(data)
+        while view:
+            with self._lock:
+                try:
+                    view = view[self.sock.send(view):]
+                    continue
+                except ssl.SSLWantReadError:
+                    events = select.POLLIN
+                except ssl.SSLWantWriteError:
+                    events = select.POLLOUT
+            self._wait(events, self._send_timeout)
+
+    def write_eof(self) -> None:
+        return None  # no half-close over TLS: the splice closes both sides instead
+
+    def stale(self) -> bool:
+        if self.sock.pending():
+            return True
+        poller = select.poll()
+        poller.register(self.sock.fileno(), select.POLLIN)
+        return bool(poller.poll(0))
+
+    def close(self) -> None:
+        self._raw.close()
+
+    def shutdown(self) -> None:
+        self._raw.shutdown()
+
+    def close_notify(self) -> None:
+        """Send close_notify without waiting for the peer's (the owner closes the connection)."""
+        with contextlib.suppress(Exception):
+            self.sock.settimeout(0)
+            self.sock.unwrap()
 
 
 def _sni_check(sslobj: Any, server_name: str | None, _ctx: ssl.SSLContext) -> int | None:
@@ -167,107 +311,184 @@ def _install_sni_check(ctx: ssl.SSLContext) -> None:
 
 
 class _TLSStream:
-    """Server-side TLS over a _TCPStream with memory BIOs (sans-IO TLS): bytes that arrived right after
-    the CONNECT head are fed in, and the SNI is checked against the CONNECT host."""
+    """TLS over a _TCPStream with memory BIOs (sans-IO TLS), either side.
+
+    Server side: bytes that arrived right after the CONNECT head are fed in, and the SNI is checked
+    against the CONNECT host. A splice reads and writes one stream from two threads: the SSL object is
+    only touched under `_lock`, and `_send_lock` keeps TLS records in order on the socket."""
 
     tls = True
 
-    def __init__(self, raw: _TCPStream, ctx: ssl.SSLContext, expected_host: str) -> None:
-        _install_sni_check(ctx)
+    def __init__(self, raw: _TCPStream, ctx: ssl.SSLContext, *, server_side: bool,
+                 expected_host: str | None = None, server_hostname: str | None = None) -> None:
+        if server_side:
+            _install_sni_check(ctx)
         self._raw = raw
+        self.sock = raw.sock
         self._in = ssl.MemoryBIO()
         self._out = ssl.MemoryBIO()
-        self._obj = ctx.wrap_bio(self._in, self._out, server_side=True)
-        self._obj._sig_expected_host = expected_host  # type: ignore[attr-defined]
+        self._obj = ctx.wrap_bio(self._in, self._out, server_side=server_side, server_hostname=server_hostname)
+        if expected_host is not None:
+            self._obj._sig_expected_host = expected_host  # type: ignore[attr-defined]
+        self._lock = threading.Lock()
+        self._send_lock = threading.Lock()
 
     @property
     def sni_mismatch(self) -> bool:
         return bool(getattr(self._obj, "_sig_sni_mismatch", False))
 
-    async def _flush(self) -> None:
-        if self._out.pending:
-            await self._raw.send(self._out.read())
+    def _flush(self) -> None:
+        with self._send_lock:
+            with self._lock:
+                data = self._out.read() if self._out.pending else b""
+            self._raw.send(data)
 
-    async def handshake(self, initial: bytes) -> None:
+    def handshake(self, initial: bytes, timeout: float) -> None:
+        """Raises TimeoutError past `timeout`, ssl.SSLError (after sending the alert), OSError."""
+        deadline = time.monotonic() + timeout
         if initial:
             self._in.write(initial)
         while True:
             try:
-                self._obj.do_handshake()
+                with self._lock:
+                    self._obj.do_handshake()
                 break
             except ssl.SSLWantReadError:
-                await self._flush()
-                data = await self._raw.recv()
+                self._flush()
+                data = self._raw.recv(READ_SIZE, deadline - time.monotonic())
                 if not data:
-                    raise ConnectionResetError("the client closed the connection during the TLS handshake") \
+                    raise ConnectionResetError("the peer closed the connection during the TLS handshake") \
                         from None
                 self._in.write(data)
             except ssl.SSLError:
                 with contextlib.suppress(OSError):
-                    await self._flush()  # the alert
+                    self._flush()  # the alert
                 raise
-        await self._flush()
+        self._flush()
 
-    async def recv(self, n: int = READ_SIZE) -> bytes:
+    def recv(self, n: int, timeout: float | None) -> bytes:
         while True:
             try:
-                data = self._obj.read(n)
+                with self._lock:
+                    data = self._obj.read(n)
             except ssl.SSLWantReadError:
-                await self._flush()
+                if self._out.pending:
+                    self._flush()
                 if self._in.eof:
                     return b""
-                raw = await self._raw.recv()
-                if raw:
-                    self._in.write(raw)
-                else:
-                    self._in.write_eof()
+                raw = self._raw.recv(READ_SIZE, timeout)
+                with self._lock:
+                    if raw:
+                        self._in.write(raw)
+                    else:
+                        self._in.write_eof()
                 continue
             except (ssl.SSLZeroReturnError, ssl.SSLEOFError):
                 return b""
-            await self._flush()
+            if self._out.pending:  # TLS 1.3 may answer while reading (key update)
+                self._flush()
             return data
 
-    async def send(self, data: bytes) -> None:
-        view = memoryview(data)
-        while view:
-            n = self._obj.write(view)
-            view = view[n:]
-        await self._flush()
+    def send(self, data: bytes) -> None:
+        if not data:
+            return
+        with self._send_lock:
+            with self._lock:
+                self._obj.write(data)  # writes everything (SSL_MODE_ENABLE_PARTIAL_WRITE is off)
+                out = self._out.read()
+            self._raw.send(out)
 
     def write_eof(self) -> None:
         return None  # no half-close over TLS: the splice closes both sides instead
 
+    def splice_mode(self) -> None:
+        return None  # already safe for two threads
+
     def stale(self) -> bool:
-        return self._raw.stale()
+        return bool(self._in.pending) or self._raw.stale()
 
     def close(self) -> None:
         self._raw.close()
 
-    async def aclose(self) -> None:
-        """close_notify (so close-delimited bodies end cleanly for OpenSSL 3 clients), then close."""
+    def shutdown(self) -> None:
+        self._raw.shutdown()
+
+    def close_notify(self) -> None:
+        """Send close_notify (so close-delimited bodies end cleanly for OpenSSL 3 clients); the owner of
+        the raw connection closes it."""
         with contextlib.suppress(Exception):
             try:
-                self._obj.unwrap()
+                with self._lock:
+                    self._obj.unwrap()
             except ssl.SSLWantReadError:
                 pass
-            async with asyncio.timeout(1.0):
-                await self._flush()
-        self._raw.close()
+            self._raw._send_timeout = 1.0
+            self._flush()
 
 
-# -- an h11 connection on a stream ------------------------------------------------------------------
+_Stream = _TCPStream | _TLSStream | _SSLStream
+
+
+# -- one side of an exchange: a byte buffer for the fast path, an h11 connection when it declines ----
 
 
 class _Peer:
-    __slots__ = ("conn", "side", "stream")
+    """`buf` holds bytes received and not yet used. `conn` is None on the fast path; while h11 handles an
+    exchange it is a fresh h11 connection holding those bytes, handed back by release()."""
 
-    def __init__(self, stream: _TCPStream | _TLSStream, role: Any, max_head: int, side: str) -> None:
+    __slots__ = ("buf", "conn", "head", "max_head", "role", "side", "stream")
+
+    def __init__(self, stream: _Stream, role: Any, max_head: int, side: str) -> None:
         self.stream = stream
-        self.conn = h11.Connection(role, max_incomplete_event_size=max_head)
+        self.role = role
+        self.max_head = max_head
         self.side = side
+        self.buf = b""
+        self.conn: h11.Connection | None = None
+        self.head = b""  # the raw head of the request on the fast path (to prime h11 for an error reply)
 
-    async def next_event(self, timeout: float) -> Any:
-        conn = self.conn
+    # -- raw bytes (fast path) --
+
+    def fill(self, timeout: float) -> bool:
+        """Read more into `buf`; False at EOF. _Gone on timeout or a broken connection."""
+        try:
+            data = self.stream.recv(READ_SIZE, timeout)
+        except TimeoutError:
+            raise _Gone(self.side, "timed out", timeout=True) from None
+        except OSError as exc:
+            raise _Gone(self.side, f"connection failed ({type(exc).__name__})") from None
+        if not data:
+            return False
+        self.buf = self.buf + data if self.buf else data
+        return True
+
+    def take(self, n: int, timeout: float) -> bytes:
+        """Exactly n bytes (a fast-path body)."""
+        while len(self.buf) < n:
+            if not self.fill(timeout):
+                raise _Gone(self.side, "closed mid-body")
+        data, self.buf = self.buf[:n], self.buf[n:]
+        return data
+
+    # -- h11 --
+
+    def h11(self) -> h11.Connection:
+        """The h11 connection for this exchange (a fresh one fed with the buffered bytes)."""
+        if self.conn is None:
+            self.conn = h11.Connection(self.role, max_incomplete_event_size=self.max_head)
+            if self.buf:
+                self.conn.receive_data(self.buf)
+                self.buf = b""
+        return self.conn
+
+    def release(self) -> None:
+        """After a finished h11 cycle: its unread bytes (a pipelined next message) back into `buf`."""
+        if self.conn is not None:
+            self.buf = bytes(self.conn.trailing_data[0])
+            self.conn = None
+
+    def next_event(self, timeout: float) -> Any:
+        conn = self.h11()
         while True:
             try:
                 event = conn.next_event()
@@ -276,8 +497,7 @@ class _Peer:
             if event is not h11.NEED_DATA:
                 return event
             try:
-                async with asyncio.timeout(timeout):
-                    data = await self.stream.recv(READ_SIZE)
+                data = self.stream.recv(READ_SIZE, timeout)
             except TimeoutError:
                 raise _Gone(self.side, "timed out", timeout=True) from None
             except OSError as exc:
@@ -287,26 +507,27 @@ class _Peer:
     def poll(self) -> Any:
         """The next event already buffered, or h11.NEED_DATA (never waits)."""
         try:
-            return self.conn.next_event()
+            return self.h11().next_event()
         except h11.RemoteProtocolError as exc:
             raise _Gone(self.side, _protocol_error(exc)) from None
 
     def encode(self, *events: Any) -> list[bytes]:
         """h11 events → bytes to write (h11.LocalProtocolError propagates: the caller built something
         invalid)."""
+        conn = self.h11()
         chunks: list[bytes] = []
         for event in events:
-            chunks += self.conn.send_with_data_passthrough(event) or []
+            chunks += conn.send_with_data_passthrough(event) or []
         return chunks
 
-    async def write(self, chunks: list[bytes]) -> None:
+    def write(self, chunks: list[bytes] | bytes) -> None:
         try:
-            await self.stream.send(b"".join(chunks))
-        except OSError as exc:
+            self.stream.send(chunks if isinstance(chunks, bytes) else b"".join(chunks))
+        except OSError as exc:  # TimeoutError included: a peer that stopped reading
             raise _Gone(self.side, f"connection failed ({type(exc).__name__})") from None
 
-    async def send(self, *events: Any) -> None:
-        await self.write(self.encode(*events))
+    def send(self, *events: Any) -> None:
+        self.write(self.encode(*events))
 
 
 class _Pool:
@@ -316,26 +537,26 @@ class _Pool:
         self._server = server
         self._idle: dict[tuple[Any, ...], _Peer] = {}
 
-    async def get(self, key: tuple[Any, ...]) -> tuple[_Peer, bool]:
+    def get(self, key: tuple[Any, ...]) -> tuple[_Peer, bool]:
         peer = self._idle.pop(key, None)
         if peer is not None:
-            if not peer.stream.stale():
+            if not peer.buf and peer.conn is None and not peer.stream.stale():
                 return peer, True
-            peer.stream.close()
-        return await self._server._open_upstream(*key), False
+            self._server._drop(peer.stream)
+        return self._server._open_upstream(*key), False
 
     def put(self, key: tuple[Any, ...], peer: _Peer) -> None:
         old = self._idle.pop(key, None)
         if old is not None:
-            old.stream.close()
+            self._server._drop(old.stream)
         if len(self._idle) >= IDLE_UPSTREAMS_PER_CLIENT:
             oldest = next(iter(self._idle))
-            self._idle.pop(oldest).stream.close()
+            self._server._drop(self._idle.pop(oldest).stream)
         self._idle[key] = peer
 
     def close(self) -> None:
         for peer in self._idle.values():
-            peer.stream.close()
+            self._server._drop(peer.stream)
         self._idle.clear()
 
 
@@ -344,7 +565,9 @@ class _Pool:
 
 class ProxyServer:
     """`await start()` → port; `await serve_forever()`; `await close()`. `stats` counts connections,
-    requests, injected, errors (plus active, tunnels, upstream_connections)."""
+    requests, injected, errors (plus active, tunnels, upstream_connections).
+
+    The asyncio side only accepts connections; each one is served by its own thread."""
 
     def __init__(
         self,
@@ -381,11 +604,15 @@ class ProxyServer:
         self._connect_timeout = connect_timeout
         self._max_connections = max_connections
         self._max_inject_body = max_inject_body
+        # Kept for compatibility: every connection has its own thread now, so policy calls (which may
+        # read files or renew a credential) block only that connection and need no separate pool.
         self._policy_threads = policy_threads
-        self._server: asyncio.Server | None = None
-        self._executor: ThreadPoolExecutor | None = None
-        self._tasks: set[asyncio.Task[Any]] = set()
+        self._listener: socket.socket | None = None
+        self._accepting: asyncio.Task[None] | None = None
         self._closing = False
+        self._lock = threading.Lock()
+        self._streams: set[_Stream] = set()  # every open socket, so close() can wake its thread
+        self._threads: set[threading.Thread] = set()
         self.stats: dict[str, int] = {
             "connections": 0, "active": 0, "requests": 0, "injected": 0, "errors": 0,
             "tunnels": 0, "upstream_connections": 0,
@@ -394,53 +621,101 @@ class ProxyServer:
     # -- lifecycle ---------------------------------------------------------------------------------
 
     async def start(self) -> int:
-        if self._server is not None:
+        if self._listener is not None:
             return self.port
-        if self._policy_threads > 0:
-            self._executor = ThreadPoolExecutor(max_workers=self._policy_threads, thread_name_prefix="sig-proxy")
-        self._server = await asyncio.start_server(
-            self._on_client, host=self._host, port=self.port, backlog=1024, limit=READ_SIZE)
-        self.port = int(self._server.sockets[0].getsockname()[1])
+        listener = socket.create_server((self._host, self.port), backlog=1024)
+        listener.setblocking(False)
+        self._listener = listener
+        self.port = int(listener.getsockname()[1])
+        self._accepting = asyncio.get_running_loop().create_task(self._accept_loop(listener))
         return self.port
 
-    async def serve_forever(self) -> None:
-        if self._server is None:
-            await self.start()
-        assert self._server is not None
+    async def _accept_loop(self, listener: socket.socket) -> None:
+        loop = asyncio.get_running_loop()
+        while not self._closing:
+            try:
+                sock, _addr = await loop.sock_accept(listener)
+            except asyncio.CancelledError:
+                raise
+            except OSError:
+                if self._closing:
+                    return
+                await asyncio.sleep(0.05)  # EMFILE and the like: back off instead of spinning
+                continue
+            self._spawn(sock)
+
+    def _spawn(self, sock: socket.socket) -> None:
+        sock.setblocking(True)
+        _nodelay(sock)
+        stream = _TCPStream(sock, self._upstream_timeout)
+        thread = threading.Thread(target=self._on_client, args=(stream,), name="sig-proxy-conn", daemon=True)
+        with self._lock:
+            self.stats["connections"] += 1
+            self.stats["active"] += 1
+            self._streams.add(stream)
+            self._threads.add(thread)
         try:
-            await self._server.serve_forever()
+            thread.start()
+        except RuntimeError:  # no more threads: refuse this one
+            with self._lock:
+                self.stats["active"] -= 1
+                self._streams.discard(stream)
+                self._threads.discard(thread)
+            stream.close()
+
+    async def serve_forever(self) -> None:
+        if self._listener is None:
+            await self.start()
+        assert self._accepting is not None
+        try:
+            await asyncio.shield(self._accepting)
         except asyncio.CancelledError:
             if not self._closing:
                 raise
 
     async def close(self) -> None:
         self._closing = True
-        if self._server is not None:
-            self._server.close()
-        tasks = list(self._tasks)
-        for task in tasks:
-            task.cancel()
-        if tasks:
-            await asyncio.gather(*tasks, return_exceptions=True)
-        if self._server is not None:
-            with contextlib.suppress(Exception):
-                async with asyncio.timeout(5):
-                    await self._server.wait_closed()
-        if self._executor is not None:
-            self._executor.shutdown(wait=False, cancel_futures=True)
+        if self._accepting is not None:
+            self._accepting.cancel()
+            with contextlib.suppress(BaseException):
+                await self._accepting
+        if self._listener is not None:
+            with contextlib.suppress(OSError):
+                self._listener.close()
+        with self._lock:
+            streams = list(self._streams)
+            threads = list(self._threads)
+        for stream in streams:
+            stream.shutdown()  # blocked recv/send calls return; each thread then cleans up
+
+        def join() -> None:
+            deadline = time.monotonic() + 5
+            for thread in threads:
+                thread.join(max(0.0, deadline - time.monotonic()))
+
+        await asyncio.get_running_loop().run_in_executor(None, join)
 
     # -- helpers -----------------------------------------------------------------------------------
+
+    def _count(self, key: str, delta: int = 1) -> None:
+        with self._lock:  # threads update these: += on a dict item is not atomic
+            self.stats[key] += delta
 
     def _log(self, message: str) -> None:
         with contextlib.suppress(Exception):
             self._logf(message)
 
-    async def _in_thread(self, fn: Callable[..., Any], *args: Any) -> Any:
-        """Policy and CA-file calls may read files or renew a credential: keep them off the event loop
-        (policy_threads=0 calls them inline, for a policy known to answer from memory)."""
-        if self._executor is None:
-            return fn(*args)
-        return await asyncio.get_running_loop().run_in_executor(self._executor, fn, *args)
+    def _track(self, stream: _Stream) -> None:
+        with self._lock:
+            self._streams.add(stream)
+            closing = self._closing
+        if closing:
+            stream.shutdown()
+
+    def _drop(self, stream: _Stream) -> None:
+        stream.close()
+        with self._lock:
+            self._streams.discard(stream)
 
     def _is_self(self, host: str, port: int) -> bool:
         return port == self.port and (host == "localhost" or _is_loopback(host))
@@ -449,367 +724,540 @@ class ProxyServer:
         return bool(getattr(err, "passthrough_on_error", False)
                     or getattr(self._policy, "passthrough_on_error", False))
 
-    async def _reply(self, client: _Peer, status: int, text: str,
-                     extra: list[tuple[bytes, bytes]] | None = None) -> None:
+    def _reply(self, client: _Peer, status: int, text: str,
+               extra: list[tuple[bytes, bytes]] | None = None) -> None:
         """A short text response with `Connection: close`; the caller then drops the connection."""
-        self.stats["errors"] += 1 if status >= 400 else 0
+        if status >= 400:
+            self._count("errors")
         headers, body = h1.text_response_head(status, text, extra or [])
         chunks: list[bytes] = []
+        conn = client.conn
+        if conn is None and client.head:  # a fast-path request: let h11 frame the answer to it
+            client.buf, client.head = client.head + client.buf, b""
+            conn = client.h11()
+            with contextlib.suppress(h11.ProtocolError):
+                conn.next_event()
         try:
-            chunks += client.conn.send_with_data_passthrough(
+            assert conn is not None
+            chunks += conn.send_with_data_passthrough(
                 h11.Response(status_code=status, headers=headers, reason=h1.reason(status))) or []
-        except h11.LocalProtocolError:
+        except (h11.LocalProtocolError, AssertionError):
             chunks = [h1.raw_response(status, text, extra or [])]
         else:
             for event in (h11.Data(data=body), h11.EndOfMessage()):
                 try:  # a response to HEAD carries no body: h11 refuses the Data, the head is enough
-                    chunks += client.conn.send_with_data_passthrough(event) or []
+                    chunks += conn.send_with_data_passthrough(event) or []
                 except h11.LocalProtocolError:
                     break
         with contextlib.suppress(OSError):
-            await client.stream.send(b"".join(chunks))
+            client.stream.send(b"".join(chunks))
 
-    async def _send_raw(self, stream: _TCPStream | _TLSStream, status: int, text: str) -> None:
-        self.stats["errors"] += 1
+    def _send_raw(self, stream: _Stream, status: int, text: str) -> None:
+        self._count("errors")
         with contextlib.suppress(OSError):
-            await stream.send(h1.raw_response(status, text))
+            stream.send(h1.raw_response(status, text))
 
     # -- connections -------------------------------------------------------------------------------
 
-    async def _on_client(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        task = asyncio.current_task()
-        if task is not None:
-            self._tasks.add(task)
-        self.stats["connections"] += 1
-        self.stats["active"] += 1
-        _nodelay(writer)
-        stream = _TCPStream(reader, writer)
+    def _on_client(self, stream: _TCPStream) -> None:
         try:
             if self.stats["active"] > self._max_connections:
-                await self._send_raw(stream, 503, "sig proxy: too many connections")
+                self._send_raw(stream, 503, "sig proxy: too many connections")
                 return
-            await self._serve_proxy(stream)
-        except (_Gone, OSError):
-            pass
-        except asyncio.CancelledError:
-            # Only close() cancels these tasks. Ending normally keeps 3.11's start_server callback from
-            # logging "Exception in callback" for every connection still open at shutdown.
+            if self._closing:
+                return
+            self._serve_proxy(stream)
+        except (_Gone, _Closing, OSError):
             pass
         except Exception as exc:  # a bug must not take the server down; the text may hold values: not logged
-            self.stats["errors"] += 1
+            self._count("errors")
             self._log(f"proxy: internal error ({type(exc).__name__})")
         finally:
+            # counted out before the close: whoever sees the connection end also sees it gone from stats
+            with self._lock:
+                self.stats["active"] -= 1
+                self._streams.discard(stream)
+                self._threads.discard(threading.current_thread())
             stream.close()
-            self.stats["active"] -= 1
-            if task is not None:
-                self._tasks.discard(task)
 
-    async def _read_request(self, client: _Peer, first_wait: float) -> h11.Request | None:
+    def _read_request(self, client: _Peer, first_wait: float) -> fast.RequestHead | h11.Request | None:
         """The next request head, or None (connection over; any error answer already sent).
 
         Waiting for its first byte may take `first_wait`; once bytes arrive the whole head must come
-        within header_timeout (slowloris)."""
-        conn = client.conn
-        loop = asyncio.get_running_loop()
-        deadline: float | None = None
+        within header_timeout (slowloris). A plain head comes back as a fast.RequestHead (its bytes
+        consumed from the buffer, its body not); anything else as h11's Request."""
+        deadline: float | None = time.monotonic() + self._header_timeout if client.buf else None
         try:
             while True:
+                if client.conn is None:
+                    head = fast.parse_request(client.buf, self._max_head)
+                    if isinstance(head, fast.RequestHead) and head.length > FAST_BODY_MAX:
+                        head = fast.FALLBACK  # a big body streams through h11 instead of being buffered
+                    if isinstance(head, fast.RequestHead):
+                        client.head, client.buf = client.buf[:head.size], client.buf[head.size:]
+                        return head
+                    if head is fast.FALLBACK:
+                        client.h11()
+                        continue
+                    wait = first_wait if deadline is None else deadline - time.monotonic()
+                    data = client.stream.recv(READ_SIZE, wait)
+                    if deadline is None:
+                        deadline = time.monotonic() + self._header_timeout
+                    if not data:
+                        if not client.buf:
+                            return None
+                        client.h11().receive_data(b"")  # EOF mid-head: h11 words the error
+                        continue
+                    client.buf += data
+                    continue
+                conn = client.conn
                 event = conn.next_event()
                 if event is h11.NEED_DATA:
-                    wait = first_wait if deadline is None else deadline - loop.time()
-                    async with asyncio.timeout(wait):
-                        data = await client.stream.recv(READ_SIZE)
+                    wait = first_wait if deadline is None else deadline - time.monotonic()
+                    data = client.stream.recv(READ_SIZE, wait)
                     if deadline is None:
-                        deadline = loop.time() + self._header_timeout
+                        deadline = time.monotonic() + self._header_timeout
                     conn.receive_data(data)
                     continue
                 if isinstance(event, h11.Request):
+                    client.head = b""
                     return event
                 return None  # ConnectionClosed (or a PAUSED state we never resume)
         except h11.RemoteProtocolError as exc:
             status = exc.error_status_hint
             why = "request head too large" if status == 431 else "malformed request"
             self._log(f"proxy: {why} -> {status}")
-            await self._send_raw(client.stream, status, f"sig proxy: {why}")
+            self._send_raw(client.stream, status, f"sig proxy: {why}")
             return None
         except TimeoutError:
             if deadline is not None:
                 self._log("proxy: request head not received in time -> 408")
-                await self._send_raw(client.stream, 408, "sig proxy: request head not received in time")
+                self._send_raw(client.stream, 408, "sig proxy: request head not received in time")
             return None
         except OSError:
             return None
 
-    async def _serve_proxy(self, stream: _TCPStream) -> None:
+    def _serve_proxy(self, stream: _TCPStream) -> None:
         """A connection to the proxy port: CONNECT, or absolute-form plain HTTP requests (keep-alive)."""
         client = _Peer(stream, h11.SERVER, self._max_head, "client")
         pool = _Pool(self)
         first_wait = self._header_timeout
         try:
             while True:
-                req = await self._read_request(client, first_wait)
+                req = self._read_request(client, first_wait)
                 if req is None:
                     return
                 first_wait = self._idle_timeout
                 method = req.method.decode("ascii", "replace")
                 if not h1.proxy_auth_ok(req.headers, self._token):
                     self._log(f"{method} -> 407 (no or wrong proxy token)")
-                    await self._reply(client, 407, "sig proxy: proxy authentication required: use the proxy "
-                                      "URL with its token (http://sig:<token>@127.0.0.1:<port>)",
-                                      [(b"proxy-authenticate", b'Basic realm="sig"')])
+                    self._reply(client, 407, "sig proxy: proxy authentication required: use the proxy "
+                                "URL with its token (http://sig:<token>@127.0.0.1:<port>)",
+                                [(b"proxy-authenticate", b'Basic realm="sig"')])
                     return
                 if req.method == b"CONNECT":
-                    await self._connect(client, req)
+                    self._connect(client, req)
                     return
                 try:
                     scheme, host, port, target = h1.parse_absolute(req.target)
                 except h1.BadTarget as exc:
                     self._log(f"{method} {h1.loggable_path(req.target)} -> 400 ({exc})")
-                    await self._reply(client, 400, "sig proxy: this is a proxy; send absolute URLs "
-                                      "(http://host/path) or CONNECT host:port")
+                    self._reply(client, 400, "sig proxy: this is a proxy; send absolute URLs "
+                                "(http://host/path) or CONNECT host:port")
                     return
                 if scheme != "http":
                     self._log(f"{method} https://{host} -> 400 (https as a plain proxy request)")
-                    await self._reply(client, 400, "sig proxy: send https:// URLs through CONNECT "
-                                      "(HTTPS_PROXY), not as plain proxy requests")
+                    self._reply(client, 400, "sig proxy: send https:// URLs through CONNECT "
+                                "(HTTPS_PROXY), not as plain proxy requests")
                     return
                 if self._is_self(host, port):
-                    await self._reply(client, 400, "sig proxy: the request would loop back into the proxy")
+                    self._reply(client, 400, "sig proxy: the request would loop back into the proxy")
                     return
-                if not await self._exchange(client, req, "http", host, port, target, pool):
+                if not self._exchange(client, req, "http", host, port, target, pool):
                     return
         finally:
             pool.close()
 
-    async def _connect(self, client: _Peer, req: h11.Request) -> None:
+    def _connect(self, client: _Peer, req: fast.RequestHead | h11.Request) -> None:
         try:
             host, port = h1.parse_authority(req.target)
         except h1.BadTarget as exc:
             self._log(f"CONNECT -> 400 (bad target: {exc})")
-            await self._reply(client, 400, f"sig proxy: bad CONNECT target ({exc})")
+            self._reply(client, 400, f"sig proxy: bad CONNECT target ({exc})")
             return
         name = h1.authority(host, port, -1).decode("ascii")
         if self._is_self(host, port):
-            await self._reply(client, 400, "sig proxy: the tunnel would loop back into the proxy")
+            self._reply(client, 400, "sig proxy: the tunnel would loop back into the proxy")
             return
         try:
-            intercept = await self._in_thread(self._policy.intercept, host, port)
+            intercept = self._policy.intercept(host, port)
         except SigError as err:
             self._log(f"CONNECT {name} -> 502 ({err.code})")
-            await self._reply(client, 502, f"sig proxy: {err.code}: {err.message}")
+            self._reply(client, 502, f"sig proxy: {err.code}: {err.message}")
             return
         except Exception as exc:
             self._log(f"CONNECT {name} -> 502 (policy failed: {type(exc).__name__})")
-            await self._reply(client, 502, "sig proxy: the interception policy failed")
+            self._reply(client, 502, "sig proxy: the interception policy failed")
             return
         if not intercept:
-            await self._tunnel(client, host, port, name)
+            self._tunnel(client, host, port, name)
             return
         try:
             ctx = self._server_context(host)
         except Exception as exc:
             self._log(f"CONNECT {name} -> 502 (no certificate: {type(exc).__name__})")
-            await self._reply(client, 502, f"sig proxy: cannot make a certificate for {host}")
+            self._reply(client, 502, f"sig proxy: cannot make a certificate for {host}")
             return
-        await client.send(h11.Response(status_code=200, headers=[], reason=b"Connection established"))
-        trailing, _closed = client.conn.trailing_data
-        tls = _TLSStream(client.stream, ctx, host)  # type: ignore[arg-type]
+        trailing = self._established(client)
+        raw = client.stream
+        assert isinstance(raw, _TCPStream)
+        tls: _TLSStream | _SSLStream | None = None
         try:
-            async with asyncio.timeout(self._header_timeout):
-                await tls.handshake(bytes(trailing))
-        except (TimeoutError, OSError) as exc:  # ssl.SSLError is an OSError
-            if tls.sni_mismatch:
+            if trailing:  # the ClientHello came with the CONNECT head: feed it through memory BIOs
+                tls = _TLSStream(raw, ctx, server_side=True, expected_host=host)
+                tls.handshake(trailing, self._header_timeout)
+            else:
+                _install_sni_check(ctx)
+                sslsock = ctx.wrap_socket(raw.sock, server_side=True, do_handshake_on_connect=False)
+                sslsock._sig_expected_host = host  # type: ignore[attr-defined]
+                tls = _SSLStream(raw, sslsock)
+                tls.handshake(self._header_timeout)
+        except OSError as exc:  # ssl.SSLError and TimeoutError are OSErrors
+            if tls is not None and tls.sni_mismatch:
                 why = "the TLS SNI names another host than the CONNECT target"
-                self.stats["errors"] += 1
+                self._count("errors")
             elif isinstance(exc, TimeoutError):
                 why = "timed out"
             else:
                 why = getattr(exc, "reason", None) or type(exc).__name__
             self._log(f"CONNECT {name}: TLS with the client failed ({why})")
-            tls.close()
             return
+        assert tls is not None
         try:
-            await self._serve_mitm(tls, host, port)
+            self._serve_mitm(tls, host, port)
         finally:
-            await tls.aclose()
+            tls.close_notify()
 
-    async def _serve_mitm(self, tls: _TLSStream, host: str, port: int) -> None:
+    def _established(self, client: _Peer) -> bytes:
+        """Answer a CONNECT with 200; the bytes the client already sent past its head (a ClientHello)."""
+        if client.conn is None:
+            client.write(_CONNECT_OK)
+            trailing, client.buf = client.buf, b""
+            return trailing
+        client.send(h11.Response(status_code=200, headers=[], reason=b"Connection established"))
+        return bytes(client.conn.trailing_data[0])
+
+    def _serve_mitm(self, tls: _TLSStream | _SSLStream, host: str, port: int) -> None:
         client = _Peer(tls, h11.SERVER, self._max_head, "client")
         pool = _Pool(self)
         try:
             while True:
-                req = await self._read_request(client, self._idle_timeout)
+                req = self._read_request(client, self._idle_timeout)
                 if req is None:
                     return
                 method = req.method.decode("ascii", "replace")
                 target = req.target
                 if req.method == b"CONNECT":
                     self._log(f"CONNECT inside the tunnel to {host}:{port} -> 400")
-                    await self._reply(client, 400, "sig proxy: CONNECT inside a tunnel is not supported")
+                    self._reply(client, 400, "sig proxy: CONNECT inside a tunnel is not supported")
                     return
                 if not target.startswith(b"/") and not (req.method == b"OPTIONS" and target == b"*"):
                     try:
                         scheme, t_host, t_port, target = h1.parse_absolute(target)
                     except h1.BadTarget:
                         self._log(f"{method} https://{host}:{port} -> 400 (bad request target)")
-                        await self._reply(client, 400, "sig proxy: bad request target")
+                        self._reply(client, 400, "sig proxy: bad request target")
                         return
                     if (scheme, t_host, t_port) != ("https", host, port):
                         self._log(f"{method} https://{host}:{port} -> 421 (URL names another origin)")
-                        await self._reply(client, 421, "sig proxy: the request URL names another origin than "
-                                          "the CONNECT target")
+                        self._reply(client, 421, "sig proxy: the request URL names another origin than "
+                                    "the CONNECT target")
                         return
                 hosts = [v for n, v in req.headers if n == b"host"]
                 if not all(h1.host_matches(v, host, port, 443) for v in hosts):
                     self._log(f"{method} https://{host}:{port}{h1.loggable_path(target)} -> 421 "
                               "(Host header names another host)")
-                    await self._reply(client, 421, "sig proxy: the Host header names another host than "
-                                      "the CONNECT target")
+                    self._reply(client, 421, "sig proxy: the Host header names another host than "
+                                "the CONNECT target")
                     return
-                if not await self._exchange(client, req, "https", host, port, target, pool):
+                if not self._exchange(client, req, "https", host, port, target, pool):
                     return
         finally:
             pool.close()
 
-    async def _tunnel(self, client: _Peer, host: str, port: int, name: str) -> None:
+    def _tunnel(self, client: _Peer, host: str, port: int, name: str) -> None:
         try:
-            async with asyncio.timeout(self._connect_timeout):
-                reader, writer = await asyncio.open_connection(host, port, limit=READ_SIZE)
+            sock = socket.create_connection((host, port), timeout=self._connect_timeout)
         except TimeoutError:
             self._log(f"CONNECT {name} -> 504 (tunnel: connect timed out)")
-            await self._reply(client, 504, f"sig proxy: connecting to {name} timed out")
+            self._reply(client, 504, f"sig proxy: connecting to {name} timed out")
             return
         except OSError as exc:
             self._log(f"CONNECT {name} -> 502 (tunnel: {exc.strerror or type(exc).__name__})")
-            await self._reply(client, 502, f"sig proxy: cannot connect to {name} "
-                              f"({exc.strerror or type(exc).__name__})")
+            self._reply(client, 502, f"sig proxy: cannot connect to {name} "
+                        f"({exc.strerror or type(exc).__name__})")
             return
-        _nodelay(writer)
-        upstream = _TCPStream(reader, writer)
+        _nodelay(sock)
+        upstream = _TCPStream(sock, self._upstream_timeout)
+        self._track(upstream)
         try:
-            self.stats["tunnels"] += 1
-            await client.send(h11.Response(status_code=200, headers=[], reason=b"Connection established"))
+            self._count("tunnels")
+            trailing = self._established(client)
             self._log(f"CONNECT {name} -> tunnel")
-            trailing, _closed = client.conn.trailing_data
             if trailing:
-                await upstream.send(bytes(trailing))
-            await self._splice(client.stream, upstream)
-        except OSError:
+                upstream.send(trailing)
+            self._splice(client.stream, upstream)
+        except (OSError, _Gone):
             pass
         finally:
-            upstream.close()
+            self._drop(upstream)
 
-    async def _open_upstream(self, scheme: str, host: str, port: int, cafiles: tuple[str, ...]) -> _Peer:
+    def _open_upstream(self, scheme: str, host: str, port: int, cafiles: tuple[str, ...]) -> _Peer:
         ctx: ssl.SSLContext | None = None
         if scheme == "https":
             try:
-                ctx = await self._in_thread(self._upstream_context, list(cafiles))
+                ctx = self._upstream_context(list(cafiles))
             except SigError as err:
                 raise _UpstreamFailed(502, f"cannot verify {host}: {err.message}") from None
             except Exception as exc:
                 raise _UpstreamFailed(502, f"cannot verify {host} ({type(exc).__name__})") from None
         name = h1.authority(host, port, -1).decode("ascii")
+        deadline = time.monotonic() + self._connect_timeout
+        stream: _Stream | None = None
         try:
-            async with asyncio.timeout(self._connect_timeout):
-                if ctx is not None:
-                    reader, writer = await asyncio.open_connection(
-                        host, port, ssl=ctx, server_hostname=host, limit=READ_SIZE,
-                        ssl_handshake_timeout=self._connect_timeout)
-                else:
-                    reader, writer = await asyncio.open_connection(host, port, limit=READ_SIZE)
+            sock = socket.create_connection((host, port), timeout=self._connect_timeout)
+            _nodelay(sock)
+            stream = _TCPStream(sock, self._upstream_timeout)
+            self._track(stream)
+            if ctx is not None:
+                sslsock = ctx.wrap_socket(sock, server_hostname=host, do_handshake_on_connect=False)
+                stream = _SSLStream(stream, sslsock)
+                stream.handshake(deadline - time.monotonic())
         except ssl.SSLCertVerificationError as exc:
+            self._close_failed(stream)
             raise _UpstreamFailed(502, f"the certificate of {name} is not trusted ({exc.verify_message}); "
                                   "nothing was sent. For a private CA set caFile on the provider") from None
         except ssl.SSLError as exc:
+            self._close_failed(stream)
             raise _UpstreamFailed(502, f"TLS with {name} failed ({exc.reason or type(exc).__name__}); "
                                   "nothing was sent") from None
         except TimeoutError:
+            self._close_failed(stream)
             raise _UpstreamFailed(504, f"connecting to {name} timed out") from None
         except OSError as exc:
+            self._close_failed(stream)
             raise _UpstreamFailed(502, f"cannot connect to {name} "
                                   f"({exc.strerror or type(exc).__name__})") from None
-        _nodelay(writer)
-        self.stats["upstream_connections"] += 1
-        return _Peer(_TCPStream(reader, writer), h11.CLIENT, max(self._max_head, MAX_RESPONSE_HEAD), "upstream")
+        self._count("upstream_connections")
+        return _Peer(stream, h11.CLIENT, max(self._max_head, MAX_RESPONSE_HEAD), "upstream")
+
+    def _close_failed(self, stream: _Stream | None) -> None:
+        if stream is not None:
+            self._drop(stream)
 
     # -- one request / response --------------------------------------------------------------------
 
-    async def _read_body(self, client: _Peer, limit: int) -> bytes | None:
-        """The whole request body (None when over `limit`)."""
-        parts: list[bytes] = []
-        size = 0
-        while True:
-            event = await client.next_event(self._idle_timeout)
-            if isinstance(event, h11.Data):
-                size += len(event.data)
-                if size > limit:
-                    return None
-                parts.append(bytes(event.data))
-            elif isinstance(event, h11.EndOfMessage):
-                return b"".join(parts)
-            else:
-                raise _Gone("client", f"unexpected {type(event).__name__}")
-
-    async def _stream_body(self, client: _Peer, upstream: _Peer) -> None:
-        """Client body → upstream, chunk by chunk. An upstream write failure stops the copy; the caller
-        then tries to read the upstream's (early) answer."""
-        while True:
-            event = await client.next_event(self._idle_timeout)
-            if isinstance(event, h11.Data):
-                await upstream.send(event)
-            elif isinstance(event, h11.EndOfMessage):
-                await upstream.send(h11.EndOfMessage())
-                return
-            else:
-                raise _Gone("client", f"unexpected {type(event).__name__}")
-
-    async def _response_head(self, client: _Peer, upstream: _Peer) -> Any:
-        """The upstream's final response (or its 101); other 1xx are relayed, 100 is dropped (the proxy
-        already answered the client's Expect itself)."""
-        while True:
-            event = await upstream.next_event(self._upstream_timeout)
-            if isinstance(event, h11.InformationalResponse):
-                if event.status_code == 101:
-                    return event
-                if event.status_code != 100:
-                    with contextlib.suppress(h11.LocalProtocolError):
-                        await client.send(h11.InformationalResponse(
-                            status_code=event.status_code, reason=event.reason,
-                            headers=h1.downstream_response_headers(event.headers)))
-                continue
-            if isinstance(event, h11.Response):
-                return event
-            raise _Gone("upstream", "closed before answering" if isinstance(event, h11.ConnectionClosed)
-                        else f"unexpected {type(event).__name__}")
-
-    async def _exchange(self, client: _Peer, req: h11.Request, scheme: str, host: str, port: int,
-                        target: bytes, pool: _Pool) -> bool:
-        """Forward one request and its response. True when the client connection can carry another."""
-        self.stats["requests"] += 1
-        method = req.method.decode("ascii", "replace")
-        default_port = 443 if scheme == "https" else 80
-        host_value = h1.authority(host, port, default_port)
-        where = f"{scheme}://{host_value.decode('ascii')}{h1.loggable_path(target)}"
-
-        # 1. what sig adds (may renew a credential: off the loop)
-        additions: Any = None
+    def _additions(self, client: _Peer, method: str, where: str, scheme: str, host: str,
+                   port: int) -> Any:
+        """What sig adds (may renew a credential). None when the client already got an error answer."""
         try:
-            additions = await self._in_thread(self._policy.additions, scheme, host, port)
+            additions = self._policy.additions(scheme, host, port)
         except SigError as err:
             if not self._passthrough(err):
                 self._log(f"{method} {where} -> 502 injected=no ({err.code})")
                 text = f"sig proxy: no credentials for {host}: {err.code}: {err.message}"
                 if err.hint:
                     text += f"\nfix: {err.hint}"
-                await self._reply(client, 502, text)
-                return False
+                self._reply(client, 502, text)
+                return None
             self._log(f"{method} {where}: {err.code}; forwarding without credentials")
             # still verify the upstream with the provider's CA (the policy hands it over on the error)
-            additions = _CAOnly(list(getattr(err, "cafiles", None) or []))
+            return _CAOnly(list(getattr(err, "cafiles", None) or []))
         except Exception as exc:
             self._log(f"{method} {where} -> 502 injected=no (policy failed: {type(exc).__name__})")
-            await self._reply(client, 502, f"sig proxy: the credential policy failed for {host}")
+            self._reply(client, 502, f"sig proxy: the credential policy failed for {host}")
+            return None
+        return additions if additions is not None else _NOTHING
+
+    def _exchange(self, client: _Peer, req: fast.RequestHead | h11.Request, scheme: str, host: str,
+                  port: int, target: bytes, pool: _Pool) -> bool:
+        """Forward one request and its response. True when the client connection can carry another."""
+        self._count("requests")
+        method = req.method.decode("ascii", "replace")
+        default_port = 443 if scheme == "https" else 80
+        host_value = h1.authority(host, port, default_port)
+        where = f"{scheme}://{host_value.decode('ascii')}{h1.loggable_path(target)}"
+        additions = self._additions(client, method, where, scheme, host, port)
+        if additions is None:
             return False
+        if isinstance(req, fast.RequestHead):
+            return self._fast_exchange(client, req, method, where, scheme, host, port, host_value, target,
+                                       additions, pool)
+        return self._h11_exchange(client, req, method, where, scheme, host, port, host_value, target,
+                                  additions, pool)
+
+    def _fast_exchange(self, client: _Peer, req: fast.RequestHead, method: str, where: str, scheme: str,
+                       host: str, port: int, host_value: bytes, target: bytes, additions: Any,
+                       pool: _Pool) -> bool:
+        """The plain case without h11: a buffered Content-Length body (or none), a Content-Length
+        response. A response the fast parser declines is handed to h11 mid-exchange (_to_h11)."""
+        add_headers: dict[str, str] = getattr(additions, "headers", None) or {}
+        add_query: dict[str, str] = getattr(additions, "query", None) or {}
+        add_body: dict[str, str] = getattr(additions, "body", None) or {}
+        cafiles = tuple(getattr(additions, "cafiles", None) or ())
+        injected = bool(add_headers or add_query)
+
+        # 1. the upstream connection first: a dead upstream costs the client no upload
+        key = (scheme, host, port, cafiles)
+        try:
+            upstream, reused = pool.get(key)
+        except _UpstreamFailed as exc:
+            self._log(f"{method} {where} -> {exc.status} injected=no ({exc.why})")
+            self._reply(client, exc.status, f"sig proxy: {exc.why}")
+            return False
+
+        # 2. the body (at most FAST_BODY_MAX, see _read_request), with sig's fields when it takes them
+        try:
+            raw_body = client.take(req.length, self._idle_timeout) if req.length else b""
+        except _Gone:
+            self._drop(upstream.stream)
+            return False
+        body = raw_body
+        kind = h1.body_kind(req.headers) if add_body else None
+        if kind is not None:
+            changed = h1.inject_body(body, kind, add_body)
+            if changed is not None:
+                body, injected = changed, True
+            else:
+                self._log(f"{method} {where}: body is not a JSON object or form; fields not added")
+        has_length = body or kind is not None or h1.get_header(req.headers, b"content-length") is not None
+        framing = ("length", len(body)) if has_length else ("none", 0)
+        headers = h1.upstream_request_headers(req.headers, host_value=host_value, add=add_headers,
+                                              framing=framing, upgrade=False)
+        if not all(fast.valid_header(n, v) for n, v in headers if n in self._added_names(add_headers)):
+            # an injected value that is no valid header (CR/LF...): it is never sent
+            self._drop(upstream.stream)
+            self._log(f"{method} {where} -> 502 injected=no (invalid injected header or query)")
+            self._reply(client, 502, f"sig proxy: the credential for {host} makes an invalid header "
+                        "or query value; check the provider's apply rules")
+            return False
+        up_target = h1.with_query(target, add_query)
+        message = fast.request_bytes(req.method, up_target, headers) + body
+
+        # 3. send, read the response head; a reused connection that died in between is retried once
+        #    when the request is idempotent (the body is buffered, so it can be replayed)
+        head_request = req.method == b"HEAD"
+        for attempt in (0, 1):
+            try:
+                upstream.write(message)
+                while True:
+                    resp = fast.parse_response(upstream.buf, upstream.max_head, head_request=head_request)
+                    if resp is not None:
+                        break
+                    if not upstream.fill(self._upstream_timeout):
+                        if not upstream.buf:
+                            raise _Gone("upstream", "closed before answering")
+                        resp = fast.FALLBACK  # EOF mid-head: h11 words the error
+                        break
+                break
+            except _Gone as gone:
+                self._drop(upstream.stream)
+                if attempt == 0 and reused and not upstream.buf and not gone.timeout \
+                        and req.method in _IDEMPOTENT:
+                    try:
+                        upstream, reused = pool.get(key)
+                    except _UpstreamFailed as exc:
+                        self._log(f"{method} {where} -> {exc.status} injected=no ({exc.why})")
+                        self._reply(client, exc.status, f"sig proxy: {exc.why}")
+                        return False
+                    continue
+                status = 504 if gone.timeout else 502
+                self._log(f"{method} {where} -> {status} (upstream {gone.why})")
+                self._reply(client, status, f"sig proxy: the upstream {host_value.decode()} {gone.why}")
+                return False
+
+        if injected:
+            self._count("injected")
+        verdict = "yes" if injected else "no"
+        if not isinstance(resp, fast.ResponseHead):
+            # 1xx, HEAD, chunked, close-delimited, odd: h11 takes over, primed to where we are
+            try:
+                self._to_h11(client, upstream, req, raw_body, up_target, headers, body)
+                response = self._response_head(client, upstream)
+            except (_Gone, h11.ProtocolError) as gone:
+                self._drop(upstream.stream)
+                if not isinstance(gone, _Gone) or gone.side == "client":
+                    return False
+                status = 504 if gone.timeout else 502
+                self._log(f"{method} {where} -> {status} (upstream {gone.why})")
+                self._reply(client, status, f"sig proxy: the upstream {host_value.decode()} {gone.why}")
+                return False
+            return self._relay(client, upstream, response, method, where, verdict, key, pool)
+
+        # 4. the response: head plus what body arrived in one write, then the rest as it comes
+        self._log(f"{method} {where} -> {resp.status_code} injected={verdict}")
+        buf = upstream.buf
+        remaining = resp.length
+        first = buf[resp.size:resp.size + remaining]
+        upstream.buf = buf[resp.size + len(first):]
+        remaining -= len(first)
+        try:
+            client.write(fast.downstream_head(resp) + first)
+            while remaining:
+                try:
+                    data = upstream.stream.recv(min(READ_SIZE, remaining), self._upstream_timeout)
+                except TimeoutError:
+                    raise _Gone("upstream", "timed out", timeout=True) from None
+                except OSError as exc:
+                    raise _Gone("upstream", f"connection failed ({type(exc).__name__})") from None
+                if not data:
+                    raise _Gone("upstream", "peer closed connection without sending complete message body: "
+                                f"received {resp.length - remaining} bytes, expected {resp.length}")
+                remaining -= len(data)
+                client.write(data)
+        except _Gone as exc:
+            # The upstream stopped mid-body (or the client left): close the client connection so it sees
+            # the cut instead of waiting for bytes that never come.
+            self._drop(upstream.stream)
+            if exc.side == "upstream":
+                self._count("errors")
+                self._log(f"{method} {where}: upstream {exc.why} mid-response; closing the client connection")
+            return False
+
+        # 5. keep-alive on both sides (the fast path took no Connection: close on either)
+        pool.put(key, upstream)
+        return True
+
+    def _to_h11(self, client: _Peer, upstream: _Peer, req: fast.RequestHead, raw_body: bytes,
+                up_target: bytes, headers: h1.Headers, body: bytes) -> None:
+        """Give both sides fresh h11 connections in the state this exchange reached: the client's has
+        received the request (head and body), the upstream's has sent ours. h11 then parses the
+        response and frames the client's copy exactly as the h11 path would."""
+        client.buf = client.head + raw_body + client.buf  # (+ anything pipelined after it)
+        client.head = b""
+        conn = client.h11()
+        for _ in range(4):  # Request, [Data], EndOfMessage: h11 accepts what the fast parser accepted
+            event = conn.next_event()
+            if isinstance(event, h11.EndOfMessage):
+                break
+            if not isinstance(event, (h11.Request, h11.Data)):
+                raise _Gone("client", f"unexpected {type(event).__name__}")
+        else:
+            raise _Gone("client", "request not complete")
+        up = upstream.h11()
+        up.send(h11.Request(method=req.method, target=up_target, headers=headers))
+        if body:
+            up.send(h11.Data(data=body))
+        up.send(h11.EndOfMessage())
+
+    @staticmethod
+    def _added_names(add: dict[str, str]) -> set[bytes]:
+        return {name.encode("latin-1") for name in add}
+
+    def _h11_exchange(self, client: _Peer, req: h11.Request, method: str, where: str, scheme: str,
+                      host: str, port: int, host_value: bytes, target: bytes, additions: Any,
+                      pool: _Pool) -> bool:
+        assert client.conn is not None
         add_headers: dict[str, str] = dict(getattr(additions, "headers", None) or {})
         add_query: dict[str, str] = dict(getattr(additions, "query", None) or {})
         add_body: dict[str, str] = dict(getattr(additions, "body", None) or {})
@@ -822,23 +1270,24 @@ class ProxyServer:
         # 2. the upstream connection, before 100 Continue: a dead upstream costs the client no upload
         key = (scheme, host, port, cafiles)
         try:
-            upstream, reused = await pool.get(key)
+            upstream, reused = pool.get(key)
         except _UpstreamFailed as exc:
             self._log(f"{method} {where} -> {exc.status} injected=no ({exc.why})")
-            await self._reply(client, exc.status, f"sig proxy: {exc.why}")
+            self._reply(client, exc.status, f"sig proxy: {exc.why}")
             return False
+        upstream.h11()
 
         # 3. the body: buffered when sig adds fields to it (or it is empty), streamed otherwise
         try:
             if client.conn.they_are_waiting_for_100_continue:
-                await client.send(h11.InformationalResponse(status_code=100, headers=[], reason=b"Continue"))
+                client.send(h11.InformationalResponse(status_code=100, headers=[], reason=b"Continue"))
             body: bytes | None = None
             if kind is not None or framing in (("none", 0), ("length", 0)):
-                body = await self._read_body(client, self._max_inject_body)
+                body = self._read_body(client, self._max_inject_body)
                 if body is None:
-                    upstream.stream.close()
+                    self._drop(upstream.stream)
                     self._log(f"{method} {where} -> 413 injected=no (body too large to add fields to)")
-                    await self._reply(client, 413, "sig proxy: the body is too large for sig to add fields to")
+                    self._reply(client, 413, "sig proxy: the body is too large for sig to add fields to")
                     return False
                 if kind is not None:
                     changed = h1.inject_body(body, kind, add_body)
@@ -849,7 +1298,7 @@ class ProxyServer:
                 if body or kind is not None or framing[0] == "length":
                     framing = ("length", len(body))
         except _Gone:
-            upstream.stream.close()
+            self._drop(upstream.stream)
             return False
 
         try:
@@ -858,10 +1307,10 @@ class ProxyServer:
                 headers=h1.upstream_request_headers(req.headers, host_value=host_value, add=add_headers,
                                                     framing=framing, upgrade=upgrade))
         except h11.LocalProtocolError:  # an injected value h11 refuses (CR/LF...): it is never sent
-            upstream.stream.close()
+            self._drop(upstream.stream)
             self._log(f"{method} {where} -> 502 injected=no (invalid injected header or query)")
-            await self._reply(client, 502, f"sig proxy: the credential for {host} makes an invalid header "
-                              "or query value; check the provider's apply rules")
+            self._reply(client, 502, f"sig proxy: the credential for {host} makes an invalid header "
+                        "or query value; check the provider's apply rules")
             return False
 
         # 4. send, read the response head; a reused connection that died in between is retried once
@@ -869,67 +1318,119 @@ class ProxyServer:
         for attempt in (0, 1):
             try:
                 if body is not None:  # head, body and end in one write
-                    await upstream.send(upstream_req, *((h11.Data(data=body),) if body else ()),
-                                        h11.EndOfMessage())
+                    upstream.send(upstream_req, *((h11.Data(data=body),) if body else ()), h11.EndOfMessage())
                 else:
-                    await upstream.send(upstream_req)
+                    upstream.send(upstream_req)
                     try:
-                        await self._stream_body(client, upstream)
+                        self._stream_body(client, upstream)
                     except _Gone as gone:
                         if gone.side == "client":
                             raise
-                response = await self._response_head(client, upstream)
+                response = self._response_head(client, upstream)
                 break
             except _Gone as gone:
-                upstream.stream.close()
+                self._drop(upstream.stream)
                 if gone.side == "client":
                     self._log(f"{method} {where}: client went away ({gone.why})")
                     return False
                 if attempt == 0 and reused and body is not None and not gone.timeout \
                         and req.method in _IDEMPOTENT:
                     try:
-                        upstream, reused = await pool.get(key)
+                        upstream, reused = pool.get(key)
                     except _UpstreamFailed as exc:
                         self._log(f"{method} {where} -> {exc.status} injected=no ({exc.why})")
-                        await self._reply(client, exc.status, f"sig proxy: {exc.why}")
+                        self._reply(client, exc.status, f"sig proxy: {exc.why}")
                         return False
+                    upstream.h11()
                     continue
                 status = 504 if gone.timeout else 502
                 self._log(f"{method} {where} -> {status} (upstream {gone.why})")
-                await self._reply(client, status, f"sig proxy: the upstream {host_value.decode()} {gone.why}")
+                self._reply(client, status, f"sig proxy: the upstream {host_value.decode()} {gone.why}")
                 return False
             except h11.LocalProtocolError:
-                upstream.stream.close()
+                self._drop(upstream.stream)
                 self._log(f"{method} {where} -> 502 (could not frame the request)")
-                await self._reply(client, 502, "sig proxy: could not forward the request")
+                self._reply(client, 502, "sig proxy: could not forward the request")
                 return False
 
         if injected:
-            self.stats["injected"] += 1
-        verdict = "yes" if injected else "no"
+            self._count("injected")
+        return self._relay(client, upstream, response, method, where, "yes" if injected else "no", key, pool)
 
+    def _read_body(self, client: _Peer, limit: int) -> bytes | None:
+        """The whole request body (None when over `limit`)."""
+        parts: list[bytes] = []
+        size = 0
+        while True:
+            event = client.next_event(self._idle_timeout)
+            if isinstance(event, h11.Data):
+                size += len(event.data)
+                if size > limit:
+                    return None
+                parts.append(bytes(event.data))
+            elif isinstance(event, h11.EndOfMessage):
+                return b"".join(parts)
+            else:
+                raise _Gone("client", f"unexpected {type(event).__name__}")
+
+    def _stream_body(self, client: _Peer, upstream: _Peer) -> None:
+        """Client body → upstream, chunk by chunk. An upstream write failure stops the copy; the caller
+        then tries to read the upstream's (early) answer."""
+        while True:
+            event = client.next_event(self._idle_timeout)
+            if isinstance(event, h11.Data):
+                upstream.send(event)
+            elif isinstance(event, h11.EndOfMessage):
+                upstream.send(h11.EndOfMessage())
+                return
+            else:
+                raise _Gone("client", f"unexpected {type(event).__name__}")
+
+    def _response_head(self, client: _Peer, upstream: _Peer) -> Any:
+        """The upstream's final response (or its 101); other 1xx are relayed, 100 is dropped (the proxy
+        already answered the client's Expect itself)."""
+        while True:
+            event = upstream.next_event(self._upstream_timeout)
+            if isinstance(event, h11.InformationalResponse):
+                if event.status_code == 101:
+                    return event
+                if event.status_code != 100:
+                    with contextlib.suppress(h11.LocalProtocolError):
+                        client.send(h11.InformationalResponse(
+                            status_code=event.status_code, reason=event.reason,
+                            headers=h1.downstream_response_headers(event.headers)))
+                continue
+            if isinstance(event, h11.Response):
+                return event
+            raise _Gone("upstream", "closed before answering" if isinstance(event, h11.ConnectionClosed)
+                        else f"unexpected {type(event).__name__}")
+
+    def _relay(self, client: _Peer, upstream: _Peer, response: Any, method: str, where: str, verdict: str,
+               key: tuple[Any, ...], pool: _Pool) -> bool:
+        """The h11 side of a response (both peers in h11 mode): an upgrade, or head + streamed body."""
         # 5a. WebSocket (or other) upgrade accepted: relay the 101, then splice bytes both ways
         if response.status_code == 101:
             self._log(f"{method} {where} -> 101 injected={verdict}")
             try:
-                await client.send(h11.InformationalResponse(
+                client.send(h11.InformationalResponse(
                     status_code=101, reason=response.reason,
                     headers=h1.downstream_response_headers(response.headers, upgrade=True)))
             except (h11.LocalProtocolError, _Gone):
-                upstream.stream.close()
+                self._drop(upstream.stream)
                 return False
             try:
+                assert client.conn is not None and upstream.conn is not None
                 client_rest, _ = client.conn.trailing_data
                 upstream_rest, _ = upstream.conn.trailing_data
                 if client_rest:
-                    await upstream.stream.send(bytes(client_rest))
+                    upstream.stream.send(bytes(client_rest))
                 if upstream_rest:
-                    await client.stream.send(bytes(upstream_rest))
-                await self._splice(client.stream, upstream.stream)
+                    client.stream.send(bytes(upstream_rest))
+                self._splice(client.stream, upstream.stream)
             except OSError:
                 pass
             finally:
-                upstream.stream.close()
+                self._drop(upstream.stream)
             return False
 
         # 5b. an ordinary response: head, then the body streamed with backpressure
@@ -943,71 +1444,84 @@ class ProxyServer:
             while True:
                 event = upstream.poll()
                 if event is h11.NEED_DATA:
-                    await client.write(out)
+                    client.write(out)
                     out = []
-                    event = await upstream.next_event(self._upstream_timeout)
+                    event = upstream.next_event(self._upstream_timeout)
                 if isinstance(event, h11.Data):
                     out += client.encode(event)
                 elif isinstance(event, h11.EndOfMessage):
                     out += client.encode(h11.EndOfMessage())
-                    await client.write(out)
+                    client.write(out)
                     break
                 else:
                     raise _Gone("upstream", f"unexpected {type(event).__name__}")
         except (_Gone, h11.LocalProtocolError) as exc:
             # The upstream stopped mid-body (or the client left): close the client connection so it sees
             # the cut instead of waiting for bytes that never come.
-            upstream.stream.close()
+            self._drop(upstream.stream)
             if isinstance(exc, _Gone) and exc.side == "upstream":
-                self.stats["errors"] += 1
+                self._count("errors")
                 self._log(f"{method} {where}: upstream {exc.why} mid-response; closing the client connection")
             return False
 
-        # 6. keep-alive on both sides
+        # 6. keep-alive on both sides; their next messages go back to the fast path
         up = upstream.conn
+        assert up is not None
         if up.our_state is h11.DONE and up.their_state is h11.DONE:
             up.start_next_cycle()
+            upstream.release()
             pool.put(key, upstream)
         else:
-            upstream.stream.close()
+            self._drop(upstream.stream)
         conn = client.conn
+        assert conn is not None
         if conn.our_state is h11.DONE and conn.their_state is h11.DONE:
             conn.start_next_cycle()
+            client.release()
             return True
         return False
 
     # -- tunnels -----------------------------------------------------------------------------------
 
-    async def _splice(self, a: _TCPStream | _TLSStream, b: _TCPStream | _TLSStream) -> None:
+    def _splice(self, a: _Stream, b: _Stream) -> None:
         """Copy bytes both ways until one side closes (TCP: half-close and let the other side finish)
-        or nothing moves for upstream_timeout."""
-        loop = asyncio.get_running_loop()
-        last = [loop.time()]
+        or nothing moves for upstream_timeout. One thread per direction; this one waits."""
         quiet = self._upstream_timeout
+        last = [time.monotonic()]
+        ended = threading.Semaphore(0)  # released once per finished direction
+        a.splice_mode()
+        b.splice_mode()
 
-        async def pump(src: _TCPStream | _TLSStream, dst: _TCPStream | _TLSStream) -> None:
-            with contextlib.suppress(OSError):
-                while True:
+        def pump(src: _Stream, dst: _Stream) -> None:
+            try:
+                while not self._closing:
                     try:
-                        async with asyncio.timeout(quiet):
-                            data = await src.recv(READ_SIZE)
+                        data = src.recv(READ_SIZE, quiet)
                     except TimeoutError:
-                        if loop.time() - last[0] < quiet:
+                        if time.monotonic() - last[0] < quiet:
                             continue
                         return
                     if not data:
                         dst.write_eof()
                         return
-                    last[0] = loop.time()
-                    await dst.send(data)
+                    last[0] = time.monotonic()
+                    dst.send(data)
+            except OSError:
+                return
+            finally:
+                ended.release()
 
-        forward = asyncio.create_task(pump(a, b))
-        backward = asyncio.create_task(pump(b, a))
-        try:
-            _done, pending = await asyncio.wait({forward, backward}, return_when=asyncio.FIRST_COMPLETED)
-            if pending and not (a.tls or b.tls):
-                await asyncio.wait(pending, timeout=HALF_CLOSE_GRACE)
-        finally:
-            for task in (forward, backward):
-                task.cancel()
-            await asyncio.gather(forward, backward, return_exceptions=True)
+        threads = [threading.Thread(target=pump, args=pair, name="sig-proxy-splice", daemon=True)
+                   for pair in ((a, b), (b, a))]
+        for thread in threads:
+            thread.start()
+        ended.acquire()
+        if not (a.tls or b.tls):  # TCP: the other direction may go on after a half-close
+            ended.acquire(timeout=HALF_CLOSE_GRACE)
+        for stream in (a, b):
+            stream.shutdown()  # wakes a pump still blocked in recv
+        for thread in threads:
+            thread.join(5)
+
+
+_NOTHING = _CAOnly([])
