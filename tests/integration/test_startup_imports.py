@@ -8,7 +8,7 @@ import sys
 from harness.sigproc import Sig
 
 HEAVY = ("ruamel", "yaml", "asyncio", "ssl", "http", "urllib", "cryptography", "rich", "playwright",
-         "websockets", "json", "re", "typing", "argparse", "importlib.metadata", "email", "socket",
+         "websockets", "quickjs", "json", "re", "typing", "argparse", "importlib.metadata", "email", "socket",
          "subprocess", "selectors", "signal", "enum", "httpx", "requests")
 
 
