@@ -1,7 +1,8 @@
 #!/usr/bin/env python3
 """Redaction throughput: piping text through `sig run p1 … p20 -- cat` (20 providers, so 20 secrets and
 their forms to mask) against plain `cat`, measured paired (alternating runs, median of N), plus the
-in-process StreamRedactor alone fed 64 KiB chunks of the same text.
+in-process StreamRedactor alone fed 64 KiB chunks of the same text, with each of its matchers (ahocorasick-rs,
+then the `bytes.find` fallback used when ahocorasick-rs is not installed).
 
 The input is --mb MB of log-like text containing every secret a few times, so redaction does real work;
 the child's output goes to /dev/null. Everything runs against a temporary SIG_HOME, no network.
@@ -36,7 +37,7 @@ def sig_path() -> str | None:
 
 
 def make_secrets(rng: random.Random) -> list[str]:
-    """24-char tokens of mixed shapes (a shared prefix would flatter the redactor's regex pre-check)."""
+    """24-char tokens of mixed shapes (a shared prefix would flatter a matcher's prefilter)."""
     alphabet = "ABCDEFGHJKLMNPQRSTUVWXYZabcdefghijkmnopqrstuvwxyz23456789"
     prefixes = ["ghp_", "xoxb-", "sk-", "glpat-", "AKIA", "", "", ""]
     secrets = []
@@ -125,26 +126,39 @@ def bench_pipe(sig: str, env: dict[str, str], providers: list[str], input_path: 
 
 
 def bench_in_process(data: bytes, secrets: list[str], runs: int) -> None:
+    """The redactor alone, with each matcher: ahocorasick-rs (when installed) and the bytes.find fallback."""
     try:
         import sigcli  # noqa: F401
     except ImportError:  # not installed in this interpreter: use the checkout's sources
         sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "src"))
+    from sigcli.inject import redactor as redactor_module
     from sigcli.inject.redact import secret_forms
     from sigcli.inject.redactor import StreamRedactor
 
     forms = [form for secret in secrets for form in secret_forms({"token": secret})]
     chunks = [data[i : i + CHUNK] for i in range(0, len(data), CHUNK)]
-    times: list[float] = []
-    masks = out_len = 0
-    for _ in range(runs):
-        redactor = StreamRedactor(forms)
-        start = time.perf_counter()
-        out_len = sum(len(redactor.feed(chunk)) for chunk in chunks) + len(redactor.flush())
-        times.append(time.perf_counter() - start)
-        masks = redactor.redacted
-    med = statistics.median(times)
-    print(f"  StreamRedactor, {CHUNK // 1024} KiB feeds  {len(data) / med / 1e6:8.1f} MB/s   {med:7.3f} s   "
-          f"({len(set(forms))} forms, {masks} masks, {len(data) - out_len} bytes fewer out)")
+    load = getattr(redactor_module, "_load_ahocorasick", None)
+    fallback_only = [False] if load is None else [False, True]  # (a redactor from before the two matchers)
+    for fallback in fallback_only:
+        if fallback:
+            redactor_module._load_ahocorasick = lambda: None  # as if ahocorasick-rs were not installed
+        times: list[float] = []
+        masks = out_len = 0
+        engine = "find"
+        for _ in range(runs):
+            redactor = StreamRedactor(forms)
+            start = time.perf_counter()
+            out_len = sum(len(redactor.feed(chunk)) for chunk in chunks) + len(redactor.flush())
+            times.append(time.perf_counter() - start)
+            masks = redactor.redacted
+            engine = getattr(redactor, "engine", "find")
+        if load is not None:
+            redactor_module._load_ahocorasick = load
+        med = statistics.median(times)
+        label = f"StreamRedactor ({engine})"
+        print(f"  {label:<28} {len(data) / med / 1e6:8.1f} MB/s   {med:7.3f} s   "
+              f"({CHUNK // 1024} KiB feeds, {len(set(forms))} forms, {masks} masks, "
+              f"{len(data) - out_len} bytes fewer out)")
 
 
 def main() -> int:

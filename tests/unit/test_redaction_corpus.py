@@ -4,7 +4,8 @@ Every case is checked against an independent reference: mark each byte covered b
 secret form, replace each maximal run of covered bytes by one mask, leave every other byte as it was. The
 redactor must produce exactly that for the whole input at once and for every way of splitting it into
 feeds (two-way at every offset, 1-byte feeds, seeded random multi-splits, 64 KiB chunks for big inputs),
-and no secret form may be left in the output.
+and no secret form may be left in the output. Every test runs twice: with the ahocorasick-rs matcher and
+with the `bytes.find` fallback (the `engine` fixture).
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from urllib.parse import quote, quote_plus
 
 import pytest
 
+from sigcli.inject import redactor as redactor_module
 from sigcli.inject.redact import secret_forms
 from sigcli.inject.redactor import StreamRedactor
 
@@ -64,6 +66,18 @@ FORMS: list[bytes] = sorted({f.encode() for cred in CREDENTIALS.values() for f i
 
 def b(text: str) -> bytes:
     return text.encode("utf-8")
+
+
+@pytest.fixture(autouse=True, params=redactor_module.ENGINES)
+def engine(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
+    """Which matcher the redactors of this test use: "ahocorasick" (skipped when it is not installed) or
+    "find" (ahocorasick_rs hidden, as when it is missing)."""
+    if request.param == "ahocorasick":
+        pytest.importorskip("ahocorasick_rs")
+    else:
+        monkeypatch.setattr(redactor_module, "_load_ahocorasick", lambda: None)
+    assert StreamRedactor([b"some-secret"]).engine == request.param
+    return request.param
 
 
 # -- reference and drivers ---------------------------------------------------------------------------
