@@ -530,14 +530,75 @@ class _Peer:
         self.write(self.encode(*events))
 
 
+class _Predial:
+    """The upstream connection of an intercepted CONNECT, opened while the client's TLS handshake runs:
+    the two handshakes overlap instead of adding up on a new host's first request."""
+
+    def __init__(self, server: ProxyServer, host: str, port: int) -> None:
+        self.key: tuple[Any, ...] | None = None
+        self.peer: _Peer | None = None
+        self.error: _UpstreamFailed | None = None
+        self._server = server
+        self._lock = threading.Lock()
+        self._abandoned = False
+        self._thread = threading.Thread(target=self._dial, args=(host, port), daemon=True,
+                                        name=f"sig-predial-{host}:{port}")
+        self._thread.start()
+
+    def _dial(self, host: str, port: int) -> None:
+        try:
+            additions = self._server._policy.additions("https", host, port)
+        except Exception:
+            return  # the request path reports it (and decides about passthrough) as before
+        key = ("https", host, port, tuple(getattr(additions, "cafiles", None) or ()))
+        try:
+            peer = self._server._open_upstream(*key)
+        except _UpstreamFailed as exc:
+            self.error = exc
+            self.key = key
+            return
+        except Exception:
+            return
+        with self._lock:
+            if self._abandoned:  # nobody will use it: do not leave a connection open upstream
+                self._server._drop(peer.stream)
+                return
+            self.peer, self.key = peer, key
+
+    def take(self, key: tuple[Any, ...], timeout: float) -> _Peer | None:
+        """The pre-dialled peer when it is for `key` (raises its connection error), else None."""
+        self._thread.join(timeout)
+        if self._thread.is_alive() or self.key != key:
+            return None
+        self.key = None
+        if self.error is not None:
+            raise self.error
+        peer, self.peer = self.peer, None
+        return peer
+
+    def discard(self) -> None:
+        with self._lock:
+            self._abandoned = True
+            if self.peer is not None:
+                self._server._drop(self.peer.stream)
+                self.peer = None
+
+
 class _Pool:
     """Idle upstream connections of one client connection, keyed by (scheme, host, port, cafiles)."""
 
-    def __init__(self, server: ProxyServer) -> None:
+    def __init__(self, server: ProxyServer, predial: _Predial | None = None) -> None:
         self._server = server
         self._idle: dict[tuple[Any, ...], _Peer] = {}
+        self._predial = predial
 
     def get(self, key: tuple[Any, ...]) -> tuple[_Peer, bool]:
+        if self._predial is not None:
+            predial, self._predial = self._predial, None
+            peer = predial.take(key, self._server._connect_timeout)
+            if peer is not None:
+                return peer, False
+            predial.discard()
         peer = self._idle.pop(key, None)
         if peer is not None:
             if not peer.buf and peer.conn is None and not peer.stream.stale():
@@ -555,6 +616,9 @@ class _Pool:
         self._idle[key] = peer
 
     def close(self) -> None:
+        if self._predial is not None:
+            self._predial.discard()
+            self._predial = None
         for peer in self._idle.values():
             self._server._drop(peer.stream)
         self._idle.clear()
@@ -908,6 +972,7 @@ class ProxyServer:
             self._log(f"CONNECT {name} -> 502 (no certificate: {type(exc).__name__})")
             self._reply(client, 502, f"sig proxy: cannot make a certificate for {host}")
             return
+        predial = _Predial(self, host, port)
         trailing = self._established(client)
         raw = client.stream
         assert isinstance(raw, _TCPStream)
@@ -923,6 +988,7 @@ class ProxyServer:
                 tls = _SSLStream(raw, sslsock)
                 tls.handshake(self._header_timeout)
         except OSError as exc:  # ssl.SSLError and TimeoutError are OSErrors
+            _Pool(self, predial).close()
             if tls is not None and tls.sni_mismatch:
                 why = "the TLS SNI names another host than the CONNECT target"
                 self._count("errors")
@@ -934,7 +1000,7 @@ class ProxyServer:
             return
         assert tls is not None
         try:
-            self._serve_mitm(tls, host, port)
+            self._serve_mitm(tls, host, port, predial)
         finally:
             tls.close_notify()
 
@@ -947,9 +1013,10 @@ class ProxyServer:
         client.send(h11.Response(status_code=200, headers=[], reason=b"Connection established"))
         return bytes(client.conn.trailing_data[0])
 
-    def _serve_mitm(self, tls: _TLSStream | _SSLStream, host: str, port: int) -> None:
+    def _serve_mitm(self, tls: _TLSStream | _SSLStream, host: str, port: int,
+                    predial: _Predial | None = None) -> None:
         client = _Peer(tls, h11.SERVER, self._max_head, "client")
-        pool = _Pool(self)
+        pool = _Pool(self, predial)
         try:
             while True:
                 req = self._read_request(client, self._idle_timeout)
