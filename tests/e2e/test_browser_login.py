@@ -560,3 +560,29 @@ def test_force_visible_skips_the_headless_phase(sig: Sig, sites: LoginSites) -> 
                      env={"DISPLAY": None, "WAYLAND_DISPLAY": None}, timeout=30)
     assert no_display.code == 1
     assert json.loads(no_display.err.strip().splitlines()[-1])["error"]["code"] == "BROWSER_UNAVAILABLE"
+
+
+def test_init_channel_chromium_and_doctor_start_the_browser(sig: Sig) -> None:
+    r = sig("init", "--yes", "--channel", "chromium", check=0)
+    text = (sig.home / "config.yaml").read_text()
+    exec_line = next(line for line in text.splitlines() if line.strip().startswith("execPath:"))
+    assert "chrom" in exec_line, exec_line
+    assert "Traceback" not in r.err
+    doctor = sig("doctor", "--format", "json", timeout=60)
+    checks = {c["check"]: c for c in json.loads(doctor.out)["checks"]}
+    browser = checks["Browser"]
+    assert browser["ok"] is True and "answered over CDP" in browser["detail"]
+    bad = sig("init", "--yes", "--force", "--channel", "netscape")
+    assert bad.code == 1 and "chrome, msedge or chromium" in bad.err
+
+
+def test_doctor_reports_a_browser_that_does_not_start(sig: Sig, tmp_path: Path) -> None:
+    sig("init", "--yes", check=0)
+    fake = tmp_path / "fake-chrome"
+    fake.write_text("#!/bin/sh\nexit 3\n")
+    fake.chmod(0o755)
+    cfg = sig.home / "config.yaml"
+    cfg.write_text(_drop_exec_path(cfg.read_text()).replace("browser:\n", f"browser:\n  execPath: {fake}\n", 1))
+    doctor = sig("doctor", timeout=60)
+    assert doctor.code == 1
+    assert "did not start" in doctor.out + doctor.err
