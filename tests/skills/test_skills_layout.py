@@ -77,13 +77,15 @@ def test_sig_commands_in_skills_exist(skill: Path):
     assert used <= set(COMMANDS), f"unknown sig commands: {sorted(used - set(COMMANDS))}"
 
 
-def test_auth_skill_marks_unavailable_features():
+def test_auth_skill_covers_browser_login():
     text = (SKILLS / "sigcli-auth" / "SKILL.md").read_text(encoding="utf-8")
+    assert "not available yet" not in text  # browser login works now; the skill must not say otherwise
     blocks = re.split(r"\n\s*\n|\n(?=\|)|\n(?=\d\. )", text)
-    for marker in ("Browser (SSO) login",):
-        hits = [b for b in blocks if marker in b]
-        assert hits and all("not available yet" in b for b in hits), marker
-    for code in ("PROVIDER_NOT_FOUND", "CREDENTIAL_NOT_FOUND", "CREDENTIAL_EXPIRED", "NOT_AVAILABLE"):
+    hits = [b for b in blocks if "Browser (SSO) login" in b]
+    assert hits and all("person" in b and "BROWSER_UNAVAILABLE" in b for b in hits)
+    for code in ("BROWSER_LAUNCH_ERROR", "BROWSER_TIMEOUT"):
+        assert code in text
+    for code in ("PROVIDER_NOT_FOUND", "CREDENTIAL_NOT_FOUND", "CREDENTIAL_EXPIRED", "BROWSER_TIMEOUT"):
         assert code in text
     for exit_row in ("| 0 |", "| 1 |", "| 2 |", "| 3 |", "| 4 |"):
         assert exit_row in text

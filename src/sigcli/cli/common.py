@@ -2,20 +2,12 @@
 
 from __future__ import annotations
 
-from ..core.errors import ErrorCode, SigError, usage_error
+from ..core.errors import usage_error
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     from ..core.model import Provider
     from .app import App
-
-
-def not_available(what: str) -> SigError:
-    return SigError(
-        ErrorCode.NOT_AVAILABLE,
-        f"{what} is not available yet in this version of sig",
-        "see `sig --help` for what works today",
-    )
 
 
 from ..config.load import provider_not_found  # noqa: E402 - re-exported for the command modules
