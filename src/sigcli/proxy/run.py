@@ -12,6 +12,41 @@ def _log(line: str) -> None:
     sys.stderr.flush()
 
 
+def _entry_port(entry_url: str, host: str) -> int:
+    from ..core.hosts import split_url
+
+    scheme, entry_host, port = split_url(entry_url) if entry_url else ("", "", None)
+    return port if entry_host == host and scheme == "https" and port else 443
+
+
+def _warm_tls(ca: object) -> None:
+    """One TLS handshake in memory between a leaf of ours and a client trusting the CA, so the first real
+    connection does not pay for the handshake code paths being loaded."""
+    import ssl
+
+    try:
+        server_ctx = ca.server_context("localhost")  # type: ignore[attr-defined]
+        client_ctx = ssl.create_default_context(cafile=ca.cert_path)  # type: ignore[attr-defined]
+        s_in, s_out, c_in, c_out = ssl.MemoryBIO(), ssl.MemoryBIO(), ssl.MemoryBIO(), ssl.MemoryBIO()
+        server = server_ctx.wrap_bio(s_in, s_out, server_side=True)
+        client = client_ctx.wrap_bio(c_in, c_out, server_hostname="localhost")
+        for _ in range(10):  # a handshake takes two or three flights
+            done = 0
+            for side, out, peer_in in ((client, c_out, s_in), (server, s_out, c_in)):
+                try:
+                    side.do_handshake()
+                    done += 1
+                except ssl.SSLWantReadError:
+                    pass
+                data = out.read()
+                if data:
+                    peer_in.write(data)
+            if done == 2:
+                break
+    except Exception as exc:  # best effort: a failure here only costs the first request its warm-up
+        _log(f"TLS warm-up skipped: {type(exc).__name__}")
+
+
 def serve(port: int, no_auth: bool = False, verbose: bool = False) -> int:
     import asyncio
     import signal
@@ -45,8 +80,12 @@ def serve(port: int, no_auth: bool = False, verbose: bool = False) -> int:
             if "*" not in domain:
                 try:
                     ca.server_context(domain)
+                    entry_port = _entry_port(provider.entry_url, domain)
+                    if policy.intercept(domain, entry_port):  # fills the per-host caches of the policy
+                        policy.additions("https", domain, entry_port)
                 except Exception as exc:  # warming is best effort
-                    _log(f"could not prepare a certificate for {domain}: {type(exc).__name__}")
+                    _log(f"could not prepare {domain}: {type(exc).__name__}")
+    _warm_tls(ca)
     secret = None if no_auth else daemon.token(create=True)
     server = ProxyServer(policy, ca.server_context, host="127.0.0.1", port=port, token=secret,
                          upstream_context=client_context, log=_log)
