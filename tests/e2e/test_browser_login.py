@@ -113,7 +113,7 @@ def test_multi_hop_sso_with_mfa_and_sub_path_cookie(sig: Sig, sites: LoginSites,
     sig.assert_no_secret(session)
 
 
-def test_login_without_cookie_paths_captures_what_the_site_needs(sig: Sig, sites: LoginSites) -> None:
+def test_second_login_reuses_the_session_the_profile_holds(sig: Sig, sites: LoginSites) -> None:
     """A second login reuses the profile's session at once (existing-session phase): no new IdP round."""
     _configure(sig, SSO.format(app=sites.sso_app))
     sig("login", "corp-wiki", "--mode", "headless", timeout=90, check=0)
