@@ -18,7 +18,7 @@ from pathlib import Path
 import pytest
 
 from sigcli.browser import launch as launch_mod
-from sigcli.browser.cdp import CdpAdapter, CdpSession
+from sigcli.browser.cdp import CdpAdapter, CdpSession, PipeTransport, WebSocketTransport
 from sigcli.browser.protocol import BrowserError, LaunchOptions
 from sigcli.core.errors import ErrorCode, SigError
 
@@ -182,6 +182,12 @@ def test_launch_reads_page_cookies_and_authorization(server: _Server, tmp_path: 
         headers = _wait_auth(session)
         assert (server.base + "/api", "Bearer tok-123") in headers
         assert session.alive()
+        # All of the above went over the DevTools pipe: a browser of our own opens no debugging port.
+        assert isinstance(session._conn.transport, PipeTransport)
+        cmdline = Path(f"/proc/{session.pid}/cmdline").read_bytes().split(b"\0")
+        assert b"--remote-debugging-pipe" in cmdline
+        assert not [a for a in cmdline if a.startswith(b"--remote-debugging-port")]
+        assert not [a for a in cmdline if a.startswith(b"--remote-debugging-address")]
         proc = session._proc
         assert proc is not None
     finally:
@@ -243,17 +249,198 @@ def test_profile_in_use_by_another_browser(server: _Server, tmp_path: Path) -> N
 
 def test_port_taken_by_another_browser_is_refused_and_left_alone(
         server: _Server, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    with CdpAdapter().launch(_options(tmp_path / "one", server.base + "/a")) as other:
+    # Only the shared browser listens on a port (others must be able to join it), so only it can race.
+    with CdpAdapter().launch(_options(tmp_path / "one", server.base + "/a", shared=True)) as other:
+        assert isinstance(other._conn.transport, WebSocketTransport)
         cmdline = Path(f"/proc/{other.pid}/cmdline").read_bytes().split(b"\0")
         port = int(next(a for a in cmdline if a.startswith(b"--remote-debugging-port=")).split(b"=")[1])
         # The race free_port() cannot exclude: someone else listens on "our" port by the time we ask.
         monkeypatch.setattr(launch_mod, "free_port", lambda: port)
         with pytest.raises(SigError) as info:
-            CdpAdapter().launch(_options(tmp_path / "two", server.base + "/b"))
+            CdpAdapter().launch(_options(tmp_path / "two", server.base + "/b", shared=True))
         assert info.value.code == ErrorCode.BROWSER_LAUNCH_ERROR
         assert "another program" in info.value.message
         assert other.alive() and other.page.url() == server.base + "/a"  # never sent Browser.close
+        assert not (tmp_path / "two" / launch_mod.STATE_FILE).exists()
     assert _wait_gone(tmp_path / "two") == []
+
+
+# -- the DevTools pipe (non-shared launches) -----------------------------------------------------------
+
+
+def _process_tree(root: int) -> set[int]:
+    """`root` and every live descendant of it, or member of its process group, from /proc."""
+    parents: dict[int, int] = {}
+    groups: dict[int, int] = {}
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            stat = Path(f"/proc/{entry}/stat").read_bytes()
+        except OSError:
+            continue
+        fields = stat[stat.rfind(b")") + 2:].split()  # state ppid pgrp ...
+        if fields[0] == b"Z":
+            continue
+        parents[int(entry)] = int(fields[1])
+        groups[int(entry)] = int(fields[2])
+    tree = {root} | {pid for pid, pgid in groups.items() if pgid == root}
+    while True:
+        more = {pid for pid, ppid in parents.items() if ppid in tree} - tree
+        if not more:
+            return tree
+        tree |= more
+
+
+def _listening_sockets(pids: set[int]) -> set[str]:
+    """"local_address (inode)" of every TCP/TCP6 socket in LISTEN state that one of `pids` holds,
+    read from each process's own /proc/<pid>/net (a sandboxed helper may sit in another netns)."""
+    inodes: dict[str, int] = {}
+    for pid in pids:
+        try:
+            names = os.listdir(f"/proc/{pid}/fd")
+        except OSError:
+            continue
+        for name in names:
+            try:
+                target = os.readlink(f"/proc/{pid}/fd/{name}")
+            except OSError:
+                continue
+            if target.startswith("socket:["):
+                inodes[target[8:-1]] = pid
+    assert inodes, "no socket found at all: the /proc walk itself is broken"
+    listening = set()
+    for pid in pids:
+        for table in ("tcp", "tcp6"):
+            try:
+                lines = Path(f"/proc/{pid}/net/{table}").read_text().splitlines()[1:]
+            except OSError:
+                continue
+            for line in lines:
+                cols = line.split()  # sl local rem st tx:rx tr:when retrnsmt uid timeout inode ...
+                if cols[3] == "0A" and cols[9] in inodes:
+                    listening.add(f"{table} {cols[1]} ({cols[9]})")
+    return listening
+
+
+def test_headless_launch_opens_no_debugging_port(server: _Server, tmp_path: Path) -> None:
+    with CdpAdapter().launch(_options(tmp_path / "own", server.base + "/login")) as session:
+        assert session.page.evaluate("1 + 1") == 2
+        tree = _process_tree(session.pid)
+        assert len(tree) > 1  # the browser and its helpers
+        assert _listening_sockets(tree) == set()
+    # The check itself sees a listener where there is one: the shared browser's debugging port.
+    with CdpAdapter().launch(_options(tmp_path / "shared", server.base + "/a", shared=True)) as shared:
+        port = json.loads((tmp_path / "shared" / launch_mod.STATE_FILE).read_text())["port"]
+        listening = _listening_sockets(_process_tree(shared.pid))
+        assert any(f":{port:04X} " in entry for entry in listening), listening
+
+
+def _open_fds() -> dict[str, str]:
+    """Our open fds and what each points at (without the fd that lists them)."""
+    fds = {}
+    for name in os.listdir("/proc/self/fd"):
+        try:
+            fds[name] = os.readlink(f"/proc/self/fd/{name}")
+        except OSError:
+            pass  # the listing's own fd, closed by now
+    return fds
+
+
+def test_pipe_session_close_leaves_no_process_and_no_fd(tmp_path: Path) -> None:
+    profile = tmp_path / "profile"
+    url = "data:text/html,<script>document.title='x'</script>"  # no server: no sockets of its own
+    # Warm up once, so that lazily created process-wide fds (imports, caches) are not counted.
+    CdpAdapter().launch(_options(tmp_path / "warm", url)).close()
+    before = _open_fds()
+    session = CdpAdapter().launch(_options(profile, url))
+    during = _open_fds()
+    assert len(during) >= len(before) + 2  # at least our two pipe ends
+    # Big messages both ways: partial writes into the 64 KiB pipe and replies read in many chunks.
+    big = "x" * 3_000_000
+    assert session.page.evaluate(f"'{big}'.length") == len(big)
+    assert session.page.evaluate("'y'.repeat(5000000)") == "y" * 5_000_000
+    assert session.page.evaluate("'a\\u0000b'") == "a\0b"  # a NUL inside a value is escaped in JSON
+    proc = session._proc
+    assert proc is not None
+    session.close()
+    assert proc.poll() is not None
+    assert _wait_gone(profile) == []
+    assert _open_fds() == before
+    session.close()  # idempotent, and no double close of a fd number someone else may own now
+    assert _open_fds() == before
+    assert not session.alive()
+
+
+@pytest.mark.parametrize("whole_group", [True, False], ids=["group", "browser-only"])
+def test_killed_pipe_browser_fails_fast(tmp_path: Path, whole_group: bool) -> None:
+    profile = tmp_path / "profile"
+    session = CdpAdapter().launch(_options(profile, "about:blank"))
+    try:
+        assert session.alive()
+        if whole_group:
+            os.killpg(session.pid, signal.SIGKILL)
+        else:
+            os.kill(session.pid, signal.SIGKILL)
+        started = time.monotonic()
+        with pytest.raises(BrowserError):
+            session._conn.call("Browser.getVersion", timeout=30.0)
+        assert time.monotonic() - started < 3.0  # noticed, not waited out
+        assert not session.alive()
+        with pytest.raises(BrowserError):
+            session.cookies()
+        with pytest.raises(BrowserError):
+            session.page.evaluate("1")
+    finally:
+        session.close()
+    assert _wait_gone(profile) == []
+
+
+def test_pipe_browser_that_exits_at_start_is_reported(tmp_path: Path) -> None:
+    # A "browser" that exits at once, having written to stderr: the launch error carries the tail.
+    fake = tmp_path / "chrome"
+    fake.write_text("#!/bin/sh\necho 'cannot open display' >&2\nexit 3\n")
+    fake.chmod(0o755)
+    before = _open_fds()
+    with pytest.raises(SigError) as info:
+        CdpAdapter().launch(LaunchOptions(executable=str(fake), user_data_dir=str(tmp_path / "p"),
+                                          url="about:blank", timeout_s=10.0))
+    assert info.value.code == ErrorCode.BROWSER_LAUNCH_ERROR
+    assert "status 3" in info.value.message and "cannot open display" in info.value.message
+    assert _open_fds() == before
+
+
+def test_pipe_child_gets_only_its_own_fds(tmp_path: Path) -> None:
+    # An inheritable fd of ours must not reach the browser; fds 3 and 4 are its pipe.
+    stray_read, stray_write = os.pipe()
+    os.set_inheritable(stray_write, True)
+    probe = tmp_path / "chrome"
+    probe.write_text("#!/bin/sh\nexec sleep 30\n")  # what it holds after exec is what it inherited
+    probe.chmod(0o755)
+    try:
+        proc, read_fd, write_fd = launch_mod.spawn_piped(str(probe), ["--x"])
+        try:
+            deadline = time.monotonic() + 10
+            comm = Path(f"/proc/{proc.pid}/comm")
+            while comm.read_text().strip() != "sleep" and time.monotonic() < deadline:
+                time.sleep(0.02)
+            fds = {name: os.readlink(f"/proc/{proc.pid}/fd/{name}")
+                   for name in os.listdir(f"/proc/{proc.pid}/fd")}
+            assert set(fds) == {"0", "1", "2", "3", "4"}, fds
+            assert fds["0"] == "/dev/null" and fds["1"] == "/dev/null"
+            capture = launch_mod._STDERR[proc.pid]  # stderr goes to the launch-error tail capture
+            assert os.stat(f"/proc/{proc.pid}/fd/2").st_ino == os.fstat(capture.fileno()).st_ino
+            assert fds["3"] == f"pipe:[{os.fstat(write_fd).st_ino}]"  # it reads what we write
+            assert fds["4"] == f"pipe:[{os.fstat(read_fd).st_ino}]"  # and writes what we read
+            assert os.getpgid(proc.pid) == proc.pid and os.getsid(proc.pid) == proc.pid
+        finally:
+            launch_mod.terminate(proc, grace_s=1.0)
+            os.close(read_fd)
+            os.close(write_fd)
+        assert proc.poll() is not None
+    finally:
+        os.close(stray_read)
+        os.close(stray_write)
 
 
 def _page_targets(session: CdpSession) -> set[str]:

@@ -1,12 +1,15 @@
 """The native adapter: drive a real Chromium-family browser over the Chrome DevTools Protocol.
 
-One WebSocket to the *browser-level* endpoint, and flattened target sessions (``sessionId`` on each
-message) for the one tab sig opens and watches. Process handling (spawn, profile lock, sharing) lives in
-launch.py; this module only speaks CDP.
+One browser-level connection, and flattened target sessions (``sessionId`` on each message) for the one
+tab sig opens and watches. The connection is the browser's DevTools pipe (fds 3/4) for a browser sig
+uses alone, or a WebSocket to the loopback debugging port for the shared visible browser, which other
+sig processes must be able to join. Process handling (spawn, profile lock, sharing) lives in launch.py;
+this module only speaks CDP.
 """
 
 from __future__ import annotations
 
+import os
 import time
 
 from ..core.errors import ErrorCode, SigError
@@ -16,30 +19,50 @@ from .launch import (
     pid_alive,
     read_state,
     release_shared,
-    start_browser,
+    start_browser_piped,
     stderr_tail,
     terminate,
     terminate_pid,
     wait_exit,
+    wait_ready,
 )
 from .protocol import BrowserError, LaunchOptions
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
-    import subprocess
     from collections.abc import Callable
-    from typing import Any
+    from typing import Any, Protocol
+
+    from .launch import Process
 
     Handler = Callable[[dict[str, Any], str | None], None]
+
+    class Transport(Protocol):
+        """One CDP message stream. send/recv raise BrowserError(_CLOSED) once the browser end is gone."""
+
+        @property
+        def closed(self) -> bool: ...
+
+        def send(self, text: str, timeout: float) -> None: ...
+
+        def recv(self, timeout: float) -> str | bytes | None:
+            """One whole message, or None when none came within `timeout` (0 = only a ready one)."""
+
+        def close(self) -> None: ...
 
 _MAX_TRACKED = 2000  # requestId -> URL entries kept for ExtraInfo events (a long visible login is busy)
 _NETWORK_IDLE_S = 0.5
 _CLOSE_WAIT_S = 3.0
 _LAUNCH_HINT = "run sig doctor; if it keeps failing, try another browser (browser.execPath)"
+_CLOSED = "the browser connection closed (the browser exited or crashed)"
+_PIPE_CHUNK = 1 << 18
+# How often a pipe read that waits long looks whether the browser still runs: its helpers do not hold
+# the pipe, so its exit normally reads as EOF at once; this covers a wrapper that keeps it open.
+_PIPE_LIVENESS_S = 0.25
 
 
-class CdpConnection:
-    """Request/response over one CDP WebSocket; events read meanwhile go to registered handlers."""
+class WebSocketTransport:
+    """CDP over a WebSocket to the browser-level endpoint of a debugging port."""
 
     def __init__(self, ws_url: str, open_timeout: float = 10.0) -> None:
         from websockets.sync.client import connect
@@ -55,35 +78,192 @@ class CdpConnection:
         # __enter__ returns the connection itself on every websockets version and marks it as managed
         # (websockets 17 warns about a connection used without a context manager).
         self._ws = ws.__enter__()
+
+    @property
+    def closed(self) -> bool:
+        from websockets.protocol import State
+
+        return self._ws.protocol.state is not State.OPEN
+
+    def send(self, text: str, timeout: float) -> None:
+        from websockets.exceptions import ConnectionClosed
+
+        try:
+            self._ws.send(text)
+        except ConnectionClosed:
+            raise BrowserError(_CLOSED) from None
+
+    def recv(self, timeout: float) -> str | bytes | None:
+        from websockets.exceptions import ConnectionClosed
+
+        try:
+            return self._ws.recv(timeout=max(0.0, timeout))
+        except TimeoutError:
+            return None
+        except ConnectionClosed:
+            raise BrowserError(_CLOSED) from None
+
+    def close(self) -> None:
+        try:
+            self._ws.close()
+        except Exception:
+            pass
+
+
+class PipeTransport:
+    """CDP over --remote-debugging-pipe: JSON texts, each ended by a NUL byte, written to `write_fd`
+    (the browser's fd 3) and read from `read_fd` (its fd 4). Owns both fds from here on.
+
+    `alive` (optional) says whether the browser still runs; a long wait with nothing to read asks it
+    now and then, so a browser that died while something still holds its pipe end reads as closed.
+    """
+
+    def __init__(self, read_fd: int, write_fd: int, alive: Callable[[], bool] | None = None) -> None:
+        import select
+
+        self._read_fd = read_fd
+        self._write_fd = write_fd
+        self._alive = alive
+        # Non-blocking: a browser that stops reading must cost a bounded wait, never a hung write.
+        os.set_blocking(read_fd, False)
+        os.set_blocking(write_fd, False)
+        self._buf = bytearray()
+        self._scanned = 0  # bytes of _buf known to hold no NUL (a big message arrives in many reads)
+        self._eof = False
+        self._fds_closed = False
+        # poll, not select.select, where there is one: select cannot watch a fd numbered 1024 or more.
+        self._use_poll = hasattr(select, "poll")
+
+    @property
+    def closed(self) -> bool:
+        return self._eof or self._fds_closed
+
+    def _wait(self, fd: int, writing: bool, timeout: float) -> bool:
+        """True when `fd` is ready (or hung up: the read/write then says so) within `timeout`."""
+        import select
+
+        if not self._use_poll:
+            ready = select.select([] if writing else [fd], [fd] if writing else [], [fd], max(0.0, timeout))
+            return any(ready)
+        poller = select.poll()
+        poller.register(fd, select.POLLOUT if writing else select.POLLIN)
+        return bool(poller.poll(max(0, int(timeout * 1000 + 0.999))))
+
+    def send(self, text: str, timeout: float) -> None:
+        if self.closed:
+            raise BrowserError(_CLOSED)
+        # json.dumps escapes every control character, so the text itself never holds the NUL.
+        data = memoryview(text.encode() + b"\0")
+        deadline = time.monotonic() + max(0.0, timeout)
+        while data:
+            try:
+                written = os.write(self._write_fd, data)
+            except BlockingIOError:
+                written = 0
+            except OSError:  # EPIPE: the browser closed its end (Python ignores SIGPIPE)
+                self._eof = True
+                raise BrowserError(_CLOSED) from None
+            data = data[written:]
+            if not data:
+                return
+            left = deadline - time.monotonic()
+            if left <= 0:
+                # Part of a message is in the pipe: the stream cannot be resumed, so it is over.
+                self._eof = True
+                raise BrowserError(f"the browser stopped reading its DevTools pipe for {timeout:g}s")
+            self._wait(self._write_fd, True, min(left, _PIPE_LIVENESS_S))
+
+    def _pop(self) -> bytes | None:
+        end = self._buf.find(b"\0", self._scanned)
+        if end < 0:
+            self._scanned = len(self._buf)
+            return None
+        msg = bytes(self._buf[:end])
+        del self._buf[:end + 1]
+        self._scanned = 0
+        return msg
+
+    def recv(self, timeout: float) -> str | bytes | None:
+        deadline = time.monotonic() + max(0.0, timeout)
+        while True:
+            msg = self._pop()
+            if msg is not None:
+                return msg
+            if self.closed:
+                raise BrowserError(_CLOSED)
+            left = deadline - time.monotonic()
+            if self._wait(self._read_fd, False, max(0.0, min(left, _PIPE_LIVENESS_S))):
+                try:
+                    chunk = os.read(self._read_fd, _PIPE_CHUNK)
+                except BlockingIOError:
+                    continue
+                except OSError:
+                    chunk = b""
+                if chunk:
+                    self._buf += chunk
+                else:
+                    self._eof = True  # every writer is gone: the browser exited (a partial tail is junk)
+                continue
+            if self._alive is not None and left > 0 and not self._alive():
+                self._eof = True
+                continue
+            if left <= 0:
+                return None
+
+    def close(self) -> None:
+        if self._fds_closed:
+            return
+        self._fds_closed = True
+        for fd in (self._write_fd, self._read_fd):
+            try:
+                os.close(fd)
+            except OSError:
+                pass
+
+
+class CdpConnection:
+    """Request/response over one CDP transport; events read meanwhile go to registered handlers."""
+
+    def __init__(self, ws_url: str | None = None, open_timeout: float = 10.0, *,
+                 transport: Transport | None = None) -> None:
+        if transport is None:
+            if ws_url is None:
+                raise ValueError("CdpConnection needs a ws_url or a transport")
+            transport = WebSocketTransport(ws_url, open_timeout)
+        self._transport = transport
         self._next_id = 0
         self._handlers: dict[str, list[Handler]] = {}
         self._closed = False
 
+    @classmethod
+    def over_pipe(cls, read_fd: int, write_fd: int,
+                  alive: Callable[[], bool] | None = None) -> CdpConnection:
+        """A connection over --remote-debugging-pipe fds (it owns them from here on)."""
+        return cls(transport=PipeTransport(read_fd, write_fd, alive))
+
+    @property
+    def transport(self) -> Transport:
+        return self._transport
+
     @property
     def closed(self) -> bool:
-        if self._closed:
-            return True
-        from websockets.protocol import State
-
-        return self._ws.protocol.state is not State.OPEN
+        return self._closed or self._transport.closed
 
     def on(self, method: str, callback: Handler) -> None:
         """Call `callback(params, session_id)` for every event `method` read from now on."""
         self._handlers.setdefault(method, []).append(callback)
 
     def _recv(self, timeout: float) -> dict[str, Any] | None:
-        """One message, or None when none came within `timeout`. BrowserError when the socket closed."""
+        """One message, or None when none came within `timeout`. BrowserError when the browser end closed."""
         import json
 
-        from websockets.exceptions import ConnectionClosed
-
         try:
-            raw = self._ws.recv(timeout=max(0.0, timeout))
-        except TimeoutError:
-            return None
-        except ConnectionClosed:
+            raw = self._transport.recv(max(0.0, timeout))
+        except BrowserError:
             self._closed = True
-            raise BrowserError("the browser connection closed (the browser exited or crashed)") from None
+            raise
+        if raw is None:
+            return None
         try:
             msg = json.loads(raw)
         except ValueError:
@@ -102,8 +282,6 @@ class CdpConnection:
         """Send one command and return its result; events that arrive first are dispatched."""
         import json
 
-        from websockets.exceptions import ConnectionClosed
-
         if self._closed:
             raise BrowserError("the browser connection is closed")
         self._next_id += 1
@@ -111,12 +289,12 @@ class CdpConnection:
         msg: dict[str, Any] = {"id": msg_id, "method": method, "params": params or {}}
         if session_id:
             msg["sessionId"] = session_id
-        try:
-            self._ws.send(json.dumps(msg))
-        except ConnectionClosed:
-            self._closed = True
-            raise BrowserError("the browser connection closed (the browser exited or crashed)") from None
         deadline = time.monotonic() + timeout
+        try:
+            self._transport.send(json.dumps(msg), timeout)
+        except BrowserError:
+            self._closed = True
+            raise
         while True:
             remaining = deadline - time.monotonic()
             if remaining <= 0:
@@ -149,10 +327,7 @@ class CdpConnection:
 
     def close(self) -> None:
         self._closed = True
-        try:
-            self._ws.close()
-        except Exception:
-            pass
+        self._transport.close()
 
 
 def _unserializable(text: str) -> Any:
@@ -239,7 +414,7 @@ class CdpSession:
     adapter = "cdp"
 
     def __init__(self, conn: CdpConnection, pid: int, options: LaunchOptions,
-                 proc: subprocess.Popen[bytes] | None = None) -> None:
+                 proc: Process | None = None) -> None:
         self._conn = conn
         self._pid = pid
         self._proc = proc
@@ -310,8 +485,9 @@ class CdpSession:
     # -- set-up -------------------------------------------------------------------------------
 
     def _check_identity(self, port: int) -> None:
-        """Make sure the browser on `port` is the one we spawned (the port was free a moment before)."""
-        if self._proc is None:
+        """Make sure the browser on `port` is the one we spawned (the port was free a moment before).
+        Not needed over a pipe: only the browser we spawned holds its other end."""
+        if self._proc is None or isinstance(self._conn.transport, PipeTransport):
             return
         try:
             infos = self._conn.call("SystemInfo.getProcessInfo", timeout=5.0).get("processInfo") or []
@@ -417,6 +593,13 @@ class CdpSession:
         except BrowserError:
             time.sleep(max(0.0, end - time.monotonic()))  # keep the caller's pace even when gone
 
+    def browser_version(self) -> str:
+        """The product string the browser reports (e.g. "Chrome/156.0.8078.79"); "" when it will not say."""
+        try:
+            return str(self._conn.call("Browser.getVersion", timeout=5.0).get("product") or "")
+        except BrowserError:
+            return ""
+
     def alive(self) -> bool:
         if self._closed:
             return False
@@ -469,7 +652,7 @@ class CdpSession:
         self.close()
 
 
-def _launch_error(exc: BaseException, proc: subprocess.Popen[bytes] | None) -> SigError:
+def _launch_error(exc: BaseException, proc: Process | None) -> SigError:
     if isinstance(exc, SigError):
         return exc
     if proc is not None and proc.poll() is not None:
@@ -481,17 +664,39 @@ def _launch_error(exc: BaseException, proc: subprocess.Popen[bytes] | None) -> S
                     f"the browser started but could not be driven over CDP: {exc}", _LAUNCH_HINT)
 
 
+def _answers(conn: CdpConnection, proc: Process, budget: float) -> bool | None:
+    """Readiness probe over the pipe: True once Browser.getVersion answers, None for "not yet".
+
+    Commands written before the browser reads its pipe wait there, so a probe that times out is simply
+    answered later (and that late reply ignored). The pipe closing means the browser is exiting: give
+    wait_ready the exit to report (with its profile-in-use check) rather than a transport error.
+    """
+    try:
+        conn.call("Browser.getVersion", timeout=budget)
+        return True
+    except BrowserError:
+        if not conn.closed:
+            return None
+        wait_exit(proc.pid, 2.0)
+        if proc.poll() is None:
+            raise
+        return None
+
+
 class CdpAdapter:
     name = "cdp"
 
     def launch(self, options: LaunchOptions) -> CdpSession:
         if options.shared:
             return self._launch_shared(options)
-        proc, port, ws_url = start_browser(options)
+        # A browser of our own: CDP over its pipe, so no debugging port is open for anyone to join.
+        proc, read_fd, write_fd = start_browser_piped(options)
+        conn = CdpConnection.over_pipe(read_fd, write_fd, alive=lambda: proc.poll() is None)
         session: CdpSession | None = None
         try:
-            session = CdpSession(CdpConnection(ws_url), proc.pid, options, proc)
-            session._check_identity(port)
+            wait_ready(proc, lambda budget: _answers(conn, proc, budget), options.timeout_s,
+                       "answer over its DevTools pipe")
+            session = CdpSession(conn, proc.pid, options, proc)
             session._open_tab(reuse_blank=True)
             session._navigate()
             return session
@@ -500,6 +705,7 @@ class CdpAdapter:
                 session.close()
             else:
                 terminate(proc, grace_s=1.0)
+                conn.close()
             if isinstance(exc, Exception):
                 raise _launch_error(exc, proc) from None
             raise

@@ -1,9 +1,13 @@
 """Start, find, share and stop a Chromium-family browser process. No CDP protocol logic lives here.
 
-A browser is started on a free loopback port with remote debugging, in its own process group (so its
-helper processes can be stopped together), and found through ``/json/version``. A visible browser can be
-shared per profile between concurrent logins through ``<profile>/.cdp-state.json`` (guarded by an
-fcntl lock), because Chrome allows one running instance per profile directory.
+A browser sig uses alone is started with ``--remote-debugging-pipe``: it speaks CDP on its fds 3 and 4,
+two pipes only sig holds, so no other local process can reach it (a DevTools TCP port, even on
+loopback, lets any local user read every cookie while a login runs). A visible browser can be shared per
+profile between concurrent logins, and other sig processes can only join one that listens: that one is
+started on a free loopback port, found through ``/json/version``, and recorded in
+``<profile>/.cdp-state.json`` (guarded by an fcntl lock), because Chrome allows one running instance per
+profile directory. Either way the browser runs in its own process group, so that its helper processes
+can be stopped together.
 """
 
 from __future__ import annotations
@@ -20,7 +24,11 @@ TYPE_CHECKING = False
 if TYPE_CHECKING:
     import subprocess
     from collections.abc import Callable
-    from typing import IO, Any
+    from typing import IO, Any, TypeAlias, TypeVar
+
+    # A browser we started: a Popen (port launches) or a SpawnedProcess (pipe launches).
+    Process: TypeAlias = "subprocess.Popen[bytes] | SpawnedProcess"
+    T = TypeVar("T")
 
 STATE_FILE = ".cdp-state.json"
 LOCK_FILE = ".cdp-state.lock"
@@ -37,7 +45,7 @@ _SHARED_PROBE_TIMEOUT_S = 2.0  # how long a shared browser may take to answer be
 
 # Browsers this process spawned, by pid, so that whoever closes a shared browser last can reap it even
 # when another session of the same process spawned it (two sessions in one process share one browser).
-_SPAWNED: dict[int, subprocess.Popen[bytes]] = {}
+_SPAWNED: dict[int, Process] = {}
 _STDERR: dict[int, IO[bytes]] = {}
 
 
@@ -51,11 +59,17 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
-def chrome_args(options: LaunchOptions, port: int) -> list[str]:
-    """The command-line flags (without the executable). Deliberately no --enable-automation."""
+def chrome_args(options: LaunchOptions, port: int | None) -> list[str]:
+    """The command-line flags (without the executable). Deliberately no --enable-automation.
+
+    `port` None: CDP over the fd 3/4 pipes (spawn_piped), and no TCP listener at all.
+    """
+    if port is None:
+        debugging = ["--remote-debugging-pipe"]  # NUL-terminated JSON (the default, not CBOR)
+    else:
+        debugging = [f"--remote-debugging-port={port}", "--remote-debugging-address=127.0.0.1"]
     args = [
-        f"--remote-debugging-port={port}",
-        "--remote-debugging-address=127.0.0.1",
+        *debugging,
         f"--user-data-dir={options.user_data_dir}",
         "--no-first-run",
         "--no-default-browser-check",
@@ -94,22 +108,34 @@ def ensure_profile_dir(path: str) -> None:
         ) from None
 
 
-def spawn(executable: str, args: list[str]) -> subprocess.Popen[bytes]:
-    """Start the browser in its own process group (so terminate() reaches its helpers)."""
+def _runnable(executable: str) -> str:
+    """The absolute path of the browser executable, or the launch error that says how to fix it."""
     import shutil
-    import subprocess
-    import tempfile
 
     if executable and os.sep not in executable:
         executable = shutil.which(executable) or executable  # a bare name such as "chromium"
     if not executable or not os.path.isfile(executable) or not os.access(executable, os.X_OK):
         raise SigError(ErrorCode.BROWSER_LAUNCH_ERROR,
                        f"no runnable browser at {executable or '(not set)'}", INSTALL_HINT)
+    return executable
+
+
+def _stderr_file() -> IO[bytes] | None:
+    import tempfile
+
     try:
         # Unlinked at once; kept open for as long as the browser runs, read for launch error tails.
-        err: IO[bytes] | None = tempfile.TemporaryFile(prefix="sig-browser-")  # noqa: SIM115
+        return tempfile.TemporaryFile(prefix="sig-browser-")
     except OSError:
-        err = None
+        return None
+
+
+def spawn(executable: str, args: list[str]) -> subprocess.Popen[bytes]:
+    """Start the browser in its own process group (so terminate() reaches its helpers)."""
+    import subprocess
+
+    executable = _runnable(executable)
+    err = _stderr_file()
     try:
         proc = subprocess.Popen(
             [executable, *args],
@@ -130,7 +156,150 @@ def spawn(executable: str, args: list[str]) -> subprocess.Popen[bytes]:
     return proc
 
 
-def stderr_tail(proc: subprocess.Popen[bytes], lines: int = 3) -> str:
+class SpawnedProcess:
+    """The part of subprocess.Popen sig uses (pid, args, returncode, poll, wait), for a child started
+    with os.posix_spawn: Popen cannot put a pipe on the child's fds 3 and 4 (pass_fds keeps numbers)."""
+
+    def __init__(self, pid: int, args: list[str]) -> None:
+        self.pid = pid
+        self.args = args
+        self.returncode: int | None = None
+
+    def poll(self) -> int | None:
+        """The exit status once the child has exited (and reap it), else None."""
+        if self.returncode is None:
+            try:
+                pid, status = os.waitpid(self.pid, os.WNOHANG)
+            except ChildProcessError:
+                # Reaped elsewhere (SIGCHLD ignored, say): gone, status unknown. Popen says 0 too.
+                self.returncode = 0
+            else:
+                if pid == self.pid:
+                    self.returncode = os.waitstatus_to_exitcode(status)
+        return self.returncode
+
+    def wait(self, timeout: float | None = None) -> int:
+        """Like Popen.wait: the exit status, or subprocess.TimeoutExpired after `timeout` seconds."""
+        import subprocess
+
+        deadline = None if timeout is None else time.monotonic() + timeout
+        delay = 0.0005
+        while True:
+            code = self.poll()
+            if code is not None:
+                return code
+            if deadline is not None:
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    raise subprocess.TimeoutExpired(self.args, timeout or 0.0)
+                delay = min(delay * 2, left, 0.05)
+            else:
+                delay = min(delay * 2, 0.05)
+            time.sleep(delay)
+
+
+def _fd_above(fd: int, lowest: int) -> int:
+    """A close-on-exec duplicate of `fd` numbered `lowest` or more (the original is closed)."""
+    import fcntl
+
+    try:
+        return fcntl.fcntl(fd, fcntl.F_DUPFD_CLOEXEC, lowest)
+    finally:
+        os.close(fd)
+
+
+def _inheritable_fds(keep: set[int]) -> list[int]:
+    """Our open fds above stderr that a child would inherit (PEP 446 makes most fds close-on-exec;
+    this finds the ones something marked inheritable), except `keep`."""
+    found = []
+    for listing in ("/proc/self/fd", "/dev/fd"):
+        try:
+            names = os.listdir(listing)
+        except OSError:
+            continue
+        for name in names:
+            if not name.isdigit() or int(name) <= 2 or int(name) in keep:
+                continue
+            try:
+                if os.get_inheritable(int(name)):
+                    found.append(int(name))
+            except OSError:
+                pass  # the listing's own fd, or closed meanwhile
+        break
+    return found
+
+
+def spawn_piped(executable: str, args: list[str]) -> tuple[SpawnedProcess, int, int]:
+    """Start the browser with CDP pipes on its fds 3 (it reads) and 4 (it writes), in its own session.
+
+    (process, read fd, write fd): the parent's ends, non-inheritable and owned by the caller. The child
+    gets stdin/stdout on /dev/null, stderr on the tail-capture file, fds 3 and 4, and nothing else.
+    posix_spawn renumbers the fds inside the child; doing it in the parent (dup2 onto 3 and 4, then
+    restore) would hand our fds 3 and 4 to whatever another thread is doing with them meanwhile.
+    """
+    executable = _runnable(executable)
+    err = _stderr_file()
+    opened: list[int] = []  # every fd of ours to close on the way out
+    parent_read = parent_write = -1
+    try:
+        child_read, parent_write = os.pipe()  # we write commands; the browser reads them on its fd 3
+        opened += [child_read, parent_write]
+        parent_read, child_write = os.pipe()  # the browser writes on its fd 4; we read
+        opened += [parent_read, child_write]
+        # Above 4, so that the dup2s onto 2, 3 and 4 below cannot overwrite one another's source
+        # (and dup2(fd, fd) would keep close-on-exec on some libcs).
+        opened.remove(child_read)
+        child_read = _fd_above(child_read, 5)
+        opened.append(child_read)
+        opened.remove(child_write)
+        child_write = _fd_above(child_write, 5)
+        opened.append(child_write)
+        actions: list[tuple[Any, ...]] = []
+        if err is not None:
+            err_fd = _fd_above(os.dup(err.fileno()), 5)
+            opened.append(err_fd)
+            actions.append((os.POSIX_SPAWN_DUP2, err_fd, 2))
+        else:
+            actions.append((os.POSIX_SPAWN_OPEN, 2, os.devnull, os.O_WRONLY, 0))
+        actions += [
+            (os.POSIX_SPAWN_OPEN, 0, os.devnull, os.O_RDONLY, 0),
+            (os.POSIX_SPAWN_OPEN, 1, os.devnull, os.O_WRONLY, 0),
+            (os.POSIX_SPAWN_DUP2, child_read, 3),
+            (os.POSIX_SPAWN_DUP2, child_write, 4),
+        ]
+        # No other inherited fds (Popen's close_fds). Closing a fd that closed meanwhile is harmless.
+        actions += [(os.POSIX_SPAWN_CLOSE, fd) for fd in _inheritable_fds({3, 4})]
+        argv = [executable, *args]
+        # Python ignores SIGPIPE and SIGXFSZ; an ignored signal stays ignored across exec (Popen's
+        # restore_signals puts them back too).
+        sigdef = [getattr(signal, name) for name in ("SIGPIPE", "SIGXFSZ") if hasattr(signal, name)]
+        try:
+            pid = os.posix_spawn(executable, argv, os.environ, file_actions=actions, setsid=True,
+                                 setsigdef=sigdef)
+        except NotImplementedError:  # no POSIX_SPAWN_SETSID (macOS): a process group of its own
+            pid = os.posix_spawn(executable, argv, os.environ, file_actions=actions, setpgroup=0,
+                                 setsigdef=sigdef)
+    except BaseException as exc:
+        for fd in opened:
+            os.close(fd)
+        if err is not None:
+            err.close()
+        if isinstance(exc, OSError):
+            raise SigError(ErrorCode.BROWSER_LAUNCH_ERROR, f"cannot start the browser {executable}: "
+                           f"{exc.strerror}", INSTALL_HINT) from None
+        raise
+    # The child has its copies: ours must go, or the browser's exit would never read as EOF.
+    for fd in opened:
+        if fd not in (parent_read, parent_write):
+            os.close(fd)
+    proc = SpawnedProcess(pid, argv)
+    _SPAWNED[pid] = proc
+    if err is not None:
+        _STDERR[pid] = err
+    return proc, parent_read, parent_write
+
+
+def stderr_tail(proc: Process, lines: int = 3) -> str:
     """The last meaningful stderr lines of a browser we spawned (for launch errors; no page has loaded)."""
     fh = _STDERR.get(proc.pid)
     if fh is None:
@@ -203,7 +372,7 @@ def _killpg_quiet(pgid: int, sig: int) -> None:
         pass
 
 
-def terminate(proc: subprocess.Popen[bytes], grace_s: float = 3.0) -> None:
+def terminate(proc: Process, grace_s: float = 3.0) -> None:
     """SIGTERM the browser's process group, wait up to grace_s, SIGKILL the group, reap. Never raises."""
     import subprocess
 
@@ -317,7 +486,7 @@ def probe_cdp(port: int, timeout_s: float = _REQUEST_TIMEOUT_S) -> str | None:
     return url if isinstance(url, str) and url.startswith("ws://") else None
 
 
-def _user_data_dir_of(proc: subprocess.Popen[bytes]) -> str:
+def _user_data_dir_of(proc: Process) -> str:
     args = proc.args if isinstance(proc.args, list | tuple) else []
     for arg in args:
         if isinstance(arg, str) and arg.startswith("--user-data-dir="):
@@ -327,6 +496,13 @@ def _user_data_dir_of(proc: subprocess.Popen[bytes]) -> str:
 
 def wait_for_cdp(port: int, proc: subprocess.Popen[bytes], timeout_s: float) -> str:
     """Poll /json/version until the browser answers; its browser-level WebSocket URL."""
+    return wait_ready(proc, lambda budget: probe_cdp(port, budget), timeout_s,
+                      f"open its debugging port {port}")
+
+
+def wait_ready(proc: Process, probe: Callable[[float], T | None], timeout_s: float, what: str) -> T:
+    """Call `probe(budget_s)` until it returns something other than None; that. The browser exiting
+    first, or `timeout_s` passing, raises the launch error that says why (`what` did not happen)."""
     deadline = time.monotonic() + max(0.5, timeout_s)
     while True:
         code = proc.poll()
@@ -342,9 +518,9 @@ def wait_for_cdp(port: int, proc: subprocess.Popen[bytes], timeout_s: float) -> 
                 "run sig doctor; if another browser uses the same profile, close it or set "
                 "browser.browserDataDir to another folder",
             )
-        url = probe_cdp(port, min(_REQUEST_TIMEOUT_S, max(0.1, deadline - time.monotonic())))
-        if url:
-            return url
+        result = probe(min(_REQUEST_TIMEOUT_S, max(0.1, deadline - time.monotonic())))
+        if result is not None:
+            return result
         if time.monotonic() >= deadline:
             tail = stderr_tail(proc)
             if "non-default data directory" in tail:
@@ -356,14 +532,14 @@ def wait_for_cdp(port: int, proc: subprocess.Popen[bytes], timeout_s: float) -> 
                 )
             raise SigError(
                 ErrorCode.BROWSER_TIMEOUT,
-                f"the browser did not open its debugging port {port} within {timeout_s:.0f}s"
+                f"the browser did not {what} within {timeout_s:.0f}s"
                 + (f": {tail}" if tail else ""),
                 "the machine may be busy: retry, or raise browser.headlessTimeout; run sig doctor",
             )
         time.sleep(_POLL_S)
 
 
-def is_other_browser(proc: subprocess.Popen[bytes], browser_pid: int, user_data_dir: str) -> bool:
+def is_other_browser(proc: Process, browser_pid: int, user_data_dir: str) -> bool:
     """True when the browser that answered on our port is positively not the one we spawned.
 
     free_port() releases the port before the browser binds it, so another program may take it first.
@@ -394,6 +570,14 @@ def start_browser(options: LaunchOptions) -> tuple[subprocess.Popen[bytes], int,
         terminate(proc, grace_s=1.0)
         raise
     return proc, port, ws_url
+
+
+def start_browser_piped(options: LaunchOptions) -> tuple[SpawnedProcess, int, int]:
+    """Profile folder, lock check, spawn with CDP pipes: (proc, read fd, write fd). The caller waits for
+    the browser to answer (wait_ready, with a CDP probe) and owns the fds and the process from here."""
+    ensure_profile_dir(options.user_data_dir)
+    check_profile_free(options.user_data_dir)
+    return spawn_piped(options.executable, chrome_args(options, None))
 
 
 # -- the shared visible browser (.cdp-state.json) ---------------------------------------------------
@@ -473,7 +657,7 @@ def _lock_budget(options: LaunchOptions) -> float:
     return options.timeout_s + 15.0
 
 
-def acquire_shared(options: LaunchOptions) -> tuple[int, str, subprocess.Popen[bytes] | None, bool]:
+def acquire_shared(options: LaunchOptions) -> tuple[int, str, Process | None, bool]:
     """Join the profile's shared browser, or start it. (port, ws_url, proc or None, owner).
 
     `owner` is True when this call spawned the browser (proc is then its Popen). Either way our pid is

@@ -79,10 +79,10 @@ def _check_browser(report: Report, app: App, config: Any) -> None:
 
 
 def _start_headless(exec_path: str) -> tuple[bool, str]:
-    """Really start the browser (headless, a throw-away profile) and ask it its version over CDP."""
+    """Really start the browser (headless, a throw-away profile, CDP over its pipe) and ask it something."""
     import tempfile
 
-    from ...browser.launch import start_browser, terminate
+    from ...browser.cdp import CdpAdapter
     from ...browser.protocol import LaunchOptions
     from ...core.errors import SigError
 
@@ -90,27 +90,14 @@ def _start_headless(exec_path: str) -> tuple[bool, str]:
         options = LaunchOptions(executable=exec_path, user_data_dir=profile, url="about:blank",
                                 headless=True, timeout_s=20.0)
         try:
-            proc, port, _ws = start_browser(options)
+            session = CdpAdapter().launch(options)
         except SigError as err:
             return False, err.message
         try:
-            import http.client
-
-            from ...browser.launch import probe_cdp
-
-            conn = http.client.HTTPConnection("127.0.0.1", port, timeout=5)
-            try:
-                conn.request("GET", "/json/version")
-                from ...core import jsonio
-
-                version = str(jsonio.loads(conn.getresponse().read().decode()).get("Browser") or "")
-            except (OSError, ValueError):
-                version = "" if probe_cdp(port) is None else "running"
-            finally:
-                conn.close()
+            version = session.browser_version()
         finally:
-            terminate(proc, grace_s=2.0)
-        return True, version or "running"
+            session.close()
+    return True, version or "running"
 
 
 def run(args: Args, app: App) -> int:
