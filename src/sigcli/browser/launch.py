@@ -59,6 +59,18 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
+# A quiet, first-run-free browser; shared with the Playwright adapter.
+QUIET_ARGS = (
+    "--no-first-run",
+    "--no-default-browser-check",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    # Keep the cookie encryption key in the profile, not in the desktop keyring (no prompt, no hang).
+    "--password-store=basic",
+)
+
+
 def chrome_args(options: LaunchOptions, port: int | None) -> list[str]:
     """The command-line flags (without the executable). Deliberately no --enable-automation.
 
@@ -71,13 +83,7 @@ def chrome_args(options: LaunchOptions, port: int | None) -> list[str]:
     args = [
         *debugging,
         f"--user-data-dir={options.user_data_dir}",
-        "--no-first-run",
-        "--no-default-browser-check",
-        "--disable-background-networking",
-        "--disable-component-update",
-        "--disable-sync",
-        # Keep the cookie encryption key in the profile, not in the desktop keyring (no prompt, no hang).
-        "--password-store=basic",
+        *QUIET_ARGS,
         "--use-mock-keychain",
     ]
     if options.headless:

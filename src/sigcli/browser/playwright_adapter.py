@@ -35,15 +35,6 @@ if TYPE_CHECKING:
     from collections.abc import Callable
     from typing import Any
 
-# Quiet, first-run-free browser; Playwright adds its own automation flags (minus --enable-automation, below).
-_BASE_ARGS = (
-    "--no-first-run",
-    "--no-default-browser-check",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--password-store=basic",
-)
 _WAIT_UNTIL = {
     "load": "load",
     "domcontentloaded": "domcontentloaded",
@@ -493,7 +484,9 @@ def _ms(seconds: float) -> float:
 
 
 def _launch_args(options: LaunchOptions) -> list[str]:
-    args = list(_BASE_ARGS)
+    from sigcli.browser.launch import QUIET_ARGS
+
+    args = list(QUIET_ARGS)  # Playwright adds its own flags (minus --enable-automation, see launch())
     geteuid = getattr(os, "geteuid", None)
     if geteuid is not None and geteuid() == 0:
         args.append("--no-sandbox")  # Chromium refuses to start as root with its sandbox
