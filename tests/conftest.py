@@ -62,6 +62,26 @@ def https_echo() -> Iterator[ServerHandle]:
         handle.close()
 
 
+# The API token behind the `proxied` fixture's provider (tests assert it arrives upstream, never in env).
+PROXY_TOKEN = "tok-PROXY-c0ffee99"
+
+
+@pytest.fixture
+def proxied(sig_init: Sig, https_echo: ServerHandle) -> Iterator[tuple[Sig, dict[str, str]]]:
+    """A running `sig proxy` (any free port) whose provider "echo" covers ``https_echo`` with an API
+    token; yields the runner and the client environment `sig proxy env` prints."""
+    sig_init("login", https_echo.url, "--token-stdin", "--as", "echo", input=PROXY_TOKEN, check=0)
+    cfg = sig_init.home / "config.yaml"
+    cfg.write_text(cfg.read_text().replace("    strategy: api-token\n",
+                                           f"    strategy: api-token\n    caFile: {https_echo.ca_path}\n", 1))
+    sig_init("proxy", "start", "--port", "0", check=0)
+    env = sig_init("proxy", "env", "--format", "json", check=0).json()
+    try:
+        yield sig_init, env
+    finally:
+        sig_init("proxy", "stop", check=None)
+
+
 @pytest.fixture(scope="session")
 def fixtures_dir() -> Path:
     """The upstream (TypeScript sig 1.6.14) interop fixtures; skips when they are not present."""

@@ -38,20 +38,20 @@ them within a few seconds even if a browser still holds keep-alive connections.
 
 from __future__ import annotations
 
-import contextlib
 import html
 import json
 import secrets
-import socket
 import threading
 import time
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from email.message import Message
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from typing import Any
 from urllib.parse import parse_qs, quote, urlsplit
+
+from harness.servers import LoopbackServer
 
 LOOPBACK = "127.0.0.1"
 USER = "alice"
@@ -161,48 +161,13 @@ def _script(auto_user: bool, delay_ms: int, body: str) -> str:
 Route = Callable[[_Request], _Reply]
 
 
-class _SiteServer(ThreadingHTTPServer):
+class _SiteServer(LoopbackServer):
     """One loopback site: dispatches every request to ``route`` and can drop keep-alive connections."""
-
-    daemon_threads = True
-    block_on_close = False
 
     def __init__(self, name: str, route: Route) -> None:
         self.name = name
         self.route = route
-        self._conn_lock = threading.Lock()
-        self._conns: set[socket.socket] = set()
-        self._closing = False
-        super().__init__((LOOPBACK, 0), _Handler)
-
-    @property
-    def port(self) -> int:
-        return int(self.server_address[1])
-
-    def finish_request(self, request: Any, client_address: Any) -> None:
-        conn: socket.socket = request
-        with self._conn_lock:
-            if self._closing:
-                conn.close()
-                return
-            self._conns.add(conn)
-        try:
-            super().finish_request(request, client_address)
-        finally:
-            with self._conn_lock:
-                self._conns.discard(conn)
-
-    def handle_error(self, request: Any, client_address: Any) -> None:
-        # Browsers abort requests (navigation away, closed tab) all the time; stay quiet.
-        return
-
-    def drop_connections(self) -> None:
-        with self._conn_lock:
-            self._closing = True
-            conns = list(self._conns)
-        for conn in conns:
-            with contextlib.suppress(OSError):
-                conn.shutdown(socket.SHUT_RDWR)
+        super().__init__(_Handler)
 
 
 class _Handler(BaseHTTPRequestHandler):

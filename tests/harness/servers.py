@@ -55,20 +55,66 @@ class BadRequest(Exception):
     """The request body could not be read (bad length or chunked framing)."""
 
 
-class EchoServer(ThreadingHTTPServer):
-    """A ThreadingHTTPServer that records every request and can drop open keep-alive connections."""
+class LoopbackServer(ThreadingHTTPServer):
+    """A ThreadingHTTPServer on 127.0.0.1 that tracks its connections, so closing it can drop open
+    keep-alive ones, and stays quiet about clients that hang up mid-request."""
 
     daemon_threads = True
     block_on_close = False
+
+    def __init__(self, handler: type[BaseHTTPRequestHandler]) -> None:
+        self._conn_lock = threading.Lock()
+        self._conns: set[socket.socket] = set()
+        self._closing = False
+        super().__init__((LOOPBACK, 0), handler)
+
+    @property
+    def port(self) -> int:
+        return int(self.server_address[1])
+
+    def wrap(self, conn: socket.socket) -> socket.socket | None:
+        """The socket to serve (a subclass may wrap it in TLS); None drops the connection."""
+        return conn
+
+    def finish_request(self, request: Any, client_address: Any) -> None:
+        conn = self.wrap(request)
+        if conn is None:
+            return
+        with self._conn_lock:
+            if self._closing:
+                conn.close()
+                return
+            self._conns.add(conn)
+        try:
+            self.RequestHandlerClass(conn, client_address, self)
+        finally:
+            with self._conn_lock:
+                self._conns.discard(conn)
+            if conn is not request:
+                with contextlib.suppress(OSError):
+                    conn.close()
+
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        # Clients hanging up mid-request (or failing TLS) are normal in tests; stay quiet about them.
+        return
+
+    def drop_connections(self) -> None:
+        with self._conn_lock:
+            self._closing = True
+            conns = list(self._conns)
+        for conn in conns:
+            with contextlib.suppress(OSError):
+                conn.shutdown(socket.SHUT_RDWR)
+
+
+class EchoServer(LoopbackServer):
+    """A loopback server that records every request and can drop open keep-alive connections."""
 
     def __init__(self, ssl_context: ssl.SSLContext | None = None) -> None:
         self.ssl_context = ssl_context
         self._cond = threading.Condition()
         self._requests: list[Echo] = []
-        self._conn_lock = threading.Lock()
-        self._conns: set[socket.socket] = set()
-        self._closing = False
-        super().__init__((LOOPBACK, 0), EchoHandler)
+        super().__init__(EchoHandler)
 
     # -- request log -------------------------------------------------------------------------
 
@@ -98,44 +144,17 @@ class EchoServer(ThreadingHTTPServer):
                 self._cond.wait(remaining)
             return list(self._requests)
 
-    # -- connections -------------------------------------------------------------------------
-
-    def finish_request(self, request: Any, client_address: Any) -> None:
-        conn: socket.socket = request
-        if self.ssl_context is not None:
-            # Handshake in the per-connection thread so a bad client cannot stall the accept loop.
-            try:
-                conn.settimeout(IDLE_TIMEOUT_S)
-                conn = self.ssl_context.wrap_socket(conn, server_side=True)
-            except (OSError, ValueError):
-                with contextlib.suppress(OSError):
-                    request.close()
-                return
-        with self._conn_lock:
-            if self._closing:
-                conn.close()
-                return
-            self._conns.add(conn)
+    def wrap(self, conn: socket.socket) -> socket.socket | None:
+        if self.ssl_context is None:
+            return conn
+        # Handshake in the per-connection thread so a bad client cannot stall the accept loop.
         try:
-            self.RequestHandlerClass(conn, client_address, self)
-        finally:
-            with self._conn_lock:
-                self._conns.discard(conn)
-            if conn is not request:
-                with contextlib.suppress(OSError):
-                    conn.close()
-
-    def handle_error(self, request: Any, client_address: Any) -> None:
-        # Clients hanging up mid-request (or failing TLS) are normal in tests; stay quiet about them.
-        return
-
-    def drop_connections(self) -> None:
-        with self._conn_lock:
-            self._closing = True
-            conns = list(self._conns)
-        for conn in conns:
+            conn.settimeout(IDLE_TIMEOUT_S)
+            return self.ssl_context.wrap_socket(conn, server_side=True)
+        except (OSError, ValueError):
             with contextlib.suppress(OSError):
-                conn.shutdown(socket.SHUT_RDWR)
+                conn.close()
+            return None
 
 
 class EchoHandler(BaseHTTPRequestHandler):

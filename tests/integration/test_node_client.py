@@ -6,14 +6,13 @@ from __future__ import annotations
 import json
 import shutil
 import subprocess
-from collections.abc import Iterator
 
 import pytest
 
+from conftest import PROXY_TOKEN as TOKEN
 from harness.servers import ServerHandle
 from harness.sigproc import Sig
 
-TOKEN = "tok-NODE-5eed1234"
 NODE = shutil.which("node")
 pytestmark = [pytest.mark.skipif(NODE is None, reason="node is not installed"), pytest.mark.timeout(90)]
 
@@ -27,20 +26,6 @@ def _node_version() -> tuple[int, int]:
 def _supports_env_proxy() -> bool:
     major, minor = _node_version()
     return major >= 24 or (major == 22 and minor >= 21)
-
-
-@pytest.fixture
-def proxied(sig_init: Sig, https_echo: ServerHandle) -> Iterator[tuple[Sig, dict[str, str]]]:
-    sig_init("login", https_echo.url, "--token-stdin", "--as", "echo", input=TOKEN, check=0)
-    cfg = sig_init.home / "config.yaml"
-    cfg.write_text(cfg.read_text().replace("    strategy: api-token\n",
-                                           f"    strategy: api-token\n    caFile: {https_echo.ca_path}\n", 1))
-    sig_init("proxy", "start", "--port", "0", check=0)
-    env = sig_init("proxy", "env", "--format", "json", check=0).json()
-    try:
-        yield sig_init, env
-    finally:
-        sig_init("proxy", "stop", check=None)
 
 
 def test_node_fetch_with_env_proxy(proxied: tuple[Sig, dict[str, str]], https_echo: ServerHandle) -> None:

@@ -8,29 +8,13 @@ import shutil
 import signal
 import subprocess
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
+from conftest import PROXY_TOKEN as TOKEN
 from harness.servers import ServerHandle
 from harness.sigproc import Sig
-
-TOKEN = "tok-PROXY-c0ffee99"
-
-
-@pytest.fixture
-def proxied(sig_init: Sig, https_echo: ServerHandle) -> Iterator[tuple[Sig, dict[str, str]]]:
-    sig_init("login", https_echo.url, "--token-stdin", "--as", "echo", input=TOKEN, check=0)
-    cfg = sig_init.home / "config.yaml"
-    cfg.write_text(cfg.read_text().replace("    strategy: api-token\n",
-                                           f"    strategy: api-token\n    caFile: {https_echo.ca_path}\n", 1))
-    sig_init("proxy", "start", "--port", "0", check=0)
-    env = sig_init("proxy", "env", "--format", "json", check=0).json()
-    try:
-        yield sig_init, env
-    finally:
-        sig_init("proxy", "stop", check=None)
 
 
 def _client_env(sig: Sig, env: dict[str, str]) -> dict[str, str]:
