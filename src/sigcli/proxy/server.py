@@ -1176,12 +1176,10 @@ class ProxyServer:
 
         # 1. the upstream connection first: a dead upstream costs the client no upload
         key = (scheme, host, port, cafiles)
-        try:
-            upstream, reused = pool.get(key)
-        except _UpstreamFailed as exc:
-            self._log(f"{method} {where} -> {exc.status} injected=no ({exc.why})")
-            self._reply(client, exc.status, f"sig proxy: {exc.why}")
+        got = self._upstream(client, pool, key, method, where)
+        if got is None:
             return False
+        upstream, reused = got
 
         # 2. the body (at most FAST_BODY_MAX, see _read_request), with sig's fields when it takes them
         try:
@@ -1192,11 +1190,8 @@ class ProxyServer:
         body = raw_body
         kind = h1.body_kind(req.headers) if add_body else None
         if kind is not None:
-            changed = h1.inject_body(body, kind, add_body)
-            if changed is not None:
-                body, injected = changed, True
-            else:
-                self._log(f"{method} {where}: body is not a JSON object or form; fields not added")
+            body, added = self._inject_body(body, kind, add_body, method, where)
+            injected = injected or added
         has_length = body or kind is not None or h1.get_header(req.headers, b"content-length") is not None
         framing = ("length", len(body)) if has_length else ("none", 0)
         headers = h1.upstream_request_headers(req.headers, host_value=host_value, add=add_headers,
@@ -1204,10 +1199,7 @@ class ProxyServer:
         if not all(fast.valid_header(n, v) for n, v in headers if n in self._added_names(add_headers)):
             # an injected value that is no valid header (CR/LF...): it is never sent
             self._drop(upstream.stream)
-            self._log(f"{method} {where} -> 502 injected=no (invalid injected header or query)")
-            self._reply(client, 502, f"sig proxy: the credential for {host} makes an invalid header "
-                        "or query value; check the provider's apply rules")
-            return False
+            return self._invalid_injection(client, method, where, host)
         up_target = h1.with_query(target, add_query)
         message = fast.request_bytes(req.method, up_target, headers) + body
 
@@ -1231,17 +1223,12 @@ class ProxyServer:
                 self._drop(upstream.stream)
                 if attempt == 0 and reused and not upstream.buf and not gone.timeout \
                         and req.method in _IDEMPOTENT:
-                    try:
-                        upstream, reused = pool.get(key)
-                    except _UpstreamFailed as exc:
-                        self._log(f"{method} {where} -> {exc.status} injected=no ({exc.why})")
-                        self._reply(client, exc.status, f"sig proxy: {exc.why}")
+                    got = self._upstream(client, pool, key, method, where)
+                    if got is None:
                         return False
+                    upstream, reused = got
                     continue
-                status = 504 if gone.timeout else 502
-                self._log(f"{method} {where} -> {status} (upstream {gone.why})")
-                self._reply(client, status, f"sig proxy: the upstream {host_value.decode()} {gone.why}")
-                return False
+                return self._upstream_gone(client, gone, method, where, host_value)
 
         if injected:
             self._count("injected")
@@ -1255,10 +1242,7 @@ class ProxyServer:
                 self._drop(upstream.stream)
                 if not isinstance(gone, _Gone) or gone.side == "client":
                     return False
-                status = 504 if gone.timeout else 502
-                self._log(f"{method} {where} -> {status} (upstream {gone.why})")
-                self._reply(client, status, f"sig proxy: the upstream {host_value.decode()} {gone.why}")
-                return False
+                return self._upstream_gone(client, gone, method, where, host_value)
             return self._relay(client, upstream, response, method, where, verdict, key, pool)
 
         # 4. the response: head plus what body arrived in one write, then the rest as it comes
@@ -1336,12 +1320,10 @@ class ProxyServer:
 
         # 2. the upstream connection, before 100 Continue: a dead upstream costs the client no upload
         key = (scheme, host, port, cafiles)
-        try:
-            upstream, reused = pool.get(key)
-        except _UpstreamFailed as exc:
-            self._log(f"{method} {where} -> {exc.status} injected=no ({exc.why})")
-            self._reply(client, exc.status, f"sig proxy: {exc.why}")
+        got = self._upstream(client, pool, key, method, where)
+        if got is None:
             return False
+        upstream, reused = got
         upstream.h11()
 
         # 3. the body: buffered when sig adds fields to it (or it is empty), streamed otherwise
@@ -1357,11 +1339,8 @@ class ProxyServer:
                     self._reply(client, 413, "sig proxy: the body is too large for sig to add fields to")
                     return False
                 if kind is not None:
-                    changed = h1.inject_body(body, kind, add_body)
-                    if changed is not None:
-                        body, injected = changed, True
-                    else:
-                        self._log(f"{method} {where}: body is not a JSON object or form; fields not added")
+                    body, added = self._inject_body(body, kind, add_body, method, where)
+                    injected = injected or added
                 if body or kind is not None or framing[0] == "length":
                     framing = ("length", len(body))
         except _Gone:
@@ -1375,10 +1354,7 @@ class ProxyServer:
                                                     framing=framing, upgrade=upgrade))
         except h11.LocalProtocolError:  # an injected value h11 refuses (CR/LF...): it is never sent
             self._drop(upstream.stream)
-            self._log(f"{method} {where} -> 502 injected=no (invalid injected header or query)")
-            self._reply(client, 502, f"sig proxy: the credential for {host} makes an invalid header "
-                        "or query value; check the provider's apply rules")
-            return False
+            return self._invalid_injection(client, method, where, host)
 
         # 4. send, read the response head; a reused connection that died in between is retried once
         #    when the request is idempotent and its body can be replayed (a POST is never sent twice)
@@ -1402,18 +1378,13 @@ class ProxyServer:
                     return False
                 if attempt == 0 and reused and body is not None and not gone.timeout \
                         and req.method in _IDEMPOTENT:
-                    try:
-                        upstream, reused = pool.get(key)
-                    except _UpstreamFailed as exc:
-                        self._log(f"{method} {where} -> {exc.status} injected=no ({exc.why})")
-                        self._reply(client, exc.status, f"sig proxy: {exc.why}")
+                    got = self._upstream(client, pool, key, method, where)
+                    if got is None:
                         return False
+                    upstream, reused = got
                     upstream.h11()
                     continue
-                status = 504 if gone.timeout else 502
-                self._log(f"{method} {where} -> {status} (upstream {gone.why})")
-                self._reply(client, status, f"sig proxy: the upstream {host_value.decode()} {gone.why}")
-                return False
+                return self._upstream_gone(client, gone, method, where, host_value)
             except h11.LocalProtocolError:
                 self._drop(upstream.stream)
                 self._log(f"{method} {where} -> 502 (could not frame the request)")
@@ -1423,6 +1394,37 @@ class ProxyServer:
         if injected:
             self._count("injected")
         return self._relay(client, upstream, response, method, where, "yes" if injected else "no", key, pool)
+
+    def _upstream(self, client: _Peer, pool: _Pool, key: tuple[Any, ...], method: str,
+                  where: str) -> tuple[_Peer, bool] | None:
+        """(upstream peer, reused) from the pool; None after telling the client why there is none."""
+        try:
+            return pool.get(key)
+        except _UpstreamFailed as exc:
+            self._log(f"{method} {where} -> {exc.status} injected=no ({exc.why})")
+            self._reply(client, exc.status, f"sig proxy: {exc.why}")
+            return None
+
+    def _upstream_gone(self, client: _Peer, gone: _Gone, method: str, where: str, host_value: bytes) -> bool:
+        status = 504 if gone.timeout else 502
+        self._log(f"{method} {where} -> {status} (upstream {gone.why})")
+        self._reply(client, status, f"sig proxy: the upstream {host_value.decode()} {gone.why}")
+        return False
+
+    def _invalid_injection(self, client: _Peer, method: str, where: str, host: str) -> bool:
+        """An injected value that is no valid header or query (CR/LF...): it is never sent."""
+        self._log(f"{method} {where} -> 502 injected=no (invalid injected header or query)")
+        self._reply(client, 502, f"sig proxy: the credential for {host} makes an invalid header "
+                    "or query value; check the provider's apply rules")
+        return False
+
+    def _inject_body(self, body: bytes, kind: Any, add_body: dict[str, str], method: str,
+                     where: str) -> tuple[bytes, bool]:
+        changed = h1.inject_body(body, kind, add_body)
+        if changed is None:
+            self._log(f"{method} {where}: body is not a JSON object or form; fields not added")
+            return body, False
+        return changed, True
 
     def _read_body(self, client: _Peer, limit: int) -> bytes | None:
         """The whole request body (None when over `limit`)."""
