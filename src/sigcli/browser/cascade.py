@@ -42,11 +42,9 @@ VISIBLE_HEADLESS_ENV = "SIG_BROWSER_VISIBLE_HEADLESS"
 
 
 class Capture:
-    def __init__(self, values: dict[str, str], expires_at_ms: int | None, phase: str, adapter: str) -> None:
+    def __init__(self, values: dict[str, str], expires_at_ms: int | None) -> None:
         self.values = values
         self.expires_at_ms = expires_at_ms
-        self.phase = phase
-        self.adapter = adapter
 
 
 def registrable(host: str) -> str:
@@ -117,7 +115,7 @@ class Cascade:
 
     # ---- choosing -----------------------------------------------------------------------------------
 
-    def _adapter(self, phase: str) -> BrowserAdapter:
+    def _adapter(self) -> BrowserAdapter:
         name = "cdp" if self.mode == "cdp" else str(self.cfg.get("adapter") or "cdp")
         if name == "playwright":
             from .playwright_adapter import PlaywrightAdapter
@@ -138,22 +136,14 @@ class Cascade:
         return LaunchOptions(executable=resolve_executable(self.cfg), user_data_dir=data_dir,
                              url=_entry_url(self.provider), headless=headless,
                              proxy_server=self.network_proxy, timeout_s=min(timeout_s, LAUNCH_BUDGET_S),
-                             shared=shared,
-                             wait_until=wait_until)
+                             shared=shared, wait_until=wait_until)
 
     def _shared_browser_running(self, data_dir: str) -> bool:
         """A visible sig browser already holds this profile (another login): join it, skip headless."""
-        from ..core import jsonio
+        from .launch import pid_alive, read_state
 
-        try:
-            with open(os.path.join(data_dir, ".cdp-state.json"), encoding="utf-8") as fh:
-                pid = int(jsonio.loads(fh.read()).get("pid") or 0)
-            if pid <= 0:
-                return False
-            os.kill(pid, 0)
-            return True
-        except (OSError, ValueError, AttributeError):
-            return False
+        state = read_state(data_dir)
+        return state is not None and pid_alive(state["pid"])
 
     # ---- running ------------------------------------------------------------------------------------
 
@@ -202,19 +192,19 @@ class Cascade:
         return capture
 
     def _phase(self, phase: str, options: LaunchOptions, budget_s: float, exit_on_login: bool) -> Capture | None:
-        adapter = self._adapter(phase)
+        adapter = self._adapter()
         self.log(f"{self.provider.id}: {phase} phase with the {adapter.name} adapter ({options.executable})")
         restore = _interrupt_on_termination()
         try:
             session = adapter.launch(options)
             try:
-                return self._poll(session, phase, budget_s, exit_on_login)
+                return self._poll(session, budget_s, exit_on_login)
             finally:
                 session.close()
         finally:
             restore()
 
-    def _poll(self, session: BrowserSession, phase: str, budget_s: float, exit_on_login: bool) -> Capture | None:
+    def _poll(self, session: BrowserSession, budget_s: float, exit_on_login: bool) -> Capture | None:
         from ..auth.validation import Verdict, is_login_url, probe
 
         provider = self.provider
@@ -269,7 +259,7 @@ class Cascade:
             verdict, reason = probe(provider, found.values)
             self.log(f"{provider.id}: validation {verdict}: {reason}")
             if verdict == Verdict.VALID:
-                return Capture(found.values, expiry_ms(found, provider.ttl_ms), phase, session.adapter)
+                return Capture(found.values, expiry_ms(found, provider.ttl_ms))
             self.last_reason = f"the captured session is not accepted yet ({reason})"
             last_rejected = (found.values, time.monotonic())
             pause()

@@ -17,6 +17,19 @@ def credential_type(provider: Provider) -> str:
     return "cookie"
 
 
+def capture_as(provider: Provider, ctx: LoginContext, strategy: str, credential_type: str,
+               default_extract: list[dict[str, str]], keep_extract: bool) -> Credential:
+    """A browser login on behalf of another strategy (seed 000's cookie / oauth2 without a token
+    endpoint): `default_extract` replaces the provider's extract rules unless `keep_extract`."""
+    data = dict(provider.data)
+    if not keep_extract:
+        data["extract"] = default_extract
+    captured = BrowserStrategy().authenticate(Provider(data), ctx)
+    captured.strategy = strategy
+    captured.extra["credentialType"] = credential_type
+    return captured
+
+
 class BrowserStrategy(StaticStrategy):
     name = "browser"
 

@@ -45,13 +45,7 @@ class CookieStrategy(StaticStrategy):
 
     def _from_browser(self, provider: Provider, ctx: LoginContext) -> Credential:
         """Seed 000's cookie strategy without --cookie: capture the jar from a browser login."""
-        from ...core.model import Provider as _Provider
-        from .browser import BrowserStrategy
+        from .browser import capture_as
 
-        data = dict(provider.data)
-        if not data.get("extract"):
-            data["extract"] = [{"from": "cookies", "as": "cookie", "match": "*"}]
-        captured = BrowserStrategy().authenticate(_Provider(data), ctx)
-        captured.strategy = self.name
-        captured.extra["credentialType"] = "cookie"
-        return captured
+        return capture_as(provider, ctx, self.name, "cookie", [{"from": "cookies", "as": "cookie", "match": "*"}],
+                          keep_extract=bool(provider.extract))

@@ -45,17 +45,13 @@ class OAuth2Strategy:
     def _from_browser(self, provider: Provider, ctx: LoginContext) -> Credential:
         """Seed 000's OAuth2 without a token endpoint: log in in the browser and keep the bearer token
         the site's own pages send (expiry from the token's JWT `exp` when it has one)."""
-        from ...core.model import Provider as _Provider
         from ...core.timeutil import iso_from_ms
         from ..oauth2.credential import jwt_exp_ms
-        from .browser import BrowserStrategy
+        from .browser import capture_as
 
-        data = dict(provider.data)
-        if not any(r.get("from") == "header" for r in data.get("extract") or []):
-            data["extract"] = [{"from": "header", "as": "access_token", "match": "Authorization"}]
-        captured = BrowserStrategy().authenticate(_Provider(data), ctx)
-        captured.strategy = self.name
-        captured.extra["credentialType"] = "bearer"
+        captured = capture_as(provider, ctx, self.name, "bearer",
+                              [{"from": "header", "as": "access_token", "match": "Authorization"}],
+                              keep_extract=any(r.get("from") == "header" for r in provider.extract))
         token = captured.values.get("access_token")
         exp = jwt_exp_ms(token.reveal()) if token is not None else None
         if exp is not None:
