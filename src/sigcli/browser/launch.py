@@ -71,6 +71,19 @@ QUIET_ARGS = (
 )
 
 
+def split_proxy(url: str) -> tuple[str, str | None, str | None]:
+    """(proxy URL without user:password, user, password). Proxy credentials never go into a browser's
+    argv, where every process of the machine could read them."""
+    from urllib.parse import unquote, urlsplit, urlunsplit
+
+    parts = urlsplit(url if "://" in url else "http://" + url)
+    if parts.username is None:
+        return url, None, None
+    netloc = parts.netloc.rpartition("@")[2]
+    return (urlunsplit((parts.scheme, netloc, parts.path, "", "")), unquote(parts.username),
+            unquote(parts.password or ""))
+
+
 def chrome_args(options: LaunchOptions, port: int | None) -> list[str]:
     """The command-line flags (without the executable). Deliberately no --enable-automation.
 
@@ -92,7 +105,9 @@ def chrome_args(options: LaunchOptions, port: int | None) -> list[str]:
         args.append("--no-sandbox")  # Chromium refuses to start as root with its sandbox on
     if options.proxy_server:
         # Chromium sends loopback hosts around a proxy by default; networkProxy means every request.
-        args += [f"--proxy-server={options.proxy_server}", "--proxy-bypass-list=<-loopback>"]
+        # (Chromium asks for proxy credentials in the window; they are never put on the command line.)
+        server = split_proxy(options.proxy_server)[0]
+        args += [f"--proxy-server={server}", "--proxy-bypass-list=<-loopback>"]
     args += list(options.extra_args)
     # The adapter opens the real URL itself, in a tab it owns and watches from the first request.
     args.append("about:blank")

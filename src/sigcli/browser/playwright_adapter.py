@@ -113,7 +113,12 @@ class PlaywrightAdapter:
                 "no_viewport": not options.headless,
             }
             if options.proxy_server:
-                kwargs["proxy"] = {"server": options.proxy_server, "bypass": "<-loopback>"}
+                from sigcli.browser.launch import split_proxy
+
+                server, user, password = split_proxy(options.proxy_server)
+                kwargs["proxy"] = {"server": server, "bypass": "<-loopback>"}
+                if user is not None:  # Playwright answers the proxy's 407 itself
+                    kwargs["proxy"].update(username=user, password=password or "")
             context = driver.playwright.chromium.launch_persistent_context(**kwargs)
             session = PlaywrightSession(driver, context, profile, PlaywrightError)
             session._navigate(options)
