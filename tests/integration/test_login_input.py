@@ -54,6 +54,9 @@ def test_non_utf8_in_argv_and_env_is_a_usage_error(sig_init: Sig) -> None:
     proc = _run(sig_init, "login", "https://api.example.com", "--as", "x", "--token-url", b"https://i\xff/t",
                 "--client-id", "c", "--client-secret-stdin", stdin=b"s")
     assert proc.returncode == 1 and b"not valid UTF-8" in proc.stderr and b"internal" not in proc.stderr
+    # a URL with such bytes would be written into config.yaml and break every later command
+    proc = _run(sig_init, "login", b"https://a\xff.example.com/", "--token-stdin", stdin=b"tok-12345678")
+    assert proc.returncode == 1 and b"URL or provider given is not valid UTF-8" in proc.stderr
     assert _providers(sig_init) == []
 
 

@@ -160,8 +160,7 @@ def _check_other_values(args: Args, app: App) -> None:
         except ValueError:
             has_password = False
         if has_password:
-            app.warn(_ARGV_WARNING.format(what="a proxy password", better="setting networkProxy in config.yaml "
-                                          "(chmod 600) for this provider"))
+            app.warn(_ARGV_WARNING.format(what="a proxy password", better="networkProxy in config.yaml"))
 
 
 def _kind_of(material: dict[str, Any]) -> str | None:
@@ -254,7 +253,7 @@ def _persist(app: App, data: dict[str, Any]) -> None:
 
 
 def run(args: Args, app: App) -> int:
-    target = one_positional(args.positionals, USAGE)
+    target = _checked_text(one_positional(args.positionals, USAGE), "URL or provider", "given")
     explicit = args.value("strategy")
     if explicit is not None and explicit not in STRATEGIES:
         raise usage_error(f'unknown strategy "{explicit}"', f"use one of: {', '.join(STRATEGIES)}")

@@ -40,19 +40,19 @@ def _headers(specs: list[str]) -> list[tuple[str, str]]:
         if not colon or not name.strip() or any(c in spec for c in "\r\n\0"):
             raise usage_error(f'the header "{spec}" is not in the form "Name: Value"', 'e.g. --header "X-Trace: 1"')
         name, value = name.strip(), value.strip()
+        if not (name.isascii() and name.isprintable() and " " not in name):
+            raise usage_error("a --header name must be ASCII letters, digits or punctuation, without spaces",
+                              'e.g. --header "X-Trace: 1"')
         try:
-            name.encode("ascii")
             value.encode("latin-1")  # what HTTP/1.1 header values can carry (non-UTF-8 argv fails here too)
         except UnicodeEncodeError:
-            raise usage_error(f"a --header value{_named(name)} has characters outside Latin-1, which an HTTP "
+            raise usage_error(f'the value of header "{name}" has characters outside Latin-1, which an HTTP '
                               "header cannot carry", "percent-encode the value (or use the header's own "
                               "encoding, e.g. RFC 8187 filename*=UTF-8''…)") from None
         out.append((name, value))
     return out
 
 
-def _named(name: str) -> str:
-    return f' (header "{name}")' if name.isascii() and name.isprintable() else ""
 
 
 class _Out:
