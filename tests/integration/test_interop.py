@@ -63,7 +63,7 @@ def test_expired_upstream_oauth_credential(upstream_sig_home: Sig) -> None:
     # it with the stored client credentials; the fixture's token endpoint (127.0.0.1:18080) is gone.
     if not _expired("2026-11-23T08:06:31.655Z"):
         pytest.skip("fixture token not yet expired")
-    r = upstream_sig_home("get", "local-oauth", "--verbose", check=1)
+    r = upstream_sig_home("get", "local-oauth", "--verbose", check=3)  # expired, not renewable: log in
     assert "REFRESH_FAILED" in r.err and "could not be reached" in r.err
     assert "bench-secret-0000" not in r.err
 
@@ -75,9 +75,15 @@ def test_upstream_legacy_and_python_sealed_files(upstream_sig_home: Sig, fixture
     (creds / "local-tls.json").write_bytes(legacy.read_bytes())
     r = upstream_sig_home("get", "local-http", "--format", "value", "--no-redaction", check=0)
     assert r.out.strip() == "Bearer tok-FAKE-PYTHON-0004"
+    # a key exists, so an unsealed file is refused (anyone able to write there could plant one) ...
+    r = upstream_sig_home("get", "local-tls", "--format", "value", "--no-redaction", check=1)
+    assert "not sealed" in r.err and str(creds / "local-tls.json") in r.err and "--adopt-unsealed" in r.err
+    assert "sess-FAKE-LEGACY-0005" not in r.out + r.err
+    # ... until the user vouches for it; then it is sealed in place
+    upstream_sig_home("login", "local-tls", "--adopt-unsealed", check=0)
+    assert json.loads((creds / "local-tls.json").read_text())["encrypted"] is True
     r = upstream_sig_home("get", "local-tls", "--format", "value", "--no-redaction", check=0)
     assert r.out.strip() == "sid=sess-FAKE-LEGACY-0005"
-    # the legacy plaintext file is sealed the next time sig writes it
     upstream_sig_home("rename", "local-tls", "local-tls2", check=0)
     sealed = json.loads((creds / "local-tls2.json").read_text())
     assert sealed["encrypted"] is True and "sess-FAKE-LEGACY-0005" not in json.dumps(sealed)

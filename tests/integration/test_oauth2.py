@@ -249,7 +249,7 @@ def test_failed_refresh_keeps_credential(sig_init: Sig, oauth: OAuthServer) -> N
     _login_cc(sig_init, oauth)
     time.sleep(2.5)
     oauth.mode = "down"
-    r = sig_init("get", "api", check=1)
+    r = sig_init("get", "api", check=3)  # expired and not renewable: log in (exit 3)
     assert "REFRESH_FAILED" in r.err or "renewing" in r.err
     oauth.mode = "normal"
     assert sig_init("get", "api", check=0).json()["provider"] == "api"
@@ -315,7 +315,7 @@ def test_invalid_grant_after_rotation_elsewhere(sig_init: Sig, oauth: OAuthServe
     sig_init("get", "api", env={"SIG_HOME": str(other)}, check=0)  # rotates R1 -> R2 over there
     # here R1 is now refused (invalid_grant); the client secret is still good, but sig must not loop
     # or delete anything: it reports REFRESH_FAILED, keeps the file, and a new login fixes it
-    r = sig_init("get", "api", "--verbose", check=1)
+    r = sig_init("get", "api", "--verbose", check=3)
     assert "REFRESH_FAILED" in r.err and "invalid_grant" in r.err
     assert (sig_init.home / "credentials" / "api.json").exists()
     # the other machine's store (copied back, as `sig sync pull` would) is picked up

@@ -111,11 +111,13 @@ def test_reads_python_written_envelope(upstream_home: Path, fixtures_dir: Path) 
     assert cred.revealed() == {"token": "tok-FAKE-PYTHON-0004"}
 
 
-def test_reads_legacy_plaintext_and_seals_it_on_write(upstream_home: Path, fixtures_dir: Path) -> None:
-    target = upstream_home / "credentials" / "local-tls.json"
+def test_reads_legacy_plaintext_without_a_key_and_seals_it_on_write(fresh_home: Path, fixtures_dir: Path) -> None:
+    # Before anything was ever sealed (no key yet), a plain file is read with a warning, as the original does.
+    target = fresh_home / "credentials" / "local-tls.json"
+    target.parent.mkdir(parents=True)
     shutil.copyfile(fixtures_dir / "python-written" / "local-tls.legacy-unencrypted.json", target)
     log: list[str] = []
-    store = _store(upstream_home, log)
+    store = _store(fresh_home, log)
     assert not store.is_sealed("local-tls")
     cred = store.read("local-tls")
     assert cred is not None
@@ -130,13 +132,35 @@ def test_reads_legacy_plaintext_and_seals_it_on_write(upstream_home: Path, fixtu
     assert b"sess-FAKE-LEGACY-0005" not in raw
     envelope = json.loads(raw)
     assert list(envelope) == ENVELOPE_KEYS
-    again = _store(upstream_home).read("local-tls")
+    again = _store(fresh_home).read("local-tls")
     assert again is not None
     payload = again.to_payload()
     assert payload["version"] == 2
     assert payload["values"] == {"session": "sess-FAKE-LEGACY-0005"}
     assert "credentials" not in payload
     assert _mode(target) == 0o600
+
+
+def test_refuses_plaintext_once_a_key_exists_until_adopted(upstream_home: Path, fixtures_dir: Path) -> None:
+    target = upstream_home / "credentials" / "local-tls.json"
+    shutil.copyfile(fixtures_dir / "python-written" / "local-tls.legacy-unencrypted.json", target)
+    store = _store(upstream_home)
+    with pytest.raises(SigError) as info:
+        store.read("local-tls")
+    assert info.value.code == ErrorCode.STORAGE_ERROR
+    assert str(target) in info.value.message and "not sealed" in info.value.message
+    assert "--adopt-unsealed" in info.value.hint and f"rm {target}" in info.value.hint
+    assert "sess-FAKE-LEGACY-0005" not in info.value.message + info.value.hint
+    listed = {stem: err for stem, _cred, err in store.list()}
+    assert listed["local-tls"] is not None
+
+    adopted = store.adopt_unsealed("local-tls")
+
+    assert adopted is not None and adopted.revealed() == {"session": "sess-FAKE-LEGACY-0005"}
+    assert store.is_sealed("local-tls") and b"sess-FAKE-LEGACY-0005" not in target.read_bytes()
+    again = _store(upstream_home).read("local-tls")
+    assert again is not None and again.revealed() == {"session": "sess-FAKE-LEGACY-0005"}
+    assert [p.name for p in target.parent.iterdir() if "unreadable" in p.name] == []
 
 
 # -- what we write ---------------------------------------------------------------------------------------

@@ -20,6 +20,7 @@ Authentication:
     --mode <mode>                 auto | headless | cdp | visible (browser login)
     --network-proxy <url>         Proxy for browser or token requests
     --force                       Log in again even if a valid credential is stored
+    --adopt-unsealed              Seal the provider's plain-JSON credential file (one you put there)
   logout [provider]             Clear one credential, or all of them
 
 Credentials (most → least secure):
@@ -122,6 +123,12 @@ Other options:
   --network-proxy URL  Proxy for browser or token requests
   --token-url URL --client-id ID --client-secret S | --client-secret-stdin --scope "a b"
   --grant client_credentials|authorization_code|device_code --auth-url URL --device-url URL
+  --adopt-unsealed     Seal this provider's plain-JSON credential file instead of logging in (sig
+                       refuses unsealed files once it has a key; use this for a file you put there)
+
+Values are UTF-8 text of at most 64 KiB each (tokens and cookies: Latin-1, as HTTP headers carry
+them). Secrets given in argv (--token, --cookie, --password, --client-secret) are visible to other
+processes: sig warns; prefer the -stdin / -env forms.
 
 Examples:
   sig login https://jira.example.com                          # browser SSO, provider jira-example
@@ -130,7 +137,7 @@ Examples:
   sig login https://jira.example.com --cookie-stdin < cookie.txt
   sig login https://git.example.com --username alice --password-stdin
 
-A failed login never removes the credential stored before.
+A failed login changes nothing: config.yaml and the stored credential stay as they were.
 """,
     "logout": """\
 Usage: sig logout [provider]

@@ -38,6 +38,9 @@ _EXIT_BY_CODE = {
     ErrorCode.CREDENTIAL_NOT_FOUND: EXIT_CREDENTIAL_NOT_FOUND,
     # An expired credential that cannot be renewed needs the same fix as a missing one: sig login.
     ErrorCode.CREDENTIAL_EXPIRED: EXIT_CREDENTIAL_NOT_FOUND,
+    # REFRESH_FAILED surfaces only when the stored credential is expired and renewing it failed (a
+    # still-valid one is used as it is): it is that same case. Seed 000 gives both the fix "sig login".
+    ErrorCode.REFRESH_FAILED: EXIT_CREDENTIAL_NOT_FOUND,
     ErrorCode.REMOTE_NOT_FOUND: EXIT_REMOTE_NOT_FOUND,
 }
 

@@ -1,4 +1,10 @@
-"""AES-256-GCM envelope, byte-compatible with the original: 12-byte IV, tag stored apart, no AAD."""
+"""AES-256-GCM envelope, byte-compatible with the original: 12-byte IV, tag stored apart, no AAD.
+
+No associated data, on purpose: the original sigcli and its SDKs (`sigcli-sdk` on PyPI, `@sigcli/sdk`)
+decrypt with none (`AESGCM(key).decrypt(iv, ciphertext + tag, None)`), so a file sealed with the
+provider id as AAD fails their tag check (InvalidTag). A file is bound to its provider instead by the
+`providerId` inside the authenticated plaintext, which the store checks against the id it asked for
+(`credentials.py`): changing it needs the key, as forging AAD-bound data would."""
 
 from __future__ import annotations
 

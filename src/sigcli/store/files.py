@@ -54,10 +54,33 @@ def _fsync_dir(path: str) -> None:
         os.close(fd)
 
 
+def temp_name(path: str) -> str:
+    """`<path>.tmp.<pid>.<random>`: the writer's pid lets a later sweep tell a crashed writer's leftover
+    from a live one's (the original writes `<path>.tmp.<16 hex>`, without a pid)."""
+    return f"{path}.tmp.{os.getpid()}.{os.urandom(6).hex()}"
+
+
+def writer_gone(temp_suffix: str) -> bool:
+    """True when the pid in a temp name's suffix (`<pid>.<hex>`) names no live process."""
+    pid_text, dot, _rest = temp_suffix.partition(".")
+    if not dot or not pid_text.isdigit():
+        return False  # not our naming: nothing is known about the writer
+    pid = int(pid_text)
+    if pid <= 0:
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return True
+    except OSError:
+        return False  # exists, owned by someone else
+    return False
+
+
 def atomic_write(path: str, data: bytes, mode: int = FILE_MODE) -> None:
     """Write a temp file (O_EXCL, O_NOFOLLOW, `mode`), fsync, rename over `path`, fsync the folder."""
     folder = os.path.dirname(path) or "."
-    tmp = f"{path}.tmp.{os.urandom(8).hex()}"
+    tmp = temp_name(path)
     try:
         fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, mode)
     except OSError as exc:

@@ -22,6 +22,7 @@ FLAGS = {
     "header-name": "value", "header-prefix": "value", "network-proxy": "value",
     "token-url": "value", "client-id": "value", "client-secret": "value", "client-secret-stdin": "bool",
     "scope": "value", "grant": "value", "auth-url": "value", "device-url": "value",
+    "adopt-unsealed": "bool",
 }
 MODES = ("auto", "headless", "cdp", "visible")
 OAUTH_FLAGS = {"token-url": "tokenUrl", "client-id": "clientId", "scope": "scope", "grant": "grant",
@@ -41,16 +42,51 @@ def _open_browser(url: str) -> bool:
     except webbrowser.Error:
         return False
 USAGE = "sig login <url|provider> [--as id] [--token-stdin | --cookie-stdin | --username U --password-stdin]"
+# A credential value ends up in child environments (`sig run`: SIG_<ID>_TOKEN, _AUTH_HEADER, …), where
+# Linux caps one "NAME=value" string at 128 KiB (MAX_ARG_STRLEN), and in HTTP headers, which servers
+# cap far lower. 64 KiB per value leaves room for the derived forms (base64 grows by a third).
+MAX_VALUE_BYTES = 64 * 1024
+_NOT_UTF8_HINT = "pass the {what} as UTF-8 text (convert it first, e.g. with iconv)"
+_ARGV_WARNING = "{what} in the command line is visible to other processes and shell history; prefer {better}"
 
 
-def _read_stdin(what: str) -> str:
+def _checked_text(value: str, what: str, source: str, header: bool = False) -> str:
+    """`value` if it is text sig can store and send; else a usage error saying what is wrong (never the value).
+    `header`: it is sent verbatim in an HTTP header, which carries Latin-1 only."""
+    try:
+        size = len(value.encode("utf-8"))
+    except UnicodeEncodeError:
+        raise usage_error(f"the {what} {source} is not valid UTF-8 text", _NOT_UTF8_HINT.format(what=what)) from None
+    if size > MAX_VALUE_BYTES:
+        raise usage_error(f"the {what} {source} is {size} bytes; sig takes at most {MAX_VALUE_BYTES // 1024} KiB "
+                          "per value", f"pass only the {what}")
+    if header:
+        try:
+            value.encode("latin-1")
+        except UnicodeEncodeError:
+            raise usage_error(f"the {what} {source} has characters outside Latin-1, which an HTTP header "
+                              "cannot carry", f"pass only the {what}: tokens and cookies are ASCII text "
+                              "(percent-encode anything else)") from None
+    return value
+
+
+def _read_stdin(what: str, header: bool = False) -> str:
     if sys.stdin.isatty():
         sys.stderr.write(f"Paste the {what}, then press Enter and Ctrl-D:\n")
-    data = sys.stdin.read()
-    value = data.rstrip("\r\n")
+    # Bytes, read up to just past the limit: a runaway pipe is refused without holding it all in memory.
+    data = sys.stdin.buffer.read(MAX_VALUE_BYTES + 3)
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError:
+        raise usage_error(f"the {what} on standard input is not valid UTF-8 text",
+                          _NOT_UTF8_HINT.format(what=what)) from None
+    value = text.rstrip("\r\n")
+    if len(data) > MAX_VALUE_BYTES + 2:
+        raise usage_error(f"the {what} on standard input is larger than {MAX_VALUE_BYTES // 1024} KiB, the most "
+                          "sig takes per value", f"pass only the {what}")
     if not value.strip():
         raise usage_error(f"no {what} on standard input", f"pipe it in, e.g. printf %s \"$X\" | {USAGE}")
-    return value
+    return _checked_text(value, what, "on standard input", header)
 
 
 def _material(args: Args, app: App) -> dict[str, Any]:
@@ -75,34 +111,56 @@ def _material(args: Args, app: App) -> dict[str, Any]:
     if len(token_forms) > 1:
         raise usage_error("give the token once (--token, --token-stdin or --token-env)", "")
     if args.given("token"):
-        app.warn("a token in the command line is visible to other processes and shell history; "
-                 "prefer --token-stdin or --token-env VAR")
-        out["token"] = Secret(args.value("token") or "")
+        app.warn(_ARGV_WARNING.format(what="a token", better="--token-stdin or --token-env VAR"))
+        out["token"] = Secret(_checked_text(args.value("token") or "", "token", "given with --token", True))
     elif args.flag("token-stdin"):
-        out["token"] = Secret(_read_stdin("token"))
+        out["token"] = Secret(_read_stdin("token", header=True))
     elif args.given("token-env"):
         var = args.value("token-env") or ""
         value = os.environ.get(var)
         if not value:
             raise usage_error(f"the environment variable {var} is not set or empty", f"export {var}=… first")
-        out["token"] = Secret(value)
+        out["token"] = Secret(_checked_text(value, "token", f"in ${var}", True))
     if args.given("cookie") and args.flag("cookie-stdin"):
         raise usage_error("give the cookie once (--cookie or --cookie-stdin)", "")
     if args.given("cookie"):
-        out["cookie"] = Secret(args.value("cookie") or "")
+        app.warn(_ARGV_WARNING.format(what="a cookie", better="--cookie-stdin"))
+        out["cookie"] = Secret(_checked_text(args.value("cookie") or "", "cookie", "given with --cookie", True))
     elif args.flag("cookie-stdin"):
-        out["cookie"] = Secret(_read_stdin("cookie"))
+        out["cookie"] = Secret(_read_stdin("cookie", header=True))
     if args.given("password") and args.flag("password-stdin"):
         raise usage_error("give the password once (--password or --password-stdin)", "")
     if args.given("password"):
-        app.warn("a password in the command line is visible to other processes and shell history; "
-                 "prefer --password-stdin")
-        out["password"] = Secret(args.value("password") or "")
+        app.warn(_ARGV_WARNING.format(what="a password", better="--password-stdin"))
+        out["password"] = Secret(_checked_text(args.value("password") or "", "password", "given with --password"))
     elif args.flag("password-stdin"):
         out["password"] = Secret(_read_stdin("password"))
     if args.given("username"):
-        out["username"] = args.value("username")
+        out["username"] = _checked_text(args.value("username") or "", "user name", "given with --username")
+    if "username" in out and "password" in out:
+        together = len(out["username"].encode()) + len(out["password"].reveal().encode()) + 1
+        if together > MAX_VALUE_BYTES:  # they are also stored joined, as the Basic header's value
+            raise usage_error(f"the user name and password are {together} bytes together; sig takes at most "
+                              f"{MAX_VALUE_BYTES // 1024} KiB", "check that they hold only what they should")
     return out
+
+
+def _check_other_values(args: Args, app: App) -> None:
+    """The remaining text options: valid UTF-8, within the size limit; warn about a proxy password in argv."""
+    for flag in ("as", "header-name", "header-prefix", "network-proxy", *OAUTH_FLAGS):
+        value = args.value(flag)
+        if value is not None:
+            _checked_text(value, f"--{flag} value", "given", header=flag in ("header-name", "header-prefix"))
+    proxy = args.value("network-proxy")
+    if proxy:
+        from urllib.parse import urlsplit
+
+        try:
+            has_password = urlsplit(proxy if "://" in proxy else "http://" + proxy).password is not None
+        except ValueError:
+            has_password = False
+        if has_password:
+            app.warn(_ARGV_WARNING.format(what="a proxy password", better="networkProxy in config.yaml"))
 
 
 def _kind_of(material: dict[str, Any]) -> str | None:
@@ -126,6 +184,12 @@ def _choose_provider(app: App, target: str, new_id: str | None, strategy: str) -
     if found is not None:
         if new_id is None or new_id == found.id:
             return dict(found.data), False
+        if looks_like_url(target) and _origin(target) != _origin(found.entry_url or target):
+            # Same host, another scheme or port: a provider of its own for the URL given. A copy would
+            # keep the other one's entryUrl, and its credential could never be sent to this URL.
+            data = provision(target, set(config.providers), strategy)
+            data["id"] = new_id
+            return data, True
         data = dict(found.data)  # a copy of an existing provider under a new id
         data["id"] = new_id
         if data.get("name") == found.id:
@@ -139,7 +203,16 @@ def _choose_provider(app: App, target: str, new_id: str | None, strategy: str) -
     return data, True
 
 
-def _fit_strategy(app: App, data: dict[str, Any], kind: str | None, explicit: str | None,
+def _origin(url: str) -> tuple[str, str, int]:
+    """(scheme, host, port) with the scheme's default port filled in, as injection compares them."""
+    from ...core.hosts import split_url
+
+    scheme, host, port = split_url(url)
+    scheme = scheme or "https"
+    return scheme, host, port if port is not None else (443 if scheme == "https" else 80)
+
+
+def _fit_strategy(notes: list[str], data: dict[str, Any], kind: str | None, explicit: str | None,
                   header_name: str | None, header_prefix: str | None) -> bool:
     """Make the provider's strategy and apply rules fit what the user supplied. True when changed."""
     from ...config.schema import default_apply
@@ -151,7 +224,7 @@ def _fit_strategy(app: App, data: dict[str, Any], kind: str | None, explicit: st
         wanted = kind
     if wanted != data.get("strategy"):
         if not data.get("autoProvisioned"):
-            app.say(f'Note: provider "{data["id"]}" now uses strategy "{wanted}" (was "{data.get("strategy")}").')
+            notes.append(f'Note: provider "{data["id"]}" now uses strategy "{wanted}" (was "{data.get("strategy")}").')
         data["strategy"] = wanted
         changed = True
     if wanted == "api-token":
@@ -180,7 +253,7 @@ def _persist(app: App, data: dict[str, Any]) -> None:
 
 
 def run(args: Args, app: App) -> int:
-    target = one_positional(args.positionals, USAGE)
+    target = _checked_text(one_positional(args.positionals, USAGE), "URL or provider", "given")
     explicit = args.value("strategy")
     if explicit is not None and explicit not in STRATEGIES:
         raise usage_error(f'unknown strategy "{explicit}"', f"use one of: {', '.join(STRATEGIES)}")
@@ -189,6 +262,12 @@ def run(args: Args, app: App) -> int:
         raise usage_error(f'unknown mode "{mode}"', f"use one of: {', '.join(MODES)}")
     if args.value("format") not in (None, "json"):
         raise usage_error("login prints JSON only", "drop --format or use --format json")
+    if args.flag("adopt-unsealed"):
+        others = [f"--{f}" for f in args.flags if f not in ("adopt-unsealed", "format", "verbose")]
+        if others:
+            raise usage_error(f"--adopt-unsealed takes no other options (got {', '.join(others)})",
+                              f"run: sig login {target} --adopt-unsealed")
+        return _adopt(app, target)
     new_id = args.value("as")
     if new_id is not None and not valid_provider_id(new_id):
         raise usage_error(f'"{new_id}" is not a valid provider id',
@@ -198,9 +277,9 @@ def run(args: Args, app: App) -> int:
     oauth_cli = {key: args.value(flag) for flag, key in OAUTH_FLAGS.items() if args.value(flag) is not None}
     client_secret = None
     if args.given("client-secret"):
-        app.warn("a client secret in the command line is visible to other processes and shell history; "
-                 "prefer --client-secret-stdin")
-        client_secret = Secret(args.value("client-secret") or "")
+        app.warn(_ARGV_WARNING.format(what="a client secret", better="--client-secret-stdin"))
+        client_secret = Secret(_checked_text(args.value("client-secret") or "", "client secret",
+                                             "given with --client-secret"))
     elif args.flag("client-secret-stdin"):
         client_secret = Secret(_read_stdin("client secret"))
     if oauth_cli.get("grant") == "urn:ietf:params:oauth:grant-type:device_code":
@@ -214,8 +293,10 @@ def run(args: Args, app: App) -> int:
         raise usage_error("OAuth2 options (--token-url, --client-id, …) need --strategy oauth2", "")
     if explicit in ("api-token", "cookie", "basic") and kind not in (None, explicit):
         raise usage_error(f'--strategy {explicit} does not match the credential given ({kind})', "")
+    _check_other_values(args, app)
     data, is_new = _choose_provider(app, target, new_id, explicit or kind or "browser")
-    changed = _fit_strategy(app, data, kind, explicit, args.value("header-name"), args.value("header-prefix"))
+    notes: list[str] = []  # said once the login succeeded: a failed login changes nothing
+    changed = _fit_strategy(notes, data, kind, explicit, args.value("header-name"), args.value("header-prefix"))
     if is_new:
         for flag, key in (("network-proxy", "networkProxy"), ("mode", "loginMode")):
             if args.value(flag):
@@ -265,16 +346,32 @@ def run(args: Args, app: App) -> int:
         ctx.ask = None  # the paste-the-redirect fallback is for a person at a terminal
     try:
         credential = strategy_for(provider.strategy).authenticate(provider, ctx)
-        if is_new or changed:
-            _persist(app, data)
-            if is_new:
-                app.log(f'added provider "{provider.id}" for {provider.entry_url or target}')
-        app.store.write(credential)
+        # The credential and the provider's config entry are saved together or not at all: the config is
+        # written while the credential's lock is held, and a failure puts the previous file back. (Config
+        # first would leave a provider whose login failed, or rules that do not fit the stored credential.)
+        app.store.write(credential, then=(lambda: _persist(app, data)) if is_new or changed else None)
+        if is_new:
+            app.log(f'added provider "{provider.id}" for {provider.entry_url or target}')
     except SigError as err:
         app.audit("login", "failure", provider.id, {"error": err.message})
         raise
     app.audit("login", "success", provider.id, {"strategy": provider.strategy})
+    for note in notes:
+        app.say(note)
     app.say(f'Logged in to "{provider.name}" as provider "{provider.id}".')
+    return _report(app, provider)
+
+
+def _adopt(app: App, target: str) -> int:
+    """`--adopt-unsealed`: seal the provider's plain-JSON credential file, which the user vouches for."""
+    provider = app.config.resolve(target)
+    if provider is None:
+        raise provider_not_found(target)
+    if app.store.adopt_unsealed(provider.id) is None:
+        raise SigError(ErrorCode.CREDENTIAL_NOT_FOUND, f'no credential file for "{provider.id}" to seal',
+                       f"run: sig login {provider.login_target()}")
+    app.audit("login", "success", provider.id, {"strategy": provider.strategy, "adopted": True})
+    app.say(f'Sealed the credential file of "{provider.id}".')
     return _report(app, provider)
 
 

@@ -39,8 +39,20 @@ def _headers(specs: list[str]) -> list[tuple[str, str]]:
         name, colon, value = spec.partition(":")
         if not colon or not name.strip() or any(c in spec for c in "\r\n\0"):
             raise usage_error(f'the header "{spec}" is not in the form "Name: Value"', 'e.g. --header "X-Trace: 1"')
-        out.append((name.strip(), value.strip()))
+        name, value = name.strip(), value.strip()
+        if not (name.isascii() and name.isprintable() and " " not in name):
+            raise usage_error("a --header name must be ASCII letters, digits or punctuation, without spaces",
+                              'e.g. --header "X-Trace: 1"')
+        try:
+            value.encode("latin-1")  # what HTTP/1.1 header values can carry (non-UTF-8 argv fails here too)
+        except UnicodeEncodeError:
+            raise usage_error(f'the value of header "{name}" has characters outside Latin-1, which an HTTP '
+                              "header cannot carry", "percent-encode the value (or use the header's own "
+                              "encoding, e.g. RFC 8187 filename*=UTF-8''…)") from None
+        out.append((name, value))
     return out
+
+
 
 
 class _Out:
@@ -75,6 +87,9 @@ def run(args: Args, app: App) -> int:
     except ValueError:
         raise usage_error("--timeout takes a number of seconds", "e.g. --timeout 10") from None
     headers = _headers(args.values("header"))
+    if any(n.lower() in ("authorization", "proxy-authorization", "cookie") for n, _v in headers):
+        app.warn("a credential header in the command line is visible to other processes and shell history; "
+                 "log in once (sig login) and let sig add it")
     body = _body(args.value("body"))
     names = [n.strip() for spec in args.values("provider") for n in spec.split(",") if n.strip()]
     from ...net.fetch import authenticated_request
