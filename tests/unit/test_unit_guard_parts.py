@@ -72,3 +72,16 @@ def test_presets_cover_seed_sites_and_provision_validly() -> None:
         providers[entry["id"]] = provider_entry(entry)  # what `sig login` writes to config.yaml
     _config, errors, warnings = normalise({"version": 2, "providers": providers})
     assert errors == [] and warnings == []
+
+
+def test_identity_from_a_jwt_inside_a_cookie_and_never_a_value() -> None:
+    from sigcli.auth.identity import local_identity
+    from sigcli.core.model import Credential
+    from sigcli.core.secret import Secret
+
+    token = _jwt({"preferred_username": "dave", "sub": "s-9", "password": "not-shown"})
+    cookie = Credential("p", "browser", {"cookie": Secret(f"theme=dark; id_token={token}; sid=abc123")})
+    found = local_identity(cookie)
+    assert found == {"account": "dave", "source": "jwt", "claimed": True,
+                     "details": {"preferred_username": "dave", "sub": "s-9"}}
+    assert local_identity(Credential("p", "cookie", {"cookie": Secret("sid=abc123")})) is None

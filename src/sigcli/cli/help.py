@@ -39,11 +39,11 @@ Credentials (most → least secure):
     --mount <path>                Write the credentials to a file removed afterwards
     --mount-format env|dotenv|json|yaml   (--mount-force to replace a file)
     --command '<shell string>'    Run a shell command line instead of argv
-    --no-redaction                Do not redact the child's output (refused for agents)
+    --no-redaction                Do not redact the child's output (agent: a person must say yes)
     --proxy                       Give the child proxy settings instead of secrets
   get <provider|url>            Print the headers a provider adds (values redacted)
     --format json|header|value    Output format (default json)
-    --no-redaction                Print raw values (warns; refused for agents)
+    --no-redaction                Print raw values (warns; agent: a person must say yes)
   status [provider]             Show which credentials are stored and valid, and whose they are
     --format json|yaml|env|table|plain
   whoami <provider>             Same as status: the account behind a credential
