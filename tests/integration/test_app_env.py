@@ -104,3 +104,14 @@ def test_run_help_and_json_errors_document_env(sig_init: Sig) -> None:
     assert "--env NAME=P.KEY" in sig_init("run", "--help", check=0).out
     r = sig_init("run", "--env", "bad-name=x.y", "--format", "json", "--", "true", check=1)
     assert json.loads(r.err)["error"]["code"] == "USAGE_ERROR"
+
+
+def test_two_env_maps_setting_one_name(sig_init: Sig) -> None:
+    _setup(sig_init, '    env:\n      SHARED: "{password}"\n')
+    cfg = sig_init.home / "config.yaml"
+    cfg.write_text(cfg.read_text().replace("  api:\n", '  api:\n    env:\n      SHARED: "{token}"\n', 1))
+    r = sig_init("run", "db,api", "--", "true", check=1)
+    assert 'SHARED is set by the env maps of both "db" and "api"' in r.err and "--env SHARED=" in r.err
+    r = sig_init("run", "db,api", "--env", "SHARED=api.token", "--", "sh", "-c",
+                 f'test "$SHARED" = "{TOKEN}" && echo chosen', check=0)
+    assert r.out.strip() == "chosen"

@@ -16,7 +16,7 @@ USAGE = "sig run [provider[,provider]...] [--env NAME=P.key]... [--mount PATH] -
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     from ...config.load import Config
-    from ...core.model import Provider
+    from ...core.model import Credential, Provider
 
 
 def _command(args: Args) -> list[str]:
@@ -51,7 +51,7 @@ def _providers(config: Config, targets: list[str]) -> list[Provider]:
 
 
 def _env_options(config: Config, specs: list[str]) -> list[tuple[str, Provider, str]]:
-    """`--env NAME=P.key` → (NAME, provider P, "{key}"). P is the longest configured id before a dot."""
+    """`--env NAME=P.key` → (NAME, provider P, key). P is the longest configured id before a dot."""
     from ...core.envtemplate import env_name_problem
 
     out = []
@@ -63,7 +63,8 @@ def _env_options(config: Config, specs: list[str]) -> list[tuple[str, Provider, 
         if problem:
             raise usage_error(f"--env: {problem}", "e.g. --env DATABASE_URL=db.password")
         splits = [i for i, c in enumerate(ref) if c == "."]
-        found = [(ref[:i], ref[i + 1 :]) for i in reversed(splits) if config.get(ref[:i]) and ref[i + 1 :]]
+        found = [(p, ref[i + 1 :]) for i in reversed(splits)
+                 if (p := config.get(ref[:i])) is not None and ref[i + 1 :]]
         if not found:
             from ..common import provider_not_found
 
@@ -71,8 +72,7 @@ def _env_options(config: Config, specs: list[str]) -> list[tuple[str, Provider, 
                 raise usage_error(f'--env {name}={ref}: say which value, as PROVIDER.KEY',
                                   f"e.g. --env {name}={ref}.token (sig run {ref} -- env lists the keys)")
             raise provider_not_found(ref[: splits[0]])
-        pid, key = found[0]
-        out.append((name, config.get(pid), "{" + key + "}"))  # type: ignore[misc]
+        out.append((name, *found[0]))
     return out
 
 
@@ -97,7 +97,7 @@ def run(args: Args, app: App) -> int:
     chosen = []
     if args.positionals:
         wanted = _providers(config, args.positionals)
-        wanted += [p for _n, p, _t in env_options if p not in wanted]
+        wanted += [p for _n, p, _k in env_options if p not in wanted]
         for provider in wanted:
             chosen.append((provider, app.auth.credential(provider)))  # exit 3 when missing/expired
     else:
@@ -105,7 +105,7 @@ def run(args: Args, app: App) -> int:
             try:
                 chosen.append((provider, app.auth.credential(provider)))
             except SigError as err:
-                if any(p is provider for _n, p, _t in env_options):
+                if any(p is provider for _n, p, _k in env_options):
                     raise  # named by --env: its credential is needed
                 app.log(f"{provider.id}: skipped ({err.code})")
         if not chosen:
@@ -143,46 +143,43 @@ def run(args: Args, app: App) -> int:
     return code
 
 
-def _variables(app: App, chosen: list, env_options: list[tuple[str, Provider, str]],
+def _variables(app: App, chosen: list[tuple[Provider, Credential]], env_options: list[tuple[str, Provider, str]],
                expand_cookies: bool) -> tuple[dict[str, str], list[str]]:
     """(every variable the child gets, every string the redactor masks): SIG_<P>_* of each provider, then
     the app-named ones (config `env:` maps, then --env, which wins)."""
-    from ...inject.env import app_env, provider_env
+    from ...core.model import IDENTIFIER_KEYS
+    from ...inject.env import app_env, provider_env, template_values
     from ...inject.redact import secret_forms
 
     injected: dict[str, str] = {}
     secrets: list[str] = []
-    named: dict[str, str] = {}  # app variable -> provider that set it
+    named: dict[str, str] = {}  # app variable -> provider whose env: map set it
+    chosen_by_option = {name for name, _p, _k in env_options}
     for provider, credential in chosen:
         injected.update(provider_env(provider, credential, expand_cookies))
         secrets += secret_forms(credential.revealed())  # covers the derived variables too (they embed these)
         extra, secret_names, missing = app_env(provider, credential)
         for name in extra:
-            if name in named and named[name] != provider.id:
+            if name in named and name not in chosen_by_option:
                 raise SigError(ErrorCode.CONFIG_ERROR,
                                f'{name} is set by the env maps of both "{named[name]}" and "{provider.id}"',
                                f"rename it in one of them, or choose with --env {name}=PROVIDER.KEY")
             named[name] = provider.id
-        _take(app, injected, secrets, extra, secret_names, missing, provider.id)
+        for name, key in missing:
+            app.warn(f'{name} (env of "{provider.id}"): the credential has no value "{key}"; it is left empty')
+        injected.update(extra)
+        secrets += secret_forms({name: extra[name] for name in secret_names})
     credentials = {p.id: c for p, c in chosen}
-    for name, provider, template in env_options:
-        extra, secret_names, missing = app_env(provider, credentials[provider.id], {name: template})
-        if missing:
+    for name, provider, key in env_options:
+        value = template_values(provider, credentials[provider.id]).get(key)
+        if value is None:
             raise SigError(ErrorCode.CREDENTIAL_NOT_FOUND,
-                           f'--env {name}: the credential of "{provider.id}" has no value "{template[1:-1]}"',
+                           f'--env {name}: the credential of "{provider.id}" has no value "{key}"',
                            f"see the names with: sig run {provider.id} -- env   (SIG_<P>_<KEY> are the keys)")
-        _take(app, injected, secrets, extra, secret_names, [], provider.id)
+        injected[name] = value
+        if key not in IDENTIFIER_KEYS:
+            secrets += secret_forms({name: value})
     return injected, secrets
-
-
-def _take(app: App, injected: dict[str, str], secrets: list[str], extra: dict[str, str],
-          secret_names: list[str], missing: list[tuple[str, str]], provider_id: str) -> None:
-    from ...inject.redact import secret_forms
-
-    for name, key in missing:
-        app.warn(f'{name} (env of "{provider_id}"): the credential has no value "{key}"; it is left empty')
-    injected.update(extra)
-    secrets += secret_forms({name: extra[name] for name in secret_names})
 
 
 def _run_through_proxy(args: Args, app: App) -> int:
