@@ -19,7 +19,17 @@ SRC_DIR = PROJECT_ROOT / "src"
 
 # Removed from the child's environment so the host's agent or proxy settings never leak into a test.
 SCRUBBED_ENV = (
+    # Agent markers (sigcli.cli.guard.AGENT_MARKERS): tests run as a person would unless they set one.
     "SIG_AGENT",
+    "CLAUDECODE",
+    "CLAUDE_CODE",
+    "CLAUDE_CODE_ENTRYPOINT",
+    "CODEX_SANDBOX",
+    "CODEX_SANDBOX_NETWORK_DISABLED",
+    "CURSOR_AGENT",
+    "GEMINI_CLI",
+    "AIDER",
+    "OPENHANDS",
     "HTTP_PROXY",
     "HTTPS_PROXY",
     "http_proxy",

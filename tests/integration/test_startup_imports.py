@@ -25,7 +25,8 @@ def _imported(sig: Sig, *args: str) -> set[str]:
 def test_get_status_and_run_stay_light(sig_init: Sig) -> None:
     sig_init("login", "https://api.example.com", "--token-stdin", input="tok-IMPORTS-0001", check=0)
     sig_init("status", check=0)  # builds the config cache
-    for argv in (["get", "api-example"], ["status", "--format", "json"], ["run", "api-example", "--", "true"]):
+    for argv in (["get", "api-example"], ["status", "--format", "json"], ["status", "api-example"],
+                 ["run", "api-example", "--", "true"]):
         loaded = _imported(sig_init, *argv)
         assert "sigcli.cli.main" in loaded
         heavy = sorted(m for m in loaded if m.split(".")[0] in HEAVY or m in HEAVY)

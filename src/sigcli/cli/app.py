@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import sys
 
 from ..config import paths
@@ -94,6 +93,6 @@ class App:
         record(paths.audit_path(), action, status, provider, metadata)
 
     def agent_detected(self) -> bool:
-        markers = ("SIG_AGENT", "CLAUDECODE", "CLAUDE_CODE", "CODEX_SANDBOX", "CURSOR_AGENT", "GEMINI_CLI",
-                   "AIDER", "OPENHANDS")
-        return any(os.environ.get(m) not in (None, "", "0") for m in markers)
+        from .guard import agent_detected  # the marker list lives with the guard that uses it
+
+        return agent_detected()

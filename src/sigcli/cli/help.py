@@ -25,28 +25,33 @@ Authentication:
 
 Credentials (most → least secure):
   proxy start|stop|status|trust|env   Local proxy that adds credentials in flight
-    --port <n>                    Port for `proxy start` (default 7891, 0 = any free port)
+    --port <n>                    Port for `proxy start` (default 7891, 0 = any free port);
+                                  `sig proxy --port N` alone means start
+    --foreground                  `proxy start` in this process, until Ctrl-C
   request <url>                 One authenticated HTTP request
     --method <METHOD>             HTTP method (default GET)
     --body <json>                 Request body (text, @file or - for stdin)
     --header "Name: Value"        Extra header (repeatable)
     --format json|body|headers    Output format (default json)
     --provider <id>               Provider(s) whose rules apply (comma-separated)
-  run [provider...] -- <cmd>    Run a command with SIG_<PROVIDER>_* variables, output redacted
+  run [provider[,provider]...] -- <cmd>   Run a command with SIG_<PROVIDER>_* variables, output redacted
+    --env NAME=<provider>.<key>   Also set NAME to a value (repeatable); providers' env: maps too
     --expand-cookies              Also set SIG_<PROVIDER>_COOKIE_<NAME> per cookie
     --mount <path>                Write the credentials to a file removed afterwards
     --mount-format env|dotenv|json|yaml   (--mount-force to replace a file)
     --command '<shell string>'    Run a shell command line instead of argv
-    --no-redaction                Do not redact the child's output
+    --no-redaction                Do not redact the child's output (agent: a person must say yes)
     --proxy                       Give the child proxy settings instead of secrets
   get <provider|url>            Print the headers a provider adds (values redacted)
     --format json|header|value    Output format (default json)
-    --no-redaction                Print raw values (warns; refused for agents)
-  status [provider]             Show which credentials are stored and valid
+    --no-redaction                Print raw values (warns; agent: a person must say yes)
+  status [provider]             Show which credentials are stored and valid, and whose they are
     --format json|yaml|env|table|plain
+  whoami <provider>             Same as status: the account behind a credential
 
 Provider management:
   providers                     List configured providers
+    --presets                     List the validation presets for public sites instead
     --format json|yaml|env|table|plain
   rename <old> <new>            Rename a provider (config, credential, watch list)
   remove <provider> [...]       Remove providers and their credentials
@@ -84,6 +89,7 @@ Setup:
   completion bash|zsh|fish      Print a shell completion script
 
 Security: proxy ≥ request > run > get. Secrets stay sealed in $SIG_HOME (default ~/.sig).
+Under an AI agent (SIG_AGENT=1, CLAUDECODE, …) raw values (--no-redaction) need a person's yes on the terminal.
 
 Global options:
   --format <fmt>                Output format where listed; errors as JSON with --format json
@@ -120,6 +126,7 @@ Other options:
   --strategy <name>    browser | cookie | api-token | basic | prompt | oauth2
   --force              Log in even when a valid credential is stored
   --mode <mode>        auto | headless | cdp | visible (browser login)
+  --format json        The result (always JSON) and errors as JSON
   --network-proxy URL  Proxy for browser or token requests
   --token-url URL --client-id ID --client-secret S | --client-secret-stdin --scope "a b"
   --grant client_credentials|authorization_code|device_code --auth-url URL --device-url URL
@@ -140,75 +147,106 @@ Examples:
 A failed login changes nothing: config.yaml and the stored credential stay as they were.
 """,
     "logout": """\
-Usage: sig logout [provider]
+Usage: sig logout [provider] [--format json]
 
 Clear the stored credential of one provider, or of every provider when none is named.
 The config is kept. For OAuth2 providers the client credentials are kept so sig can log in again.
+  --format json   errors as JSON on stderr
 """,
     "get": """\
 Usage: sig get <provider|url> [--format json|header|value] [--no-redaction]
 
 Print the headers the provider's apply rules produce. Secret values are shown as **** unless
---no-redaction is given (which warns, and is refused when an agent runs sig without a human at the
-terminal). Prefer `sig request` or `sig run` for automation.
+--no-redaction is given (which warns). Under an AI agent (SIG_AGENT=1, CLAUDECODE, …) --no-redaction
+asks the person at the terminal first and is refused without their yes (exit 1); no flag skips that.
+Prefer `sig request` or `sig run` for automation.
+  --format F         json (default) | header | value
+  --no-redaction     print the raw values
 Exit codes: 2 no such provider, 3 no valid credential stored.
 """,
     "status": """\
 Usage: sig status [provider] [--format json|yaml|env|table|plain]
+       sig whoami <provider>
 
 Show whether each provider has a stored, valid credential and when it expires.
 Table on a terminal, JSON otherwise. Exit 2 for an unknown provider, 3 when the named provider has no
 stored credential.
+For a named provider, also the account behind the credential ("identity"), where it can be known:
+its userinfo endpoint (userinfoUrl or oauth2.userinfoUrl in the config, asked with the credential), the
+sub/email/preferred_username of a JWT among the values (signature not checked: shown as "claimed"), or
+a stored user name. Never a secret.
+  --provider ID   same as naming the provider
+  --format F      json | yaml | env | table | plain
 """,
     "providers": """\
-Usage: sig providers [--format json|yaml|env|table|plain]
+Usage: sig providers [--presets] [--format json|yaml|env|table|plain]
 
 List the configured providers with their strategy and whether they are authenticated.
+  --presets   list the validation presets instead: public sites (Google, X, Reddit, YouTube, V2EX, Zhihu)
+              whose validateUrl/validateRule `sig login <url>` fills in for a new provider
 """,
     "rename": """\
-Usage: sig rename <old> <new>
+Usage: sig rename <old> <new> [--format json]
 
 Rename a provider: its config entry (comments kept), its stored credential and its watch entry.
+  --format json   errors as JSON on stderr
 """,
     "remove": """\
 Usage: sig remove <provider> [provider...] [--force] [--keep-config]
 
 Remove providers: their credentials and (unless --keep-config) their config and watch entries.
 Asks for confirmation on a terminal; pass --force when not on a terminal.
+  --keep-config   remove only the credential
+  --force         do not ask
+  --format json   errors as JSON on stderr
 """,
     "init": """\
 Usage: sig init [--yes] [--remote] [--force] [--channel chrome|msedge|chromium]
+                [--browser-data-dir DIR] [--credentials-dir DIR]
 
 Create $SIG_HOME/config.yaml (default ~/.sig), the encryption key and the folders (0700).
   --remote   machine without a browser: mode browserless, no browser detection
   --yes      accept the defaults without asking
   --force    replace an existing config (the old one is kept as config.yaml.bak; credentials are kept)
   --channel  which browser to look for first
+  --browser-data-dir DIR   the browser profile folder (default ~/.sig/browser-data)
+  --credentials-dir DIR    where sealed credentials go (default ~/.sig/credentials)
 """,
     "doctor": """\
-Usage: sig doctor
+Usage: sig doctor [--format json]
 
 Check the Python version, the config, folders and their permissions, the encryption key, the browser,
 the proxy CA and stale locks. Every failure comes with its fix. Exit 1 when any check fails.
+  --format json   the checks as JSON
 """,
     "completion": """\
 Usage: sig completion bash|zsh|fish
 
-Print a completion script. Install, e.g.:  sig completion bash > ~/.local/share/bash-completion/completions/sig
-Provider ids are completed from the config file directly.
+Print a completion script. Install, e.g.:
+  bash: sig completion bash > ~/.local/share/bash-completion/completions/sig
+  zsh:  source <(sig completion zsh)          (in ~/.zshrc, after compinit)
+  fish: sig completion fish > ~/.config/fish/completions/sig.fish
+Commands, each command's own flags (from the same tables the parser uses) and their values are
+completed; provider ids are read from the config file directly (no sig process per TAB).
 """,
     "run": """\
-Usage: sig run [provider...] [options] -- <command> [args...]
+Usage: sig run [provider[,provider]...] [options] -- <command> [args...]
 
 Run a command with SIG_<PROVIDER>_* environment variables; secret values in its output are redacted.
 With no provider, every provider holding a valid credential is used (sig never prompts here).
+Providers may be listed apart or comma-separated (sig run a,b -- cmd).
+App-named variables: a provider's `env:` map in the config (DATABASE_URL: "postgres://app:{password}@db/app";
+{key} or ${key} name the credential's values, also {token}, {cookie}, {auth_header}) and --env.
+  --env NAME=P.KEY           also set NAME to value KEY of provider P (repeatable; wins over env: maps)
   --command 'shell string'   run a shell line ($SHELL -c) instead of argv after --
   --expand-cookies           also SIG_<P>_COOKIE_<NAME> for each cookie
   --mount PATH               also write the variables to PATH (0600), removed when the command ends
   --mount-format F           env (default, POSIX-quoted) | dotenv | json | yaml
   --mount-force              replace an existing file at PATH
-  --no-redaction             pass the output through unchanged (warns)
+  --no-redaction             pass the output through unchanged (warns; under an AI agent only after a
+                             person's yes on the terminal, else refused with exit 1)
   --proxy                    only proxy + CA settings, no secret (needs `sig proxy start`)
+  --format json              errors as JSON on stderr
 Exit status: the command's own; 128+N if it was killed by signal N; 127 if it was not found.
 """,
     "request": """\
@@ -223,14 +261,18 @@ Make one HTTP request with the matching provider's credentials applied; they nev
   --provider a,b         use these providers' rules (default: the one matching the URL's host)
   --cacert FILE          extra CA certificate(s) to trust
   --timeout SECONDS      give up waiting after this long (default 30)
-  --no-redaction         do not redact injected values from the output
+  --no-redaction         do not redact injected values from the output (under an AI agent only
+                         after a person's yes on the terminal, else refused with exit 1)
 Redirects are followed; nothing sig added is sent to another origin. Exit 0 on 2xx, else 1.
 """,
     "proxy": """\
-Usage: sig proxy start [--port N] [--no-auth] | stop | status [--format json] | trust | env [--format json]
+Usage: sig proxy start [--port N] [--no-auth] [--foreground] | stop | status [--format json] | trust
+       | env [--format json]
+       sig proxy --port N          (the same as `sig proxy start --port N`)
 
 A local proxy on 127.0.0.1 that adds credentials to requests in flight; programs never see them.
   start     start the daemon (default port 7891, 0 = any free port); returns when it is ready
+    --foreground  serve in this process instead (logs on stderr) until Ctrl-C or SIGTERM
   stop      stop it;  status: running? port, providers, watch list, remotes
   trust     print the CA certificate path and how to trust it system-wide
   env       export lines for clients: HTTP(S)_PROXY with your proxy token, CA bundle variables
@@ -242,9 +284,12 @@ Usage: sig remote add <name> <host|ssh://user@host[:port][/path]> [--user U] [--
        sig remote list [--format json|table]
 """,
     "sync": """\
-Usage: sig sync push|pull [remote] [--provider id]... [--force]
+Usage: sig sync push|pull [remote] [--provider id]... [--force] [--format json]
 
 Copy credentials to or from a remote over SSH. Exit 4 for an unknown remote.
+  --provider ID   only this provider (repeatable)
+  --force         overwrite on conflict
+  --format json   errors as JSON on stderr
 """,
     "watch": """\
 Usage: sig watch add <provider> [--auto-sync <remote>]...

@@ -13,7 +13,7 @@ COMMANDS = (
     "login", "logout", "proxy", "request", "run", "get", "status", "providers", "rename", "remove",
     "remote", "sync", "watch", "init", "doctor", "completion",
 )
-ALIASES = {"ls": "providers", "rm": "remove", "mv": "rename"}
+ALIASES = {"ls": "providers", "rm": "remove", "mv": "rename", "whoami": "status"}
 
 
 def _print_error(err: SigError, json_errors: bool, verbose: bool) -> None:

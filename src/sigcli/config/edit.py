@@ -15,8 +15,8 @@ from . import paths
 
 # Order in which the original persists an auto-provisioned provider's fields (§2.6).
 PERSIST_ORDER = (
-    "name", "domains", "entryUrl", "strategy", "headerName", "headerPrefix", "extract", "apply", "ttl",
-    "networkProxy", "loginMode", "oauth2",
+    "name", "domains", "entryUrl", "validateUrl", "validateRule", "strategy", "headerName", "headerPrefix",
+    "extract", "apply", "ttl", "networkProxy", "loginMode", "oauth2", "env", "userinfoUrl",
 )
 
 

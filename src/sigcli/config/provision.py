@@ -6,11 +6,14 @@ from typing import Any
 
 from ..core.errors import ErrorCode, SigError
 from ..core.hosts import derive_short_id, split_url, unique_id
+from .presets import preset_for
 from .schema import default_apply
 
 
 def provision(url: str, taken: set[str], strategy: str = "browser") -> dict[str, Any]:
-    """A normalised provider dict for `url`; its id is derived from the host name and made unique."""
+    """A normalised provider dict for `url`; its id is derived from the host name and made unique.
+    A public site with a validation preset (config/presets.py) gets the preset's id, name, domains and
+    validateUrl/validateRule, so the login waits for a real session rather than any visitor's cookies."""
     scheme, host, port = split_url(url)
     if not host:
         raise SigError(
@@ -23,16 +26,25 @@ def provision(url: str, taken: set[str], strategy: str = "browser") -> dict[str,
     netloc = f"[{host}]" if ":" in host else host
     if port is not None:
         netloc += f":{port}"
+    preset = preset_for(host)
     provider: dict[str, Any] = {
-        "id": unique_id(derive_short_id(host), taken),
-        "name": host,
-        "domains": [host],
+        "id": unique_id(preset[0] if preset else derive_short_id(host), taken),
+        "name": preset[1]["name"] if preset else host,
+        "domains": [host, *(d for d in preset[1]["domains"] if d != host)] if preset else [host],
         "entryUrl": f"{scheme}://{netloc}/",
         "strategy": strategy,
         "autoProvisioned": True,
     }
+    if preset:
+        for key in ("validateUrl", "validateRule"):
+            if preset[1].get(key):
+                provider[key] = preset[1][key]
     if strategy == "browser":
         provider["ttl"] = "2h"
         provider["extract"] = [{"from": "cookies", "as": "cookie", "match": "*"}]
+        if preset:
+            provider["extract"] += [dict(rule) for rule in preset[1].get("extract", [])]
     provider["apply"] = default_apply(strategy, provider)
+    if preset and strategy == "browser":
+        provider["apply"] += [dict(rule) for rule in preset[1].get("apply", [])]
     return provider

@@ -9,6 +9,7 @@ from __future__ import annotations
 from typing import Any
 
 from ..core.duration import parse_duration_ms
+from ..core.envtemplate import env_name_problem
 from ..core.hosts import split_url, valid_provider_id
 from ..core.model import STRATEGIES
 
@@ -18,11 +19,12 @@ PROVIDER_KEYS = {
     "name", "domains", "entryUrl", "validateUrl", "validateRule", "strategy", "extract", "apply", "ttl",
     "networkProxy", "loginMode", "loginUrlPatterns", "oauth2", "url", "requiredCookies", "cookiePaths",
     "forceVisible", "waitUntil", "proxy", "headerName", "headerPrefix", "allowHttp", "caFile", "setupInstructions",
-    "ports", "tokenUrl", "clientId", "clientSecret", "scopes", "proxyOnError",
+    "ports", "tokenUrl", "clientId", "clientSecret", "scopes", "proxyOnError", "env",
+    "userinfoUrl",
 }
 OAUTH2_KEYS = {
     "tokenUrl", "scopes", "clientId", "clientSecret", "grant", "authUrl", "deviceUrl", "audience",
-    "clientAuth", "redirectPort", "skew", "timeout", "callbackTimeout",
+    "clientAuth", "redirectPort", "skew", "timeout", "callbackTimeout", "userinfoUrl",
 }
 EXTRACT_FROM = {"cookies", "localStorage", "prompt", "eval", "header", "token", "oauth2"}
 APPLY_IN = ("header", "body", "query")
@@ -173,6 +175,21 @@ def _check_domain(value: Any, where: str, report: _Report, line: int | None) -> 
     return text
 
 
+def _check_env(env: Any, pid: str, report: _Report, line: int | None) -> None:
+    """`env:` maps app variable names to templates: {NAME: "text with {key} or ${key}"}."""
+    if not isinstance(env, dict):
+        report.error(f'Provider "{pid}": env must be a mapping of variable names to templates, '
+                     'e.g. DATABASE_URL: "postgres://app:{password}@db/app"', line)
+        return
+    for name, template in env.items():
+        where = _line(env, name) or line
+        problem = env_name_problem(name) if isinstance(name, str) else f"{name!r} is not a variable name"
+        if problem:
+            report.error(f'Provider "{pid}": env: {problem}', where)
+        elif not isinstance(template, str):
+            report.error(f'Provider "{pid}": env.{name} must be a string template such as "{{token}}"', where)
+
+
 def _provider(pid: str, entry: Any, report: _Report, pline: int | None) -> dict[str, Any] | None:
     if not valid_provider_id(pid):
         report.error(
@@ -223,7 +240,7 @@ def _provider(pid: str, entry: Any, report: _Report, pline: int | None) -> dict[
         strategy = "browser"
     out["strategy"] = strategy
     for key in ("name", "entryUrl", "validateUrl", "validateRule", "networkProxy", "headerName",
-                "headerPrefix", "caFile", "setupInstructions"):
+                "headerPrefix", "caFile", "setupInstructions", "userinfoUrl"):
         if key in entry and entry[key] is not None:
             if not isinstance(entry[key], str):
                 report.error(f'Provider "{pid}": {key} must be a string', _line(entry, key))
@@ -319,6 +336,11 @@ def _provider(pid: str, entry: Any, report: _Report, pline: int | None) -> dict[
         report.error(f'Provider "{pid}": missing required field "apply" (list)', pline)
     else:
         out["apply"] = default_apply(strategy, out)
+    if "env" in entry and entry["env"] is not None:
+        _check_env(entry["env"], pid, report, _line(entry, "env"))
+        if isinstance(entry["env"], dict):
+            out["env"] = {str(k): str(v) for k, v in entry["env"].items()
+                          if isinstance(k, str) and isinstance(v, str) and env_name_problem(k) is None}
     proxy = entry.get("proxy")
     if proxy is not None:
         inject = proxy.get("inject") if isinstance(proxy, dict) else None

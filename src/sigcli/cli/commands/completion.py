@@ -1,94 +1,281 @@
-"""`sig completion bash|zsh|fish`: static scripts; provider ids read from config.yaml with awk, no sig call."""
+"""`sig completion bash|zsh|fish`: completion scripts made from the flag tables the parser itself uses.
+
+Each command's flags come from its module's FLAGS (plus the global ones), so `sig run --<TAB>` offers
+exactly what `sig run` accepts. The scripts never call sig at completion time: provider ids are read from
+config.yaml with awk, so a TAB costs no Python start-up.
+"""
 
 from __future__ import annotations
 
+import importlib
+
 from ...core.errors import usage_error
 from ..app import App
-from ..args import Args
+from ..args import GLOBAL_FLAGS, Args
 
 FLAGS: dict[str, str] = {}
-COMMANDS = ("login logout proxy request run get status providers rename remove remote sync watch init "
-            "doctor completion")
+
+SUBCOMMANDS = {
+    "proxy": ("start", "stop", "status", "trust", "env"),
+    "remote": ("add", "remove", "list"),
+    "sync": ("push", "pull"),
+    "watch": ("add", "remove", "list", "set-interval", "start"),
+    "completion": ("bash", "zsh", "fish"),
+}
+# Commands whose positional arguments are provider ids.
+TAKES_PROVIDERS = ("get", "status", "login", "logout", "rename", "remove", "run")
+OUTPUT_FORMATS = ("json", "yaml", "env", "table", "plain")
+FORMATS = {
+    "get": ("json", "header", "value"), "request": ("json", "body", "headers"), "status": OUTPUT_FORMATS,
+    "providers": OUTPUT_FORMATS, "remote": ("json", "table"), "watch": ("json", "table"),
+}
+# Values of flags that take one of a fixed set (any command).
+CHOICES = {
+    "strategy": ("browser", "cookie", "api-token", "basic", "prompt", "oauth2"),
+    "mode": ("auto", "headless", "cdp", "visible"),
+    "mount-format": ("env", "dotenv", "json", "yaml"),
+    "channel": ("chrome", "msedge", "chromium"),
+    "grant": ("client_credentials", "authorization_code", "device_code"),
+    "method": ("GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS"),
+}
+FILE_FLAGS = ("mount", "cacert", "ssh-key", "body", "browser-data-dir", "credentials-dir")
+PROVIDER_FLAGS = ("provider",)
 
 # Provider ids: the keys indented two spaces under `providers:` in the config file.
-_IDS = (r"""awk '/^providers:/{p=1;next} /^[^ #]/{p=0} p && /^  [A-Za-z0-9][A-Za-z0-9._-]*:/{sub(/^  /,"");"""
-        r"""sub(/:.*/,"");print}' "${SIG_HOME:-$HOME/.sig}/config.yaml" 2>/dev/null""")
+_AWK = (r"""awk '/^providers:/{p=1;next} /^[^ #]/{p=0} p && /^  [A-Za-z0-9][A-Za-z0-9._-]*:/{sub(/^  /,"");"""
+        r"""sub(/:.*/,"");print}'""")
+_IDS = _AWK + ' "${SIG_HOME:-$HOME/.sig}/config.yaml" 2>/dev/null'  # POSIX-style shells (bash, zsh)
 
-BASH = f"""\
-# bash completion for sig
+
+def commands() -> tuple[str, ...]:
+    from ..main import COMMANDS
+
+    return COMMANDS
+
+
+def aliases() -> dict[str, str]:
+    from ..main import ALIASES
+
+    return ALIASES
+
+
+def command_flags() -> dict[str, list[str]]:
+    """{command: its flags as typed (`--name`)}: the command's FLAGS table, then the global options."""
+    out = {}
+    for command in commands():
+        module = importlib.import_module(f"{__package__}.{command}")
+        names = [*module.FLAGS, *(g for g in GLOBAL_FLAGS if g not in module.FLAGS)]
+        out[command] = [f"--{name}" for name in names]
+    return out
+
+
+def _flag_kinds() -> dict[str, dict[str, str]]:
+    out = {}
+    for command in commands():
+        module = importlib.import_module(f"{__package__}.{command}")
+        out[command] = {**module.FLAGS, **{g: k for g, k in GLOBAL_FLAGS.items() if g not in module.FLAGS}}
+    return out
+
+
+def _values(command: str, flag: str) -> tuple[str, ...]:
+    if flag == "format":
+        return FORMATS.get(command, ("json",))
+    return CHOICES.get(flag, ())
+
+
+def _words(items: list[str] | tuple[str, ...]) -> str:
+    return " ".join(items)
+
+
+# -- bash ------------------------------------------------------------------------------------------------
+
+
+def bash_script() -> str:
+    flags = command_flags()
+    kinds = _flag_kinds()
+    alias_case = " ".join(f"{a}) cmd={c};;" for a, c in aliases().items())
+    flag_case = "\n".join(f"    {c}) echo \"{_words(f)}\";;" for c, f in flags.items())
+    value_lines = []
+    for command, table in kinds.items():
+        for flag, kind in table.items():
+            values = _values(command, flag)
+            if kind != "bool" and values:
+                value_lines.append(f"    {command}:--{flag}) echo \"{_words(values)}\";;")
+    value_case = "\n".join(value_lines)
+    takes_value = _takes_value(kinds)
+    sub_case = "\n".join(f"    {c}) [ \"$COMP_CWORD\" -eq 2 ] && {{ COMPREPLY=( $(compgen -W \"{_words(s)}\" -- \"$cur\") );"
+                         f" return; }};;" for c, s in SUBCOMMANDS.items())
+    return f"""\
+# bash completion for sig (generated from sig's own flag tables: sig completion bash)
+__sig_flags() {{
+  case "$1" in
+{flag_case}
+  esac
+}}
+__sig_values() {{
+  case "$1:$2" in
+{value_case}
+  esac
+}}
+__sig_providers() {{
+  {_IDS}
+}}
 _sig_completions() {{
-  local cur prev cmd
+  local cur prev cmd i
   cur="${{COMP_WORDS[COMP_CWORD]}}"
   prev="${{COMP_WORDS[COMP_CWORD-1]}}"
   cmd="${{COMP_WORDS[1]}}"
+  COMPREPLY=()
   if [ "$COMP_CWORD" -eq 1 ]; then
-    COMPREPLY=( $(compgen -W "{COMMANDS}" -- "$cur") ); return
+    COMPREPLY=( $(compgen -W "{_words(commands())} {_words(list(aliases()))}" -- "$cur") ); return
   fi
+  case "$cmd" in {alias_case} esac
+  for ((i = 2; i < COMP_CWORD; i++)); do
+    [ "${{COMP_WORDS[i]}}" = "--" ] && return  # the command sig runs: default (file) completion
+  done
   case "$prev" in
-    --format) COMPREPLY=( $(compgen -W "json yaml env table plain header value body headers" -- "$cur") ); return;;
-    --strategy) COMPREPLY=( $(compgen -W "browser cookie api-token basic prompt oauth2" -- "$cur") ); return;;
-    --mode) COMPREPLY=( $(compgen -W "auto headless cdp visible" -- "$cur") ); return;;
+    --provider) COMPREPLY=( $(compgen -W "$(__sig_providers)" -- "$cur") ); return;;
+    {"|".join("--" + f for f in FILE_FLAGS)}) return;;
+  esac
+  if [[ " {takes_value} " == *" $cmd:$prev "* ]]; then
+    COMPREPLY=( $(compgen -W "$(__sig_values "$cmd" "$prev")" -- "$cur") ); return
+  fi
+  if [[ "$cur" == -* ]]; then
+    COMPREPLY=( $(compgen -W "$(__sig_flags "$cmd")" -- "$cur") ); return
+  fi
+  case "$cmd" in
+{sub_case}
   esac
   case "$cmd" in
-    completion) COMPREPLY=( $(compgen -W "bash zsh fish" -- "$cur") ); return;;
-    proxy) COMPREPLY=( $(compgen -W "start stop status trust env" -- "$cur") ); return;;
-    remote) COMPREPLY=( $(compgen -W "add remove list" -- "$cur") ); return;;
-    sync) COMPREPLY=( $(compgen -W "push pull" -- "$cur") ); return;;
-    watch) [ "$COMP_CWORD" -eq 2 ] && {{ COMPREPLY=( $(compgen -W "add remove list set-interval start" -- "$cur") ); return; }};;
+    {"|".join(TAKES_PROVIDERS)}) COMPREPLY=( $(compgen -W "$(__sig_providers)" -- "$cur") );;
+    watch) [ "$COMP_CWORD" -eq 3 ] && COMPREPLY=( $(compgen -W "$(__sig_providers)" -- "$cur") );;
   esac
-  if [[ "$cur" == --* ]]; then
-    COMPREPLY=( $(compgen -W "--help --verbose --format --as --strategy --token-stdin --token-env --cookie-stdin \\
---username --password-stdin --force --no-redaction --keep-config --provider --mode --remote --yes" -- "$cur") )
-    return
-  fi
-  COMPREPLY=( $(compgen -W "$({_IDS})" -- "$cur") )
 }}
-complete -F _sig_completions sig
+complete -o default -F _sig_completions sig
 """
 
-ZSH = """\
+
+def _takes_value(kinds: dict[str, dict[str, str]]) -> str:
+    """"cmd:--flag" for every flag that takes a value: after one of these, complete its value."""
+    return " ".join(f"{c}:--{f}" for c, table in kinds.items() for f, k in table.items() if k != "bool")
+
+
+# -- zsh -------------------------------------------------------------------------------------------------
+
+
+def zsh_script() -> str:
+    flags = command_flags()
+    kinds = _flag_kinds()
+    alias_case = " ".join(f"{a}) cmd={c};;" for a, c in aliases().items())
+    flag_case = "\n".join(f"    {c}) print -r -- {_words(f)};;" for c, f in flags.items())
+    value_lines = []
+    for command, table in kinds.items():
+        for flag, kind in table.items():
+            values = _values(command, flag)
+            if kind != "bool" and values:
+                value_lines.append(f"    {command}:--{flag}) print -r -- {_words(values)};;")
+    value_case = "\n".join(value_lines)
+    takes_value = _takes_value(kinds)
+    sub_case = "\n".join(f"    {c}) (( CURRENT == 3 )) && {{ compadd -- {_words(s)}; return; }};;"
+                         for c, s in SUBCOMMANDS.items())
+    return f"""\
 #compdef sig
-# zsh completion for sig
-_sig() {{
-  local -a commands providers
-  commands=({described})
-  if (( CURRENT == 2 )); then
-    _describe 'command' commands
-    return
-  fi
-  providers=(${{(f)"$({ids})"}})
-  case "$words[2]" in
-    completion) _values 'shell' bash zsh fish ;;
-    proxy) _values 'action' start stop status trust env ;;
-    remote) _values 'action' add remove list ;;
-    sync) _values 'action' push pull ;;
-    *) _describe 'provider' providers ;;
+# zsh completion for sig (generated from sig's own flag tables: sig completion zsh)
+# Load it after compinit, e.g. in ~/.zshrc:  source <(sig completion zsh)
+__sig_flags() {{
+  case "$1" in
+{flag_case}
   esac
 }}
-compdef _sig sig
-""".format(described=" ".join(f"'{c}'" for c in COMMANDS.split()), ids=_IDS)
-
-FISH = f"""\
-# fish completion for sig
-function __sig_providers
-    {_IDS}
-end
-complete -c sig -f
-complete -c sig -n '__fish_use_subcommand' -a '{COMMANDS}'
-complete -c sig -n '__fish_seen_subcommand_from get status login logout rename remove run request' -a '(__sig_providers)'
-complete -c sig -n '__fish_seen_subcommand_from completion' -a 'bash zsh fish'
-complete -c sig -n '__fish_seen_subcommand_from proxy' -a 'start stop status trust env'
-complete -c sig -n '__fish_seen_subcommand_from remote' -a 'add remove list'
-complete -c sig -n '__fish_seen_subcommand_from sync' -a 'push pull'
-complete -c sig -l help -l verbose -l format -l force
+__sig_values() {{
+  case "$1:$2" in
+{value_case}
+  esac
+}}
+__sig_providers() {{
+  {_IDS}
+}}
+_sig() {{
+  local cmd=${{words[2]}} cur=${{words[CURRENT]}} prev=${{words[CURRENT-1]}} i
+  if (( CURRENT == 2 )); then
+    compadd -- {_words(commands())} {_words(list(aliases()))}
+    return
+  fi
+  case "$cmd" in {alias_case} esac
+  for (( i = 3; i < CURRENT; i++ )); do
+    [[ ${{words[i]}} == -- ]] && {{ _files; return; }}
+  done
+  case "$prev" in
+    --provider) compadd -- ${{(f)"$(__sig_providers)"}}; return;;
+    {"|".join("--" + f for f in FILE_FLAGS)}) _files; return;;
+  esac
+  if [[ $prev == --* && " {takes_value} " == *" $cmd:$prev "* ]]; then
+    local values="$(__sig_values $cmd $prev)"
+    [[ -n $values ]] && compadd -- ${{=values}}
+    return
+  fi
+  if [[ $cur == -* ]]; then
+    compadd -- $(__sig_flags $cmd)
+    return
+  fi
+  case "$cmd" in
+{sub_case}
+  esac
+  case "$cmd" in
+    {"|".join(TAKES_PROVIDERS)}) compadd -- ${{(f)"$(__sig_providers)"}};;
+    watch) (( CURRENT == 4 )) && compadd -- ${{(f)"$(__sig_providers)"}};;
+  esac
+}}
+(( $+functions[compdef] )) && compdef _sig sig
 """
+
+
+# -- fish ------------------------------------------------------------------------------------------------
+
+
+def fish_script() -> str:
+    kinds = _flag_kinds()
+    alias_of: dict[str, list[str]] = {}
+    for alias, command in aliases().items():
+        alias_of.setdefault(command, []).append(alias)
+    lines = [
+        "# fish completion for sig (generated from sig's own flag tables: sig completion fish)",
+        "function __sig_providers",
+        "    set -l home $HOME/.sig",
+        "    set -q SIG_HOME; and set home $SIG_HOME",
+        f"    {_AWK} \"$home/config.yaml\" 2>/dev/null",
+        "end",
+        "complete -c sig -f",
+        f"complete -c sig -n '__fish_use_subcommand' -a '{_words(commands())} {_words(list(aliases()))}'",
+    ]
+    for command, table in kinds.items():
+        seen = f"__fish_seen_subcommand_from {_words([command, *alias_of.get(command, [])])}"
+        if command in SUBCOMMANDS:
+            lines.append(f"complete -c sig -n '{seen}' -a '{_words(SUBCOMMANDS[command])}'")
+        if command in TAKES_PROVIDERS:
+            lines.append(f"complete -c sig -n '{seen}' -a '(__sig_providers)'")
+        for flag, kind in table.items():
+            spec = f"complete -c sig -n '{seen}' -l {flag}"
+            values = _values(command, flag)
+            if kind == "bool":
+                pass
+            elif flag in PROVIDER_FLAGS:
+                spec += " -x -a '(__sig_providers)'"
+            elif flag in FILE_FLAGS:
+                spec += " -r -F"
+            elif values:
+                spec += f" -x -a '{_words(values)}'"
+            else:
+                spec += " -x"
+            lines.append(spec)
+    return "\n".join(lines) + "\n"
 
 
 def run(args: Args, app: App) -> int:
-    scripts = {"bash": BASH, "zsh": ZSH, "fish": FISH}
+    scripts = {"bash": bash_script, "zsh": zsh_script, "fish": fish_script}
     if len(args.positionals) != 1 or args.positionals[0] not in scripts:
         shell = args.positionals[0] if args.positionals else ""
         raise usage_error(f'unknown shell "{shell}"' if shell else "name a shell",
                           "usage: sig completion bash|zsh|fish")
-    app.out(scripts[args.positionals[0]])
+    app.out(scripts[args.positionals[0]]())
     return 0

@@ -19,25 +19,6 @@ FORMATS = ("json", "header", "value")
 USAGE = "sig get <provider|url> [--format json|header|value] [--no-redaction]"
 
 
-def _confirm_human(app: App) -> None:
-    """Agents may not take raw values without a person at the terminal saying yes."""
-    if not app.agent_detected():
-        return
-    try:
-        with open("/dev/tty", "r+") as tty:
-            tty.write("An agent asked for raw credential values (sig get --no-redaction). Allow? [y/N] ")
-            tty.flush()
-            answer = tty.readline().strip().lower()
-    except OSError:
-        answer = ""
-    if answer not in ("y", "yes"):
-        raise SigError(
-            ErrorCode.GENERAL_ERROR,
-            "raw credential values are not given to agents without a person confirming at the terminal",
-            "use `sig request` or `sig run` (which keep the values away from the agent), or run this yourself",
-        )
-
-
 def run(args: Args, app: App) -> int:
     target = one_positional(args.positionals, USAGE)
     fmt = args.value("format") or "json"
@@ -49,7 +30,9 @@ def run(args: Args, app: App) -> int:
         app.audit("credential_access", "failure", None, {"target": target, "error": "provider not found"})
         raise provider_not_found(target)
     if raw:
-        _confirm_human(app)
+        from ..guard import require_person
+
+        require_person(app, "get --no-redaction", [provider.id])
     try:
         credential = app.auth.credential(provider)
     except SigError as err:

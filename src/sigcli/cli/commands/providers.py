@@ -1,4 +1,4 @@
-"""`sig providers`: the configured providers."""
+"""`sig providers`: the configured providers; `--presets`: the validation presets for public sites."""
 
 from __future__ import annotations
 
@@ -6,15 +6,24 @@ from ...core.errors import usage_error
 from ..app import App
 from ..args import Args
 
-FLAGS = {"format": "value"}
+FLAGS = {"format": "value", "presets": "bool"}
 
 
 def run(args: Args, app: App) -> int:
     from ..output import choose_format, render
 
     if args.positionals:
-        raise usage_error(f"unexpected argument {args.positionals[0]!r}", "usage: sig providers [--format F]")
+        raise usage_error(f"unexpected argument {args.positionals[0]!r}",
+                          "usage: sig providers [--presets] [--format F]")
     fmt = choose_format(args.value("format"))
+    if args.flag("presets"):
+        from ...config.presets import listing
+
+        presets = listing()
+        table = [{"id": r["id"], "name": r["name"], "domains": ", ".join(r["domains"]),
+                  "validateUrl": r["validateUrl"]} for r in presets]
+        app.out(render(presets, fmt, table))
+        return 0
     rows = []
     for provider in app.config.providers.values():
         s = app.auth.status(provider)

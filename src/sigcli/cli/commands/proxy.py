@@ -9,7 +9,8 @@ from ..app import App
 from ..args import Args
 
 FLAGS = {"port": "value", "format": "value", "no-auth": "bool", "foreground": "bool"}
-USAGE = "sig proxy start [--port N] | stop | status | trust | env"
+USAGE = "sig proxy start [--port N] [--foreground] | stop | status | trust | env   (`sig proxy --port N` = start)"
+START_FLAGS = ("port", "no-auth", "foreground")
 
 
 def _port(args: Args) -> int:
@@ -31,6 +32,8 @@ def run(args: Args, app: App) -> int:
     from ...proxy import daemon
 
     sub = args.positionals[0] if args.positionals else ""
+    if not sub and any(args.given(f) for f in START_FLAGS):
+        sub = "start"  # seed 001 writes `sig proxy --port 8080`
     if sub not in ("start", "stop", "status", "trust", "env", "serve") or len(args.positionals) > 1:
         raise usage_error("say start, stop, status, trust or env", f"usage: {USAGE}")
     app.config  # noqa: B018 - the proxy needs a valid config; fail early with its message
@@ -41,6 +44,8 @@ def run(args: Args, app: App) -> int:
     if sub == "start":
         if args.flag("no-auth"):
             app.warn("--no-auth: any local program (of any user) can use your credentials through the proxy")
+        if args.flag("foreground"):
+            return _foreground(app, _port(args), args.flag("no-auth"))
         state, started = daemon.start(_port(args), args.flag("no-auth"))
         app.audit("proxy_start", "success", None, {"port": state["port"]})
         app.say(f"Proxy {'started' if started else 'already running'} on 127.0.0.1:{state['port']} "
@@ -96,6 +101,21 @@ def run(args: Args, app: App) -> int:
     else:
         app.out("\n".join(f"export {k}={_shell_quote(v)}" for k, v in env.items()))
     return 0
+
+
+def _foreground(app: App, port: int, no_auth: bool) -> int:
+    """Serve in this process until Ctrl-C / SIGTERM (for a supervisor, or a program that starts the
+    proxy as its child and kills it when done); log lines go to stderr."""
+    from ...proxy import daemon
+
+    running = daemon.read_state()
+    if running is not None:
+        raise SigError(ErrorCode.GENERAL_ERROR, f"the proxy is already running (pid {running['pid']}, port "
+                       f"{running['port']})", "stop it first: sig proxy stop")
+    from ...proxy.run import serve
+
+    app.audit("proxy_start", "success", None, {"port": port, "foreground": True})
+    return serve(port, no_auth=no_auth, verbose=app.verbose)
 
 
 def _print_status(app: App, state: dict[str, int], fmt: str | None) -> None:

@@ -92,6 +92,11 @@ def run(args: Args, app: App) -> int:
                  "log in once (sig login) and let sig add it")
     body = _body(args.value("body"))
     names = [n.strip() for spec in args.values("provider") for n in spec.split(",") if n.strip()]
+    if args.flag("no-redaction"):
+        from ..guard import require_person
+
+        matched = names or [p.id for p in [app.config.resolve(url)] if p is not None]
+        require_person(app, "request --no-redaction", matched, target=url)  # before anything is sent
     from ...net.fetch import authenticated_request
 
     audit_meta = {"url": url, "method": method}

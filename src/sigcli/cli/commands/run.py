@@ -9,8 +9,14 @@ from ..app import App
 from ..args import Args
 
 FLAGS = {"expand-cookies": "bool", "mount": "value", "mount-format": "value", "mount-force": "bool",
-         "command": "value", "no-redaction": "bool", "proxy": "bool", "format": "value"}
-USAGE = "sig run [provider...] [--mount PATH] -- <command> [args...]   (or --command 'shell string')"
+         "command": "value", "no-redaction": "bool", "proxy": "bool", "format": "value", "env": "multi"}
+USAGE = "sig run [provider[,provider]...] [--env NAME=P.key]... [--mount PATH] -- <command> [args...]" \
+        "   (or --command 'shell string')"
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from ...config.load import Config
+    from ...core.model import Credential, Provider
 
 
 def _command(args: Args) -> list[str]:
@@ -24,6 +30,50 @@ def _command(args: Args) -> list[str]:
     if not rest:
         raise usage_error("no command given", f"usage: {USAGE}")
     return rest
+
+
+def _providers(config: Config, targets: list[str]) -> list[Provider]:
+    """The providers named on the command line: ids, names or URLs, each also as `a,b` (seed 001)."""
+    from ..common import provider_not_found
+
+    chosen: list[Provider] = []
+    for target in targets:
+        whole = config.get(target) or config.resolve(target)
+        names = [target] if whole is not None or "," not in target else [
+            t.strip() for t in target.split(",") if t.strip()]
+        for name in names:
+            provider = whole or config.get(name) or config.resolve(name)
+            if provider is None:
+                raise provider_not_found(name)
+            if provider not in chosen:
+                chosen.append(provider)
+    return chosen
+
+
+def _env_options(config: Config, specs: list[str]) -> list[tuple[str, Provider, str]]:
+    """`--env NAME=P.key` → (NAME, provider P, key). P is the longest configured id before a dot."""
+    from ...core.envtemplate import env_name_problem
+
+    out = []
+    for spec in specs:
+        name, eq, ref = spec.partition("=")
+        if not eq or not ref:
+            raise usage_error(f'--env "{spec}" is not NAME=PROVIDER.KEY', "e.g. --env DATABASE_URL=db.password")
+        problem = env_name_problem(name)
+        if problem:
+            raise usage_error(f"--env: {problem}", "e.g. --env DATABASE_URL=db.password")
+        splits = [i for i, c in enumerate(ref) if c == "."]
+        found = [(p, ref[i + 1 :]) for i in reversed(splits)
+                 if (p := config.get(ref[:i])) is not None and ref[i + 1 :]]
+        if not found:
+            from ..common import provider_not_found
+
+            if not splits:
+                raise usage_error(f'--env {name}={ref}: say which value, as PROVIDER.KEY',
+                                  f"e.g. --env {name}={ref}.token (sig run {ref} -- env lists the keys)")
+            raise provider_not_found(ref[: splits[0]])
+        out.append((name, *found[0]))
+    return out
 
 
 def run(args: Args, app: App) -> int:
@@ -43,35 +93,31 @@ def run(args: Args, app: App) -> int:
     if args.given("mount-format") and not args.given("mount"):
         raise usage_error("--mount-format needs --mount PATH", "")
     config = app.config
-    explicit = bool(args.positionals)
+    env_options = _env_options(config, args.values("env"))
     chosen = []
-    if explicit:
-        for target in args.positionals:
-            provider = config.get(target) or config.resolve(target)
-            if provider is None:
-                from ..common import provider_not_found
-
-                raise provider_not_found(target)
+    if args.positionals:
+        wanted = _providers(config, args.positionals)
+        wanted += [p for _n, p, _k in env_options if p not in wanted]
+        for provider in wanted:
             chosen.append((provider, app.auth.credential(provider)))  # exit 3 when missing/expired
     else:
         for provider in config.providers.values():
             try:
                 chosen.append((provider, app.auth.credential(provider)))
             except SigError as err:
+                if any(p is provider for _n, p, _k in env_options):
+                    raise  # named by --env: its credential is needed
                 app.log(f"{provider.id}: skipped ({err.code})")
         if not chosen:
             raise SigError(ErrorCode.CREDENTIAL_NOT_FOUND, "no provider has a valid credential",
                            "log in first: sig login <url>   (sig status shows what is stored)")
-    from ...inject.env import provider_env
-    from ...inject.redact import secret_forms
+    ids = [p.id for p, _c in chosen]
+    redact = not args.flag("no-redaction")
+    if not redact:
+        from ..guard import require_person
 
-    injected: dict[str, str] = {}
-    secrets: list[str] = []
-    for provider, credential in chosen:
-        pvars = provider_env(provider, credential, args.flag("expand-cookies"))
-        injected.update(pvars)
-        values = credential.revealed()
-        secrets += secret_forms(values)  # covers the derived variables too (they embed these values)
+        require_person(app, "run --no-redaction", ids)  # before any value reaches the child or a file
+    injected, secrets = _variables(app, chosen, env_options, args.flag("expand-cookies"))
     from ...inject.mount import MountFile, render, sweep_stale
 
     for path in sweep_stale(paths.sig_home()):
@@ -82,10 +128,8 @@ def run(args: Args, app: App) -> int:
         mount.write(render(injected, fmt))
     env = dict(os.environ)
     env.update(injected)
-    ids = [p.id for p, _c in chosen]
     app.audit("run", "success", None, {"providers": ids, "command": os.path.basename(argv[0]),
                                        "providerCount": len(ids)})
-    redact = not args.flag("no-redaction")
     if not redact:
         app.warn("output redaction is off; the command's output may show credential values")
     from ...inject.child import exit_status_note, run_child
@@ -99,12 +143,52 @@ def run(args: Args, app: App) -> int:
     return code
 
 
+def _variables(app: App, chosen: list[tuple[Provider, Credential]], env_options: list[tuple[str, Provider, str]],
+               expand_cookies: bool) -> tuple[dict[str, str], list[str]]:
+    """(every variable the child gets, every string the redactor masks): SIG_<P>_* of each provider, then
+    the app-named ones (config `env:` maps, then --env, which wins)."""
+    from ...core.model import IDENTIFIER_KEYS
+    from ...inject.env import app_env, provider_env, template_values
+    from ...inject.redact import secret_forms
+
+    injected: dict[str, str] = {}
+    secrets: list[str] = []
+    named: dict[str, str] = {}  # app variable -> provider whose env: map set it
+    chosen_by_option = {name for name, _p, _k in env_options}
+    for provider, credential in chosen:
+        injected.update(provider_env(provider, credential, expand_cookies))
+        secrets += secret_forms(credential.revealed())  # covers the derived variables too (they embed these)
+        extra, secret_names, missing = app_env(provider, credential)
+        for name in extra:
+            if name in named and name not in chosen_by_option:
+                raise SigError(ErrorCode.CONFIG_ERROR,
+                               f'{name} is set by the env maps of both "{named[name]}" and "{provider.id}"',
+                               f"rename it in one of them, or choose with --env {name}=PROVIDER.KEY")
+            named[name] = provider.id
+        for name, key in missing:
+            app.warn(f'{name} (env of "{provider.id}"): the credential has no value "{key}"; it is left empty')
+        injected.update(extra)
+        secrets += secret_forms({name: extra[name] for name in secret_names})
+    credentials = {p.id: c for p, c in chosen}
+    for name, provider, key in env_options:
+        value = template_values(provider, credentials[provider.id]).get(key)
+        if value is None:
+            raise SigError(ErrorCode.CREDENTIAL_NOT_FOUND,
+                           f'--env {name}: the credential of "{provider.id}" has no value "{key}"',
+                           f"see the names with: sig run {provider.id} -- env   (SIG_<P>_<KEY> are the keys)")
+        injected[name] = value
+        if key not in IDENTIFIER_KEYS:
+            secrets += secret_forms({name: value})
+    return injected, secrets
+
+
 def _run_through_proxy(args: Args, app: App) -> int:
     """The child gets the proxy URL and CA settings, and no secret at all: the proxy adds credentials."""
     from ...proxy import daemon
 
-    if args.value("mount") or args.flag("expand-cookies"):
-        raise usage_error("--mount and --expand-cookies hand out secrets; --proxy does not", "drop one of them")
+    if args.value("mount") or args.flag("expand-cookies") or args.values("env"):
+        raise usage_error("--mount, --env and --expand-cookies hand out secrets; --proxy does not",
+                          "drop one of them")
     argv = _command(args)
     state = daemon.read_state()
     if state is None:

@@ -1,4 +1,5 @@
-"""`sig status [provider]`: which credentials are stored, valid, and until when."""
+"""`sig status [provider]` (alias `sig whoami`): which credentials are stored, valid, until when, and for
+a named provider the account behind its credential."""
 
 from __future__ import annotations
 
@@ -11,6 +12,8 @@ from ..common import resolve_existing
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     from typing import Any
+
+    from ...core.model import Provider
 
 FLAGS = {"format": "value", "provider": "value"}
 
@@ -29,6 +32,25 @@ def _row(status: dict[str, Any], watch: dict[str, Any]) -> dict[str, Any]:
     }
 
 
+def _identity(app: App, provider: Provider, status: dict[str, Any]) -> dict[str, Any] | None:
+    """The account behind the stored credential, when it can be told (see auth/identity.py)."""
+    if not status["configured"]:
+        return None
+    from ...auth.identity import local_identity, remote_identity, userinfo_url
+
+    if status["valid"] and userinfo_url(provider) is not None:
+        from ..._version import __version__
+
+        found = remote_identity(app.config, app.auth, provider, f"sig/{__version__}", app.log)
+        if found is not None:
+            return found
+    try:
+        credential = app.auth.stored(provider)
+    except SigError:
+        return None
+    return local_identity(credential) if credential is not None else None
+
+
 def run(args: Args, app: App) -> int:
     from ..output import choose_format, render
 
@@ -40,7 +62,12 @@ def run(args: Args, app: App) -> int:
     if target:
         provider = resolve_existing(app, target)
         status = app.auth.status(provider)
-        app.out(render(status, fmt, [_row(status, watch)]))
+        identity = _identity(app, provider, status)
+        row = _row(status, watch)
+        if identity is not None:
+            status["identity"] = identity
+            row["account"] = identity["account"] + (" (claimed)" if identity["claimed"] else "")
+        app.out(render(status, fmt, [row]))
         if not status["configured"]:
             err = status.get("error")
             if err:
