@@ -145,7 +145,7 @@ class Socks5Server:
             host, kind = str(ipaddress.IPv6Address(_recv_exact(client, 16))), "ipv6"
         elif atyp == 3:
             (length,) = _recv_exact(client, 1)
-            host, kind = _recv_exact(client, length).decode("idna"), "domain"
+            host, kind = _recv_exact(client, length).decode("latin-1"), "domain"  # as sent, no IDNA codec
         else:
             _reply(client, REP_ATYP_UNSUPPORTED)
             return

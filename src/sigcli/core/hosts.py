@@ -78,6 +78,8 @@ def split_url(text: str) -> tuple[str, str, int | None]:
 
     raw = text.strip()
     if "://" not in raw:
+        if raw.count(":") > 1 and not raw.startswith("["):
+            raw = f"[{raw}]"  # a bare IPv6 address (e.g. a canonical host): no port can follow it
         raw = "https://" + raw
     try:
         parts = urlsplit(raw)
