@@ -378,15 +378,16 @@ class ServerHandle:
         self.close()
 
 
-def start_echo_server(tls: bool = False, ca: trustme.CA | None = None) -> ServerHandle:
-    """Start an echo server on 127.0.0.1:<random port>; HTTPS when ``tls`` (cert from a trustme CA)."""
+def start_echo_server(tls: bool = False, ca: trustme.CA | None = None, names: tuple[str, ...] = ()) -> ServerHandle:
+    """Start an echo server on 127.0.0.1:<random port>; HTTPS when ``tls`` (cert from a trustme CA, for
+    127.0.0.1, localhost and any extra ``names``, e.g. a name a test SOCKS proxy resolves to loopback)."""
     ctx: ssl.SSLContext | None = None
     tmpdir: str | None = None
     ca_path: str | None = None
     if tls:
         ca = ca or trustme.CA()
         ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
-        ca.issue_cert(LOOPBACK, "localhost").configure_cert(ctx)
+        ca.issue_cert(LOOPBACK, "localhost", *names).configure_cert(ctx)
         tmpdir = tempfile.mkdtemp(prefix="sig-test-ca-")
         ca_file = Path(tmpdir) / "ca.pem"
         ca.cert_pem.write_to_path(str(ca_file))
@@ -418,5 +419,5 @@ def start_http_echo() -> ServerHandle:
     return start_echo_server(tls=False)
 
 
-def start_https_echo(ca: trustme.CA | None = None) -> ServerHandle:
-    return start_echo_server(tls=True, ca=ca)
+def start_https_echo(ca: trustme.CA | None = None, names: tuple[str, ...] = ()) -> ServerHandle:
+    return start_echo_server(tls=True, ca=ca, names=names)

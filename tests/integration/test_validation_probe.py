@@ -225,8 +225,9 @@ def test_no_url_is_valid() -> None:
 def test_host_outside_domains_gets_nothing(server: _Recorder) -> None:
     port = server.server_address[1]
     provider = _provider(_base(server) + "/ok", validateUrl=f"http://localhost:{port}/ok")
-    verdict, reason = probe(provider, VALUES, timeout=5)
-    assert verdict is Verdict.INVALID and "not in domains" in reason
+    with pytest.raises(SigError) as info:  # a validateUrl that can never receive the credentials
+        probe(provider, VALUES, timeout=5)
+    assert info.value.code == "CONFIG_ERROR" and "not one of the domains" in info.value.message
     assert server.seen == []
 
 
@@ -393,8 +394,9 @@ def test_https_through_proxy_tunnel(https_echo: Any, proxy: _ProxyServer) -> Non
     assert https_echo.last_request["headers"]["cookie"] == f"session={SECRET}"
 
 
-def test_socks_proxy_is_a_config_error() -> None:
-    provider = _provider("https://127.0.0.1:9/ok", networkProxy="socks5://127.0.0.1:1080")
+def test_unsupported_proxy_scheme_is_a_config_error() -> None:
+    provider = _provider("https://127.0.0.1:9/ok", networkProxy="socks4://user:pw-SECRET@127.0.0.1:1080")
     with pytest.raises(SigError) as info:
         probe(provider, VALUES, timeout=1)
-    assert info.value.code == "CONFIG_ERROR" and "browser" in info.value.message
+    assert info.value.code == "CONFIG_ERROR" and "socks4://" in info.value.message
+    assert "pw-SECRET" not in info.value.message + info.value.hint

@@ -3,7 +3,8 @@
 The original's `validate`/`isAuthenticatedResponse` (reference §4.2.6) with its flaws fixed:
 - a network error or timeout is UNKNOWN (the caller retries), never "valid";
 - custom `loginUrlPatterns` are matched case-insensitively, and also on a redirect's Location;
-- credentials go only to a host the provider's domains cover;
+- credentials go only where `may_inject` allows (domains, ports, https rule), as for every other sender;
+- a networkProxy (http, socks5, socks5h) carries the probe as it carries the browser;
 - validateRule runs in a sandboxed engine that fails closed (auth/jsrule.py).
 
 Reasons are short and never hold a value: names, status codes and URLs without their query string.
@@ -16,7 +17,6 @@ from ..core.errors import ErrorCode, SigError
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     import http.client
-    import ssl
     from collections.abc import Iterable, Mapping
 
     from ..core.model import Provider
@@ -171,66 +171,6 @@ def _missing_value(provider: Provider, values: Mapping[str, str]) -> str | None:
     return None
 
 
-def _proxy_parts(proxy: str, provider: Provider) -> tuple[str, int, str | None]:
-    """(host, port, Proxy-Authorization or None) of an http:// networkProxy; CONFIG_ERROR for the rest."""
-    from urllib.parse import unquote, urlsplit
-
-    hint = ('use an http://host:port proxy for the probe, or remove networkProxy from provider '
-            f'"{provider.id}" (the browser still gets it through --proxy-server)')
-    try:
-        parts = urlsplit(proxy.strip() if "://" in proxy else "http://" + proxy.strip())
-        port = parts.port or 80
-        host = parts.hostname or ""
-    except ValueError:
-        raise SigError(ErrorCode.CONFIG_ERROR, f'networkProxy of provider "{provider.id}" is not a valid URL',
-                       hint) from None
-    scheme = parts.scheme.lower()
-    if scheme != "http" or not host:
-        raise SigError(ErrorCode.CONFIG_ERROR,
-                       f'networkProxy {scheme}:// of provider "{provider.id}" is used only by the browser for '
-                       "now; the validation probe supports http:// proxies", hint)
-    auth = None
-    if parts.username is not None:
-        import base64
-
-        raw = f"{unquote(parts.username)}:{unquote(parts.password or '')}".encode()
-        auth = "Basic " + base64.b64encode(raw).decode("ascii")
-    return host, port, auth
-
-
-def _send_via_proxy(
-    proxy: tuple[str, int, str | None],
-    url: Url,
-    headers: list[tuple[str, str]],
-    context: ssl.SSLContext | None,
-    timeout: float,
-) -> tuple[http.client.HTTPConnection, http.client.HTTPResponse]:
-    """GET through an HTTP proxy: absolute-form for http://, a CONNECT tunnel (TLS end to end) for https://."""
-    import http.client
-
-    phost, pport, auth = proxy
-    extra = [("Proxy-Authorization", auth)] if auth else []
-    if url.scheme == "https":
-        conn: http.client.HTTPConnection = http.client.HTTPSConnection(phost, pport, timeout=timeout,
-                                                                        context=context)
-        conn.set_tunnel(url.host, url.port, headers=dict(extra))
-        target = url.target()
-        extra = []  # the tunnel got it; the origin server must not
-    else:
-        conn = http.client.HTTPConnection(phost, pport, timeout=timeout)
-        target = str(url)
-    try:
-        conn.putrequest("GET", target, skip_host=True, skip_accept_encoding=True)
-        conn.putheader("Host", url.netloc())
-        for name, value in [*extra, *headers]:
-            conn.putheader(name, value)
-        conn.endheaders()
-        return conn, conn.getresponse()
-    except BaseException:
-        conn.close()
-        raise
-
-
 def _network_reason(exc: BaseException, url: Url, timeout: float, via_proxy: bool) -> str:
     import ssl
 
@@ -271,8 +211,9 @@ def probe(provider: Provider, values: Mapping[str, str], *, timeout: float = 10.
     import http.client
     import time
 
-    from ..inject.policy import host_allowed
+    from ..inject.policy import may_inject
     from ..net.http import Url, send
+    from ..net.proxy import for_provider
 
     missing = _missing_value(provider, values)
     if missing:
@@ -287,8 +228,12 @@ def probe(provider: Provider, values: Mapping[str, str], *, timeout: float = 10.
     except SigError:
         raise SigError(ErrorCode.CONFIG_ERROR, f'{which} of provider "{provider.id}" is not an http(s) URL',
                        f'set {which} to a full URL such as https://app.example.com/api/me') from None
-    if not host_allowed(provider, url.host):
-        return Verdict.INVALID, f"{which} host not in domains ({url.host})"
+    # The probe carries the freshly captured session: the same host, port and https rule as every sender.
+    refusal = may_inject(provider, url.scheme, url.host, url.port)
+    if refusal is not None:
+        raise SigError(ErrorCode.CONFIG_ERROR, f"the captured credentials are not sent to the {which} "
+                       f"{_where(url)}: {refusal}",
+                       f"point {which} at a URL on the provider's own domains, port and scheme")
 
     headers, extra_query, problem = _request_headers(provider, values)
     if problem:
@@ -296,8 +241,7 @@ def probe(provider: Provider, values: Mapping[str, str], *, timeout: float = 10.
     if extra_query:
         url = Url(url.scheme, url.host, url.port, url.path, f"{url.query}&{extra_query}" if url.query
                   else extra_query)
-    network_proxy = str(provider.get("networkProxy") or "").strip()
-    proxy = _proxy_parts(network_proxy, provider) if network_proxy else None
+    proxy = for_provider(provider)
     context = None
     if url.scheme == "https":
         from ..net.tls import client_context
@@ -307,10 +251,7 @@ def probe(provider: Provider, values: Mapping[str, str], *, timeout: float = 10.
     deadline = time.monotonic() + timeout
     conn = None
     try:
-        if proxy is None:
-            conn, response = send("GET", url, headers, None, context=context, timeout=timeout)
-        else:
-            conn, response = _send_via_proxy(proxy, url, headers, context, timeout)
+        conn, response = send("GET", url, headers, None, context=context, timeout=timeout, proxy=proxy)
         status = response.status
         response_headers: dict[str, str] = {}
         for name, value in response.getheaders():

@@ -2,15 +2,12 @@
 
 from __future__ import annotations
 
-from ..core.hosts import domain_matches, split_url
+from ..core.hosts import canonical_host, domain_matches, split_url
+from ..core.hosts import is_loopback as is_loopback  # the one loopback test; re-exported for senders
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     from ..core.model import Provider
-
-
-def is_loopback(host: str) -> bool:
-    return host in ("localhost", "::1") or host.startswith("127.") or host.endswith(".localhost")
 
 
 def host_allowed(provider: Provider, host: str) -> bool:
@@ -38,10 +35,27 @@ def may_inject(provider: Provider, scheme: str, host: str, port: int | None = No
                 "add it to the provider's ports: [...] to allow it")
     if scheme == "https":
         return None
-    entry_scheme, _entry_host, _ = split_url(provider.entry_url) if provider.entry_url else ("", "", None)
-    if entry_scheme == "http" and provider.entry_url.startswith("http://"):
-        return None  # the user configured a cleartext URL for this provider
-    if is_loopback(host) or provider.get("allowHttp") is True:
+    entry_scheme, entry_host, _ = split_url(provider.entry_url) if provider.entry_url else ("", "", None)
+    if entry_scheme == "http" and entry_host == canonical_host(host):
+        return None  # the user configured a cleartext URL for this very host
+    return cleartext_refusal(provider, scheme, host)
+
+
+def cleartext_refusal(provider: Provider, scheme: str, host: str, what: str = "credentials") -> str | None:
+    """The transport rule every sender shares: https, a loopback host (core.hosts.is_loopback: IP literal or
+    the exact name localhost), or the provider's explicit allowHttp: true. None when allowed."""
+    if scheme == "https" or is_loopback(host) or provider.get("allowHttp") is True:
         return None
-    return (f'provider "{provider.id}" credentials are not sent over cleartext http to {host}; '
+    return (f'provider "{provider.id}" {what} are not sent over cleartext http to {host}; '
             "use https, or set allowHttp: true on the provider")
+
+
+def endpoint_refusal(provider: Provider, url: str, field: str) -> str | None:
+    """None when sig may talk to a provider's OAuth2 or validation endpoint `url` (the value of config
+    `field`); else why not. These URLs carry client secrets, refresh tokens and codes, so they follow
+    the cleartext rule, and only http(s) URLs are endpoints at all."""
+    scheme, host, _port = split_url(url)
+    if scheme not in ("http", "https") or not host or "://" not in url:
+        return f'{field} of provider "{provider.id}" is not an http(s) URL'
+    refusal = cleartext_refusal(provider, scheme, host, "secrets")
+    return f"{field}: {refusal}" if refusal else None

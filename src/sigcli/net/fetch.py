@@ -16,6 +16,7 @@ if TYPE_CHECKING:
     from ..auth.manager import AuthManager
     from ..config.load import Config
     from ..core.model import Credential, Provider
+    from .proxy import NetworkProxy
 
 REDIRECTS = (301, 302, 303, 307, 308)
 MAX_REDIRECTS = 10
@@ -166,12 +167,26 @@ def authenticated_request(
     return result
 
 
+def network_proxy(providers: list[Provider]) -> NetworkProxy | None:
+    """The providers' networkProxy (the request and its redirects all go through it); providers that
+    name different proxies cannot share one request."""
+    from .proxy import for_provider
+
+    chosen = {str(p.get("networkProxy") or "").strip() for p in providers} - {""}
+    if len(chosen) > 1:
+        raise SigError(ErrorCode.USAGE_ERROR, "the providers of this request use different networkProxy settings",
+                       "send the request with one --provider at a time")
+    with_proxy = [p for p in providers if p.get("networkProxy")]
+    return for_provider(with_proxy[0]) if with_proxy else None
+
+
 def _send(url: Url, prepared: Prepared, providers: list[Provider], method: str,
           headers: list[tuple[str, str]] | None, body: bytes | None, cafiles: list[str] | None,
           timeout: float, user_agent: str, log: Callable[[str], None]) -> Result:
     from .tls import client_context
 
     ca = list(cafiles or []) + [str(p.get("caFile")) for p in providers if p.get("caFile")]
+    proxy = network_proxy(providers)
     user_headers = list(headers or [])
     if body is not None and _header(user_headers, "Content-Type") is None:
         user_headers.append(("Content-Type", "application/json"))
@@ -193,8 +208,10 @@ def _send(url: Url, prepared: Prepared, providers: list[Provider], method: str,
             payload = None
         context = client_context(ca) if target.scheme == "https" else None
         log(f"{current_method} {target.scheme}://{target.netloc()}{target.path}"
-            + ("" if inject else " (no credentials: another origin)"))
-        conn, response = send(current_method, target, sent_headers, payload, context=context, timeout=timeout)
+            + ("" if inject else " (no credentials: another origin)")
+            + (f" via {proxy.label}" if proxy is not None else ""))
+        conn, response = send(current_method, target, sent_headers, payload, context=context, timeout=timeout,
+                              proxy=proxy)
         location = response.getheader("Location")
         if response.status not in REDIRECTS or not location or hop == MAX_REDIRECTS:
             return Result(conn, response, current, prepared, hop)

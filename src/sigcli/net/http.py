@@ -9,6 +9,8 @@ if TYPE_CHECKING:
     import http.client
     import ssl
 
+    from .proxy import NetworkProxy
+
 
 class Url:
     """A parsed absolute http(s) URL."""
@@ -22,7 +24,7 @@ class Url:
     def parse(cls, text: str) -> Url:
         from urllib.parse import urlsplit
 
-        from ..core.hosts import canonical_host
+        from ..core.hosts import canonical_host, is_valid_host
 
         try:
             parts = urlsplit(text.strip())
@@ -38,6 +40,9 @@ class Url:
             raise SigError(ErrorCode.USAGE_ERROR, "the URL contains spaces or control characters",
                            "percent-encode them (%20)")
         host = canonical_host(parts.hostname)
+        if not is_valid_host(host):
+            raise SigError(ErrorCode.USAGE_ERROR, f'the host of "{text}" is not a valid internationalised '
+                           "domain name", "check the spelling; browsers would refuse this name too")
         return cls(scheme, host, port or (443 if scheme == "https" else 80), parts.path or "/", parts.query)
 
     @property
@@ -69,20 +74,19 @@ def send(
     *,
     context: ssl.SSLContext | None = None,
     timeout: float = 30.0,
+    proxy: NetworkProxy | None = None,
 ) -> tuple[http.client.HTTPConnection, http.client.HTTPResponse]:
-    """Send one request; the caller reads the response (streamed) and closes the connection."""
+    """Send one request (through `proxy` when given); the caller reads the response (streamed) and closes
+    the connection. https through any proxy is TLS end to end with the origin: the proxy sees only bytes."""
     import http.client
     import ssl
 
-    if url.scheme == "https":
-        conn: http.client.HTTPConnection = http.client.HTTPSConnection(
-            url.host, url.port, timeout=timeout, context=context)
-    else:
-        conn = http.client.HTTPConnection(url.host, url.port, timeout=timeout)
+    conn, target, extra = _connection(url, context, timeout, proxy)
+    via = f" through networkProxy {proxy.label}" if proxy is not None else ""
     try:
-        conn.putrequest(method, url.target(), skip_host=True, skip_accept_encoding=True)
+        conn.putrequest(method, target, skip_host=True, skip_accept_encoding=True)
         conn.putheader("Host", url.netloc())
-        for name, value in headers:
+        for name, value in [*extra, *headers]:
             conn.putheader(name, value)
         if body is not None:
             conn.putheader("Content-Length", str(len(body)))
@@ -94,12 +98,46 @@ def send(
                        f"TLS verification of {url.host} failed: {exc.verify_message or exc.reason}",
                        "if the server uses a private CA, pass it with --cacert FILE or set caFile on the provider"
                        ) from None
+    except SigError:
+        conn.close()
+        raise
     except TimeoutError:
         conn.close()
-        raise SigError(ErrorCode.GENERAL_ERROR, f"{url.host} did not answer within {timeout:g}s",
+        raise SigError(ErrorCode.GENERAL_ERROR, f"{url.host} did not answer within {timeout:g}s{via}",
                        "check the URL, or raise the limit with --timeout SECONDS") from None
     except (OSError, http.client.HTTPException) as exc:
         conn.close()
         reason = getattr(exc, "strerror", None) or str(exc) or type(exc).__name__
-        raise SigError(ErrorCode.GENERAL_ERROR, f"request to {url.host}:{url.port} failed: {reason}",
-                       "check the URL and that the server is reachable") from None
+        raise SigError(ErrorCode.GENERAL_ERROR, f"request to {url.host}:{url.port} failed{via}: {reason}",
+                       "check the URL and that the server is reachable"
+                       + (" through the proxy" if proxy is not None else "")) from None
+
+
+def _connection(url: Url, context: ssl.SSLContext | None, timeout: float, proxy: NetworkProxy | None
+                ) -> tuple[http.client.HTTPConnection, str, list[tuple[str, str]]]:
+    """(connection, request target, extra headers) for a direct, HTTP-proxied or SOCKS-proxied request."""
+    import http.client
+
+    conn: http.client.HTTPConnection
+    if proxy is not None and not proxy.is_socks:
+        auth = proxy.basic_auth()
+        if url.scheme == "http":  # absolute-form to the proxy, which forwards it
+            conn = http.client.HTTPConnection(proxy.host, proxy.port, timeout=timeout)
+            return conn, str(url), [("Proxy-Authorization", auth)] if auth else []
+        # a CONNECT tunnel: only the proxy sees Proxy-Authorization, the origin never does
+        conn = http.client.HTTPSConnection(proxy.host, proxy.port, timeout=timeout, context=context)
+        conn.set_tunnel(url.host, url.port, headers={"Proxy-Authorization": auth} if auth else None)
+        return conn, url.target(), []
+    if url.scheme == "https":
+        conn = http.client.HTTPSConnection(url.host, url.port, timeout=timeout, context=context)
+    else:
+        conn = http.client.HTTPConnection(url.host, url.port, timeout=timeout)
+    if proxy is not None:
+        socks = proxy
+
+        def through_socks(address: tuple[str, int], timeout: float | None = None, *_: object) -> object:
+            return socks.open_socket(address[0], address[1], timeout)
+
+        # http.client opens its socket with this attribute; the SOCKS socket replaces it (TLS on top).
+        conn._create_connection = through_socks  # type: ignore[attr-defined]
+    return conn, url.target(), []

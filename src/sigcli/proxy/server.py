@@ -115,12 +115,9 @@ def _nodelay(sock: socket.socket) -> None:
 
 
 def _is_loopback(host: str) -> bool:
-    import ipaddress
+    from ..core.hosts import is_loopback  # the one loopback test (IP literal in 127/8, ::1, or localhost)
 
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
+    return is_loopback(host)
 
 
 # -- byte streams ------------------------------------------------------------------------------------

@@ -137,7 +137,7 @@ def device_code(settings: OAuth2Settings, ctx: LoginContext, sleep: object = tim
     if settings.scope:
         fields["scope"] = settings.scope
     start = post_form(settings.device_url, fields, settings, authenticate=False,
-                      what="device authorization endpoint").data
+                      what="device authorization endpoint", field="deviceUrl").data
     device = str(start.get("device_code") or "")
     if not device:
         raise SigError(ErrorCode.GENERAL_ERROR, "the device authorization endpoint gave no device_code",

@@ -1,4 +1,6 @@
-"""A provider's OAuth2 settings, with `${VAR}` references resolved from the environment at use time."""
+"""A provider's OAuth2 settings. `${VAR}` is read from the environment in clientId and clientSecret only
+(the fields meant for it); anywhere else in the oauth2 section it is a CONFIG_ERROR, so a config edit cannot
+make sig send an environment variable to a server in a URL, a scope or an audience."""
 
 from __future__ import annotations
 
@@ -11,9 +13,24 @@ from ...core.secret import Secret
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     from ...core.model import Credential, Provider
+    from ...net.proxy import NetworkProxy
 
 GRANTS = ("client_credentials", "authorization_code", "device_code")
 DEVICE_GRANT = "urn:ietf:params:oauth:grant-type:device_code"
+EXPANDED_FIELDS = ("clientId", "clientSecret")
+URL_FIELDS = {"token_url": "tokenUrl", "auth_url": "authUrl", "device_url": "deviceUrl"}
+
+
+def literal(value: str, field: str, provider_id: str) -> str:
+    """A field that is not expanded: a `${` in it is refused rather than sent on as it is."""
+    if "${" in value:
+        kind = "a URL" if field.endswith("Url") else "this field"
+        raise SigError(ErrorCode.CONFIG_ERROR,
+                       f'provider "{provider_id}": oauth2.{field} contains "${{…}}", but sig reads environment '
+                       f"variables only in {' and '.join('oauth2.' + f for f in EXPANDED_FIELDS)}",
+                       f"write {kind} itself in the config (a variable in it could send its value to "
+                       "whatever server the config names)")
+    return value
 
 
 def expand(value: str, field: str, provider_id: str) -> str:
@@ -45,13 +62,19 @@ class OAuth2Settings:
     def __init__(self, provider: Provider, cli: dict[str, str] | None = None,
                  stored: Credential | None = None, secret: Secret | None = None) -> None:
         conf = dict(provider.get("oauth2") or {})
-        conf.update({k: v for k, v in (cli or {}).items() if v is not None})
+        given = {k: str(v) for k, v in (cli or {}).items() if v is not None}  # from the command line: literal
+        conf.update(given)
         pid = provider.id
 
         def text(key: str, default: str = "") -> str:
             value = conf.get(key)
-            return expand(str(value), key, pid) if value not in (None, "") else default
+            if value in (None, ""):
+                return default
+            if key in given:
+                return given[key]
+            return expand(str(value), key, pid) if key in EXPANDED_FIELDS else literal(str(value), key, pid)
 
+        self.provider = provider
         self.provider_id = pid
         self.token_url = text("tokenUrl")
         self.auth_url = text("authUrl")
@@ -70,9 +93,9 @@ class OAuth2Settings:
         self.client_secret = secret
         scopes = conf.get("scopes")
         if isinstance(scopes, list):
-            self.scope = " ".join(expand(str(s), "scopes", pid) for s in scopes)
+            self.scope = " ".join(literal(str(s), "scopes", pid) for s in scopes)
         else:
-            self.scope = text("scope") or (expand(str(scopes), "scopes", pid) if scopes else "")
+            self.scope = text("scope") or (literal(str(scopes), "scopes", pid) if scopes else "")
         grant = text("grant") or (stored.extra.get("oauth2Grant", "") if stored is not None else "")
         self.grant = grant or ("client_credentials" if self.client_secret is not None else "")
         self.skew_ms = parse_duration_ms(str(conf.get("skew") or "60s")) or 60_000
@@ -97,7 +120,27 @@ class OAuth2Settings:
             raise SigError(ErrorCode.CONFIG_ERROR,
                            f'provider "{self.provider_id}" needs OAuth2 {", ".join(missing)}',
                            "give it on the command line or in the provider's oauth2 section of the config")
+        for attr in fields:
+            if attr in URL_FIELDS:
+                self.check_endpoint(getattr(self, attr), URL_FIELDS[attr])
         if self.grant not in GRANTS:
             raise SigError(ErrorCode.CONFIG_ERROR,
                            f'provider "{self.provider_id}": unknown OAuth2 grant "{self.grant or "(none)"}"',
                            f"use --grant {' | '.join(GRANTS)} (client_credentials needs a client secret)")
+
+    def check_endpoint(self, url: str, field: str) -> None:
+        """CONFIG_ERROR unless sig may talk to `url` (setting oauth2.`field`): https, a loopback host, or
+        the provider's allowHttp: true — the rule credential injection follows."""
+        from ...inject.policy import endpoint_refusal
+
+        refusal = endpoint_refusal(self.provider, url, f"oauth2.{field}")
+        if refusal is not None:
+            raise SigError(ErrorCode.CONFIG_ERROR, refusal,
+                           f"use an https:// URL for oauth2.{field}, or set allowHttp: true on "
+                           f'provider "{self.provider_id}" if cleartext is really intended')
+
+    @property
+    def network_proxy(self) -> NetworkProxy | None:
+        from ...net.proxy import for_provider
+
+        return for_provider(self.provider)

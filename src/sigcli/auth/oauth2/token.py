@@ -27,8 +27,11 @@ class TokenResponse:
 
 
 def post_form(url: str, fields: dict[str, str], settings: OAuth2Settings, *, authenticate: bool = True,
-              error_code: str = ErrorCode.GENERAL_ERROR, what: str = "token endpoint") -> TokenResponse:
-    """POST fields; return the JSON answer, or raise TokenError / SigError with a message that helps."""
+              error_code: str = ErrorCode.GENERAL_ERROR, what: str = "token endpoint",
+              field: str = "tokenUrl") -> TokenResponse:
+    """POST fields to `url` (the setting oauth2.`field`), through the provider's networkProxy; return the
+    JSON answer, or raise TokenError / SigError with a message that helps. Nothing is sent to a URL the
+    transport rule refuses (cleartext to a host that is not loopback, without allowHttp)."""
     import base64
     from urllib.parse import quote, urlencode
 
@@ -36,6 +39,8 @@ def post_form(url: str, fields: dict[str, str], settings: OAuth2Settings, *, aut
     from ...net.http import Url, send
     from ...net.tls import client_context
 
+    settings.check_endpoint(url, field)
+    proxy = settings.network_proxy
     body = dict(fields)
     headers = [("Content-Type", "application/x-www-form-urlencoded"), ("Accept", "application/json"),
                ("User-Agent", "sig")]
@@ -48,11 +53,16 @@ def post_form(url: str, fields: dict[str, str], settings: OAuth2Settings, *, aut
             body["client_id"] = settings.client_id
             if secret is not None:
                 body["client_secret"] = secret
-    target = Url.parse(url)
-    context = client_context() if target.scheme == "https" else None
+    try:
+        target = Url.parse(url)
+    except SigError as err:
+        raise SigError(ErrorCode.CONFIG_ERROR, f'oauth2.{field} of provider "{settings.provider_id}": '
+                       f"{err.message}", "write a full https:// URL in the provider's oauth2 section") from None
+    cafile = settings.provider.get("caFile")
+    context = client_context([str(cafile)] if cafile else []) if target.scheme == "https" else None
     try:
         conn, response = send("POST", target, headers, urlencode(body).encode("ascii"), context=context,
-                              timeout=settings.timeout)
+                              timeout=settings.timeout, proxy=proxy)
     except SigError as err:
         raise SigError(error_code, f"the {what} at {target.host} could not be reached: {err.message}",
                        "check the URL and your network, then try again") from None
