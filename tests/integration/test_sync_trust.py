@@ -264,3 +264,14 @@ def test_a_remote_config_with_yaml_aliases_is_refused(local: Sig, remote_home: P
     r = local("sync", "pull", "box", "--provider", "ci", timeout=30, check=0)
     assert "anchor" in r.json()["configSynced"]["error"] and "line 1" in r.json()["configSynced"]["error"]
     assert (local.home / "config.yaml").read_text() == before
+
+
+def test_a_new_provider_named_on_pull_may_not_take_another_providers_hosts(local: Sig, remote_home: Path) -> None:
+    cfg = remote_home / "config.yaml"
+    cfg.write_text(cfg.read_text() + "  ci-mirror:\n    domains: [ci.example.com]\n    strategy: api-token\n"
+                   "  tools:\n    domains: [tools.example.com]\n    strategy: api-token\n")
+    r = local("sync", "pull", "box", "--provider", "ci-mirror,tools", check=1)
+    assert r.json()["refused"] == [{"provider": "ci-mirror", "fields": ["domains, shared with ci"]}]
+    assert r.json()["configSynced"]["providers"] == ["tools"]  # a new provider on its own hosts is taken
+    text = (local.home / "config.yaml").read_text()
+    assert "ci-mirror" not in text and "tools:" in text

@@ -49,6 +49,21 @@ def changes(local: dict[str, Any] | None, remote: dict[str, Any] | None) -> list
     return out
 
 
+def sharing(entry: dict[str, Any], others: dict[str, dict[str, Any]]) -> list[str]:
+    """Ids of other providers whose domains overlap a new provider's: the new one could take their hosts
+    (an exact domain is chosen before a glob), so its credential would go where theirs went."""
+    from ..core.hosts import domain_matches
+
+    mine = [str(d) for d in entry.get("domains") or []]
+    out = []
+    for pid, other in others.items():
+        theirs = [str(d) for d in other.get("domains") or []]
+        if any(domain_matches(a, b.replace("*", "x")) or domain_matches(b, a.replace("*", "x"))
+               for a in mine for b in theirs):
+            out.append(pid)
+    return out
+
+
 def _mask_url(text: str) -> str:
     """`scheme://user:password@host` -> `scheme://user:****@host` (the rest of the URL is shown)."""
     scheme, sep, rest = text.partition("://")

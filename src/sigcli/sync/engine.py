@@ -340,12 +340,15 @@ def pull(config: Config, store: CredentialStore, remote: Remote, ids: list[str] 
         if local is not None and local.data == entry:
             continue  # the same provider, perhaps written differently: leave our file as it is
         entries[pid] = node
-        if local is not None:
-            from .destinations import changes
+        from .destinations import changes, sharing
 
+        if local is not None:
             diff = changes(local.data, entry)
-            if diff:
-                pending[pid] = diff
+        else:  # new here: it may not take over the hosts of a provider we already have
+            shared = sharing(entry, {k: p.data for k, p in config.providers.items()})
+            diff = [(f"domains, shared with {', '.join(shared)}", None, entry.get("domains"))] if shared else []
+        if diff:
+            pending[pid] = diff
     # -- the credentials: sealed, named right, dated believably, newer than ours ------------------
     now = now_ms()
     incoming: dict[str, Credential] = {}
