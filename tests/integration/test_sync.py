@@ -93,10 +93,17 @@ def test_pull_into_another_machine(local: Sig, remote_home: Path, server: sshd.S
     server.trust(other.user_home)
     other("remote", "add", "box", f"ssh://{server.user}@127.0.0.1:{server.port}{remote_home}", "--ssh-key",
           str(server.client_key), check=0)
+    # a remote is trusted only with what was exchanged with it: a first plain pull takes nothing, says why
     r = other("sync", "pull", check=0)  # the only remote is used by default
+    assert r.json()["pulled"] == [] and r.json()["notExchanged"] == ["api", "jira"]
+    assert "--provider api" in r.err
+    r = other("sync", "pull", "--provider", "api,jira", check=0)
     assert sorted(r.json()["pulled"]) == ["api", "jira"]
     assert other("get", "api", "--format", "value", "--no-redaction", check=0).out.strip() == f"Bearer {TOKEN}"
     assert "api:" in (other.home / "config.yaml").read_text()
+    # named once, trusted from then on: a plain pull takes the remote's newer credential
+    _remote_sig(local, remote_home, "login", "api", "--token-stdin", input="tok-ROTATED-ON-REMOTE")
+    assert other("sync", "pull", check=0).json()["pulled"] == ["api"]
 
 
 def test_single_provider_and_conflicts(local: Sig, remote_home: Path) -> None:

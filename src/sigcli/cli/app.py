@@ -5,6 +5,7 @@ from __future__ import annotations
 import sys
 
 from ..config import paths
+from ..core.text import printable
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -25,20 +26,22 @@ class App:
     # -- terminal ---------------------------------------------------------------------------------------
     def log(self, message: str) -> None:
         if self.verbose:
-            sys.stderr.write(f"[sig] {message}\n")
+            sys.stderr.write(f"[sig] {printable(message)}\n")
 
     def say(self, message: str) -> None:
-        """A human-facing line on stderr (stdout is kept for data)."""
-        sys.stderr.write(message + "\n")
+        """A human-facing line on stderr (stdout is kept for data). Control characters in it (from a
+        server, a remote or a config) are shown escaped, never sent to the terminal raw."""
+        sys.stderr.write(printable(message) + "\n")
 
     def warn(self, message: str) -> None:
-        sys.stderr.write(f"Warning: {message}\n")
+        sys.stderr.write(f"Warning: {printable(message)}\n")
 
     def out(self, text: str) -> None:
         sys.stdout.write(text if text.endswith("\n") or not text else text + "\n")
 
     def ask(self, prompt: str, secret: bool) -> str | None:
         """One answer from the user: hidden on a terminal, else one line of stdin; None at end of input."""
+        prompt = printable(prompt)
         if secret and sys.stdin.isatty():
             import getpass
 

@@ -286,10 +286,14 @@ Usage: sig remote add <name> <host|ssh://user@host[:port][/path]> [--user U] [--
     "sync": """\
 Usage: sig sync push|pull [remote] [--provider id]... [--force] [--format json]
 
-Copy credentials to or from a remote over SSH. Exit 4 for an unknown remote.
-  --provider ID   only this provider (repeatable)
-  --force         overwrite on conflict
+Copy credentials (and provider entries) to or from a remote over SSH. Exit 4 for an unknown remote.
+  --provider id   only these providers (repeatable, or a,b). On pull, naming a provider trusts the
+                  remote with it; without names a pull takes only providers pushed to or pulled by
+                  name from that remote before (the others are listed under notExchanged)
+  --force         overwrite a copy that is newer on the other side (dates only, never trust)
   --format json   errors as JSON on stderr
+A pull that changes where a credential may go (domains, ports, URLs, proxy, CA file, apply rules)
+shows the change and asks at a terminal; without one it is refused (exit 1, SYNC_CONFLICT).
 """,
     "watch": """\
 Usage: sig watch add <provider> [--auto-sync <remote>]...

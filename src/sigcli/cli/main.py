@@ -22,10 +22,13 @@ def _print_error(err: SigError, json_errors: bool, verbose: bool) -> None:
 
         sys.stderr.write(dumps({"error": err.to_dict()}) + "\n")
         return
+    from ..core.text import printable
+
+    # A message may quote a server, a remote or a file: its control characters are shown, not obeyed.
     code = f" [{err.code}]" if verbose else ""
-    sys.stderr.write(f"Error{code}: {err.message}\n")
+    sys.stderr.write(f"Error{code}: {printable(err.message)}\n")
     if err.hint:
-        sys.stderr.write(f"Hint: {err.hint}\n")
+        sys.stderr.write(f"Hint: {printable(err.hint)}\n")
 
 
 def _wants_json(argv: list[str]) -> bool:

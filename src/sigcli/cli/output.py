@@ -5,6 +5,7 @@ from __future__ import annotations
 import sys
 
 from ..core.jsonio import dumps
+from ..core.text import printable
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -136,7 +137,8 @@ def to_plain(data: Any) -> str:
                 value = "true" if value else "false"
             elif isinstance(value, dict | list):
                 value = dumps(value)
-            out.append(f"{key}: {value}")
+            # one record line per key: a value's newlines and control characters are shown escaped
+            out.append(f"{printable(str(key), one_line=True)}: {printable(str(value), one_line=True)}")
         return "\n".join(out)
 
     if isinstance(data, list):
@@ -151,7 +153,8 @@ def to_table(rows: list[dict[str, Any]], max_widths: dict[str, int] | None = Non
     keys = list(rows[0].keys())
 
     def cell(v: Any) -> str:
-        return "-" if v is None else str(v)
+        # a cell is one line of text for a person: newlines and control characters are shown escaped
+        return "-" if v is None else printable(str(v), one_line=True)
 
     widths = {}
     for k in keys:

@@ -18,7 +18,7 @@ TYPE_CHECKING = False
 if TYPE_CHECKING:
     from typing import Any
 
-CACHE_VERSION = 3
+CACHE_VERSION = 4  # 4: files with YAML anchors/aliases no longer load
 
 
 class Config:
@@ -140,14 +140,57 @@ def missing_config_error(path: str) -> SigError:
     )
 
 
+class _AnchorFound(Exception):
+    """An anchor (&name) or alias (*name) in a file sig reads; carries where it is."""
+
+    def __init__(self, kind: str, line: int, column: int) -> None:
+        super().__init__(kind)
+        self.kind, self.line, self.column = kind, line, column
+
+
+_COMPOSER: Any = None
+
+
+def _no_alias_composer() -> Any:
+    """ruamel's composer, refusing anchors and aliases as it meets them (before anything is expanded).
+
+    Aliases let a 1 KB file stand for gigabytes once something walks it (the "billion laughs"): every
+    later command would pay for it. A config has no need for them, so they are refused outright."""
+    global _COMPOSER
+    if _COMPOSER is None:
+        from ruamel.yaml.composer import Composer
+        from ruamel.yaml.events import AliasEvent
+
+        class NoAliasComposer(Composer):  # type: ignore[misc]
+            def compose_node(self, parent: Any, index: Any) -> Any:
+                event = self.parser.peek_event()
+                if isinstance(event, AliasEvent) or getattr(event, "anchor", None) is not None:
+                    mark = event.start_mark
+                    raise _AnchorFound("an alias" if isinstance(event, AliasEvent) else "an anchor",
+                                       mark.line + 1, mark.column + 1)
+                return super().compose_node(parent, index)
+
+        _COMPOSER = NoAliasComposer
+    return _COMPOSER
+
+
 def parse_yaml(text: str, path: str) -> Any:
-    """Round-trip parse (keeps line numbers for messages). Raises CONFIG_ERROR on malformed YAML."""
+    """Round-trip parse (keeps line numbers for messages). Raises CONFIG_ERROR on malformed YAML and on
+    YAML anchors/aliases (refused: see _no_alias_composer)."""
     from ruamel.yaml import YAML
     from ruamel.yaml.error import YAMLError
 
     yaml = YAML(typ="rt")
+    yaml.Composer = _no_alias_composer()
     try:
         return yaml.load(text)
+    except _AnchorFound as found:
+        raise SigError(
+            ErrorCode.CONFIG_ERROR,
+            f"{path} uses {found.kind} (line {found.line}, column {found.column}): YAML anchors (&name) and "
+            "aliases (*name, <<: *name) are not accepted in sig's files",
+            "write the repeated values out in full at each place, then run `sig doctor`",
+        ) from None
     except YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f" (line {mark.line + 1}, column {mark.column + 1})" if mark is not None else ""

@@ -8,7 +8,9 @@ import time
 
 
 def _log(line: str) -> None:
-    sys.stderr.write(f"{time.strftime('%Y-%m-%dT%H:%M:%S')} {line}\n")
+    from ..core.text import printable  # request lines and upstream errors: shown, never obeyed by a terminal
+
+    sys.stderr.write(f"{time.strftime('%Y-%m-%dT%H:%M:%S')} {printable(line, one_line=True)}\n")
     sys.stderr.flush()
 
 

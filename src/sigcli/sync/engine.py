@@ -17,7 +17,8 @@ from ..core.errors import ErrorCode, SigError
 from ..core.hosts import sanitize_filename
 from ..core.jsonio import dumps, loads
 from ..core.model import Credential
-from ..core.timeutil import ms_from_iso
+from ..core.timeutil import iso_from_ms, ms_from_iso, now_ms
+from . import trust
 from .remotes import Remote, get_remote
 from .ssh import EMPTY_TAR, READ_SCRIPT, WRITE_SCRIPT, Connection, base_expr
 
@@ -66,18 +67,43 @@ def fetch(conn: Connection) -> Snapshot:
     return snap
 
 
-def _open_remote_file(data: bytes, key: bytes | None, label: str) -> Credential:
+# A remote's clock may run a little ahead; a timestamp further in the future than this is not believed
+# (it would make a forged or broken file win every later comparison).
+FUTURE_SKEW_MS = 5 * 60_000
+
+
+def _open_remote_file(data: bytes, key: bytes | None, name: str) -> tuple[Credential, bool]:
+    """A credential file from the remote, if it is one sig may take: sealed, and for the provider its file
+    is named after (a file may not plant a credential for another provider). Also says whether the file
+    gave its updatedAt (when it did not, the Credential's is "now", which must not count as newer)."""
+    from ..core.hosts import valid_provider_id
+    from ..core.text import printable
     from ..store.envelope import is_envelope, unseal
 
-    payload = loads(data)
-    if is_envelope(payload):
-        if key is None:
-            raise SigError(ErrorCode.SYNC_ERROR, f"{label} is sealed but the remote has no encryption key",
-                           "restore the remote's encryption.key, or remove that file there")
+    label = f"remote credentials/{name}"
+    try:
+        payload = loads(data)
+    except ValueError:
+        raise SigError(ErrorCode.SYNC_ERROR, f"{label} is not valid JSON", "remove that file on the remote") from None
+    if not is_envelope(payload):
+        raise SigError(ErrorCode.SYNC_ERROR, f"{label} is not sealed: plaintext credential files from a remote are "
+                       "refused", "log in again on the remote (sig seals what it writes), or remove that file there")
+    if key is None:
+        raise SigError(ErrorCode.SYNC_ERROR, f"{label} is sealed but the remote has no encryption key",
+                       "restore the remote's encryption.key, or remove that file there")
+    try:
         payload = loads(unseal(payload, key, label, "sync it again with --force, or remove it on the remote"))
+    except ValueError:
+        raise SigError(ErrorCode.SYNC_ERROR, f"{label} holds damaged content", "remove that file on the remote") \
+            from None
     if not isinstance(payload, dict) or not payload.get("providerId"):
-        raise SigError(ErrorCode.SYNC_ERROR, f"{label} is not a sig credential", "")
-    return Credential.from_payload(payload)
+        raise SigError(ErrorCode.SYNC_ERROR, f"{label} is not a sig credential", "remove that file on the remote")
+    pid = payload["providerId"]
+    if not isinstance(pid, str) or not valid_provider_id(pid) or f"{pid}.json" != name:
+        shown = printable(str(pid)[:80], one_line=True)
+        raise SigError(ErrorCode.SYNC_ERROR, f'{label} holds a credential for provider "{shown}", not for the '
+                       "provider its name says; refused", "remove that file on the remote")
+    return Credential.from_payload(payload), ms_from_iso(payload.get("updatedAt")) is not None
 
 
 def _seal_for(credential: Credential, key: bytes) -> bytes:
@@ -87,9 +113,24 @@ def _seal_for(credential: Credential, key: bytes) -> bytes:
     return dumps(seal(plaintext, key), indent=2).encode("ascii")
 
 
+def _believed(ts: str | None, now: int) -> int | None:
+    """An updatedAt as milliseconds, or None when unreadable or too far in the future to believe."""
+    ms = ms_from_iso(ts or "")
+    return ms if ms is not None and ms <= now + FUTURE_SKEW_MS else None
+
+
+def _same_content(a: Credential, b: Credential) -> bool:
+    """Equal but perhaps for updatedAt (a copy taken earlier, re-dated when its date was not believed)."""
+    pa, pb = a.to_payload(), b.to_payload()
+    pa.pop("updatedAt", None)
+    pb.pop("updatedAt", None)
+    return pa == pb
+
+
 def _newer(a: str | None, b: str | None) -> bool:
-    """Is a strictly newer than b (ISO instants; an unknown time is never newer)."""
-    ta, tb = ms_from_iso(a or ""), ms_from_iso(b or "")
+    """Is a strictly newer than b (an unknown or unbelievable time is never newer)."""
+    now = now_ms()
+    ta, tb = _believed(a, now), _believed(b, now)
     return ta is not None and (tb is None or ta > tb)
 
 
@@ -191,11 +232,11 @@ def push(config: Config, store: CredentialStore, remote: Remote, ids: list[str] 
             theirs = None
             if name in snap.files:
                 try:
-                    theirs = _open_remote_file(snap.files[name], snap.key, f"remote {name}")
+                    theirs, dated = _open_remote_file(snap.files[name], snap.key, name)
                 except (SigError, ValueError):
-                    theirs = None  # unreadable there: ours replaces it
+                    theirs, dated = None, False  # unreadable or refused there: ours replaces it
             if theirs is not None and not force:
-                if _newer(theirs.updated_at, cred.updated_at):
+                if dated and _newer(theirs.updated_at, cred.updated_at):
                     result["skipped"].append({"provider": cred.provider_id, "local": cred.updated_at,
                                               "remote": theirs.updated_at})
                     continue
@@ -218,77 +259,166 @@ def push(config: Config, store: CredentialStore, remote: Remote, ids: list[str] 
                                "run the sync again; nothing was half-written")
     finally:
         conn.close()
+    # The remote now holds (or was offered) these: a later pull may update them, and only them.
+    trust.remember(remote, [*result["pushed"], *result["unchanged"], *(s["provider"] for s in result["skipped"]),
+                            *result["configSynced"]["providers"]])
     log(f"push to {remote.name}: {len(result['pushed'])} pushed, {len(result['skipped'])} skipped")
     return result
 
 
+class Changes:
+    """Destination changes a pull would make, waiting for the user's yes: provider -> [(field, ours, theirs)]."""
+
+    def __init__(self, remote: Remote, providers: dict[str, list[tuple[str, Any, Any]]]) -> None:
+        self.remote = remote
+        self.providers = providers
+
+
+def _remote_entries(snap: Snapshot, remote: Remote) -> tuple[dict[str, Any], str | None]:
+    """The remote config's provider nodes (round-trip, comments kept), or the reason there are none."""
+    if snap.config_text is None:
+        return {}, "the remote has no config.yaml"
+    from ..config.load import parse_yaml
+
+    try:
+        doc = parse_yaml(snap.config_text, f"{remote.describe()}:{remote.base}/config.yaml")
+    except SigError as err:
+        return {}, err.message
+    providers = doc.get("providers") if isinstance(doc, dict) else None
+    return ({str(k): v for k, v in providers.items()} if isinstance(providers, dict) else {}), None
+
+
+def _normalised_entry(pid: str, node: Any) -> tuple[dict[str, Any] | None, str | None]:
+    """One remote provider entry in the normalised model, or why it cannot be used."""
+    from ..config.schema import normalise
+
+    data, errors, _warnings = normalise({"providers": {pid: node}})
+    entry = data.get("providers", {}).get(pid)
+    if errors or entry is None:
+        return None, "its config entry on the remote is invalid: " + "; ".join(errors[:3])
+    return entry, None
+
+
 def pull(config: Config, store: CredentialStore, remote: Remote, ids: list[str] | None, force: bool,
-         log: Callable[[str], None]) -> dict[str, Any]:
+         log: Callable[[str], None], confirm: Callable[[Changes], bool] | None = None) -> dict[str, Any]:
+    """Take credentials and provider entries from the remote, for the providers it is trusted with: those
+    named with --provider (`ids`), else those exchanged with it before (sync/trust.py). A change to where a
+    credential may go is applied only if `confirm` says yes; nothing else the remote holds is touched."""
     result: dict[str, Any] = {"remote": remote.name, "host": remote.describe(), "pulled": [], "unchanged": [],
-                              "skipped": [], "errors": [], "configSynced": {"providers": []}}
+                              "skipped": [], "errors": [], "refused": [], "notExchanged": [],
+                              "configSynced": {"providers": []}}
     conn = Connection(remote)
     try:
         snap = fetch(conn)
     finally:
         conn.close()
-    seen: set[str] = set()
+    explicit = list(dict.fromkeys(ids or []))
+    trusted = trust.exchanged(remote)
+
+    def wanted(pid: str) -> bool:
+        if explicit:
+            return pid in explicit
+        # exchanged before, and still here (a provider removed here is not brought back unasked)
+        return pid in trusted and (pid in config.providers or os.path.exists(store.path_for(pid)))
+
+    nodes, config_problem = _remote_entries(snap, remote)
+    offered = set(nodes) | {name[:-5] for name in snap.files}
+    if not explicit:
+        result["notExchanged"] = sorted(p for p in offered if not wanted(p))
+    errors: dict[str, str] = {}
+    # -- the config entries: valid, and which destination fields they change ---------------------
+    entries: dict[str, Any] = {}
+    pending: dict[str, list[tuple[str, Any, Any]]] = {}
+    for pid, node in nodes.items():
+        if not wanted(pid):
+            continue
+        entry, problem = _normalised_entry(pid, node)
+        if problem is not None:
+            errors[pid] = problem
+            continue
+        local = config.providers.get(pid)
+        if local is not None and local.data == entry:
+            continue  # the same provider, perhaps written differently: leave our file as it is
+        entries[pid] = node
+        from .destinations import changes, sharing
+
+        if local is not None:
+            diff = changes(local.data, entry)
+        else:  # new here: it may not take over the hosts of a provider we already have
+            shared = sharing(entry, {k: p.data for k, p in config.providers.items()})
+            diff = [(f"domains, shared with {', '.join(shared)}", None, entry.get("domains"))] if shared else []
+        if diff:
+            pending[pid] = diff
+    # -- the credentials: sealed, named right, dated believably, newer than ours ------------------
+    now = now_ms()
+    incoming: dict[str, Credential] = {}
     for name, data in sorted(snap.files.items()):
+        pid = name[:-5]
+        if not wanted(pid) or pid in errors:
+            continue
         try:
-            theirs = _open_remote_file(data, snap.key, f"remote {name}")
-        except (SigError, ValueError) as err:
-            if not ids or name[:-5] in ids:
-                result["errors"].append({"provider": name[:-5], "error": getattr(err, "message", str(err))})
+            theirs, dated = _open_remote_file(data, snap.key, name)
+        except SigError as err:
+            errors[pid] = err.message
             continue
-        pid = theirs.provider_id
-        if ids and pid not in ids:
-            continue
-        seen.add(pid)
         try:
             ours = store.read(pid)
         except SigError:
             ours = None
-        if ours is not None and not force:
-            if _newer(ours.updated_at, theirs.updated_at):
-                result["skipped"].append({"provider": pid, "local": ours.updated_at, "remote": theirs.updated_at})
+        if ours is not None and _same_content(ours, theirs):
+            result["unchanged"].append(pid)
+            continue
+        stamp = ms_from_iso(theirs.updated_at) if dated else None
+        if stamp is not None and stamp > now + FUTURE_SKEW_MS:
+            if not force:
+                errors[pid] = (f"its updatedAt ({theirs.updated_at}) is in the future, so it is not believed; "
+                               "fix the remote's clock, or pull it with --force to take it dated now")
                 continue
-            if ours.to_payload() == theirs.to_payload():
-                result["unchanged"].append(pid)
-                continue
+            theirs.updated_at = iso_from_ms(now)
+        if ours is not None and not force and (not dated or _newer(ours.updated_at, theirs.updated_at)):
+            result["skipped"].append({"provider": pid, "local": ours.updated_at, "remote": theirs.updated_at})
+            continue
+        incoming[pid] = theirs
+    # -- the user's yes for destination changes (nothing is written before it) -------------------
+    if pending and not (confirm is not None and confirm(Changes(remote, pending))):
+        for pid, diff in pending.items():
+            result["refused"].append({"provider": pid, "fields": [field for field, _o, _t in diff]})
+            entries.pop(pid, None)
+            incoming.pop(pid, None)
+            result["skipped"] = [s for s in result["skipped"] if s["provider"] != pid]
+            result["unchanged"] = [u for u in result["unchanged"] if u != pid]
+    # -- write ------------------------------------------------------------------------------------
+    for pid, theirs in incoming.items():
         store.write(theirs)
         result["pulled"].append(pid)
-    for pid in ids or []:
-        if pid not in seen and pid not in {e["provider"] for e in result["errors"]}:
-            result["errors"].append({"provider": pid, "error": "not found on the remote"})
-    if snap.config_text is not None:
-        from ..config.load import parse_yaml
+    if entries:
+        from ..config.edit import edit_config
 
-        try:
-            doc = parse_yaml(snap.config_text, f"{remote.describe()}:config.yaml")
-        except SigError as err:
-            result["configSynced"] = {"providers": [], "error": err.message}
-        else:
-            providers = doc.get("providers") if isinstance(doc, dict) else None
-            chosen = {k: v for k, v in (providers or {}).items() if not ids or k in ids}
-            if chosen:
-                from ..config.edit import edit_config
+        def merge(local_doc: Any) -> None:
+            from ruamel.yaml.comments import CommentedMap
 
-                def merge(local_doc: Any) -> None:
-                    from ruamel.yaml.comments import CommentedMap
+            lp = local_doc.get("providers")
+            if not isinstance(lp, dict):
+                lp = CommentedMap()
+                local_doc["providers"] = lp
+            if isinstance(lp, CommentedMap):
+                lp.fa.set_block_style()
+            for pid, node in entries.items():
+                lp[pid] = node  # the remote's version of a provider it is trusted with
 
-                    lp = local_doc.get("providers")
-                    if not isinstance(lp, dict):
-                        lp = CommentedMap()
-                        local_doc["providers"] = lp
-                    if isinstance(lp, CommentedMap):
-                        lp.fa.set_block_style()
-                    for pid, node in chosen.items():
-                        lp[pid] = node  # remote wins on pull
-
-                edit_config(merge)
-                result["configSynced"] = {"providers": list(chosen)}
-    else:
-        result["configSynced"] = {"providers": [], "error": "the remote has no config.yaml"}
-    log(f"pull from {remote.name}: {len(result['pulled'])} pulled, {len(result['skipped'])} skipped")
+        edit_config(merge)
+        result["configSynced"] = {"providers": list(entries)}
+    elif config_problem is not None:
+        result["configSynced"] = {"providers": [], "error": config_problem}
+    refused = {r["provider"] for r in result["refused"]}
+    for pid in explicit:
+        if pid not in offered and pid not in errors:
+            errors[pid] = "not found on the remote"
+    result["errors"] = [{"provider": pid, "error": message} for pid, message in errors.items()]
+    # Named and taken (or already equal): the remote is trusted with it from now on.
+    trust.remember(remote, [p for p in explicit if p in offered and p not in errors and p not in refused])
+    log(f"pull from {remote.name}: {len(result['pulled'])} pulled, {len(result['skipped'])} skipped, "
+        f"{len(result['refused'])} refused")
     return result
 
 

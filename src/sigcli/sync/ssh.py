@@ -153,6 +153,10 @@ def _explain(remote: Remote, code: int, stderr: str) -> SigError:
     if "sig-sync-key-exists" in low:
         return SigError(ErrorCode.SYNC_CONFLICT, f"an encryption key appeared on {where} during the sync",
                         "run the sync again")
-    detail = stderr.strip().splitlines()[-1] if stderr.strip() else f"exit status {code}"
-    return SigError(ErrorCode.SYNC_ERROR, f"the remote command on {where} failed: {detail[:300]}",
+    from ..core.text import printable
+
+    # The remote's stderr is the remote's text: one line, its control characters shown, not obeyed.
+    detail = stderr.strip().split("\n")[-1] if stderr.strip() else f"exit status {code}"
+    detail = printable(detail[:300], one_line=True)
+    return SigError(ErrorCode.SYNC_ERROR, f"the remote command on {where} failed: {detail}",
                     "check the remote path, free disk space and permissions there")

@@ -9,7 +9,8 @@ Built to run in the foreground (`sig watch start`) or in a thread of the proxy d
 - a failed push is retried with exponential backoff per remote (30 s doubling up to 15 min), between
   passes too, until it succeeds or the remote is no longer wanted;
 - states that need a person ("needs login", a failing renewal) are logged once per change, not per pass.
-Log lines hold provider ids, remote names, times and error messages, never a credential value.
+Log lines hold provider ids, remote names, times and error messages, never a credential value, and never
+a raw control character (a server's error text could otherwise rewrite the terminal).
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from typing import Any
 
 from ..core.duration import parse_duration_ms
 from ..core.errors import ErrorCode, SigError
+from ..core.text import printable
 from ..core.timeutil import iso_from_ms, now_ms
 
 TYPE_CHECKING = False
@@ -104,7 +106,9 @@ class WatchLoop:
         self._load_config = load_config
         self._auth_factory = auth_factory
         self._sync = sync
-        self._log = log
+        # Log lines quote token endpoints and remotes (error descriptions, stderr): one line each,
+        # control characters shown escaped, whatever writes the log (a terminal or the proxy's file).
+        self._log: Callable[[str], None] = lambda message: log(printable(message, one_line=True))
         self._clock = clock
         self._sleep = sleep
         self._interval_override = interval_ms

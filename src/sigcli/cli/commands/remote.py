@@ -58,6 +58,9 @@ def run(args: Args, app: App) -> int:
                     spec["autoSync"].remove(name)
 
         edit_config(remove)
+        from ...sync import trust
+
+        trust.forget(name)  # a remote added later under this name starts trusted with nothing
         app.say(f'Remote "{name}" removed.')
         return 0
     if sub == "list":

@@ -6,6 +6,10 @@ from ...core.errors import ErrorCode, SigError, usage_error
 from ..app import App
 from ..args import Args
 
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from ...sync.engine import Changes
+
 FLAGS = {"provider": "multi", "force": "bool", "format": "value"}
 USAGE = "sig sync push|pull [remote] [--provider id]... [--force]"
 
@@ -27,8 +31,11 @@ def run(args: Args, app: App) -> int:
             f'"{remote.name}" ({remote.describe()})...')
     action = "sync_push" if direction == "push" else "sync_pull"
     try:
-        fn = engine.push if direction == "push" else engine.pull
-        result = fn(app.config, app.store, remote, ids or None, args.flag("force"), app.log)
+        if direction == "push":
+            result = engine.push(app.config, app.store, remote, ids or None, args.flag("force"), app.log)
+        else:
+            result = engine.pull(app.config, app.store, remote, ids or None, args.flag("force"), app.log,
+                                 lambda changes: _confirm(app, changes))
     except SigError as err:
         app.audit(action, "failure", None, {"remote": remote.name, "host": remote.describe(), "error": err.message})
         raise
@@ -45,6 +52,20 @@ def run(args: Args, app: App) -> int:
         app.say(f"Error ({e['provider']}): {e['error']}")
     if result["configSynced"].get("providers"):
         app.say(f"Config: {', '.join(result['configSynced']['providers'])}")
+    if result.get("notExchanged"):
+        names = result["notExchanged"]
+        app.say(f'Not pulled (never pushed to or pulled by name from "{remote.name}"): {", ".join(names)}. '
+                f"Take one by name: sig sync pull {remote.name} --provider {names[0]}")
+    if result.get("refused"):
+        what = "; ".join(f"{r['provider']} ({', '.join(r['fields'])})" for r in result["refused"])
+        if _interactive(app):
+            app.say(f"Kept as they are here (nothing of them was pulled): {what}")
+        else:
+            raise SigError(ErrorCode.SYNC_CONFLICT,
+                           f'not pulled: the remote "{remote.name}" changes where these providers\' credentials '
+                           f"may go: {what}",
+                           f"review and accept it at a terminal: sig sync pull {remote.name} (it shows the "
+                           "changes and asks); or make the change in your own config first")
     if result["skipped"]:
         lines = "; ".join(f"{s['provider']} (local {s['local']}, remote {s['remote']})" for s in result["skipped"])
         raise SigError(ErrorCode.SYNC_CONFLICT,
@@ -54,3 +75,28 @@ def run(args: Args, app: App) -> int:
         raise SigError(ErrorCode.SYNC_ERROR, f"{len(result['errors'])} provider(s) could not be synced",
                        "see the lines above")
     return 0
+
+
+def _interactive(app: App) -> bool:
+    """A person can answer: a terminal on both ends, and no agent driving sig."""
+    import sys
+
+    return sys.stdin.isatty() and sys.stderr.isatty() and not app.agent_detected()
+
+
+def _confirm(app: App, changes: Changes) -> bool:
+    """Show what a pull would change about where credentials may go; yes only from a person at a terminal."""
+    from ...sync.destinations import show
+
+    if not _interactive(app):
+        return False
+    remote = changes.remote
+    app.say(f'The remote "{remote.name}" ({remote.describe()}) changes where these credentials may go:')
+    for pid, diff in changes.providers.items():
+        app.say(f"  {pid}:")
+        for field, ours, theirs in diff:
+            app.say(f"    {field}")
+            app.say(f"      here:   {show(ours)}")
+            app.say(f"      remote: {show(theirs)}")
+    answer = app.ask("Take these changes (and those providers' credentials) from the remote? [y/N]", False)
+    return (answer or "").strip().lower() in ("y", "yes")
