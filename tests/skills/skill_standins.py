@@ -262,7 +262,7 @@ class GraphApp:
             out["body"] = {"contentType": "text", "content": message["bodyPreview"]}
         return out
 
-    def route(self, request: Request, segs: list[str]) -> Reply:  # noqa: C901 - a router
+    def route(self, request: Request, segs: list[str]) -> Reply:
         method = request.method
         if segs == ["me"]:
             return Reply(200, {"id": "u-alex", "displayName": "Alex Agent", "mail": "alex@example.com",
@@ -696,3 +696,69 @@ class SlackApp:
             return {"ok": False, "error": "no_reaction"}
         self.reactions.discard(key)
         return {"ok": True}
+
+
+# -- the web apps a browser login visits --------------------------------------------------------------
+def _page(script: str, title: str) -> bytes:
+    return (f"<!doctype html><html><head><title>{title}</title></head><body><h1>{title}</h1>"
+            f"<script>{script}</script></body></html>").encode()
+
+
+class TeamsWebApp:
+    """/v2/: Teams for the web after sign-in. Its MSAL cache in localStorage holds a Graph token, a
+    Teams chat (ic3) token, and decoys the template's rules must not pick: an expired Graph token under
+    another key format, a refresh token and an id token."""
+
+    def __init__(self, graph_token: str, chat_token: str, lifetime_s: int = 3000) -> None:
+        self.graph_token = graph_token
+        self.chat_token = chat_token
+        self.expires_on = int(time.time()) + lifetime_s
+
+    def entries(self) -> dict[str, dict[str, Any]]:
+        account = "0f0e-uid.72f9-tid"
+        def token(secret: str, target: str, expires: int, kind: str = "AccessToken") -> dict[str, Any]:
+            return {"homeAccountId": account, "environment": "login.windows.net", "credentialType": kind,
+                    "clientId": "5e3ce6c0-2b1f-4285-8d4b-75ee78787346", "secret": secret, "target": target,
+                    "realm": "72f9-tid", "expiresOn": str(expires), "cachedAt": str(int(time.time()))}
+        return {
+            f"msal.2|{account}|login.windows.net|accesstoken|5e3ce6c0|72f9-tid|"
+            "https://graph.microsoft.com/.default openid profile|":
+                token(self.graph_token, "https://graph.microsoft.com/.default", self.expires_on),
+            f"{account}-login.windows.net-accesstoken-5e3ce6c0-72f9-tid-https://graph.microsoft.com/mail.read":
+                token("expired-graph-token-decoy", "https://graph.microsoft.com/mail.read", 1_600_000_000),
+            f"msal.2|{account}|login.windows.net|accesstoken|5e3ce6c0|72f9-tid|"
+            "https://ic3.teams.office.com/.default|":
+                token(self.chat_token, "https://ic3.teams.office.com/.default", self.expires_on),
+            f"msal.2|{account}|login.windows.net|refreshtoken|5e3ce6c0||graph.microsoft.com|":
+                token("refresh-token-decoy", "", self.expires_on, "RefreshToken"),
+            f"msal.2|{account}|login.windows.net|idtoken|5e3ce6c0|72f9-tid||":
+                token("id-token-decoy", "", self.expires_on, "IdToken"),
+        }
+
+    def __call__(self, request: Request) -> Reply:
+        if request.path.rstrip("/") != "/v2":
+            return Reply(404, b"not found", {"Content-Type": "text/html"})
+        script = "".join(f"localStorage.setItem({json.dumps(k)}, {json.dumps(json.dumps(v))});"
+                         for k, v in self.entries().items())
+        return Reply(200, _page(script, "Microsoft Teams"), {"Content-Type": "text/html; charset=utf-8"})
+
+
+class SlackWebApp:
+    """/client/<team>: the Slack web client after sign-in: the HttpOnly `d` cookie on the response and
+    the xoxc token in localStorage.localConfig_v2 (teams.<id>.token)."""
+
+    def __init__(self, cookie_d: str, xoxc: str, team: str = SLACK_TEAM) -> None:
+        self.cookie_d = cookie_d
+        self.xoxc = xoxc
+        self.team = team
+
+    def __call__(self, request: Request) -> Reply:
+        if request.path.rstrip("/") != f"/client/{self.team}":
+            return Reply(302, b"", {"Location": "/signin", "Content-Type": "text/html"})
+        config = {"teams": {self.team: {"id": self.team, "name": "Acme", "token": self.xoxc,
+                                        "url": "https://acme.slack.com/"}},
+                  "lastActiveTeamId": self.team}
+        script = f"localStorage.setItem('localConfig_v2', {json.dumps(json.dumps(config))});"
+        return Reply(200, _page(script, "Slack"), {
+            "Content-Type": "text/html; charset=utf-8",
+            "Set-Cookie": f"d={self.cookie_d}; Path=/; Max-Age=31536000; HttpOnly; SameSite=Lax"})
