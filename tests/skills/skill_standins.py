@@ -200,8 +200,9 @@ class GraphApp:
     """/v1.0/me, mail (folders, messages, search, drafts, send, reply, forward, move, mark, attachments),
     people (/users $search), manager, directReports and calendarView."""
 
-    def __init__(self, token: str, prefix: str = "/v1.0", max_page: int = 2) -> None:
-        self.token = token
+    def __init__(self, token: str | Callable[[str], bool], prefix: str = "/v1.0", max_page: int = 2) -> None:
+        # a fixed token, or a check (e.g. asking an authorization server whether it issued the token)
+        self.accepts: Callable[[str], bool] = token if callable(token) else token.__eq__
         self.prefix = prefix
         self.max_page = max_page  # Graph caps pages on its side too: helpers must follow @odata.nextLink
         self.throttle = 0  # answer this many next requests with 429 + Retry-After
@@ -241,7 +242,7 @@ class GraphApp:
         token = bearer(request)
         if token is None:
             return graph_error(401, "InvalidAuthenticationToken", "Access token is empty.")
-        if token != self.token:
+        if not self.accepts(token):
             return graph_error(401, "InvalidAuthenticationToken", "IDX14100: JWT is not well formed.")
         segs = [unquote(s) for s in request.path[len(self.prefix) + 1:].split("/")]
         return self.route(request, segs)
