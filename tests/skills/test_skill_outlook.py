@@ -187,6 +187,9 @@ def test_sig_errors_keep_their_exit_codes(ready: Sig, graph: StandIn) -> None:
     assert graph.requests == []  # sig refused before any request
     no_sig = outlook(ready, graph, "me", env={"SIG_BIN": "/nonexistent/sig"})
     assert no_sig.code == 1 and no_sig.data["error"] == "SIG_NOT_FOUND"
+    elsewhere = outlook(ready, graph, "me", env={"GRAPH_BASE_URL": "https://127.0.0.1:1/v1.0"})
+    assert elsewhere.code == 1 and elsewhere.data["error"] == "SIG_ERROR"  # sig will not send it to another port
+    assert "refusing" in elsewhere.data["message"]
     usage = outlook(ready, graph, "list", "--limit", "0")
     assert usage.code == 1 and usage.data["error"] == "USAGE_ERROR"
     argparse_usage = outlook(ready, graph, "list", "--bogus")

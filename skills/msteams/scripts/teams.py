@@ -244,6 +244,8 @@ def op_messages(chat: Chat, args: argparse.Namespace) -> Any:
 
 
 def op_send(chat: Chat, args: argparse.Namespace) -> Any:
+    if args.message is not None and args.message_file is not None:
+        raise SkillError("USAGE_ERROR", "give --message or --message-file, not both", "")
     text = args.message if args.message is not None else sys.stdin.read() if args.message_file == "-" else None
     if args.message_file not in (None, "-"):
         try:

@@ -55,8 +55,9 @@ class SkillError(Exception):
 
 
 def login_hint(provider: str) -> str:
-    return (f"run `sig login {provider} --mode headless --force` (reuses the browser session, no window); "
-            f"if that fails, ask the person to run `sig login {provider}` in their own terminal")
+    return (f"if the provider logs in with a browser, run `sig login {provider} --mode headless --force` "
+            f"(no window: it reuses the browser session); otherwise, or if that fails, ask the person to "
+            f"run `sig login {provider}` in their own terminal")
 
 
 def auth_required(provider: str, message: str) -> SkillError:

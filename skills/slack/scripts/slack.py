@@ -186,8 +186,8 @@ def readable(text: str, slack: Slack | None) -> str:
             return "@" + (label or (slack.user_name(uid) if slack and USER_ID.match(uid) else uid))
         if target.startswith("#"):
             return "#" + (label or target[1:])
-        if target.startswith("!"):
-            return "@" + (label or target[1:].split("^")[0])
+        if target.startswith("!"):  # <!here>, <!subteam^S1|@team>
+            return "@" + (label or target[1:].split("^")[0]).lstrip("@")
         return f"{label} ({target})" if label and label != target else target
 
     return html.unescape(re.sub(r"<([^<>]+)>", swap, text or ""))
