@@ -187,6 +187,8 @@ def test_install_help_and_list(home: Path, shell: str):
     for skill in SKILL_DIRS:
         description = front_matter(skill / "SKILL.md")["description"]
         assert re.search(rf"^  {re.escape(skill.name)} +{re.escape(description)}$", proc.stdout, re.M), proc.stdout
+    for name in ("outlook", "msteams", "slack"):  # seed 000's skills
+        assert re.search(rf"^  {name} +\S", proc.stdout, re.M), proc.stdout
     assert list(home.iterdir()) == []  # --list installs nothing
 
 
@@ -202,8 +204,10 @@ def test_install_for_each_agent(home: Path, dirty_source: Path, agent: str):
         assert tree(dest / name) == expected_tree(dirty_source / name)
         assert not any(part in EXCLUDED for p in (dest / name).rglob("*") for part in p.parts)
     assert (dest / "jira-issues" / "references" / "notes.md").read_text() == "kept\n"
-    script = dest / "jira-issues" / "scripts" / "jira_issues.py"
-    assert script.stat().st_mode & stat.S_IXUSR
+    for script in ("jira-issues/scripts/jira_issues.py", "outlook/scripts/outlook.py", "msteams/scripts/teams.py",
+                   "slack/scripts/slack.py"):
+        assert (dest / script).stat().st_mode & stat.S_IXUSR, script
+    assert (dest / "sigcli-auth" / "references" / "config-template.yaml").is_file()
     for other, folder in AGENT_DIRS.items():
         if other != agent and not folder.startswith(AGENT_DIRS[agent]):
             assert not (home / folder).exists()
