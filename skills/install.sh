@@ -15,7 +15,8 @@ Install sig's agent skills (folders holding a SKILL.md) into an agent's skills f
                  windsurf  ~/.codeium/windsurf/skills/<skill>
                  cline     ~/.cline/skills/<skill>
   --dest DIR     install into DIR/<skill> instead
-  --skill NAME   install only this skill (repeatable; default: all)
+  --skill NAME   install only this skill (repeatable; default: all); sigcli-auth, the guide
+                 and config template the others refer to, always comes along
   --list         print the available skills with their descriptions, install nothing
   -h, --help     this help
 
@@ -128,6 +129,11 @@ else
         esac
         [ -f "$SRC/$name/SKILL.md" ] || die_usage "no skill named $name (see install.sh --list)"
     done
+    # The other skills point to sigcli-auth (its guide and references/config-template.yaml): bundle it.
+    case " $SKILLS " in
+        *" sigcli-auth "*) ;;
+        *) [ ! -f "$SRC/sigcli-auth/SKILL.md" ] || SKILLS="$SKILLS sigcli-auth" ;;
+    esac
 fi
 
 created=0

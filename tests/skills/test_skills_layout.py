@@ -46,7 +46,8 @@ def _sig_bin() -> str | None:
 # -- layout and front matter --------------------------------------------------------------------------
 def test_expected_skills_present():
     names = {p.name for p in SKILL_DIRS}
-    assert {"sigcli-auth", "jira-issues"} <= names
+    assert {"sigcli-auth", "jira-issues", "outlook", "msteams", "slack"} <= names
+    assert (SKILLS / "sigcli-auth" / "references" / "config-template.yaml").is_file()
 
 
 @pytest.mark.parametrize("skill", SKILL_DIRS, ids=lambda p: p.name)
@@ -186,6 +187,8 @@ def test_install_help_and_list(home: Path, shell: str):
     for skill in SKILL_DIRS:
         description = front_matter(skill / "SKILL.md")["description"]
         assert re.search(rf"^  {re.escape(skill.name)} +{re.escape(description)}$", proc.stdout, re.M), proc.stdout
+    for name in ("outlook", "msteams", "slack"):  # seed 000's skills
+        assert re.search(rf"^  {name} +\S", proc.stdout, re.M), proc.stdout
     assert list(home.iterdir()) == []  # --list installs nothing
 
 
@@ -201,8 +204,10 @@ def test_install_for_each_agent(home: Path, dirty_source: Path, agent: str):
         assert tree(dest / name) == expected_tree(dirty_source / name)
         assert not any(part in EXCLUDED for p in (dest / name).rglob("*") for part in p.parts)
     assert (dest / "jira-issues" / "references" / "notes.md").read_text() == "kept\n"
-    script = dest / "jira-issues" / "scripts" / "jira_issues.py"
-    assert script.stat().st_mode & stat.S_IXUSR
+    for script in ("jira-issues/scripts/jira_issues.py", "outlook/scripts/outlook.py", "msteams/scripts/teams.py",
+                   "slack/scripts/slack.py"):
+        assert (dest / script).stat().st_mode & stat.S_IXUSR, script
+    assert (dest / "sigcli-auth" / "references" / "config-template.yaml").is_file()
     for other, folder in AGENT_DIRS.items():
         if other != agent and not folder.startswith(AGENT_DIRS[agent]):
             assert not (home / folder).exists()
@@ -229,17 +234,25 @@ def test_install_one_skill_and_dest(home: Path, tmp_path: Path):
     dest = tmp_path / "custom dest"
     proc = run_install("--dest", str(dest), "--skill=jira-issues", "--agent", "cline", home=home)
     assert proc.returncode == 0, proc.stderr
-    assert [p.name for p in dest.iterdir()] == ["jira-issues"]
+    # sigcli-auth (the guide and config template the others refer to) always comes along
+    assert sorted(p.name for p in dest.iterdir()) == ["jira-issues", "sigcli-auth"]
     assert not (home / ".cline").exists()  # --dest wins over --agent
     assert tree(dest / "jira-issues") == expected_tree(SKILLS / "jira-issues")
+    assert (dest / "sigcli-auth" / "references" / "config-template.yaml").is_file()
 
 
-def test_installed_helper_runs(home: Path):
+@pytest.mark.parametrize(("script", "command", "option"), [
+    ("jira-issues/scripts/jira_issues.py", "search", "--jql"),
+    ("outlook/scripts/outlook.py", "list", "--unread"),
+    ("msteams/scripts/teams.py", "messages", "--region"),
+    ("slack/scripts/slack.py", "history", "--since"),
+])
+def test_installed_helper_runs(home: Path, script: str, command: str, option: str):
     assert run_install("--agent", "windsurf", home=home).returncode == 0
-    script = home / ".codeium/windsurf/skills/jira-issues/scripts/jira_issues.py"
-    proc = subprocess.run([sys.executable, str(script), "search", "--help"], capture_output=True, text=True,
-                          timeout=60, env={**os.environ, "PYTHONDONTWRITEBYTECODE": "1"})
-    assert proc.returncode == 0 and "--jql" in proc.stdout
+    installed = home / ".codeium/windsurf/skills" / script
+    proc = subprocess.run([sys.executable, str(installed), command, "--help"], capture_output=True, text=True,
+                          timeout=60, env={**os.environ, "PYTHONDONTWRITEBYTECODE": "1"}, cwd=home)
+    assert proc.returncode == 0 and option in proc.stdout, proc.stderr
 
 
 def test_install_auto_detects_agent(home: Path):
