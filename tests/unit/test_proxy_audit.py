@@ -135,3 +135,21 @@ def test_queue_is_bounded_and_drops_are_reported(tmp_path: Path) -> None:
     batch.close()
     assert [e["metadata"]["i"] for e in _lines(log)] == list(range(5, 15))
     assert told == ["audit: 5 event(s) dropped: more were queued than could be written"]
+
+
+@pytest.mark.parametrize(
+    "item",
+    [
+        (1767225600.0, ("echo",), "GET", b"127.0.0.1:8443", b"/bench?a=1&b=2", 200),
+        (1767225600.999, ("a", 'b"q\\'), "POST", b"api.example.com", b"/" + b"x" * 250 + b"?k=v", 503),
+        (1767225601.5, (), "HEAD", b"h\xffst", b"/p\x1b?q", 101),
+        (1767225659.001, ("jira",), "DELETE", b"[::1]:9000", b"*", 404),
+    ],
+)
+def test_fast_render_matches_the_generic_event_line(item: tuple) -> None:
+    from sigcli.proxy.audit import _Render, render_with_event_line
+
+    render = _Render()
+    assert render(item) == render_with_event_line(item)
+    assert render(item) == render_with_event_line(item)  # the cached second gives the same text
+    json.loads(render(item))

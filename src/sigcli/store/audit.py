@@ -87,7 +87,7 @@ class BatchAppender:
         pending = self._pending
         queued = len(pending)
         pending.append(item)  # at max_pending the deque drops the oldest
-        if queued + 1 >= self._max_events:
+        if (queued + 1) % self._max_events == 0:  # once per batch worth, not on every add past it
             self._wake.set()
         if queued >= self._max_pending:
             self._dropped += 1
