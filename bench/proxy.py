@@ -84,6 +84,7 @@ class _Upstream:
     def close(self) -> None:
         self.server.shutdown()
         self.server.server_close()
+        shutil.rmtree(os.path.dirname(self.ca_path), ignore_errors=True)
 
 
 class _Daemon:
