@@ -72,7 +72,14 @@ def test_create_files_modes_and_ca_properties(folder: Path) -> None:
     bc = cert.extensions.get_extension_for_class(x509.BasicConstraints)
     assert bc.critical and bc.value.ca and bc.value.path_length == 0
     ku = cert.extensions.get_extension_for_class(x509.KeyUsage)
-    assert ku.critical and ku.value.key_cert_sign and ku.value.crl_sign and not ku.value.digital_signature
+    assert ku.critical and ku.value.key_cert_sign
+    assert not any(getattr(ku.value, name) for name in (
+        "crl_sign", "digital_signature", "content_commitment", "key_encipherment", "data_encipherment",
+        "key_agreement"))
+    eku = cert.extensions.get_extension_for_class(x509.ExtendedKeyUsage)
+    assert list(eku.value) == [ExtendedKeyUsageOID.SERVER_AUTH]
+    with pytest.raises(x509.ExtensionNotFound):  # see ca.py: constraints would force a new CA per provider
+        cert.extensions.get_extension_for_class(x509.NameConstraints)
     cert.extensions.get_extension_for_class(x509.SubjectKeyIdentifier)
     now = datetime.datetime.now(datetime.UTC)
     assert now - datetime.timedelta(days=2) < cert.not_valid_before_utc < now - datetime.timedelta(hours=23)
@@ -277,37 +284,46 @@ def test_bad_hosts_are_refused(folder: Path, host: str) -> None:
         ca.leaf_pem(host)
     assert info.value.code == ErrorCode.USAGE_ERROR
     assert "\r" not in info.value.message and "\n" not in info.value.message
-    assert not (folder / "leaves").exists() or not os.listdir(folder / "leaves")
+    assert not (folder / "leaves").exists()
 
 
-def test_leaf_cache_in_memory_and_on_disk(folder: Path) -> None:
+def test_leaves_have_their_own_keys_and_stay_in_memory(folder: Path) -> None:
     ca = CertificateAuthority.load_or_create(str(folder))
     first = ca.leaf_pem("Example.com")
-    assert ca.leaf_pem("example.com") == first
-    path = folder / "leaves" / "example.com.pem"
-    assert _mode(folder / "leaves") == 0o700
-    assert _mode(path) == 0o600
-    assert path.read_bytes() == first[0] + first[1]
-    ca.leaf_pem("::1")
-    assert (folder / "leaves" / "++1.pem").is_file()
+    assert ca.leaf_pem("example.com") == first  # cached per host
+    other = ca.leaf_pem("other.example")
+    v6 = ca.leaf_pem("::1")
+    keys = {first[1], other[1], v6[1]}
+    assert len(keys) == 3, "every host has its own leaf key"
+    for chain, key_pem in (first, other, v6):
+        key = serialization.load_pem_private_key(key_pem, password=None)
+        assert _public(key.public_key()) == _public(_leaf_cert(chain).public_key())
+    # nothing but the CA files on disk: no leaf, no leaf key, no temporary chain file
+    ca.server_context("example.com")
+    assert sorted(os.listdir(folder)) == ["ca.crt", "ca.key", "ca.lock"]
 
-    # a new instance (e.g. the next daemon) reuses the leaf on disk
-    again = CertificateAuthority.load_or_create(str(folder))
-    assert again.leaf_pem("example.com") == first
+    # the next daemon mints anew (a different key), signed by the same CA
+    again = CertificateAuthority.load_or_create(str(folder)).leaf_pem("example.com")
+    assert again[1] != first[1]
+    _leaf_cert(again[0]).verify_directly_issued_by(ca.certificate)
 
-    # a leaf signed by another CA is replaced, not trusted
-    other = CertificateAuthority.load_or_create(str(folder.parent / "other"))
-    foreign = other.leaf_pem("example.com")
-    path.write_bytes(foreign[0] + foreign[1])
-    fresh = CertificateAuthority.load_or_create(str(folder)).leaf_pem("example.com")
-    assert fresh != foreign and fresh != first
-    _leaf_cert(fresh[0]).verify_directly_issued_by(ca.certificate)
-    assert path.read_bytes() == fresh[0] + fresh[1]
 
-    # a corrupt cache file is replaced too
-    path.write_bytes(b"garbage")
-    CertificateAuthority.load_or_create(str(folder)).leaf_pem("example.com")
-    _leaf_cert(path.read_bytes()).verify_directly_issued_by(ca.certificate)
+def test_legacy_leaf_files_with_keys_are_removed(folder: Path) -> None:
+    """Older versions cached `leaves/<host>.pem` = chain + the one leaf key every host shared."""
+    ca = CertificateAuthority.load_or_create(str(folder))
+    chain, key_pem = ca.leaf_pem("example.com")
+    leaves = folder / "leaves"
+    leaves.mkdir(mode=0o700)
+    for name in ("example.com.pem", "++1.pem", ".ctx.0123abcd.pem"):
+        (leaves / name).write_bytes(chain + key_pem)
+    CertificateAuthority.load_or_create(str(folder))
+    assert not leaves.exists()
+    # a folder holding something that is not ours is kept, minus the key files
+    leaves.mkdir(mode=0o700)
+    (leaves / "a.pem").write_bytes(chain + key_pem)
+    (leaves / "notes.txt").write_text("mine")
+    CertificateAuthority.load_or_create(str(folder))
+    assert os.listdir(leaves) == ["notes.txt"]
 
 
 def test_leaf_near_expiry_is_reminted(folder: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -315,14 +331,22 @@ def test_leaf_near_expiry_is_reminted(folder: Path, monkeypatch: pytest.MonkeyPa
 
     ca = CertificateAuthority.load_or_create(str(folder))
     first = ca.leaf_pem("example.com")
+    first_ctx = ca.server_context("example.com")
     real_now = ca_module._now
     monkeypatch.setattr(ca_module, "_now", lambda: real_now() + datetime.timedelta(days=170))
     second = ca.leaf_pem("example.com")
     assert second != first
     leaf = _leaf_cert(second[0])
     assert leaf.not_valid_after_utc > _leaf_cert(first[0]).not_valid_after_utc
-    # and a fresh instance takes the renewed one from disk
-    assert CertificateAuthority.load_or_create(str(folder)).leaf_pem("example.com") == second
+    assert ca.server_context("example.com") is not first_ctx
+
+
+def test_server_context_without_memfd(folder: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Where there is no memfd, the chain goes through a 0600 temp file that is removed at once."""
+    monkeypatch.delattr(os, "memfd_create", raising=False)
+    ca = CertificateAuthority.load_or_create(str(folder))
+    _handshake(ca, "localhost")
+    assert sorted(os.listdir(folder)) == ["ca.crt", "ca.key", "ca.lock"]
 
 
 # -- TLS -------------------------------------------------------------------------------------------------
@@ -365,7 +389,7 @@ def test_tls_handshake_verifies_host_and_ip(folder: Path, host: str) -> None:
     wanted = host if kind == "DNS" else ("0:0:0:0:0:0:0:1" if host == "::1" else host)
     assert (kind, wanted) in peer["subjectAltName"] or (kind, wanted.upper()) in peer["subjectAltName"]
     assert ca.server_context(host) is ca.server_context(host)
-    assert not [p for p in os.listdir(folder / "leaves") if p.startswith(".ctx.")]
+    assert sorted(os.listdir(folder)) == ["ca.crt", "ca.key", "ca.lock"]
 
 
 def test_tls_with_the_upstream_ca(upstream_ca: Path) -> None:

@@ -4,12 +4,33 @@ Files in the proxy folder (`$SIG_HOME/proxy`):
 
 - `ca.crt`  the CA certificate, PEM, 0644 (users hand it to their clients and trust stores);
 - `ca.key`  its private key, PKCS#8 PEM, unencrypted but 0600 in a 0700 folder;
-- `ca.lock` the lock that makes two daemons starting at once agree on a single CA;
-- `leaves/<host>.pem`  leaf cache (leaf certificate, CA certificate, leaf key), 0600.
+- `ca.lock` the lock that makes two daemons starting at once agree on a single CA.
 
 The CA is created only when neither file exists. A half-present, mismatched or unreadable pair is an error
 with a fix, never silently replaced: clients that trust the old CA would start rejecting the proxy.
 The original's `ca.key` (PKCS#8 DER inside a PEM labelled "EC PRIVATE KEY") is read as well.
+
+Leaves live in memory only, each with its own key (as in the original): a leaf key on disk would be one
+more secret to protect, and one key shared by every host would let a single leaked key impersonate them
+all. Measured, minting costs ~1 ms (P-256 keygen ~0.01 ms, signing ~0.2 ms, loading the TLS context
+~0.7 ms), so a daemon re-mints at start what it needs instead of caching leaves in files; a pool of
+pre-generated keys would save nothing measurable. Leaf files older versions wrote (`leaves/*.pem`, which
+held a private key) are removed when the CA is loaded. The chain reaches OpenSSL through an anonymous
+in-memory file (memfd), never through the disk where the platform has one.
+
+What the CA may sign (RFC 5280), decided for a CA users may trust system-wide:
+- basicConstraints CA:TRUE, pathLen 0 (critical): it can sign leaves only, never another CA;
+- keyUsage keyCertSign only (critical): sig never signs CRLs or anything else with it;
+- extendedKeyUsage serverAuth: verifiers that treat a CA's EKU as a limit on its chain (OpenSSL, Go,
+  Chromium, NSS, Windows, macOS) accept its leaves for TLS servers only, not for code signing, e-mail or
+  client authentication, even where the system store trusts the CA for every purpose.
+- No nameConstraints. A permitted subtree must be fixed when the CA is issued, but the hosts the proxy
+  intercepts are the providers' domains, which change with every `sig login` of a new site; each change
+  would need a new CA, and every client and trust store that trusted the old one would then reject the
+  proxy (and teach users to re-trust a CA often). Excluded subtrees cannot list "every other site". The
+  CA key stays 0600 under SIG_HOME instead, and per-program trust (`sig proxy env`) is the default.
+CAs made before these rules (or by the original) are read as they are: re-issuing them silently would
+break the clients that trust them.
 """
 
 from __future__ import annotations
@@ -26,7 +47,7 @@ import threading
 from collections import OrderedDict
 
 from cryptography import x509
-from cryptography.exceptions import InvalidSignature, UnsupportedAlgorithm
+from cryptography.exceptions import UnsupportedAlgorithm
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
@@ -50,6 +71,8 @@ _Host = str  # canonical host: lower-case A-label name, or a compressed IP liter
 
 
 class _Leaf:
+    """A leaf certificate (+ the CA certificate) and its own private key, PEM, held in memory only."""
+
     __slots__ = ("chain_pem", "key_pem", "not_after")
 
     def __init__(self, chain_pem: bytes, key_pem: bytes, not_after: datetime.datetime) -> None:
@@ -124,11 +147,6 @@ def normalise_host(host: object) -> _Host:
     return h
 
 
-def _leaf_file_name(host: _Host) -> str:
-    # Names hold only [a-z0-9._-]; ':' of IPv6 literals becomes '+', which no valid name contains.
-    return host.replace(":", "+") + ".pem"
-
-
 # -- reading keys and certificates -----------------------------------------------------------------------
 
 
@@ -196,12 +214,9 @@ class CertificateAuthority:
         self.folder = folder
         self.cert_path = os.path.join(folder, "ca.crt")
         self.key_path = os.path.join(folder, "ca.key")
-        self.leaves_dir = os.path.join(folder, "leaves")
         self.certificate = certificate
         self.cert_pem = _cert_pem(certificate)
         self._key = key
-        self._leaf_key: ec.EllipticCurvePrivateKey | None = None
-        self._leaf_key_pem = b""
         self._leaves: OrderedDict[_Host, _Leaf] = OrderedDict()
         self._contexts: OrderedDict[_Host, tuple[datetime.datetime, ssl.SSLContext]] = OrderedDict()
         self._lock = threading.RLock()
@@ -211,8 +226,14 @@ class CertificateAuthority:
 
     @classmethod
     def load_or_create(cls, folder: str) -> CertificateAuthority:
-        """Load `<folder>/ca.crt` + `ca.key`; create both (under `<folder>/ca.lock`) only if neither exists."""
-        folder = os.path.abspath(folder)
+        """Load `<folder>/ca.crt` + `ca.key`; create both (under `<folder>/ca.lock`) only if neither exists.
+        Leaf files older versions left in `<folder>/leaves` (each held a private key) are removed."""
+        ca = cls._load_or_create(os.path.abspath(folder))
+        _purge_legacy_leaves(os.path.join(ca.folder, "leaves"))
+        return ca
+
+    @classmethod
+    def _load_or_create(cls, folder: str) -> CertificateAuthority:
         cert_path = os.path.join(folder, "ca.crt")
         key_path = os.path.join(folder, "ca.key")
         if os.path.lexists(cert_path) and os.path.lexists(key_path):
@@ -319,12 +340,14 @@ class CertificateAuthority:
                     data_encipherment=False,
                     key_agreement=False,
                     key_cert_sign=True,
-                    crl_sign=True,
+                    crl_sign=False,
                     encipher_only=False,
                     decipher_only=False,
                 ),
                 critical=True,
             )
+            # Not critical: a verifier that does not know EKU in a CA still reads the rest.
+            .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.SERVER_AUTH]), critical=False)
             .add_extension(ski, critical=False)
             .add_extension(
                 x509.AuthorityKeyIdentifier.from_issuer_subject_key_identifier(ski), critical=False
@@ -373,19 +396,37 @@ class CertificateAuthority:
             return ctx
 
     def _load_chain(self, ctx: ssl.SSLContext, leaf: _Leaf) -> None:
-        # ssl can only load a chain from a file: a private 0600 temp file, removed straight away.
-        ensure_dir(self.leaves_dir)
-        tmp = os.path.join(self.leaves_dir, f".ctx.{os.urandom(8).hex()}.pem")
+        # ssl loads a chain only from a file: an anonymous in-memory one (memfd) where the platform has it,
+        # else a private 0600 temp file in the 0700 CA folder, removed straight away.
+        data = leaf.chain_pem + leaf.key_pem
+        memfd = getattr(os, "memfd_create", None)
+        if memfd is not None:
+            try:
+                fd = memfd("sig-leaf", os.MFD_CLOEXEC)
+            except OSError:
+                fd = -1
+            if fd >= 0:
+                try:
+                    view = memoryview(data)
+                    while view:
+                        view = view[os.write(fd, view):]
+                    ctx.load_cert_chain(f"/proc/self/fd/{fd}")
+                    return
+                except OSError:  # no /proc mounted: use the temp file
+                    pass
+                finally:
+                    os.close(fd)
+        tmp = os.path.join(self.folder, f".ctx.{os.urandom(8).hex()}.pem")
         try:
             fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, KEY_MODE)
         except OSError as exc:
             raise _storage_error(
-                f"cannot write a temporary certificate file in {self.leaves_dir}: {exc.strerror}",
-                f"make sure {self.leaves_dir} is writable by you (chmod u+rwx {self.leaves_dir})",
+                f"cannot write a temporary certificate file in {self.folder}: {exc.strerror}",
+                f"make sure {self.folder} is writable by you (chmod u+rwx {self.folder})",
             ) from None
         try:
             with os.fdopen(fd, "wb") as fh:
-                fh.write(leaf.chain_pem + leaf.key_pem)
+                fh.write(data)
             ctx.load_cert_chain(tmp)
         finally:
             try:
@@ -400,12 +441,7 @@ class CertificateAuthority:
             if leaf is not None and self._fresh(leaf.not_after, now):
                 self._leaves.move_to_end(host)
                 return leaf
-            path = os.path.join(self.leaves_dir, _leaf_file_name(host))
-            leaf = self._read_cached_leaf(path, host, now)
-            if leaf is None:
-                leaf = self._mint(host, now)
-                ensure_dir(self.leaves_dir)
-                atomic_write(path, leaf.chain_pem + leaf.key_pem, KEY_MODE)
+            leaf = self._mint(host, now)
             self._leaves[host] = leaf
             while len(self._leaves) > LEAF_CACHE_SIZE:
                 self._leaves.popitem(last=False)
@@ -417,38 +453,9 @@ class CertificateAuthority:
             not_after - now > LEAF_RENEW_BEFORE or not_after >= self.certificate.not_valid_after_utc
         )
 
-    def _read_cached_leaf(self, path: str, host: _Host, now: datetime.datetime) -> _Leaf | None:
-        """The leaf in `path` if it is for `host`, signed by this CA, matches its key and is not near expiry."""
-        try:
-            data = read_file(path)
-        except SigError:
-            return None
-        if not data:
-            return None
-        certs = [m.group(0) for m in _PEM_BLOCK.finditer(data) if m.group(1) == b"CERTIFICATE"]
-        keys = [m.group(0) for m in _PEM_BLOCK.finditer(data) if m.group(1).endswith(b"PRIVATE KEY")]
-        if not certs or len(keys) != 1:
-            return None
-        try:
-            cert = x509.load_pem_x509_certificate(certs[0])
-            key = load_private_key_lenient(keys[0])
-            cert.verify_directly_issued_by(self.certificate)
-            names = cert.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
-        except (ValueError, TypeError, UnsupportedAlgorithm, InvalidSignature, x509.ExtensionNotFound):
-            return None
-        wanted = _san_for(host)
-        if list(names) != [wanted] or _public_der(key.public_key()) != _public_der(cert.public_key()):
-            return None
-        not_before, not_after = cert.not_valid_before_utc, cert.not_valid_after_utc
-        if not_before > now or not self._fresh(not_after, now) or not_after - not_before > LEAF_VALIDITY:
-            return None
-        return _Leaf(_cert_pem(cert) + self.cert_pem, _key_pem(key), not_after)  # type: ignore[arg-type]
-
     def _mint(self, host: _Host, now: datetime.datetime) -> _Leaf:
-        if self._leaf_key is None:
-            self._leaf_key = ec.generate_private_key(ec.SECP256R1())
-            self._leaf_key_pem = _key_pem(self._leaf_key)
-        public = self._leaf_key.public_key()
+        key = ec.generate_private_key(ec.SECP256R1())  # one per host, never written anywhere
+        public = key.public_key()
         not_before = now - CLOCK_SKEW
         not_after = min(not_before + LEAF_VALIDITY, self.certificate.not_valid_after_utc)
         # A CN holds at most 64 characters; longer names go in the SAN only (made critical, RFC 5280 4.2.1.6).
@@ -482,7 +489,7 @@ class CertificateAuthority:
             .add_extension(self._aki, critical=False)
             .sign(self._key, hashes.SHA256())
         )
-        return _Leaf(_cert_pem(cert) + self.cert_pem, self._leaf_key_pem, not_after)
+        return _Leaf(_cert_pem(cert) + self.cert_pem, _key_pem(key), not_after)
 
     def _authority_key_identifier(self) -> x509.AuthorityKeyIdentifier:
         try:
@@ -497,6 +504,24 @@ def _san_for(host: _Host) -> x509.GeneralName:
         return x509.IPAddress(ipaddress.ip_address(host))
     except ValueError:
         return x509.DNSName(host)
+
+
+def _purge_legacy_leaves(leaves_dir: str) -> None:
+    """Remove the leaf cache older versions wrote: every `*.pem` in it held the shared leaf private key."""
+    try:
+        names = os.listdir(leaves_dir)
+    except OSError:
+        return
+    for name in names:
+        if name.endswith(".pem"):
+            try:
+                os.unlink(os.path.join(leaves_dir, name))
+            except OSError:
+                pass
+    try:
+        os.rmdir(leaves_dir)  # only when empty: anything else in it is not ours to remove
+    except OSError:
+        pass
 
 
 def _tighten_key_mode(key_path: str) -> None:

@@ -54,8 +54,9 @@ def serve(port: int, no_auth: bool = False, verbose: bool = False) -> int:
     import signal
     import threading
 
+    from ..config import paths
     from ..net.tls import client_context
-    from . import daemon
+    from . import audit, daemon
     from .ca import CertificateAuthority
     from .policy import ConfigPolicy
     from .server import ProxyServer
@@ -89,8 +90,9 @@ def serve(port: int, no_auth: bool = False, verbose: bool = False) -> int:
                     _log(f"could not prepare {domain}: {type(exc).__name__}")
     _warm_tls(ca)
     secret = None if no_auth else daemon.token(create=True)
+    injections = audit.from_environment(paths.audit_path(), _log)
     server = ProxyServer(policy, ca.server_context, host="127.0.0.1", port=port, token=secret,
-                         upstream_context=client_context, log=_log)
+                         upstream_context=client_context, log=_log, on_injected=injections)
     stop = threading.Event()
     from ..watch.loop import make_loop
 
@@ -116,5 +118,7 @@ def serve(port: int, no_auth: bool = False, verbose: bool = False) -> int:
         asyncio.run(main())
     finally:
         stop.set()
+        if injections is not None:
+            injections.close()  # the events still queued (SIGTERM from `sig proxy stop` included)
         daemon.clear_state()
     return 0

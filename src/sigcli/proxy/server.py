@@ -45,6 +45,10 @@ TYPE_CHECKING = False
 if TYPE_CHECKING:
     from collections.abc import Callable
 
+    # Called once per request sig added credentials to, with (providers, method, Host value, request target
+    # as the client sent it, status the client got): the audit add-on (audit.py). Quick, never raises.
+    InjectedHook = Callable[[tuple[str, ...], str, bytes, bytes, int], None]
+
 READ_SIZE = 64 * 1024  # below malloc's mmap threshold: every recv allocates a buffer of this size
 MAX_INJECT_BODY = 16 * 1024 * 1024  # bodies sig adds fields to are buffered; larger ones get 413
 MAX_RESPONSE_HEAD = 256 * 1024
@@ -648,6 +652,7 @@ class ProxyServer:
         max_connections: int = 1024,
         max_inject_body: int = MAX_INJECT_BODY,
         policy_threads: int = 4,
+        on_injected: InjectedHook | None = None,
     ) -> None:
         if not _is_loopback(host):
             raise ValueError(f"the proxy binds loopback addresses only, not {host!r}")
@@ -665,6 +670,7 @@ class ProxyServer:
         self._connect_timeout = connect_timeout
         self._max_connections = max_connections
         self._max_inject_body = max_inject_body
+        self._on_injected = on_injected
         # Kept for compatibility: every connection has its own thread now, so policy calls (which may
         # read files or renew a credential) block only that connection and need no separate pool.
         self._policy_threads = policy_threads
@@ -1143,6 +1149,15 @@ class ProxyServer:
             return None
         return additions if additions is not None else _NOTHING
 
+    def _injected_hook(self, additions: Any, method: str, host_value: bytes,
+                       target: bytes) -> Callable[[int], None] | None:
+        """For a request sig adds credentials to: the status → on_injected call (None without a hook)."""
+        hook = self._on_injected
+        if hook is None:
+            return None
+        providers = tuple(getattr(additions, "providers", None) or ())
+        return lambda status: hook(providers, method, host_value, target, status)
+
     def _exchange(self, client: _Peer, req: fast.RequestHead | h11.Request, scheme: str, host: str,
                   port: int, target: bytes, pool: _Pool) -> bool:
         """Forward one request and its response. True when the client connection can carry another."""
@@ -1199,6 +1214,7 @@ class ProxyServer:
             return self._invalid_injection(client, method, where, host)
         up_target = h1.with_query(target, add_query)
         message = fast.request_bytes(req.method, up_target, headers) + body
+        done = self._injected_hook(additions, method, host_value, target) if injected else None
 
         # 3. send, read the response head; a reused connection that died in between is retried once
         #    when the request is idempotent (the body is buffered, so it can be replayed)
@@ -1225,7 +1241,7 @@ class ProxyServer:
                         return False
                     upstream, reused = got
                     continue
-                return self._upstream_gone(client, gone, method, where, host_value)
+                return self._upstream_gone(client, gone, method, where, host_value, done)
 
         if injected:
             self._count("injected")
@@ -1239,11 +1255,13 @@ class ProxyServer:
                 self._drop(upstream.stream)
                 if not isinstance(gone, _Gone) or gone.side == "client":
                     return False
-                return self._upstream_gone(client, gone, method, where, host_value)
-            return self._relay(client, upstream, response, method, where, verdict, key, pool)
+                return self._upstream_gone(client, gone, method, where, host_value, done)
+            return self._relay(client, upstream, response, method, where, verdict, key, pool, done)
 
         # 4. the response: head plus what body arrived in one write, then the rest as it comes
         self._log(f"{method} {where} -> {resp.status_code} injected={verdict}")
+        if done is not None:
+            done(resp.status_code)
         buf = upstream.buf
         remaining = resp.length
         first = buf[resp.size:resp.size + remaining]
@@ -1355,6 +1373,7 @@ class ProxyServer:
 
         # 4. send, read the response head; a reused connection that died in between is retried once
         #    when the request is idempotent and its body can be replayed (a POST is never sent twice)
+        done = self._injected_hook(additions, method, host_value, target) if injected else None
         for attempt in (0, 1):
             try:
                 if body is not None:  # head, body and end in one write
@@ -1381,7 +1400,7 @@ class ProxyServer:
                     upstream, reused = got
                     upstream.h11()
                     continue
-                return self._upstream_gone(client, gone, method, where, host_value)
+                return self._upstream_gone(client, gone, method, where, host_value, done)
             except h11.LocalProtocolError:
                 self._drop(upstream.stream)
                 self._log(f"{method} {where} -> 502 (could not frame the request)")
@@ -1390,7 +1409,8 @@ class ProxyServer:
 
         if injected:
             self._count("injected")
-        return self._relay(client, upstream, response, method, where, "yes" if injected else "no", key, pool)
+        return self._relay(client, upstream, response, method, where, "yes" if injected else "no", key, pool,
+                           done)
 
     def _upstream(self, client: _Peer, pool: _Pool, key: tuple[Any, ...], method: str,
                   where: str) -> tuple[_Peer, bool] | None:
@@ -1402,9 +1422,12 @@ class ProxyServer:
             self._reply(client, exc.status, f"sig proxy: {exc.why}")
             return None
 
-    def _upstream_gone(self, client: _Peer, gone: _Gone, method: str, where: str, host_value: bytes) -> bool:
+    def _upstream_gone(self, client: _Peer, gone: _Gone, method: str, where: str, host_value: bytes,
+                       done: Callable[[int], None] | None = None) -> bool:
         status = 504 if gone.timeout else 502
         self._log(f"{method} {where} -> {status} (upstream {gone.why})")
+        if done is not None:
+            done(status)
         self._reply(client, status, f"sig proxy: the upstream {host_value.decode()} {gone.why}")
         return False
 
@@ -1472,8 +1495,10 @@ class ProxyServer:
                         else f"unexpected {type(event).__name__}")
 
     def _relay(self, client: _Peer, upstream: _Peer, response: Any, method: str, where: str, verdict: str,
-               key: tuple[Any, ...], pool: _Pool) -> bool:
+               key: tuple[Any, ...], pool: _Pool, done: Callable[[int], None] | None = None) -> bool:
         """The h11 side of a response (both peers in h11 mode): an upgrade, or head + streamed body."""
+        if done is not None:
+            done(response.status_code)
         # 5a. WebSocket (or other) upgrade accepted: relay the 101, then splice bytes both ways
         if response.status_code == 101:
             self._log(f"{method} {where} -> 101 injected={verdict}")

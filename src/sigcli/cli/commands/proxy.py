@@ -83,12 +83,20 @@ def run(args: Args, app: App) -> int:
             return 0
         app.out(ca.cert_path)
         app.say(f"SHA-256 fingerprint: {ca.fingerprint_sha256()}\n"
-                "Programs started with `eval \"$(sig proxy env)\"` or `sig run --proxy` trust it already.\n"
-                "To trust it system-wide:\n"
+                "Prefer per-program trust: programs started with `eval \"$(sig proxy env)\"` or "
+                "`sig run --proxy` trust this CA already, and no other program does.\n"
+                "Trusting it system-wide means any program of any user on this machine that uses the system "
+                "store accepts every certificate this CA signs, for any site (it is limited to TLS server "
+                "certificates, not to your providers' domains). Its key is "
+                f"{ca.key_path} (0600): whoever can read it (a program running as you, root, a backup) could "
+                "impersonate any https site to those programs.\n"
+                "If you still want it system-wide:\n"
                 f"  Debian/Ubuntu: sudo cp {ca.cert_path} /usr/local/share/ca-certificates/sig-proxy.crt && "
                 "sudo update-ca-certificates\n"
                 f"  macOS: sudo security add-trusted-cert -d -r trustRoot -k /Library/Keychains/System.keychain "
-                f"{ca.cert_path}")
+                f"{ca.cert_path}\n"
+                "To undo: sudo rm /usr/local/share/ca-certificates/sig-proxy.crt && sudo update-ca-certificates "
+                f"--fresh (macOS: sudo security remove-trusted-cert -d {ca.cert_path})")
         return 0
     # env
     if state is None:
