@@ -330,5 +330,21 @@ def test_browser_pages_wait_when_auto_user_is_off(sites: LoginSites, context: An
     sites.auto_user = False
     page = context.new_page()
     page.goto(sites.tracking + "/")
-    page.wait_for_timeout(1000)
+    _wait_until(page, lambda: page.evaluate("document.documentElement.dataset.user") == "idle",
+                "the page to pass the moment its user would have acted")
     assert sites.issued("tracking") == [] and page.url == sites.tracking + "/"
+
+
+@pytest.mark.timeout(60)
+def test_browser_pages_wait_at_the_gate_while_users_are_held(sites: LoginSites, context: Any) -> None:
+    """hold_users(): the page's user waits at /__gate (a state tests can wait on) until released."""
+    sites.hold_users()
+    try:
+        page = context.new_page()
+        page.goto(sites.api + "/")
+        _wait_until(page, lambda: sites.hits("api", "/__gate") >= 2, "the page to ask the gate")
+        assert sites.issued("api") == [] and "auth" not in _cookies(context, sites.api)
+    finally:
+        sites.release_users()
+    _wait_until(page, lambda: "auth" in _cookies(context, sites.api), "the auth cookie after the release")
+    assert _cookies(context, sites.api)["auth"]["value"] == sites.issued("api")[-1]
