@@ -17,7 +17,7 @@ from typing import Any
 
 import pytest
 
-from harness.browser_login import CHROMIUM, wait_for
+from harness.browser_login import CHROMIUM, cmdlines, wait_for
 from harness.browser_login import browser_pids as _browser_pids
 from harness.browser_login import configure as _configure
 from harness.browser_login import creds as _creds
@@ -498,6 +498,41 @@ def test_network_proxy_carries_the_browser_traffic(sig: Sig, sites: LoginSites, 
         proxy.close()
     assert any(p.startswith(f"{sites.api}/") for p in proxy.seen), proxy.seen
     assert any("/session" in p for p in proxy.seen)  # the page's own login went through it too
+
+
+@pytest.mark.parametrize(("adapter", "mode"), [
+    ("cdp", "headless"),
+    ("cdp", "visible"),  # the shared window, started by its relay
+    pytest.param("playwright", "headless",
+                 marks=pytest.mark.skipif(not HAVE_PLAYWRIGHT, reason="playwright not installed")),
+])
+def test_login_through_a_proxy_that_asks_for_a_password(sig: Sig, sites: LoginSites, adapter: str,
+                                                        mode: str) -> None:
+    """networkProxy with user:password (the password holds / and #, percent-encoded in the config): the
+    login goes through the proxy, whose 407 is answered over CDP; no process's command line ever shows the
+    password while the login runs."""
+    import secrets
+    from urllib.parse import quote
+
+    password = f"pa/ss#{secrets.token_hex(6)}"
+    with ForwardProxy(user="bob", password=password) as proxy:
+        network_proxy = f"http://bob:{quote(password, safe='')}@127.0.0.1:{proxy.port}"
+        cfg = API.format(url=sites.api) + f'    networkProxy: "{network_proxy}"\n    waitUntil: domcontentloaded\n'
+        _configure(sig, cfg, adapter=adapter)
+        proc = sig.popen("login", "status-api", "--mode", mode, env={"SIG_BROWSER_VISIBLE_HEADLESS": "1"})
+        leaks: set[str] = set()
+        scans = 0
+        deadline = time.monotonic() + 120
+        while proc.poll() is None and time.monotonic() < deadline:
+            leaks |= {cmd for cmd in cmdlines().values() if password in cmd or quote(password, safe="") in cmd}
+            scans += 1
+            time.sleep(0.05)  # a command line is there for the browser's whole life
+        result = sig.finish(proc, timeout=30)
+    assert result.code == 0, result.err
+    assert scans > 0 and not leaks, leaks
+    assert proxy.challenges >= 1 and proxy.wrong == 0
+    assert any("/session" in p for p in proxy.seen)  # the page's own login went through it
+    sig.assert_no_secret(password, quote(password, safe=""))
 
 
 def test_force_visible_skips_the_headless_phase(sig: Sig, sites: LoginSites) -> None:

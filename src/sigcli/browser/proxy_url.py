@@ -1,18 +1,19 @@
 """Parse a provider's ``networkProxy`` into what a browser may see (scheme://host:port) and what it may not
 (the user name and password, answered over CDP when the proxy asks).
 
-How a proxy URL is read (README, "Browser login"):
+How a proxy URL is read (README, "Configuration" and "Browser login"):
 
-* ``scheme://[user[:password]@]host[:port][/]``; no scheme means ``http://``. Schemes: http, https,
-  socks4, socks5, socks5h (Chromium resolves names through a SOCKS5 proxy either way, so socks5h is
-  passed as socks5). Chromium cannot authenticate to a SOCKS proxy, so a SOCKS URL with a user is refused.
-* The host is what follows the **last** ``@``; a proxy URL has no path, query or fragment. So a password
-  may hold ``/``, ``#`` or ``?`` as typed (``http://bob:pa/ss#1@proxy:3128``), which a generic URL parser
-  would cut at the first of them -- and then hand the rest, password included, to the browser's argv.
-* Refused as ambiguous, with a CONFIG_ERROR that says to percent-encode: an ``@`` inside the user name
-  or password (``%40``), a ``%`` that does not start a ``%XX`` escape (``%25``), and a URL that a
-  standard parser would read as another valid proxy (``http://u:8080/x@host:3128``: host ``u``, or host
-  ``host``?). Percent-escapes in the user name and password are decoded.
+* ``scheme://[user[:password]@]host[:port][/]``; no scheme means ``http://``. Schemes: http, socks5,
+  socks5h (the same set sig's own requests support; Chromium resolves names through a SOCKS5 proxy
+  either way, so socks5h reaches it as socks5). Chromium cannot authenticate to a SOCKS proxy, so the
+  browser refuses a SOCKS URL with a user.
+* The user info ends at the **last** ``@`` and a proxy URL has no path, query or fragment, so a
+  password may hold ``/``, ``#``, ``?`` or ``@`` as typed (``http://bob:pa/ss#1@proxy:3128``), which a
+  generic URL parser would cut at the first ``/ ? #`` -- handing the rest, password included, to the
+  browser's command line. Percent-escapes in the user name and password are decoded.
+* Refused as ambiguous, with a CONFIG_ERROR that says to percent-encode: a ``%`` that does not start a
+  ``%XX`` escape (literal, or an escape?), and a URL that a standard parser reads as another valid
+  proxy (``http://u:8080/x@host:3128``: host ``u`` port 8080, or host ``host``?).
 
 Error messages never quote the URL: it may hold the password.
 """
@@ -25,14 +26,14 @@ from dataclasses import dataclass
 from ..core.errors import ErrorCode, SigError
 from ..core.secret import Secret
 
-SCHEMES = {"http": 80, "https": 443, "socks4": 1080, "socks5": 1080, "socks5h": 1080}
+SCHEMES = {"http": 80, "socks5": 1080, "socks5h": 1080}
 # A host (name, IPv4 or bracketed IPv6) and an optional port: all a proxy URL's host part may hold.
 _HOST_PORT = re.compile(r"(\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9._~-]+)(?::([0-9]{1,5}))?/?")
 # The same, as a standard (RFC 3986 / WHATWG) parser reads an authority: an empty port is allowed.
 _STD_HOST_PORT = re.compile(r"(\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9._~-]+)(?::[0-9]{0,5})?")
 _BAD_PERCENT = re.compile(r"%(?![0-9A-Fa-f]{2})")
-ENCODE_HINT = ("write networkProxy as scheme://user:password@host:port, with @ in the user name or password "
-               "percent-encoded as %40 and % as %25 (/ # ? may be percent-encoded too: %2F %23 %3F)")
+ENCODE_HINT = ("write networkProxy as scheme://user:password@host:port and percent-encode the user name and "
+               "password where they hold % (%25), / (%2F), # (%23), ? (%3F) or @ (%40)")
 
 
 @dataclass(frozen=True)
@@ -71,8 +72,8 @@ def parse_proxy_url(raw: str, where: str = "networkProxy") -> ProxyUrl:
         scheme, rest = "http", text
     scheme = scheme.lower()
     if scheme not in SCHEMES:
-        raise _error(where, f'has an unsupported scheme "{scheme[:20]}"',
-                     "use http://, https://, socks4://, socks5:// or socks5h://")
+        shown = f'"{scheme}://"' if scheme.isalnum() and len(scheme) <= 10 else "a scheme"  # never a password
+        raise _error(where, f"uses {shown}, which sig does not support", "use http://, socks5:// or socks5h://")
     userinfo, at, host_part = rest.rpartition("@")
     match = _HOST_PORT.fullmatch(host_part)
     if match is None:
@@ -88,8 +89,6 @@ def parse_proxy_url(raw: str, where: str = "networkProxy") -> ProxyUrl:
     if scheme.startswith("socks"):
         raise _error(where, "has a user name and password, and the browser cannot authenticate to a SOCKS proxy",
                      "use an http:// proxy that asks for the password, or a local forwarder without one")
-    if "@" in userinfo:
-        raise _error(where, "has an @ inside its user name or password (ambiguous)")
     if _BAD_PERCENT.search(userinfo):
         raise _error(where, "has a % in its user name or password that is not a %XX escape (ambiguous)")
     if any(c in userinfo for c in "/?#"):

@@ -21,7 +21,7 @@ FLAGS = {
     "username": "value", "password": "value", "password-stdin": "bool",
     "header-name": "value", "header-prefix": "value", "network-proxy": "value",
     "token-url": "value", "client-id": "value", "client-secret": "value", "client-secret-stdin": "bool",
-    "scope": "value", "grant": "value", "auth-url": "value", "device-url": "value",
+    "scope": "value", "grant": "value", "auth-url": "value", "device-url": "value", "cdp-url": "value",
 }
 MODES = ("auto", "headless", "cdp", "visible")
 OAUTH_FLAGS = {"token-url": "tokenUrl", "client-id": "clientId", "scope": "scope", "grant": "grant",
@@ -259,7 +259,8 @@ def run(args: Args, app: App) -> int:
                                                "client-secret-stdin")) else app.ask,
         mode=mode, network_proxy=args.value("network-proxy"), log=app.log,
         notify=app.say, open_url=_open_browser, oauth2=oauth_cli, client_secret=client_secret,
-        browser=app.config.browser if app.config.mode != "browserless" else None,
+        browser=(dict(app.config.browser, **({"cdpUrl": args.value("cdp-url")} if args.value("cdp-url") else {}))
+                 if app.config.mode != "browserless" else None),
     )
     if not sys.stdin.isatty() and provider.strategy == "oauth2":
         ctx.ask = None  # the paste-the-redirect fallback is for a person at a terminal
