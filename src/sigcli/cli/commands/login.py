@@ -19,9 +19,9 @@ FLAGS = {
     "token": "value", "token-stdin": "bool", "token-env": "value",
     "cookie": "value", "cookie-stdin": "bool",
     "username": "value", "password": "value", "password-stdin": "bool",
-    "header-name": "value", "header-prefix": "value", "network-proxy": "value",
+    "header-name": "value", "header-prefix": "value", "network-proxy": "value", "cdp-url": "value",
     "token-url": "value", "client-id": "value", "client-secret": "value", "client-secret-stdin": "bool",
-    "scope": "value", "grant": "value", "auth-url": "value", "device-url": "value", "cdp-url": "value",
+    "scope": "value", "grant": "value", "auth-url": "value", "device-url": "value",
 }
 MODES = ("auto", "headless", "cdp", "visible")
 OAUTH_FLAGS = {"token-url": "tokenUrl", "client-id": "clientId", "scope": "scope", "grant": "grant",
