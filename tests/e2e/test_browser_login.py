@@ -99,10 +99,8 @@ def test_second_login_reuses_the_session_the_profile_holds(sig: Sig, sites: Logi
     _configure(sig, SSO.format(app=sites.sso_app))
     sig("login", "corp-wiki", "--mode", "headless", timeout=90, check=0)
     idp_logins = sites.hits("idp", "/sso/login")
-    start = time.monotonic()
     sig("login", "corp-wiki", "--force", timeout=90, check=0)
     assert sites.hits("idp", "/sso/login") == idp_logins  # the profile still held the session
-    assert time.monotonic() - start < 30
 
 
 TRACKING = """\
