@@ -250,10 +250,13 @@ class Cascade:
         return self._wait_for_person("attached", options, visible_s)
 
     def _phase(self, phase: str, options: LaunchOptions, budget_s: float, settle: bool) -> Capture | None:
-        from .cdp import CdpAdapter
+        if options.cdp_url:  # an attached browser is driven by the native adapter, whatever is configured
+            from .cdp import CdpAdapter
 
-        adapter = CdpAdapter() if options.cdp_url else self._adapter()
-        where = options.cdp_url if options.cdp_url else options.executable
+            adapter: BrowserAdapter = CdpAdapter()
+        else:
+            adapter = self._adapter()
+        where = options.cdp_url or options.executable
         self.log(f"{self.provider.id}: {phase} phase with the {adapter.name} adapter ({where})")
         restore = _interrupt_on_termination()
         try:

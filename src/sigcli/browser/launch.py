@@ -476,7 +476,7 @@ def wait_ready(proc: Process, probe: Callable[[float], T | None], timeout_s: flo
                 )
             raise SigError(
                 ErrorCode.BROWSER_TIMEOUT,
-                f"the browser did not {what} within {timeout_s:.0f}s"
+                f"the browser did not {what} within {timeout_s:.0f}s (its start-up budget)"
                 + (f": {tail}" if tail else ""),
                 "the machine may be very busy, or the browser hangs at start: retry; run sig doctor",
             )
