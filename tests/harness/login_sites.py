@@ -3,7 +3,12 @@
 ``sig login`` drives a real Chromium and contains no site-specific automation, so the "user" is
 played by the pages themselves: every login page fills in and submits its own form (or fires its
 own ``fetch``) ``user_delay_ms`` after ``DOMContentLoaded``. With ``auto_user=False`` the pages
-stay put, which lets a test check that sig waits instead of declaring success.
+stay put, which lets a test check that sig waits instead of declaring success; once such a page has
+passed the moment it would have acted, it marks ``<html data-user="idle">``.
+
+``hold_users()`` makes the user wait instead: pages rendered while held ask ``GET /__gate`` (counted in
+``hits``) every 100 ms and act only once ``release_users()`` opened it. A test sees a page waiting at
+the gate in ``hits(site, "/__gate")``, a state it can wait on rather than a time.
 
     with LoginSites() as sites:
         ...  # sig login sites.sso_app + "/"  --validate sites.sso_app + "/wiki/rest/api/myself"
@@ -148,11 +153,30 @@ def _parse_cookies(header: str) -> dict[str, str]:
     return out
 
 
-def _script(auto_user: bool, delay_ms: int, body: str) -> str:
-    """The JS that plays the user: ``body`` runs ``delay_ms`` after DOMContentLoaded when AUTO."""
+def _script(auto_user: bool, delay_ms: int, body: str, held: bool = False) -> str:
+    """The JS that plays the user: ``whenUser(act)`` runs ``act`` ``delay_ms`` later when AUTO (after
+    the gate opened, when the page was rendered held), else marks the page idle."""
     return (
-        f"<script>\nconst AUTO = {json.dumps(auto_user)};\nconst DELAY = {int(delay_ms)};\n{body}\n</script>"
+        f"<script>\nconst AUTO = {json.dumps(auto_user)};\nconst DELAY = {int(delay_ms)};\n"
+        f"const HELD = {json.dumps(held)};\n" + _WHEN_USER + f"{body}\n</script>"
     )
+
+
+_WHEN_USER = """function whenUser(act) {
+  setTimeout(async () => {
+    if (!AUTO) { document.documentElement.dataset.user = "idle"; return; }
+    for (let i = 0; HELD && i < 1200; i++) {  // bounded: two minutes at most
+      try {
+        const r = await fetch("/__gate", {cache: "no-store"});
+        if ((await r.json()).open) break;
+      } catch (e) {}
+      await new Promise((ok) => setTimeout(ok, 100));
+    }
+    document.documentElement.dataset.user = "acting";
+    act();
+  }, DELAY);
+}
+"""
 
 
 # -- server plumbing ----------------------------------------------------------------------------
@@ -243,6 +267,7 @@ class LoginSites:
     def __init__(self, user_delay_ms: int = 300, auto_user: bool = True) -> None:
         self.user_delay_ms = user_delay_ms
         self.auto_user = auto_user
+        self.users_held = False
         self._lock = threading.Lock()
         self._issued: dict[str, list[str]] = {kind: [] for kind in ISSUED_KINDS}
         self._hits: dict[str, Counter[str]] = {name: Counter() for name in HIT_SCENARIOS}
@@ -280,6 +305,14 @@ class LoginSites:
         self._check(scenario, HIT_SCENARIOS)
         with self._lock:
             return self._authorized[scenario][path]
+
+    def hold_users(self) -> None:
+        """Pages rendered from now on wait at ``/__gate`` before their user acts."""
+        self.users_held = True
+
+    def release_users(self) -> None:
+        """Open the gate: every waiting page acts now (and pages rendered later act at once)."""
+        self.users_held = False
 
     def revoke(self, scenario: str) -> None:
         """Invalidate every session/token a scenario issued (server-side logout / expiry)."""
@@ -336,6 +369,8 @@ class LoginSites:
         def counted(req: _Request) -> _Reply:
             with self._lock:
                 self._hits[name][req.path] += 1
+            if req.path == "/__gate":
+                return _json(200, {"open": not self.users_held})
             return route(req)
 
         server = _SiteServer(name, counted)
@@ -365,7 +400,7 @@ class LoginSites:
         return ok
 
     def _page_script(self, body: str) -> str:
-        return _script(self.auto_user, self.user_delay_ms, body)
+        return _script(self.auto_user, self.user_delay_ms, body, self.users_held)
 
     @staticmethod
     def _credentials_ok(data: dict[str, Any] | None) -> bool:
@@ -448,12 +483,11 @@ class LoginSites:
   <button type="submit">Sign in</button>
 </form>
 """ + self._page_script(f"""document.addEventListener("DOMContentLoaded", () => {{
-  if (!AUTO) return;
-  setTimeout(() => {{
+  whenUser(() => {{
     document.getElementById("username").value = {json.dumps(USER)};
     document.getElementById("password").value = {json.dumps(PASSWORD)};
     document.getElementById("login").submit();
-  }}, DELAY);
+  }});
 }});""")
         return _html(200, "Sign in", body)
 
@@ -465,11 +499,10 @@ class LoginSites:
   <button type="submit">Verify</button>
 </form>
 """ + self._page_script(f"""document.addEventListener("DOMContentLoaded", () => {{
-  if (!AUTO) return;
-  setTimeout(() => {{
+  whenUser(() => {{
     document.getElementById("code").value = {json.dumps(MFA_CODE)};
     document.getElementById("mfa").submit();
-  }}, DELAY);
+  }});
 }});""")
         return _html(200, "Verify", body)
 
@@ -489,8 +522,7 @@ class LoginSites:
             body = """<h1>Example News</h1>
 <p>Public articles for everyone. <span id="status">Signed out.</span></p>
 """ + self._page_script(f"""document.addEventListener("DOMContentLoaded", () => {{
-  if (!AUTO) return;
-  setTimeout(async () => {{
+  whenUser(async () => {{
     const r = await fetch("/login", {{
       method: "POST",
       headers: {{"Content-Type": "application/json"}},
@@ -498,7 +530,7 @@ class LoginSites:
     }});
     if (!r.ok) {{ document.getElementById("status").textContent = "Login failed."; return; }}
     location.href = "/account";
-  }}, DELAY);
+  }});
 }});""")
             return _html(200, "Example News", body)
         if path == "/login" and req.method == "POST":
@@ -526,8 +558,7 @@ class LoginSites:
             body = """<h1>Example API console</h1>
 <p id="status">Connecting…</p>
 """ + self._page_script(f"""document.addEventListener("DOMContentLoaded", () => {{
-  if (!AUTO) return;
-  setTimeout(async () => {{
+  whenUser(async () => {{
     const r = await fetch("/session", {{
       method: "POST",
       headers: {{"Content-Type": "application/json"}},
@@ -535,7 +566,7 @@ class LoginSites:
     }});
     if (!r.ok) {{ document.getElementById("status").textContent = "Login failed."; return; }}
     location.href = "/app";
-  }}, DELAY);
+  }});
 }});""")
             return _html(200, "API console", body)
         if path == "/session" and req.method == "POST":
@@ -611,8 +642,7 @@ document.addEventListener("DOMContentLoaded", () => {{
   fetch("/api/env", {{method: "POST", headers: {{"Content-Type": "application/json"}},
                       body: JSON.stringify({{webdriver: navigator.webdriver === true}})}}).catch(() => {{}});
   if (storedToken()) {{ pollMe(); return; }}
-  if (!AUTO) return;
-  setTimeout(async () => {{
+  whenUser(async () => {{
     const r = await fetch("/api/login", {{
       method: "POST",
       headers: {{"Content-Type": "application/json"}},
@@ -622,5 +652,5 @@ document.addEventListener("DOMContentLoaded", () => {{
     localStorage.setItem("auth", JSON.stringify(await r.json()));
     localStorage.setItem("theme", "dark");
     pollMe();
-  }}, DELAY);
+  }});
 }});""")

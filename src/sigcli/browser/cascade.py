@@ -2,12 +2,20 @@
 
 Modes (`--mode` / provider `loginMode`):
   auto      one headless browser on the profile: a session it already holds is captured at once, an SSO
-            that completes by itself (redirect hops, page scripts) is followed; when it stops on a login
-            page, a visible browser opens for the user.
-  headless  the same without the visible fallback.
+            that completes by itself (redirect hops, page scripts) is followed; when it stays on one login
+            page (or off the site) for SETTLE_S, a visible browser opens for the user.
+  headless  the same without the visible fallback: it waits on login pages for all of
+            browser.headlessTimeout (a page script, or a slow IdP, may still finish the login).
   visible   a window at once (also `forceVisible: true`).
   cdp       a window of the real browser driven by the native CDP adapter whatever `browser.adapter`
             says: no automation markers (sites that block automated browsers).
+With browser.cdpUrl (or --cdp-url) no browser is started: sig opens a tab in the browser the user runs
+(attach.py) and waits there as the visible phase does (headless mode: for headlessTimeout).
+
+Budgets: starting the browser and opening the entry page get LAUNCH_BUDGET_S whatever the login's own
+timeouts say (a cold first start on a busy machine is slow); headlessTimeout / visibleTimeout count from
+the moment the entry page first shows in the tab.
+
 The poll loop never types anything: sig has no site-specific automation. It only watches the page,
 reads the jar and asks the provider's validation whether what it holds is a login.
 """
@@ -29,13 +37,17 @@ if TYPE_CHECKING:
 
     from ..core.model import Provider
     from .protocol import BrowserAdapter, BrowserSession
+    from .proxy_url import ProxyUrl
 
 POLL_S = 1.0  # between looks at the page (the original: 3 s; a look is cheap and local)
 POLL_FAST_S = 0.25  # the first seconds of a phase: a session already in the profile is seen at once
 FAST_PHASE_S = 5.0
 REPROBE_S = 3.0  # the same captured values are probed again only after this long
+# auto mode: this long on one login page (or off the site) means a person is needed: open a window.
 SETTLE_S = 5.0
-LAUNCH_BUDGET_S = 30.0  # start + first page load; the poll budget (headless/visibleTimeout) is separate  # headless: this long on login pages / off the site means a person is needed
+# Browser start + opening the entry page, on top of headlessTimeout / visibleTimeout (which count from
+# the first page load): generous, because a cold first start on a loaded machine takes many seconds.
+LAUNCH_BUDGET_S = 60.0
 SECOND_LEVEL = {"co", "com", "net", "org", "gov", "ac", "edu", "ne", "or", "go"}
 # Visible windows need a display; CI and containers can run the visible phase headless instead.
 VISIBLE_HEADLESS_ENV = "SIG_BROWSER_VISIBLE_HEADLESS"
@@ -76,6 +88,10 @@ def _entry_url(provider: Provider) -> str:
         raise SigError(ErrorCode.CONFIG_ERROR, f'provider "{provider.id}" has no entryUrl to open in the browser',
                        f"add entryUrl: https://… to providers.{provider.id} in ~/.sig/config.yaml")
     return url
+
+
+def _seconds(value: float) -> str:
+    return f"{value:g} s"
 
 
 def _interrupt_on_termination() -> Callable[[], None]:
@@ -127,16 +143,22 @@ class Cascade:
 
         return CdpAdapter()
 
-    def _options(self, headless: bool, timeout_s: float, shared: bool) -> LaunchOptions:
+    def _proxy(self) -> ProxyUrl | None:
+        from .proxy_url import parse_proxy_url
+
+        if not self.network_proxy:
+            return None
+        return parse_proxy_url(str(self.network_proxy), f'networkProxy of provider "{self.provider.id}"')
+
+    def _options(self, headless: bool, shared: bool) -> LaunchOptions:
         from ..config.paths import expand_path
         from .locate import resolve_executable
 
         data_dir = expand_path(str(self.cfg.get("browserDataDir") or "~/.sig/browser-data"))
         wait_until = str(self.provider.get("waitUntil") or self.cfg.get("waitUntil") or "load")
         return LaunchOptions(executable=resolve_executable(self.cfg), user_data_dir=data_dir,
-                             url=_entry_url(self.provider), headless=headless,
-                             proxy_server=self.network_proxy, timeout_s=min(timeout_s, LAUNCH_BUDGET_S),
-                             shared=shared, wait_until=wait_until)
+                             url=_entry_url(self.provider), headless=headless, proxy=self._proxy(),
+                             timeout_s=LAUNCH_BUDGET_S, shared=shared, wait_until=wait_until)
 
     def _shared_browser_running(self, data_dir: str) -> bool:
         """A visible sig browser already holds this profile (another login): join it, skip headless."""
@@ -153,16 +175,21 @@ class Cascade:
         mode = self.mode
         if self.provider.get("forceVisible") and mode == "auto":
             mode = "visible"
+        cdp_url = str(self.cfg.get("cdpUrl") or "").strip()
+        if cdp_url:
+            return self._attached(cdp_url, mode, headless_s, visible_s)
         if mode in ("auto", "headless"):
-            options = self._options(True, headless_s, shared=False)
+            options = self._options(True, shared=False)
             if mode == "headless" or not self._shared_browser_running(options.user_data_dir):
-                capture = self._phase("headless", options, headless_s, exit_on_login=True)
+                capture = self._phase("headless", options, headless_s, settle=mode == "auto")
                 if capture is not None:
                     return capture
                 if mode == "headless":
                     raise SigError(ErrorCode.BROWSER_TIMEOUT,
-                                   f'headless login to "{self.provider.id}" did not complete: {self.last_reason}',
-                                   f"log in with a window: sig login {self.provider.id} --mode visible")
+                                   f'headless login to "{self.provider.id}" did not complete within '
+                                   f"browser.headlessTimeout ({_seconds(headless_s)}): {self.last_reason}",
+                                   f"log in with a window: sig login {self.provider.id} --mode visible "
+                                   "(or raise browser.headlessTimeout)")
         return self._visible(visible_s)
 
     def _visible(self, budget_s: float) -> Capture:
@@ -178,46 +205,87 @@ class Cascade:
                     "session has no display",
                     f"log in on a machine with a desktop and copy it here (sig remote add …; sig sync push), "
                     f"or without a browser: sig login {self.provider.login_target()} --token-stdin | --cookie-stdin")
-        options = self._options(forced_headless, budget_s, shared=True)
+        options = self._options(forced_headless, shared=True)
         self.notify(f'Log in to {self.provider.name} in the browser window; sig continues by itself once '
                     f"you are in (waiting up to {int(budget_s)} s, Ctrl-C to stop).")
-        capture = self._phase("visible", options, budget_s, exit_on_login=False)
+        return self._wait_for_person("visible", options, budget_s)
+
+    def _wait_for_person(self, phase: str, options: LaunchOptions, budget_s: float) -> Capture:
+        capture = self._phase(phase, options, budget_s, settle=False)
         if capture is None:
             raise SigError(
                 ErrorCode.BROWSER_TIMEOUT,
-                f'the login to "{self.provider.id}" did not complete within {int(budget_s)} s'
-                + (f": {self.last_reason}" if self.last_reason else ""),
+                f'the login to "{self.provider.id}" did not complete within browser.visibleTimeout '
+                f"({_seconds(budget_s)})" + (f": {self.last_reason}" if self.last_reason else ""),
                 "run sig login again and finish the login in the window (raise browser.visibleTimeout "
                 "for slow MFA)")
         return capture
 
-    def _phase(self, phase: str, options: LaunchOptions, budget_s: float, exit_on_login: bool) -> Capture | None:
-        adapter = self._adapter()
-        self.log(f"{self.provider.id}: {phase} phase with the {adapter.name} adapter ({options.executable})")
+    def _attached(self, cdp_url: str, mode: str, headless_s: float, visible_s: float) -> Capture:
+        """Log in in a tab of the browser the user runs (browser.cdpUrl / --cdp-url); start none."""
+        from .attach import check_cdp_url
+
+        allow_remote = self.cfg.get("cdpAllowRemote") is True
+        check_cdp_url(cdp_url, allow_remote)
+        if self.network_proxy:
+            raise SigError(ErrorCode.CONFIG_ERROR,
+                           f'provider "{self.provider.id}" has a networkProxy, which sig cannot apply to a '
+                           "browser it did not start",
+                           "start that browser with --proxy-server=…, or log in without --cdp-url / "
+                           "browser.cdpUrl")
+        wait_until = str(self.provider.get("waitUntil") or self.cfg.get("waitUntil") or "load")
+        options = LaunchOptions(executable="", user_data_dir="", url=_entry_url(self.provider),
+                                headless=mode == "headless", timeout_s=LAUNCH_BUDGET_S,
+                                wait_until=wait_until, cdp_url=cdp_url, cdp_allow_remote=allow_remote)
+        if mode == "headless":
+            capture = self._phase("attached", options, headless_s, settle=False)
+            if capture is None:
+                raise SigError(ErrorCode.BROWSER_TIMEOUT,
+                               f'login to "{self.provider.id}" in the browser at {cdp_url} did not complete '
+                               f"within browser.headlessTimeout ({_seconds(headless_s)}): {self.last_reason}",
+                               "finish the login in that browser's tab, or raise browser.headlessTimeout")
+            return capture
+        self.notify(f"Log in to {self.provider.name} in the tab sig opened in your browser ({cdp_url}); sig "
+                    f"continues by itself once you are in (waiting up to {int(visible_s)} s, Ctrl-C to stop).")
+        return self._wait_for_person("attached", options, visible_s)
+
+    def _phase(self, phase: str, options: LaunchOptions, budget_s: float, settle: bool) -> Capture | None:
+        if options.cdp_url:  # an attached browser is driven by the native adapter, whatever is configured
+            from .cdp import CdpAdapter
+
+            adapter: BrowserAdapter = CdpAdapter()
+        else:
+            adapter = self._adapter()
+        where = options.cdp_url or options.executable
+        self.log(f"{self.provider.id}: {phase} phase with the {adapter.name} adapter ({where})")
         restore = _interrupt_on_termination()
         try:
             session = adapter.launch(options)
             try:
-                return self._poll(session, budget_s, exit_on_login)
+                return self._poll(session, budget_s, settle)
             finally:
                 session.close()
         finally:
             restore()
 
-    def _poll(self, session: BrowserSession, budget_s: float, exit_on_login: bool) -> Capture | None:
+    def _poll(self, session: BrowserSession, budget_s: float, settle: bool) -> Capture | None:
+        """Watch the page until a validated capture (returned), or None: the budget ran out (counted
+        from when the entry page first showed in the tab), or with `settle` (auto mode's headless
+        phase) the page stayed on one login page / off the site for SETTLE_S."""
         from ..auth.validation import Verdict, is_login_url, probe
 
         provider = self.provider
         patterns = [str(p) for p in provider.get("loginUrlPatterns") or []]
         started = time.monotonic()
-        deadline = started + budget_s
-        away_since: float | None = None
+        loaded = False  # the budget restarts once, when the entry page first shows
+        away_url: str | None = None  # the login / off-site page we are waiting on, and since when
+        away_since = 0.0
         last_rejected: tuple[dict[str, str], float] | None = None
 
         def pause() -> None:
             session.wait(POLL_FAST_S if time.monotonic() - started < FAST_PHASE_S else POLL_S)
 
-        while time.monotonic() < deadline:
+        while time.monotonic() < started + budget_s:
             if not session.alive():
                 raise SigError(ErrorCode.BROWSER_LAUNCH_ERROR,
                                f'the browser closed before the login to "{provider.id}" finished',
@@ -229,8 +297,12 @@ class Cascade:
                                f"the browser could not open {_entry_url(provider)}: {failed}",
                                "check the URL and that the site is reachable from this machine "
                                "(and networkProxy, if the site needs a proxy)")
+            blank = not url or url == "about:blank"
+            if not blank and not loaded:
+                loaded = True
+                started = time.monotonic()  # what the user's timeout is about starts now
             waiting = ""
-            if not url or url == "about:blank":
+            if blank:
                 waiting = "the page has not loaded yet"
             elif not on_site(url, provider):
                 waiting = f"the browser is on {split_url(url)[1] or url} (waiting to come back)"
@@ -239,13 +311,14 @@ class Cascade:
             if waiting:
                 self.last_reason = waiting
                 now = time.monotonic()
-                away_since = away_since if away_since is not None else now
-                if exit_on_login and now - away_since > SETTLE_S and url and url != "about:blank":
-                    self.log(f"{provider.id}: headless stopped: {waiting}")
+                if url != away_url:
+                    away_url, away_since = url, now  # a page that moves is not stuck
+                if settle and not blank and now - away_since > SETTLE_S:
+                    self.log(f"{provider.id}: headless stopped after {SETTLE_S:g} s: {waiting}")
                     return None
                 pause()
                 continue
-            away_since = None
+            away_url = None
             found = self._extract(session)
             if not found.complete:
                 self.last_reason = "; ".join(found.missing) or "nothing captured yet"

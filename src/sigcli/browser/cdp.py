@@ -1,10 +1,15 @@
 """The native adapter: drive a real Chromium-family browser over the Chrome DevTools Protocol.
 
 One browser-level connection, and flattened target sessions (``sessionId`` on each message) for the one
-tab sig opens and watches. The connection is the browser's DevTools pipe (fds 3/4) for a browser sig
-uses alone, or a WebSocket to the loopback debugging port for the shared visible browser, which other
-sig processes must be able to join. Process handling (spawn, profile lock, sharing) lives in launch.py;
-this module only speaks CDP.
+tab sig opens and watches. The connection is one of:
+
+* the browser's DevTools pipe (fds 3/4), for a browser sig uses alone;
+* the Unix socket of the relay that owns the shared visible window's pipe (relay.py, shared.py), for a
+  login that opens or joins that window: same framing, the relay maps ids and routes session events;
+* a WebSocket to a browser the user started with --remote-debugging-port (browser.cdpUrl / --cdp-url),
+  where sig opens and closes only its own tab.
+
+Process handling (spawn, profile lock) lives in launch.py; this module only speaks CDP.
 """
 
 from __future__ import annotations
@@ -14,11 +19,7 @@ import time
 
 from ..core.errors import ErrorCode, SigError
 from .launch import (
-    acquire_shared,
-    is_other_browser,
     pid_alive,
-    read_state,
-    release_shared,
     start_browser_piped,
     stderr_tail,
     terminate,
@@ -220,6 +221,49 @@ class PipeTransport:
             except OSError:
                 pass
 
+    def detach(self) -> tuple[int, int, bytes]:
+        """(read fd, write fd, bytes read but not yet returned): the caller owns the fds from here
+        (the relay takes the pipe over once the browser answers)."""
+        self._fds_closed = True  # closed for us; the fds live on with the caller
+        return self._read_fd, self._write_fd, bytes(self._buf)
+
+
+class SocketTransport(PipeTransport):
+    """The same NUL-framed JSON over a connected Unix socket (to the shared window's relay).
+
+    close() half-closes and waits (bounded) for the relay to hang up: when this was the window's last
+    user the relay first closes the browser (flushing its cookies), so that a login started right after
+    finds the profile free.
+    """
+
+    def __init__(self, sock: Any, linger_s: float = 15.0) -> None:
+        self._sock = sock  # keep the socket object: its fd closes when it is collected
+        self._linger_s = linger_s
+        sock.setblocking(False)
+        super().__init__(sock.fileno(), sock.fileno())
+
+    def close(self) -> None:
+        import socket
+
+        if self._fds_closed:
+            return
+        if not self._eof:
+            try:
+                self._sock.shutdown(socket.SHUT_WR)
+                deadline = time.monotonic() + self._linger_s
+                while not self._eof and time.monotonic() < deadline:
+                    if self._wait(self._read_fd, False, min(0.25, deadline - time.monotonic())):
+                        try:
+                            self._eof = not os.read(self._read_fd, _PIPE_CHUNK)
+                        except BlockingIOError:
+                            pass
+                        except OSError:
+                            self._eof = True
+            except OSError:
+                pass
+        self._fds_closed = True
+        self._sock.close()
+
 
 class CdpConnection:
     """Request/response over one CDP transport; events read meanwhile go to registered handlers."""
@@ -312,6 +356,22 @@ class CdpConnection:
             if "method" in reply:
                 self._dispatch(reply)
             # else: a late reply to a call that timed out earlier; nobody waits for it any more
+
+    def send(self, method: str, params: dict[str, Any] | None = None, session_id: str | None = None) -> None:
+        """Send a command without waiting for its answer (from an event handler, which must not wait:
+        the answer would be read by the very loop that called the handler). Its reply is dropped."""
+        import json
+
+        if self.closed:
+            return
+        self._next_id += 1
+        msg: dict[str, Any] = {"id": self._next_id, "method": method, "params": params or {}}
+        if session_id:
+            msg["sessionId"] = session_id
+        try:
+            self._transport.send(json.dumps(msg), 5.0)
+        except BrowserError:
+            self._closed = True
 
     def pump(self, seconds: float) -> None:
         """Read and dispatch events for up to `seconds` (0 = only what is already there)."""
@@ -408,30 +468,40 @@ def _cookie(raw: dict[str, Any]) -> dict[str, Any]:
     }
 
 
+# What a session is attached to, which decides what close() may do.
+OWN = "own"  # a browser of our own over its pipe: close() closes the browser
+SHARED = "shared"  # the shared window, through its relay: close() closes our tab; the relay does the rest
+ATTACHED = "attached"  # the user's own browser (cdpUrl): close() closes our tab, never the browser
+_PROXY_AUTH_TRIES = 2  # per request: a proxy that keeps refusing gets CancelAuth (its 407 page), not a loop
+
+
 class CdpSession:
-    """A launched (or joined) browser plus the tab sig watches. Implements BrowserSession."""
+    """A launched, joined or attached browser plus the tab sig watches. Implements BrowserSession."""
 
     adapter = "cdp"
 
     def __init__(self, conn: CdpConnection, pid: int, options: LaunchOptions,
-                 proc: Process | None = None) -> None:
+                 proc: Process | None = None, kind: str = OWN) -> None:
         self._conn = conn
         self._pid = pid
         self._proc = proc
         self._options = options
-        self._shared = options.shared
+        self._kind = kind
         self._page: CdpPage | None = None
         self._closed = False
         self._tab_gone = False
         self._auth: list[tuple[str, str]] = []
         self._request_urls: dict[str, str] = {}
         self._pending_extra: dict[str, str] = {}  # ExtraInfo may arrive before requestWillBeSent
+        self._proxy_tries: dict[str, int] = {}
         self._last_request = time.monotonic()
         # Page.navigate's errorText (e.g. net::ERR_CONNECTION_REFUSED), for a better message upstairs.
         self.navigation_error: str | None = None
         conn.on("Network.requestWillBeSent", self._on_request)
         conn.on("Network.requestWillBeSentExtraInfo", self._on_request_extra)
         conn.on("Target.detachedFromTarget", self._on_detached)
+        conn.on("Fetch.requestPaused", self._on_paused)
+        conn.on("Fetch.authRequired", self._on_auth_required)
 
     # -- events -------------------------------------------------------------------------------
 
@@ -482,23 +552,32 @@ class CdpSession:
         if self._page is not None and params.get("sessionId") == self._page.session_id:
             self._tab_gone = True  # the user closed our tab (or it crashed): nothing left to watch
 
-    # -- set-up -------------------------------------------------------------------------------
+    def _on_paused(self, params: dict[str, Any], session_id: str | None) -> None:
+        # Fetch is on only to hear the proxy's auth challenge; every request goes on unchanged.
+        if self._ours(session_id) and isinstance(params.get("requestId"), str):
+            self._conn.send("Fetch.continueRequest", {"requestId": params["requestId"]}, session_id)
 
-    def _check_identity(self, port: int) -> None:
-        """Make sure the browser on `port` is the one we spawned (the port was free a moment before).
-        Not needed over a pipe: only the browser we spawned holds its other end."""
-        if self._proc is None or isinstance(self._conn.transport, PipeTransport):
+    def _on_auth_required(self, params: dict[str, Any], session_id: str | None) -> None:
+        request_id = params.get("requestId")
+        if not self._ours(session_id) or not isinstance(request_id, str):
             return
-        try:
-            infos = self._conn.call("SystemInfo.getProcessInfo", timeout=5.0).get("processInfo") or []
-        except BrowserError:
-            return  # an older or different browser without this method: nothing to compare
-        browser = next((p.get("id") for p in infos if p.get("type") == "browser"), None)
-        if isinstance(browser, int) and is_other_browser(self._proc, browser, self._options.user_data_dir):
-            self._conn.close()  # so that our clean-up never sends Browser.close to that other browser
-            raise SigError(ErrorCode.BROWSER_LAUNCH_ERROR,
-                           f"another program answered on the browser's debugging port {port}",
-                           "retry: sig picks a new free port each time")
+        proxy = self._options.proxy
+        challenge = params.get("authChallenge") or {}
+        answer: dict[str, Any] = {"response": "Default"}  # a site's own HTTP auth: the browser's usual way
+        if challenge.get("source") == "Proxy" and proxy is not None and proxy.has_auth:
+            tries = self._proxy_tries.get(request_id, 0) + 1
+            self._proxy_tries[request_id] = tries
+            if len(self._proxy_tries) > _MAX_TRACKED:
+                self._proxy_tries.pop(next(iter(self._proxy_tries)))
+            if tries > _PROXY_AUTH_TRIES:
+                answer = {"response": "CancelAuth"}
+            else:
+                answer = {"response": "ProvideCredentials", "username": proxy.username or "",
+                          "password": proxy.password.reveal() if proxy.password else ""}
+        self._conn.send("Fetch.continueWithAuth", {"requestId": request_id, "authChallengeResponse": answer},
+                        session_id)
+
+    # -- set-up -------------------------------------------------------------------------------
 
     def _open_tab(self, reuse_blank: bool) -> None:
         conn = self._conn
@@ -518,14 +597,25 @@ class CdpSession:
         # Enable before navigating, so the first request (and its Authorization) is seen too.
         for method in ("Runtime.enable", "Network.enable", "Page.enable"):
             conn.call(method, session_id=session_id)
-        if not self._options.headless:
+        proxy = self._options.proxy
+        if proxy is not None and proxy.has_auth and self._kind != ATTACHED:
+            # The proxy's 407 reaches us as Fetch.authRequired, answered with networkProxy's user and
+            # password. Chromium reports auth challenges only for requests it intercepts (it refuses an
+            # empty pattern list here), hence "*": each request of our tab waits until _on_paused lets
+            # it go, i.e. the page moves whenever sig reads events (every call and wait does).
+            conn.call("Fetch.enable", {"patterns": [{"urlPattern": "*"}], "handleAuthRequests": True},
+                      session_id=session_id)
+        if not self._options.headless or self._kind == ATTACHED:
             try:
                 conn.call("Page.bringToFront", session_id=session_id, timeout=3.0)
             except BrowserError:
                 pass
 
     def _browser_gone(self) -> bool:
-        return self._conn.closed or not pid_alive(self._pid)
+        if self._conn.closed:
+            return True
+        # An attached browser's pid is not ours to know; the relay's browser is seen through the socket.
+        return self._kind == OWN and not pid_alive(self._pid)
 
     def _navigate(self) -> None:
         """Open options.url in our tab and wait (bounded) as options.wait_until asks. Not finishing in
@@ -567,8 +657,12 @@ class CdpSession:
 
     @property
     def pid(self) -> int:
-        """The browser process id (for diagnostics and tests)."""
+        """The browser process id (for diagnostics and tests); -1 for an attached browser."""
         return self._pid
+
+    @property
+    def kind(self) -> str:
+        return self._kind
 
     def cookies(self) -> list[dict[str, Any]]:
         try:
@@ -614,18 +708,19 @@ class CdpSession:
             return
         self._closed = True
         try:
-            if self._shared:
-                release_shared(self._options.user_data_dir, on_last=self._close_browser,
-                               on_leave=self._close_tab)
-            else:
+            if self._kind == OWN:
                 self._close_browser()
+            else:
+                self._close_tab()
         except Exception:
             pass  # close() never raises: it runs in finally blocks
         finally:
+            # Over the relay's socket this waits until the relay has let us go (and, when we were the
+            # window's last user, closed the browser).
             self._conn.close()
 
     def _close_tab(self) -> None:
-        """Leave a shared browser that others still use: close only our tab."""
+        """Leave a browser that is not ours alone: close only our tab."""
         if self._page is not None and not self._browser_gone():
             try:
                 self._conn.call("Target.closeTarget", {"targetId": self._page.target_id}, timeout=3.0)
@@ -638,7 +733,7 @@ class CdpSession:
             try:
                 self._conn.call("Browser.close", timeout=_CLOSE_WAIT_S)
             except BrowserError:
-                pass  # the socket often closes before the reply arrives
+                pass  # the pipe often closes before the reply arrives
         wait_exit(self._pid, _CLOSE_WAIT_S)
         if self._proc is not None:
             terminate(self._proc, grace_s=1.0)
@@ -652,10 +747,17 @@ class CdpSession:
         self.close()
 
 
-def _launch_error(exc: BaseException, proc: Process | None) -> SigError:
+def _launch_error(exc: BaseException, proc: Process | None, started: bool = False) -> SigError:
     if isinstance(exc, SigError):
         return exc
+    if started and proc is not None and isinstance(exc, BrowserError) and proc.poll() is None:
+        wait_exit(proc.pid, 2.0)  # its pipe closes a moment before the process is gone
     if proc is not None and proc.poll() is not None:
+        if started:  # it answered, then died (crashed, or killed) while opening the page
+            return SigError(ErrorCode.BROWSER_LAUNCH_ERROR,
+                            f"the browser closed before the login finished: it exited (status {proc.returncode}) "
+                            "while opening the page",
+                            "run sig login again; if the browser keeps crashing, run sig doctor")
         tail = stderr_tail(proc)
         return SigError(ErrorCode.BROWSER_LAUNCH_ERROR,
                         f"the browser exited during start-up (status {proc.returncode})"
@@ -664,7 +766,7 @@ def _launch_error(exc: BaseException, proc: Process | None) -> SigError:
                     f"the browser started but could not be driven over CDP: {exc}", _LAUNCH_HINT)
 
 
-def _answers(conn: CdpConnection, proc: Process, budget: float) -> bool | None:
+def answers(conn: CdpConnection, proc: Process, budget: float) -> bool | None:
     """Readiness probe over the pipe: True once Browser.getVersion answers, None for "not yet".
 
     Commands written before the browser reads its pipe wait there, so a probe that times out is simply
@@ -687,6 +789,8 @@ class CdpAdapter:
     name = "cdp"
 
     def launch(self, options: LaunchOptions) -> CdpSession:
+        if options.cdp_url:
+            return self._attach(options)
         if options.shared:
             return self._launch_shared(options)
         # A browser of our own: CDP over its pipe, so no debugging port is open for anyone to join.
@@ -694,42 +798,51 @@ class CdpAdapter:
         conn = CdpConnection.over_pipe(read_fd, write_fd, alive=lambda: proc.poll() is None)
         session: CdpSession | None = None
         try:
-            wait_ready(proc, lambda budget: _answers(conn, proc, budget), options.timeout_s,
+            wait_ready(proc, lambda budget: answers(conn, proc, budget), options.timeout_s,
                        "answer over its DevTools pipe")
             session = CdpSession(conn, proc.pid, options, proc)
             session._open_tab(reuse_blank=True)
             session._navigate()
             return session
         except BaseException as exc:
+            # The reason first: once we have closed the browser, it has "exited" for everyone.
+            error = _launch_error(exc, proc, started=session is not None) if isinstance(exc, Exception) else None
             if session is not None:
                 session.close()
             else:
                 terminate(proc, grace_s=1.0)
                 conn.close()
-            if isinstance(exc, Exception):
-                raise _launch_error(exc, proc) from None
+            if error is not None:
+                raise error from None
             raise
 
     def _launch_shared(self, options: LaunchOptions) -> CdpSession:
-        port, ws_url, proc, owner = acquire_shared(options)
-        if proc is not None:
-            pid = proc.pid
-        else:
-            state = read_state(options.user_data_dir)
-            pid = state["pid"] if state else -1
-        session: CdpSession | None = None
+        from .shared import join_shared
+
+        sock, hello, owner = join_shared(options)
+        conn = CdpConnection(transport=SocketTransport(sock))
+        return self._open(CdpSession(conn, int(hello.get("browserPid") or -1), options, kind=SHARED),
+                          reuse_blank=owner)
+
+    def _attach(self, options: LaunchOptions) -> CdpSession:
+        from .attach import connect
+
+        conn = CdpConnection(transport=connect(options.cdp_url or "", options.timeout_s,
+                                               options.cdp_allow_remote))
+        return self._open(CdpSession(conn, -1, options, kind=ATTACHED), reuse_blank=False)
+
+    @staticmethod
+    def _open(session: CdpSession, reuse_blank: bool) -> CdpSession:
+        """Open our tab and the entry page in a browser that is not ours alone; on failure leave it
+        as it was (our tab closed, the connection gone)."""
         try:
-            session = CdpSession(CdpConnection(ws_url), pid, options, proc)
-            session._check_identity(port)
-            # Our own fresh browser: use its start tab. A joined one: a new tab that is ours alone.
-            session._open_tab(reuse_blank=owner)
+            # A window we just started: use its start tab. Otherwise a new tab that is ours alone.
+            session._open_tab(reuse_blank=reuse_blank)
             session._navigate()
             return session
         except BaseException as exc:
-            if session is not None:
-                session.close()  # closes our tab, releases, closes the browser if we were last
-            else:
-                release_shared(options.user_data_dir, on_last=lambda: terminate_pid(pid, 1.0))
-            if isinstance(exc, Exception):
-                raise _launch_error(exc, proc) from None
+            error = _launch_error(exc, None) if isinstance(exc, Exception) else None
+            session.close()
+            if error is not None:
+                raise error from None
             raise

@@ -1,13 +1,12 @@
-"""Start, find, share and stop a Chromium-family browser process. No CDP protocol logic lives here.
+"""Start, find and stop a Chromium-family browser process. No CDP protocol logic lives here.
 
-A browser sig uses alone is started with ``--remote-debugging-pipe``: it speaks CDP on its fds 3 and 4,
-two pipes only sig holds, so no other local process can reach it (a DevTools TCP port, even on
-loopback, lets any local user read every cookie while a login runs). A visible browser can be shared per
-profile between concurrent logins, and other sig processes can only join one that listens: that one is
-started on a free loopback port, found through ``/json/version``, and recorded in
-``<profile>/.cdp-state.json`` (guarded by an fcntl lock), because Chrome allows one running instance per
-profile directory. Either way the browser runs in its own process group, so that its helper processes
-can be stopped together.
+Every browser sig starts gets ``--remote-debugging-pipe``: it speaks CDP on its fds 3 and 4, two pipes
+only sig holds, so no other local process can reach it (a DevTools TCP port, even on loopback, lets any
+local user read every cookie while a login runs). The shared visible window other logins join is such a
+browser too: a relay process owns its pipe and lets other sig processes in through a 0600 Unix socket
+(relay.py, shared.py); its state, ``<profile>/.cdp-state.json``, is guarded by an fcntl lock because
+Chrome allows one running instance per profile directory. Either way the browser runs in its own
+process group, so that its helper processes can be stopped together.
 """
 
 from __future__ import annotations
@@ -22,12 +21,10 @@ from .protocol import LaunchOptions
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
-    import subprocess
     from collections.abc import Callable
     from typing import IO, Any, TypeAlias, TypeVar
 
-    # A browser we started: a Popen (port launches) or a SpawnedProcess (pipe launches).
-    Process: TypeAlias = "subprocess.Popen[bytes] | SpawnedProcess"
+    Process: TypeAlias = "SpawnedProcess"  # a browser this process started
     T = TypeVar("T")
 
 STATE_FILE = ".cdp-state.json"
@@ -39,24 +36,15 @@ INSTALL_HINT = ("install Chromium (apt-get install chromium) or Chrome, or set b
                 "~/.sig/config.yaml; run sig doctor")
 IN_USE_HINT = "close that browser, or set browser.browserDataDir to another folder"
 
-_POLL_S = 0.05  # /json/version poll interval: Chromium answers after ~0.4 s, so poll often
-_REQUEST_TIMEOUT_S = 1.0  # per /json/version request
-_SHARED_PROBE_TIMEOUT_S = 2.0  # how long a shared browser may take to answer before it counts as hung
+_POLL_S = 0.05  # readiness poll interval: Chromium answers after ~0.4 s, so poll often
+_REQUEST_TIMEOUT_S = 1.0  # per readiness probe
 
-# Browsers this process spawned, by pid, so that whoever closes a shared browser last can reap it even
-# when another session of the same process spawned it (two sessions in one process share one browser).
+# Browsers this process spawned, by pid, so that pid_alive() and terminate_pid() reap our own children.
 _SPAWNED: dict[int, Process] = {}
 _STDERR: dict[int, IO[bytes]] = {}
 
 
 # -- process basics -------------------------------------------------------------------------------
-
-
-def free_port() -> int:
-    """A TCP port on 127.0.0.1 that was free a moment ago (bound to port 0, then released)."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 # A quiet, first-run-free browser; shared with the Playwright adapter.
@@ -71,30 +59,17 @@ QUIET_ARGS = (
 )
 
 
-def split_proxy(url: str) -> tuple[str, str | None, str | None]:
-    """(proxy URL without user:password, user, password). Proxy credentials never go into a browser's
-    argv, where every process of the machine could read them."""
-    from urllib.parse import unquote, urlsplit, urlunsplit
-
-    parts = urlsplit(url if "://" in url else "http://" + url)
-    if parts.username is None:
-        return url, None, None
-    netloc = parts.netloc.rpartition("@")[2]
-    return (urlunsplit((parts.scheme, netloc, parts.path, "", "")), unquote(parts.username),
-            unquote(parts.password or ""))
-
-
-def chrome_args(options: LaunchOptions, port: int | None) -> list[str]:
+def chrome_args(options: LaunchOptions) -> list[str]:
     """The command-line flags (without the executable). Deliberately no --enable-automation.
 
-    `port` None: CDP over the fd 3/4 pipes (spawn_piped), and no TCP listener at all.
+    CDP goes over the fd 3/4 pipes (spawn_piped): no TCP listener at all.
     """
-    if port is None:
-        debugging = ["--remote-debugging-pipe"]  # NUL-terminated JSON (the default, not CBOR)
-    else:
-        debugging = [f"--remote-debugging-port={port}", "--remote-debugging-address=127.0.0.1"]
     args = [
-        *debugging,
+        "--remote-debugging-pipe",  # NUL-terminated JSON (the default, not CBOR)
+        # The pipe alone makes Chromium flag every page as automated (navigator.webdriver); sig drives
+        # nothing on the page (the user logs in), and sites that refuse automated browsers would refuse
+        # the user.
+        "--disable-blink-features=AutomationControlled",
         f"--user-data-dir={options.user_data_dir}",
         *QUIET_ARGS,
         "--use-mock-keychain",
@@ -103,11 +78,11 @@ def chrome_args(options: LaunchOptions, port: int | None) -> list[str]:
         args += ["--headless=new", "--disable-gpu"]
     if hasattr(os, "geteuid") and os.geteuid() == 0:
         args.append("--no-sandbox")  # Chromium refuses to start as root with its sandbox on
-    if options.proxy_server:
+    if options.proxy is not None:
         # Chromium sends loopback hosts around a proxy by default; networkProxy means every request.
-        # (Chromium asks for proxy credentials in the window; they are never put on the command line.)
-        server = split_proxy(options.proxy_server)[0]
-        args += [f"--proxy-server={server}", "--proxy-bypass-list=<-loopback>"]
+        # Only scheme://host:port: the user name and password are answered over CDP when the proxy
+        # asks (Fetch.authRequired), never put where /proc/<pid>/cmdline shows them to everyone.
+        args += [f"--proxy-server={options.proxy.server}", "--proxy-bypass-list=<-loopback>"]
     args += list(options.extra_args)
     # The adapter opens the real URL itself, in a tab it owns and watches from the first request.
     args.append("about:blank")
@@ -149,32 +124,6 @@ def _stderr_file() -> IO[bytes] | None:
         return tempfile.TemporaryFile(prefix="sig-browser-")
     except OSError:
         return None
-
-
-def spawn(executable: str, args: list[str]) -> subprocess.Popen[bytes]:
-    """Start the browser in its own process group (so terminate() reaches its helpers)."""
-    import subprocess
-
-    executable = _runnable(executable)
-    err = _stderr_file()
-    try:
-        proc = subprocess.Popen(
-            [executable, *args],
-            stdin=subprocess.DEVNULL,
-            stdout=subprocess.DEVNULL,
-            stderr=err if err is not None else subprocess.DEVNULL,
-            start_new_session=True,
-            close_fds=True,
-        )
-    except OSError as exc:
-        if err is not None:
-            err.close()
-        raise SigError(ErrorCode.BROWSER_LAUNCH_ERROR,
-                       f"cannot start the browser {executable}: {exc.strerror}", INSTALL_HINT) from None
-    _SPAWNED[proc.pid] = proc
-    if err is not None:
-        _STDERR[proc.pid] = err
-    return proc
 
 
 class SpawnedProcess:
@@ -488,37 +437,11 @@ def check_profile_free(user_data_dir: str) -> None:
         raise profile_in_use_error(user_data_dir, pid)
 
 
-def probe_cdp(port: int, timeout_s: float = _REQUEST_TIMEOUT_S) -> str | None:
-    """The browser-level webSocketDebuggerUrl from /json/version, or None when nothing answers."""
-    import http.client
-    import json
-
-    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=timeout_s)
-    try:
-        conn.request("GET", "/json/version")
-        resp = conn.getresponse()
-        if resp.status != 200:
-            return None
-        url = json.loads(resp.read()).get("webSocketDebuggerUrl")
-    except (OSError, ValueError, http.client.HTTPException):
-        return None
-    finally:
-        conn.close()
-    return url if isinstance(url, str) and url.startswith("ws://") else None
-
-
 def _user_data_dir_of(proc: Process) -> str:
-    args = proc.args if isinstance(proc.args, list | tuple) else []
-    for arg in args:
+    for arg in proc.args:
         if isinstance(arg, str) and arg.startswith("--user-data-dir="):
             return arg.split("=", 1)[1]
     return ""
-
-
-def wait_for_cdp(port: int, proc: subprocess.Popen[bytes], timeout_s: float) -> str:
-    """Poll /json/version until the browser answers; its browser-level WebSocket URL."""
-    return wait_ready(proc, lambda budget: probe_cdp(port, budget), timeout_s,
-                      f"open its debugging port {port}")
 
 
 def wait_ready(proc: Process, probe: Callable[[float], T | None], timeout_s: float, what: str) -> T:
@@ -553,44 +476,11 @@ def wait_ready(proc: Process, probe: Callable[[float], T | None], timeout_s: flo
                 )
             raise SigError(
                 ErrorCode.BROWSER_TIMEOUT,
-                f"the browser did not {what} within {timeout_s:.0f}s"
+                f"the browser did not {what} within {timeout_s:.0f}s (its start-up budget)"
                 + (f": {tail}" if tail else ""),
-                "the machine may be busy: retry, or raise browser.headlessTimeout; run sig doctor",
+                "the machine may be very busy, or the browser hangs at start: retry; run sig doctor",
             )
         time.sleep(_POLL_S)
-
-
-def is_other_browser(proc: Process, browser_pid: int, user_data_dir: str) -> bool:
-    """True when the browser that answered on our port is positively not the one we spawned.
-
-    free_port() releases the port before the browser binds it, so another program may take it first.
-    Only a pid we can see, outside our process group, without our profile on its command line counts:
-    a wrapper script that does not exec (browser pid != proc.pid) must still pass.
-    """
-    if browser_pid == proc.pid or browser_pid <= 0:
-        return False
-    try:
-        if os.getpgid(browser_pid) == proc.pid:
-            return False
-        with open(f"/proc/{browser_pid}/cmdline", "rb") as fh:
-            cmdline = fh.read().replace(b"\0", b" ")
-    except OSError:
-        return False
-    return f"--user-data-dir={user_data_dir}".encode() not in cmdline
-
-
-def start_browser(options: LaunchOptions) -> tuple[subprocess.Popen[bytes], int, str]:
-    """Profile folder, lock check, spawn, wait for CDP. (proc, port, ws_url); the process dies on failure."""
-    ensure_profile_dir(options.user_data_dir)
-    check_profile_free(options.user_data_dir)
-    port = free_port()
-    proc = spawn(options.executable, chrome_args(options, port))
-    try:
-        ws_url = wait_for_cdp(port, proc, options.timeout_s)
-    except BaseException:
-        terminate(proc, grace_s=1.0)
-        raise
-    return proc, port, ws_url
 
 
 def start_browser_piped(options: LaunchOptions) -> tuple[SpawnedProcess, int, int]:
@@ -598,20 +488,24 @@ def start_browser_piped(options: LaunchOptions) -> tuple[SpawnedProcess, int, in
     the browser to answer (wait_ready, with a CDP probe) and owns the fds and the process from here."""
     ensure_profile_dir(options.user_data_dir)
     check_profile_free(options.user_data_dir)
-    return spawn_piped(options.executable, chrome_args(options, None))
+    return spawn_piped(options.executable, chrome_args(options))
 
 
-# -- the shared visible browser (.cdp-state.json) ---------------------------------------------------
+# -- the shared visible browser (.cdp-state.json, written by its relay) -----------------------------
 
 
-class _StateLock:
-    """The per-profile lock around the shared-browser state (store.files.file_lock, bounded wait); a
-    timeout is reported as a browser problem with its own fix."""
+def state_lock_path(user_data_dir: str) -> str:
+    return os.path.join(user_data_dir, LOCK_FILE)
+
+
+class StateLock:
+    """The per-profile lock around starting, joining and closing the shared browser (store.files.file_lock,
+    bounded wait); a timeout is reported as a browser problem with its own fix."""
 
     def __init__(self, user_data_dir: str, timeout_s: float) -> None:
         from ..store.files import file_lock
 
-        self.path = os.path.join(user_data_dir, LOCK_FILE)
+        self.path = state_lock_path(user_data_dir)
         self.timeout_s = timeout_s
         self._lock = file_lock(self.path, timeout_s)
 
@@ -630,7 +524,8 @@ class _StateLock:
 
 
 def read_state(user_data_dir: str) -> dict[str, Any] | None:
-    """The shared-browser state, or None when missing or unreadable (a broken file counts as none)."""
+    """The shared-browser state ({"pid": browser, "relayPid", "socket", "createdAt"}), or None when
+    missing or unreadable (a broken file counts as none)."""
     import json
 
     from ..store.files import read_file
@@ -645,15 +540,12 @@ def read_state(user_data_dir: str) -> dict[str, Any] | None:
         state = json.loads(raw)
     except ValueError:
         return None
-    if not isinstance(state, dict) or not isinstance(state.get("pid"), int) or not isinstance(
-            state.get("port"), int):
+    if not isinstance(state, dict) or not isinstance(state.get("pid"), int):
         return None
-    users = state.get("users")
-    state["users"] = [u for u in users if isinstance(u, int)] if isinstance(users, list) else []
     return state
 
 
-def _write_state(user_data_dir: str, state: dict[str, Any]) -> None:
+def write_state(user_data_dir: str, state: dict[str, Any]) -> None:
     import json
 
     from ..store.files import atomic_write
@@ -661,100 +553,8 @@ def _write_state(user_data_dir: str, state: dict[str, Any]) -> None:
     atomic_write(os.path.join(user_data_dir, STATE_FILE), json.dumps(state).encode())
 
 
-def _remove_state(user_data_dir: str) -> None:
+def remove_state(user_data_dir: str) -> None:
     try:
         os.unlink(os.path.join(user_data_dir, STATE_FILE))
     except OSError:
         pass
-
-
-def _live_users(users: list[int]) -> list[int]:
-    # A list, not a set: two sessions of one process each hold one entry.
-    return [u for u in users if u == os.getpid() or pid_alive(u)]
-
-
-def _lock_budget(options: LaunchOptions) -> float:
-    # Whoever holds the lock may be starting a browser (timeout_s) or closing one (a few seconds).
-    return options.timeout_s + 15.0
-
-
-def acquire_shared(options: LaunchOptions) -> tuple[int, str, Process | None, bool]:
-    """Join the profile's shared browser, or start it. (port, ws_url, proc or None, owner).
-
-    `owner` is True when this call spawned the browser (proc is then its Popen). Either way our pid is
-    now in the state's users; pair every successful call with release_shared().
-    """
-    ensure_profile_dir(options.user_data_dir)
-    udd = options.user_data_dir
-    with _StateLock(udd, _lock_budget(options)):
-        state = read_state(udd)
-        if state is not None:
-            pid, port = state["pid"], state["port"]
-            users = _live_users(state["users"])
-            if pid_alive(pid):
-                ws_url = probe_cdp(port, _SHARED_PROBE_TIMEOUT_S)
-                if ws_url:
-                    state["users"] = [*users, os.getpid()]
-                    _write_state(udd, state)
-                    return port, ws_url, _SPAWNED.get(pid), False
-                if users:
-                    # Others are logging in with it; killing it would break their logins.
-                    raise SigError(
-                        ErrorCode.BROWSER_LAUNCH_ERROR,
-                        f"the shared browser of profile {udd} (pid {pid}) does not answer",
-                        "finish or cancel the other sig login, or close that browser, then retry",
-                    )
-                if profile_lock_owner(udd) == pid:
-                    terminate_pid(pid, grace_s=1.0)  # hung, unused, and it is the browser of this profile
-            _remove_state(udd)
-        proc, port, ws_url = start_browser(options)
-        _write_state(udd, {"pid": proc.pid, "port": port, "users": [os.getpid()],
-                           "createdAt": int(time.time() * 1000)})
-        return port, ws_url, proc, True
-
-
-def release_shared(user_data_dir: str, on_last: Callable[[], None] | None = None,
-                   on_leave: Callable[[], None] | None = None) -> bool:
-    """Leave the shared browser: drop our pid (once) and dead ones. True when we were the last user.
-
-    Both callbacks run while the lock is held, so a login starting meanwhile waits rather than joining a
-    browser that is closing: `on_last` (close the browser; the state file is removed after it) when we
-    were the last user, else `on_leave` (close just our tab). Callback errors are swallowed.
-    """
-    try:
-        lock = _StateLock(user_data_dir, 15.0)
-        lock.__enter__()
-    except SigError:
-        lock = None  # could not lock: still close what is ours rather than leak a browser
-    try:
-        state = read_state(user_data_dir)
-        if state is None:
-            last = True
-        else:
-            users = list(state["users"])
-            if os.getpid() in users:
-                users.remove(os.getpid())
-            users = _live_users(users)
-            last = not users
-            if not last:
-                state["users"] = users
-                try:
-                    _write_state(user_data_dir, state)
-                except SigError:
-                    pass
-                if on_leave is not None:
-                    try:
-                        on_leave()
-                    except Exception:
-                        pass
-        if last:
-            if on_last is not None:
-                try:
-                    on_last()
-                except Exception:
-                    pass  # closing is best effort; the state goes anyway so the next login starts fresh
-            _remove_state(user_data_dir)
-        return last
-    finally:
-        if lock is not None:
-            lock.__exit__(None, None, None)

@@ -112,13 +112,12 @@ class PlaywrightAdapter:
                 # A visible window gets the window's size, not Playwright's fixed 1280x720 viewport.
                 "no_viewport": not options.headless,
             }
-            if options.proxy_server:
-                from sigcli.browser.launch import split_proxy
-
-                server, user, password = split_proxy(options.proxy_server)
-                kwargs["proxy"] = {"server": server, "bypass": "<-loopback>"}
-                if user is not None:  # Playwright answers the proxy's 407 itself
-                    kwargs["proxy"].update(username=user, password=password or "")
+            if options.proxy is not None:
+                proxy = options.proxy
+                kwargs["proxy"] = {"server": proxy.server, "bypass": "<-loopback>"}
+                if proxy.has_auth:  # Playwright answers the proxy's 407 itself (never in argv)
+                    kwargs["proxy"].update(username=proxy.username or "",
+                                           password=proxy.password.reveal() if proxy.password else "")
             context = driver.playwright.chromium.launch_persistent_context(**kwargs)
             session = PlaywrightSession(driver, context, profile, PlaywrightError)
             session._navigate(options)

@@ -17,6 +17,8 @@ TYPE_CHECKING = False
 if TYPE_CHECKING:
     from typing import Any, Protocol
 
+    from .proxy_url import ProxyUrl
+
 
 @dataclass
 class LaunchOptions:
@@ -24,12 +26,18 @@ class LaunchOptions:
     user_data_dir: str  # the profile; created 0700 if missing
     url: str  # the page to open
     headless: bool = True
-    proxy_server: str | None = None  # --proxy-server=
-    timeout_s: float = 20.0  # budget for the browser to start and answer
+    # networkProxy: scheme://host:port goes on the command line; a user name and password are answered
+    # over CDP when the proxy asks (never in argv).
+    proxy: ProxyUrl | None = None
+    timeout_s: float = 20.0  # budget for the browser to start and open the page (not the login's own)
     # Share one visible browser per profile between concurrent logins (new tab in a running one).
     shared: bool = False
     wait_until: str = "load"  # load | domcontentloaded | networkidle | commit
     extra_args: list[str] = field(default_factory=list)
+    # Drive an already running browser through this DevTools endpoint instead of starting one
+    # (browser.cdpUrl / --cdp-url): sig opens and closes only its own tab there.
+    cdp_url: str | None = None
+    cdp_allow_remote: bool = False  # browser.cdpAllowRemote: a cdp_url that is not loopback
 
 
 if TYPE_CHECKING:

@@ -14,7 +14,8 @@ from ..core.hosts import split_url, valid_provider_id
 from ..core.model import STRATEGIES
 
 TOP_KEYS = {"version", "mode", "browser", "storage", "remotes", "watch", "providers", "browserChannel"}
-BROWSER_KEYS = {"browserDataDir", "execPath", "headlessTimeout", "visibleTimeout", "channel", "waitUntil", "adapter"}
+BROWSER_KEYS = {"browserDataDir", "execPath", "headlessTimeout", "visibleTimeout", "channel", "waitUntil", "adapter",
+                "cdpUrl", "cdpAllowRemote"}
 PROVIDER_KEYS = {
     "name", "domains", "entryUrl", "validateUrl", "validateRule", "strategy", "extract", "apply", "ttl",
     "networkProxy", "loginMode", "loginUrlPatterns", "oauth2", "url", "requiredCookies", "cookiePaths",
@@ -387,7 +388,12 @@ def normalise(doc: Any) -> tuple[dict[str, Any], list[str], list[str]]:
                         browser[key] = v
             if "adapter" in braw and braw["adapter"] not in ("cdp", "playwright"):
                 report.error("browser.adapter must be cdp or playwright", _line(braw, "adapter"))
-            for key in ("browserDataDir", "execPath", "channel", "waitUntil", "adapter"):
+            if "cdpAllowRemote" in braw:  # attach to a non-loopback DevTools endpoint (browser/attach.py)
+                if not isinstance(braw["cdpAllowRemote"], bool):
+                    report.error("browser.cdpAllowRemote must be true or false", _line(braw, "cdpAllowRemote"))
+                else:
+                    browser["cdpAllowRemote"] = braw["cdpAllowRemote"]
+            for key in ("browserDataDir", "execPath", "channel", "waitUntil", "adapter", "cdpUrl"):
                 if key in braw and braw[key] is not None:
                     if not isinstance(braw[key], str):
                         report.error(f"browser.{key} must be a string", _line(braw, key))

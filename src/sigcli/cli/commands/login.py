@@ -19,7 +19,7 @@ FLAGS = {
     "token": "value", "token-stdin": "bool", "token-env": "value",
     "cookie": "value", "cookie-stdin": "bool",
     "username": "value", "password": "value", "password-stdin": "bool",
-    "header-name": "value", "header-prefix": "value", "network-proxy": "value",
+    "header-name": "value", "header-prefix": "value", "network-proxy": "value", "cdp-url": "value",
     "token-url": "value", "client-id": "value", "client-secret": "value", "client-secret-stdin": "bool",
     "scope": "value", "grant": "value", "auth-url": "value", "device-url": "value",
     "adopt-unsealed": "bool",
@@ -340,7 +340,8 @@ def run(args: Args, app: App) -> int:
                                                "client-secret-stdin")) else app.ask,
         mode=mode, network_proxy=args.value("network-proxy"), log=app.log,
         notify=app.say, open_url=_open_browser, oauth2=oauth_cli, client_secret=client_secret,
-        browser=app.config.browser if app.config.mode != "browserless" else None,
+        browser=(dict(app.config.browser, **({"cdpUrl": args.value("cdp-url")} if args.value("cdp-url") else {}))
+                 if app.config.mode != "browserless" else None),
     )
     if not sys.stdin.isatty() and provider.strategy == "oauth2":
         ctx.ask = None  # the paste-the-redirect fallback is for a person at a terminal

@@ -1,0 +1,100 @@
+"""Attach to a browser the user already runs with ``--remote-debugging-port`` (browser.cdpUrl / --cdp-url).
+
+sig then starts no browser: it opens one tab of its own in that browser, watches it like any login, and
+closes only that tab (never the browser). The user's browser, its profile and its cookies are the user's:
+sig reads the cookie jar of that browser (Storage.getCookies) and keeps only what the provider's rules
+extract.
+
+Only loopback endpoints are accepted unless ``browser.cdpAllowRemote: true``: the DevTools protocol has
+no authentication and no encryption, so whoever can reach or watch a remote endpoint can read every
+cookie of that browser and drive it, and sees what sig captures.
+"""
+
+from __future__ import annotations
+
+from ..core.errors import ErrorCode, SigError
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from .cdp import WebSocketTransport
+
+SCHEMES = ("http", "https", "ws", "wss")
+START_HINT = ("start the browser with --remote-debugging-port=9222 --user-data-dir=<a folder of its own> "
+              "and give sig http://127.0.0.1:9222 (browser.cdpUrl or --cdp-url)")
+
+
+def check_cdp_url(url: str, allow_remote: bool = False) -> tuple[str, str, int]:
+    """(scheme, host, port) of a DevTools endpoint sig may use; CONFIG_ERROR for one it will not."""
+    import ipaddress
+    from urllib.parse import urlsplit
+
+    try:
+        parts = urlsplit(url.strip())
+        port = parts.port
+    except ValueError:
+        raise SigError(ErrorCode.CONFIG_ERROR, "browser.cdpUrl is not a valid URL", START_HINT) from None
+    scheme, host = parts.scheme.lower(), (parts.hostname or "")
+    if scheme not in SCHEMES or not host or port is None:
+        raise SigError(ErrorCode.CONFIG_ERROR,
+                       "browser.cdpUrl must be http://host:port (or ws://host:port/devtools/browser/…)",
+                       START_HINT)
+    if parts.username is not None:
+        raise SigError(ErrorCode.CONFIG_ERROR, "browser.cdpUrl must not hold a user name or password",
+                       "the DevTools endpoint has no login; drop user:password@ from the URL")
+    try:
+        loopback = host == "localhost" or ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        loopback = False
+    if not loopback and not allow_remote:
+        raise SigError(
+            ErrorCode.CONFIG_ERROR,
+            f"browser.cdpUrl points at {host}, which is not this machine (loopback)",
+            "a DevTools endpoint has no password and no encryption: anyone who reaches it reads every "
+            "cookie of that browser. Forward it to 127.0.0.1 (ssh -L 9222:127.0.0.1:9222 …), or set "
+            "browser.cdpAllowRemote: true if you accept that")
+    return scheme, host, port
+
+
+def websocket_url(url: str, timeout_s: float, allow_remote: bool = False) -> str:
+    """The browser-level WebSocket URL: `url` itself (ws://…), or what /json/version names."""
+    import http.client
+    import json
+    from urllib.parse import urlsplit, urlunsplit
+
+    scheme, host, port = check_cdp_url(url, allow_remote)
+    if scheme in ("ws", "wss"):
+        return url.strip()
+    netloc = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+    cls = http.client.HTTPSConnection if scheme == "https" else http.client.HTTPConnection
+    conn = cls(host, port, timeout=max(1.0, timeout_s))
+    try:
+        conn.request("GET", "/json/version")
+        resp = conn.getresponse()
+        body = resp.read(1 << 20)
+        found = json.loads(body).get("webSocketDebuggerUrl") if resp.status == 200 else None
+    except (OSError, ValueError, http.client.HTTPException) as exc:
+        reason = getattr(exc, "strerror", None) or type(exc).__name__
+        raise SigError(ErrorCode.BROWSER_LAUNCH_ERROR,
+                       f"no browser answers at {scheme}://{netloc} ({reason})", START_HINT) from None
+    finally:
+        conn.close()
+    if not isinstance(found, str) or not found.startswith("ws://"):
+        raise SigError(ErrorCode.BROWSER_LAUNCH_ERROR,
+                       f"{scheme}://{netloc} is not a browser's DevTools endpoint (no webSocketDebuggerUrl)",
+                       START_HINT)
+    # The browser names itself after the Host header it got; keep the endpoint the user gave.
+    path = urlsplit(found)
+    return urlunsplit(("wss" if scheme == "https" else "ws", netloc, path.path, path.query, ""))
+
+
+def connect(url: str, timeout_s: float, allow_remote: bool = False) -> WebSocketTransport:
+    """A CDP connection to the browser behind `url` (BROWSER_LAUNCH_ERROR with the fix when none)."""
+    from .cdp import WebSocketTransport
+
+    ws_url = websocket_url(url, timeout_s, allow_remote)
+    try:
+        return WebSocketTransport(ws_url, open_timeout=max(1.0, timeout_s))
+    except Exception as exc:  # websockets' handshake errors, OSError, TimeoutError
+        raise SigError(ErrorCode.BROWSER_LAUNCH_ERROR,
+                       f"cannot open the DevTools connection at {url.strip()} ({type(exc).__name__})",
+                       START_HINT) from None
