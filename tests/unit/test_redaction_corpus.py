@@ -88,9 +88,9 @@ _HEXDIGIT = rb"[0-9A-Fa-f]"
 
 def form_pattern(form: bytes) -> bytes:
     """A regex for `form` in which hex digits may be in either case where the form has them as hex: in
-    `%XX` and `\\uXXXX` escapes, or everywhere in a form made only of hex digits (written independently of
-    the redactor's own rule)."""
-    if re.fullmatch(rb"[0-9A-Fa-f]+", form):
+    `%XX` and `\\uXXXX` escapes, or everywhere in a hex form of 16 or more hex digits (written independently
+    of the redactor's own rule)."""
+    if re.fullmatch(rb"[0-9A-Fa-f]{16,}", form):
         return b"".join(b"[" + bytes([c]).lower() + bytes([c]).upper() + b"]" for c in form)
     out, i = [], 0
     while i < len(form):

@@ -30,6 +30,7 @@ FORWARDED = ("SIGTERM", "SIGHUP", "SIGQUIT", "SIGUSR1", "SIGUSR2", "SIGINT", "SI
 # "Loading items" must not look hung because some secret begins with "s").
 IDLE_FLUSH_S = 0.08
 _INPUT_BACKLOG = 65536  # keyboard bytes waiting for the child's pty before sig stops reading more
+BACKGROUND_CHECK_MS = 200  # how often sig, started in the background, looks whether it is in the foreground
 
 
 def _write_all(fd: int, data: bytes) -> None:
@@ -79,6 +80,14 @@ class Child:
         return self.returncode
 
 
+def _in_foreground() -> bool:
+    """Whether sig is the foreground job of the terminal on its stdin."""
+    try:
+        return os.tcgetpgrp(0) == os.getpgrp()
+    except OSError:  # not sig's controlling terminal: no job control to respect
+        return True
+
+
 class _Keyboard:
     """sig's own terminal (stdin) as the child's keyboard: in raw mode while sig is the terminal's
     foreground job, so every key (Ctrl-C included) goes to the child's pty, whose line discipline then
@@ -88,21 +97,21 @@ class _Keyboard:
         import termios
 
         self._termios = termios
-        self.saved = termios.tcgetattr(0)
+        self.saved: list[object] = []
         self.raw = False
 
-    def _foreground(self) -> bool:
-        try:
-            return os.tcgetpgrp(0) == os.getpgrp()
-        except OSError:  # not sig's controlling terminal: no job control to respect
-            return True
-
     def update(self) -> bool:
-        """Raw mode if sig is in the foreground (again), else leave the terminal to whoever has it."""
+        """Raw mode if sig is in the foreground (again), else leave the terminal to whoever has it. The
+        settings to restore are read when sig takes the terminal: before, they are the shell's own."""
         termios = self._termios
-        if not self._foreground():
+        if not _in_foreground():
             self.raw = False
             return False
+        if not self.raw:
+            try:
+                self.saved = termios.tcgetattr(0)
+            except (OSError, termios.error):
+                return False
         mode = list(self.saved)
         cc = list(mode[6])
         # cfmakeraw: no input processing, no echo, no line editing, no signals from keys, 8-bit bytes.
@@ -121,7 +130,7 @@ class _Keyboard:
         return True
 
     def restore(self) -> None:
-        if self.raw and self._foreground():
+        if self.raw and _in_foreground():
             try:
                 self._termios.tcsetattr(0, self._termios.TCSADRAIN, self.saved)
             except (OSError, self._termios.error):
@@ -147,7 +156,10 @@ def run_child(
         master, slave = os.openpty()
         parent_fds.append(master)
         child_fds.append(slave)
-        _copy_termios(0 if os.isatty(0) else 1, slave)
+        if not os.isatty(0):
+            _copy_termios(1, slave)
+        elif _in_foreground():  # (in the background the terminal holds the shell's settings: keep the defaults)
+            _copy_termios(0, slave)
         _copy_winsize(1, slave)
         # Opened (not inherited) by the child after setsid: a session leader without a controlling
         # terminal that opens a tty makes it its controlling terminal.
@@ -261,10 +273,13 @@ class _Relay:
         self.poller.modify(self._pty, wanted)
 
     def _timeout_ms(self) -> int | None:
+        # In the background, look again now and then: `fg` of a job that is running sends no signal.
+        background = BACKGROUND_CHECK_MS if self._keyboard is not None and not self._keyboard.raw else None
         held = [self.last_read[fd] for fd in self.open_fds if self.redactors[fd].holding]
         if not held:
-            return None
-        return max(0, int((min(held) + IDLE_FLUSH_S - time.monotonic()) * 1000) + 1)
+            return background
+        idle = max(0, int((min(held) + IDLE_FLUSH_S - time.monotonic()) * 1000) + 1)
+        return idle if background is None else min(idle, background)
 
     def run(self) -> int:
         select = self._select
@@ -284,6 +299,8 @@ class _Relay:
                     self._write_keys()
                 if fd in self.open_fds and event & (select.POLLIN | select.POLLHUP | select.POLLERR):
                     self._read_output(fd)
+            if self._keyboard is not None and not self._keyboard.raw and not self._keys_gone:
+                self._keys_on(self._keyboard.update() and len(self._pending) < _INPUT_BACKLOG)
             now = time.monotonic()
             for fd in self.open_fds:
                 redactor = self.redactors[fd]

@@ -68,7 +68,7 @@ def _json(text: str, *, ascii_only: bool = False, slash: bool = False, html: boo
             out.append(_u_escape(char))
         elif char in _SHORT_ESCAPES:
             out.append(_SHORT_ESCAPES[char])
-        elif char < " " or (html and char in "<>&\u2028\u2029") or (ascii_only and char > "\x7f"):
+        elif char < " " or (html and char in "<>&\u2028\u2029") or (ascii_only and char >= "\x7f"):
             out.append(_u_escape(char))
         elif slash and char == "/":
             out.append("\\/")
@@ -156,8 +156,13 @@ def _cookie_values(text: str) -> list[str]:
     return [value.strip('"') for _name, value in cookie_pairs(text)]
 
 
+def _long_enough(value: str) -> bool:
+    """4 characters or more, or 4 bytes of UTF-8 (two characters outside the BMP are a secret too)."""
+    return len(value) >= MIN_SECRET_LEN or len(value.encode("utf-8", "surrogatepass")) >= MIN_SECRET_LEN
+
+
 def secret_forms(values: Mapping[str, str], keep_in_clear: Iterable[str] = IDENTIFIER_KEYS) -> list[str]:
-    """Every form (of ≥ 4 chars) of every secret value, longest first.
+    """Every form (of ≥ 4 bytes) of every secret value (of ≥ 4 characters or bytes), longest first.
 
     Each value is a secret as a whole, whatever it contains (`=`, `;`, spaces…); a value shaped like a
     cookie string also makes each cookie value a secret of its own (it is often used alone, e.g. in
@@ -167,13 +172,13 @@ def secret_forms(values: Mapping[str, str], keep_in_clear: Iterable[str] = IDENT
     clear = set(keep_in_clear)
     plain: list[str] = []
     for key, value in values.items():
-        if key in clear or len(value) < MIN_SECRET_LEN:
+        if key in clear or not _long_enough(value):
             continue
         plain.append(value)
-        if value.strip() != value and len(value.strip()) >= MIN_SECRET_LEN:
+        if value.strip() != value and _long_enough(value.strip()):
             plain.append(value.strip())  # header values and env files often lose surrounding blanks
         if _looks_like_cookies(value):
-            plain += [v for v in _cookie_values(value) if len(v) >= MIN_SECRET_LEN]
+            plain += [v for v in _cookie_values(value) if _long_enough(v)]
     forms: set[str] = set()
     for value in plain:
         forms |= value_forms(value)
