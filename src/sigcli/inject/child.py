@@ -188,6 +188,8 @@ def run_child(
     _close(*child_fds)
     proc = Child(pid)
     wake_r, wake_w = os.pipe() if keyboard is not None else (-1, -1)
+    if wake_w >= 0:
+        os.set_blocking(wake_w, False)  # written from a signal handler: never wait there
     previous = _forward_signals(proc, parent_fds[0] if use_pty else -1, wake_w)
     masks = 0
     try:
@@ -214,7 +216,7 @@ def _copy_termios(src_fd: int, dst_fd: int) -> None:
         import termios
 
         termios.tcsetattr(dst_fd, termios.TCSANOW, termios.tcgetattr(src_fd))
-    except (OSError, ImportError, Exception):  # termios.error is not an OSError
+    except Exception:  # OSError, or termios.error (not an OSError): the defaults then
         pass
 
 
