@@ -115,8 +115,8 @@ In a browser (the default for a new URL): sig starts Chrome/Chromium/Edge on its
   --mode headless      never open a window
   --mode visible       a window at once
   --mode cdp           a window driven over CDP whatever browser.adapter says (no automation markers)
-  --cdp-url URL        use the Chrome you already run with --remote-debugging-port (e.g.
-                       http://127.0.0.1:9222; loopback only): sig opens and closes only its own tab
+  --cdp-url URL        use the Chrome you already run with a DevTools port (remote-debugging-port,
+                       e.g. http://127.0.0.1:9222; loopback only): sig opens and closes only its own tab
 
 Without a browser:
   --token-stdin | --token-env VAR | --token T     API token (default header "Authorization: Bearer …")
