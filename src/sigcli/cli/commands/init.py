@@ -79,9 +79,9 @@ def run(args: Args, app: App) -> int:
     config_file = paths.config_path()
     from ...store.files import atomic_write, ensure_dir, read_file
 
-    existing = read_file(config_file) if os.path.lexists(config_file) else None
-    if existing is not None and not args.flag("force"):
+    if os.path.lexists(config_file) and not args.flag("force"):
         return _keep_existing(app, args, config_file)
+    existing = read_file(config_file) if os.path.lexists(config_file) else None
     browser_dir = paths.expand_path(args.value("browser-data-dir") or "~/.sig/browser-data")
     credentials_dir = paths.expand_path(args.value("credentials-dir") or "~/.sig/credentials")
     exec_path = ""
