@@ -169,7 +169,6 @@ def _restore_key(sig: Sig, path: Path) -> None:
     if path.is_dir() and not path.is_symlink():
         path.rmdir()
     elif path.exists() or path.is_symlink():
-        path.chmod(0o600) if not path.is_symlink() else None
         path.unlink()
     shutil.copy2(sig.home.parent / "key-backup", path)
     path.chmod(0o400)
