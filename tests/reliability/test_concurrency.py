@@ -79,6 +79,14 @@ def _login_cc(sig: Sig, oauth: OAuthServer, pid: str = "api") -> None:
         "--client-id", "svc", "--client-secret-stdin", input=SECRET, check=0)
 
 
+def _wait_until_expired(sig: Sig, pid: str) -> None:
+    """Until sig itself says the stored token is no longer valid (its lifetime is seconds)."""
+    deadline = time.monotonic() + 60
+    while sig("status", pid, "--format", "json", check=0).json()["valid"]:
+        assert time.monotonic() < deadline, f"the token of {pid} never expired"
+        time.sleep(0.2)
+
+
 def _lock_held(lock: Path) -> bool:
     """True while another process holds the credential's lock exclusively (a renewal in progress)."""
     try:
@@ -99,7 +107,7 @@ def test_50_gets_while_one_process_renews(sig_init: Sig, oauth: OAuthServer) -> 
     _login_cc(sig_init, oauth)
     sig_init("login", "https://stable.example.com", "--as", "stable", "--token-stdin",
              input="tok-CONC-STABLE-77", check=0)
-    time.sleep(2.5)  # the access token is now expired (the server's lifetime, not a wait for sig)
+    _wait_until_expired(sig_init, "api")
     oauth.token_lifetime = 600
     oauth.mode = "slow"  # the renewal takes a while: the others arrive while it holds the lock
     oauth.slow_seconds = 3.0
@@ -127,7 +135,7 @@ def test_50_processes_on_one_expired_credential_make_one_token_request(sig_init:
     oauth.rotate_refresh_tokens = rotate
     oauth.token_lifetime = 2
     _login_cc(sig_init, oauth)
-    time.sleep(2.5)  # the access token is now expired
+    _wait_until_expired(sig_init, "api")
     oauth.token_lifetime = 600  # the renewed token outlives the storm
     before = len(oauth.token_requests)
     results = _all(sig_init, [["get", "api"]] * N)
