@@ -157,6 +157,7 @@ def test_kill_9_during_200_writes_loses_nothing(sig_init: Sig, oauth: OAuthServe
     ops = OPS[:]
     rng.shuffle(ops)
     outcome = {"finished": 0, "killed": 0, "killed mid-write": 0}
+    per_op: dict[str, dict[str, int]] = {op: dict.fromkeys(outcome, 0) for op in set(ops)}
     try:
         for n, op in enumerate(ops, start=1):
             args, token = argv(op, n)
@@ -176,9 +177,11 @@ def test_kill_9_during_200_writes_loses_nothing(sig_init: Sig, oauth: OAuthServe
             if proc.poll() is None:
                 had_temp = any(marker in p.name for p in _watched(sig.home))
                 os.kill(proc.pid, signal.SIGKILL)
-                outcome["killed mid-write" if had_temp else "killed"] += 1
+                kind = "killed mid-write" if had_temp else "killed"
             else:
-                outcome["finished"] += 1
+                kind = "finished"
+            outcome[kind] += 1
+            per_op[op][kind] += 1
             proc.wait(timeout=60)
             try:
                 os.killpg(proc.pid, signal.SIGKILL)  # children it left (ssh), as a closed terminal would
@@ -187,7 +190,7 @@ def test_kill_9_during_200_writes_loses_nothing(sig_init: Sig, oauth: OAuthServe
     finally:
         reader.stop.set()
         reader.join(timeout=120)
-    print(f"\ncrash run (seed {SEED}): {outcome}; reader passes: {reader.reads}; "
+    print(f"\ncrash run (seed {SEED}): {outcome}; by operation: {per_op}; reader passes: {reader.reads}; "
           f"temp files left by the kills: {len(_temp_files(sig.home))}; token requests: {len(oauth.token_requests)}")
     assert reader.failures == []
     assert reader.reads > 0
