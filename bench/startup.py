@@ -65,7 +65,10 @@ def main() -> int:
             if parts[0].split(":")[1].strip().isdigit():
                 modules.append((int(parts[1].strip()), name))
     ours = [m for _, m in modules if m.strip().startswith("sigcli")]
-    heavy = [m.strip() for _, m in modules if m.strip().split(".")[0] in
+    # cryptography's compiled binding is expected: it decrypts the credential (store/envelope.py)
+    binding = {"cryptography", "cryptography.__about__", "cryptography.hazmat", "cryptography.hazmat.bindings",
+               "cryptography.hazmat.bindings._rust"}
+    heavy = [m.strip() for _, m in modules if m.strip() not in binding and m.strip().split(".")[0] in
              ("ruamel", "yaml", "asyncio", "ssl", "http", "cryptography", "rich", "playwright", "websockets")]
     print(f"\nmodules imported by `sig get`: {len(modules)} in all, {len(ours)} of sig's own")
     print("  sig modules: " + ", ".join(m.strip() for m in ours))

@@ -140,7 +140,7 @@ def test_get_exit_codes(sig_init: Sig) -> None:
     sig_init("get", "nosuch", check=2)
     sig_init("get", "https://nowhere.example.org/", check=2)
     sig_init("login", "https://api.example.com", "--token-stdin", input=TOKEN, check=0)
-    sig_init("logout", check=0)
+    sig_init("logout", "--all", "--force", check=0)
     r = sig_init("get", "api-example", check=3)
     assert "sig login" in r.err
 
@@ -191,7 +191,7 @@ def test_rename_rejects_existing_and_invalid(sig_init: Sig) -> None:
 def test_logout_all(sig_init: Sig) -> None:
     sig_init("login", "https://a.example.com", "--token-stdin", input=TOKEN, check=0)
     sig_init("login", "https://b.example.com", "--cookie-stdin", input=COOKIE, check=0)
-    sig_init("logout", check=0)
+    sig_init("logout", "--all", "--force", check=0)
     assert [s["configured"] for s in sig_init("status", check=0).json()] == [False, False]
     assert [ln for ln in (sig_init.home / "audit.log").read_text().splitlines() if '"scope":"all"' in ln]
 

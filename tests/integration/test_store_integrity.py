@@ -82,6 +82,7 @@ def test_plain_files_from_before_any_key_are_sealed_with_the_first_key(sig: Sig,
     legacy = json.loads((fixtures_dir / "python-written" / "local-tls.legacy-unencrypted.json").read_text())
     legacy["providerId"] = "old"
     (creds / "old.json").write_text(json.dumps(legacy))
+    (creds / "old.json").chmod(0o600)  # as the original writes it
     sig("login", "https://api.example.com", "--as", "new", "--token-stdin", input=WIKI_TOKEN, check=0)
     assert (sig.home / "encryption.key").exists()
     assert json.loads((creds / "old.json").read_text())["encrypted"] is True

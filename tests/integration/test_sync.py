@@ -144,6 +144,7 @@ def test_oauth2_secrets_travel(local: Sig, remote_home: Path) -> None:
                 "authTag": base64.b64encode(sealed[-16:]).decode(),
                 "ciphertext": base64.b64encode(sealed[:-16]).decode()}
     (local.home / "credentials" / "oa.json").write_text(json.dumps(envelope))
+    (local.home / "credentials" / "oa.json").chmod(0o600)  # as sig writes it
     cfg.write_text(cfg.read_text().replace("providers:\n", "providers:\n  oa:\n    domains: [oa.example.com]\n"
                                            "    strategy: oauth2\n    oauth2: {tokenUrl: 'https://oa.example.com/t'}\n", 1))
     local("sync", "push", "box", "--provider", "oa", check=0)

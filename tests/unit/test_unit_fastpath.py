@@ -1,18 +1,15 @@
-"""The start-up fast path: JSON through _json, AES-GCM through libcrypto — same results as the stdlib/cryptography."""
+"""The start-up fast path: JSON through _json — same results as the json package."""
 
 from __future__ import annotations
 
 import json
-import os
 import random
 import string
 from typing import Any
 
 import pytest
-from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
 from sigcli.core import jsonio
-from sigcli.store import aead
 
 
 def _value(rnd: random.Random, depth: int = 0) -> Any:
@@ -49,17 +46,3 @@ def test_jsonio_rejects_malformed(bad: str) -> None:
     with pytest.raises(ValueError):
         jsonio.loads(bad)
 
-
-def test_aead_matches_cryptography() -> None:
-    if not aead.available():
-        pytest.skip("no system libcrypto: sig falls back to cryptography")
-    for size in (0, 1, 15, 16, 17, 1000, 65537):
-        key, iv, plaintext = os.urandom(32), os.urandom(12), os.urandom(size)
-        sealed = AESGCM(key).encrypt(iv, plaintext, None)
-        assert aead.decrypt(key, iv, sealed[:-16], sealed[-16:]) == plaintext
-        with pytest.raises(aead.AuthenticationFailed):
-            aead.decrypt(os.urandom(32), iv, sealed[:-16], sealed[-16:])
-        tampered = bytearray(sealed)
-        tampered[-1] ^= 1
-        with pytest.raises(aead.AuthenticationFailed):
-            aead.decrypt(key, iv, bytes(tampered[:-16]), bytes(tampered[-16:]))

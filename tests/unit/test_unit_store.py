@@ -116,6 +116,7 @@ def test_reads_legacy_plaintext_without_a_key_and_seals_it_on_write(fresh_home: 
     target = fresh_home / "credentials" / "local-tls.json"
     target.parent.mkdir(parents=True)
     shutil.copyfile(fixtures_dir / "python-written" / "local-tls.legacy-unencrypted.json", target)
+    target.chmod(0o600)  # as the original writes it (sig refuses credential files others can read)
     log: list[str] = []
     store = _store(fresh_home, log)
     assert not store.is_sealed("local-tls")
@@ -431,6 +432,7 @@ def test_missing_key_without_sealed_files_creates_one(tmp_path: Path, fixtures_d
     creds = tmp_path / "creds"
     creds.mkdir()
     shutil.copyfile(fixtures_dir / "python-written" / "local-tls.legacy-unencrypted.json", creds / "local-tls.json")
+    (creds / "local-tls.json").chmod(0o600)
     key_file = tmp_path / "encryption.key"
     store = CredentialStore(str(creds), str(key_file))
     store.write(_cred())

@@ -47,7 +47,12 @@ class AuthManager:
         `ahead_ms` renews a renewable credential that expires within that time (the watch loop)."""
         credential = self.stored(provider)
         if credential is None:
-            raise self._not_found(provider)
+            if provider.strategy != "oauth2":
+                raise self._not_found(provider)
+            # Nothing stored yet, but the config may hold all a client-credentials grant needs (tokenUrl,
+            # clientId, clientSecret): fetch the first token through the broker, as a renewal would be, so
+            # concurrent first uses make one token request. The strategy returns None when it cannot.
+            return self._refresh(provider, None, 0)
         skew = max(_skew_ms(provider, credential), ahead_ms if provider.strategy == "oauth2" else 0)
         if credential.values and credential.is_valid(provider.ttl_ms, now_ms() + skew):
             self._log(f"{provider.id}: stored credential is valid")
@@ -58,8 +63,9 @@ class AuthManager:
         return SigError(ErrorCode.CREDENTIAL_NOT_FOUND, f'no credential stored for "{provider.id}"',
                         f"run: sig login {provider.login_target()}")
 
-    def _refresh(self, provider: Provider, seen: Credential, skew: int) -> Credential:
-        """Single flight across processes: lock, re-read, refresh only if still needed, replace, unlock."""
+    def _refresh(self, provider: Provider, seen: Credential | None, skew: int) -> Credential:
+        """Single flight across processes: lock, re-read, refresh only if still needed, replace, unlock.
+        `seen` None: nothing was stored, the strategy fetches a first credential if it can."""
         from .oauth2.token import TokenError
 
         strategy = strategy_for(provider.strategy)
@@ -72,9 +78,15 @@ class AuthManager:
             return not fresh
 
         def change(current: Credential | None) -> Credential | None:
-            self._log(f"{provider.id}: renewing via {provider.strategy}")
-            return strategy.refresh(provider, current if current is not None else seen)
+            base = current if current is not None else seen
+            self._log(f"{provider.id}: {'renewing' if base is not None else 'fetching a first token'} via "
+                      f"{provider.strategy}")
+            return strategy.refresh(provider, base)
 
+        def still_valid(credential: Credential | None) -> bool:
+            return credential is not None and bool(credential.values) and credential.is_valid(ttl)
+
+        doing = "renewing the credential of" if seen is not None else "getting a first token for"
         try:
             result = self.store.renew_once(provider.id, needs_renewal, change)
         except TokenError as err:
@@ -82,21 +94,23 @@ class AuthManager:
                 # Another client (e.g. sig on another machine, or the original sigcli) may have rotated the
                 # refresh token and stored the new pair: use what is stored now if it is good.
                 latest = self.stored(provider)
-                if latest is not None and latest.values and latest.is_valid(ttl):
+                if latest is not None and still_valid(latest):
                     return latest
-            if seen.values and seen.is_valid(ttl):
+            if seen is not None and still_valid(seen):
                 self._log(f"{provider.id}: renewal failed ({err.error}); the current token is still valid")
                 return seen
-            raise SigError(ErrorCode.REFRESH_FAILED, f'renewing the credential of "{provider.id}" failed: '
+            raise SigError(ErrorCode.REFRESH_FAILED, f'{doing} "{provider.id}" failed: '
                            f"{err.message}", f"{err.hint}; or run: sig login {provider.login_target()}") from None
         except SigError as err:
-            if err.code in (ErrorCode.REFRESH_FAILED, ErrorCode.GENERAL_ERROR) and seen.values and \
-                    seen.is_valid(ttl):
+            if err.code in (ErrorCode.REFRESH_FAILED, ErrorCode.GENERAL_ERROR) and seen is not None and \
+                    still_valid(seen):
                 self._log(f"{provider.id}: renewal failed; the current token is still valid")
                 return seen
             if err.code == ErrorCode.REFRESH_FAILED:
-                raise SigError(ErrorCode.REFRESH_FAILED, f'renewing the credential of "{provider.id}" failed: '
-                               f"{err.message}", f"{err.hint}; the stored credential is kept") from None
+                kept = "the stored credential is kept" if seen is not None else \
+                    f"or run: sig login {provider.login_target()}"
+                raise SigError(ErrorCode.REFRESH_FAILED, f'{doing} "{provider.id}" failed: '
+                               f"{err.message}", f"{err.hint}; {kept}") from None
             raise
         if result is not None and result.values and result.is_valid(ttl):
             return result

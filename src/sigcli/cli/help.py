@@ -17,11 +17,12 @@ Authentication:
     --header-name <name>          Header for an API token (default Authorization)
     --header-prefix <prefix>      Prefix for an API token (default "Bearer")
     --token-url, --client-id, --client-secret(-stdin), --scope, --grant   OAuth2
-    --mode <mode>                 auto | headless | cdp | visible (browser login)
-    --network-proxy <url>         Proxy for browser or token requests
+    --mode <mode>                 auto | headless | cdp | visible (browser login; this run only)
+    --network-proxy <url>         Proxy for browser or token requests (this run only)
     --force                       Log in again even if a valid credential is stored
     --adopt-unsealed              Seal the provider's plain-JSON credential file (one you put there)
-  logout [provider]             Clear one credential, or all of them
+  logout [provider]             Clear one credential, or all of them (asks first)
+    --all --force                 Clear all without asking (needed off a terminal)
 
 Credentials (most → least secure):
   proxy start|stop|status|trust|env   Local proxy that adds credentials in flight
@@ -127,9 +128,9 @@ Other options:
   --as <id>            Provider id (new provider, or a copy of an existing one under a new id)
   --strategy <name>    browser | cookie | api-token | basic | prompt | oauth2
   --force              Log in even when a valid credential is stored
-  --mode <mode>        auto | headless | cdp | visible (browser login)
+  --mode <mode>        auto | headless | cdp | visible (browser login), this login only
   --format json        The result (always JSON) and errors as JSON
-  --network-proxy URL  Proxy for browser or token requests
+  --network-proxy URL  Proxy for browser or token requests, this login only
   --token-url URL --client-id ID --client-secret S | --client-secret-stdin --scope "a b"
   --grant client_credentials|authorization_code|device_code --auth-url URL --device-url URL
   --adopt-unsealed     Seal this provider's plain-JSON credential file instead of logging in (sig
@@ -147,12 +148,19 @@ Examples:
   sig login https://git.example.com --username alice --password-stdin
 
 A failed login changes nothing: config.yaml and the stored credential stay as they were.
+--mode and --network-proxy are never saved: to keep them for a provider (and for `sig watch`), set
+loginMode / networkProxy in its entry in config.yaml.
 """,
     "logout": """\
-Usage: sig logout [provider] [--format json]
+Usage: sig logout <provider> [--format json]
+       sig logout [--all] [--force]
 
 Clear the stored credential of one provider, or of every provider when none is named.
 The config is kept. For OAuth2 providers the client credentials are kept so sig can log in again.
+Clearing every credential asks first on a terminal (saying how many and which); when standard input
+is not a terminal it needs --all --force.
+  --all           clear every provider's credential
+  --force         do not ask (with --all)
   --format json   errors as JSON on stderr
 """,
     "get": """\
@@ -210,6 +218,9 @@ Create $SIG_HOME/config.yaml (default ~/.sig), the encryption key and the folder
   --remote   machine without a browser: mode browserless, no browser detection
   --yes      accept the defaults without asking
   --force    replace an existing config (the old one is kept as config.yaml.bak; credentials are kept)
+
+Run again without --force, it keeps the existing config and key, creates what is missing (folders, the
+key) and reports what is there.
   --channel  which browser to look for first
   --browser-data-dir DIR   the browser profile folder (default ~/.sig/browser-data)
   --credentials-dir DIR    where sealed credentials go (default ~/.sig/credentials)

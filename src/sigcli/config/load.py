@@ -89,6 +89,23 @@ def stat_key(path: str) -> list[int] | None:
     return [st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns]
 
 
+def _check_config_file(path: str) -> None:
+    """The config (a symbolic link's target: dotfile managers link it) must be a regular file that is yours
+    (or root's) and that no other user can change: it decides which hosts get the credentials."""
+    import stat
+
+    from ..store.files import Guard
+
+    try:
+        st = os.stat(path)
+    except OSError:
+        return  # gone since stat_key: reading it reports that
+    if not stat.S_ISREG(st.st_mode):
+        raise SigError(ErrorCode.CONFIG_ERROR, f"{path} is not a regular file",
+                       f"move it away (mv {path} {path}.bad), then run `sig init`")
+    Guard("the config", 0o022, 0o600, "run `sig init` for a fresh one", ErrorCode.CONFIG_ERROR).check(st, path)
+
+
 def _cache_path() -> str:
     return os.path.join(paths.cache_dir(), "config.json")
 
@@ -98,6 +115,9 @@ def _read_cache(path: str, key: list[int]) -> Config | None:
 
     try:
         with open(_cache_path(), "rb") as fh:
+            st = os.fstat(fh.fileno())
+            if st.st_uid != os.geteuid() or st.st_mode & 0o022:
+                return None  # not written by sig for you: ignored, and replaced on the next parse
             cached = loads(fh.read())
     except (OSError, ValueError):
         return None
@@ -227,15 +247,23 @@ def load_config(path: str | None = None) -> tuple[Config, bool]:
                 ErrorCode.CONFIG_ERROR, f"cannot read {path}", f"check that {path} exists and is readable"
             )
         raise missing_config_error(path)
+    _check_config_file(path)
     cached = _read_cache(path, key)
     if cached is not None:
         return cached, False
+    fresh = "restore it (a `sig init --force` leaves the previous one as config.yaml.bak), or run `sig init " \
+        "--force` for a new one (stored credentials are kept)"
     try:
         with open(path, encoding="utf-8") as fh:
             text = fh.read()
     except (OSError, UnicodeDecodeError) as exc:
-        reason = exc.strerror if isinstance(exc, OSError) else "not UTF-8 text"
-        raise SigError(ErrorCode.CONFIG_ERROR, f"cannot read {path}: {reason}", "check the file") from None
+        if isinstance(exc, OSError):
+            raise SigError(ErrorCode.CONFIG_ERROR, f"cannot read {path}: {exc.strerror}",
+                           f"check that {path} is a file you can read") from None
+        raise SigError(ErrorCode.CONFIG_ERROR, f"{path} is not text (not UTF-8): it is damaged",
+                       fresh) from None
+    if not text.strip():
+        raise SigError(ErrorCode.CONFIG_ERROR, f"{path} is empty", fresh)
     config = parse_config(text, path)
     if stat_key(path) == key:
         _write_cache(path, key, config)

@@ -18,6 +18,7 @@ from ..core.model import Credential
 from ..core.timeutil import iso_from_ms
 from .envelope import is_envelope, seal, unseal
 from .files import (
+    Guard,
     atomic_write,
     ensure_dir,
     file_lock,
@@ -143,7 +144,7 @@ class CredentialStore:
                    allow_unsealed: bool = False) -> Credential | None:
         """The credential in `path`. `expected_id`: the provider it must belong to (None: whichever
         provider the file name is for)."""
-        raw = read_file(path)
+        raw = read_file(path, Guard("the credential file", 0o077, 0o600, f"run `sig login {label}`"))
         if raw is None:
             return None
         fix = f"run `sig login {label}` to replace it (the damaged file is kept aside when you do)"

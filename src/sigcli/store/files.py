@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import errno
 import os
+import stat
 
 from ..core.errors import ErrorCode, SigError
 
@@ -119,12 +120,82 @@ def atomic_write(path: str, data: bytes, mode: int = FILE_MODE) -> None:
             pass
         raise
     _fsync_dir(folder)
+    sweep_dead_writers(path)
 
 
-def read_file(path: str) -> bytes | None:
-    """Read a file without following a symbolic link; None when it does not exist."""
+class Guard:
+    """What a file sig trusts must be: yours (or root's: root can change anything anyway) and without the
+    mode bits in `forbidden`. Another user who can change the config decides where credentials are sent;
+    one who can change the key or a credential file decides what is sent, or reads the key."""
+
+    __slots__ = ("code", "forbidden", "redo", "want", "what")
+
+    def __init__(self, what: str, forbidden: int, want: int, redo: str,
+                 code: str = ErrorCode.STORAGE_ERROR) -> None:
+        self.what = what  # "the credential file", "the encryption key", …
+        self.forbidden = forbidden  # mode bits that must be clear
+        self.want = want  # the mode to suggest
+        self.redo = redo  # how to get a good file again, said in hints
+        self.code = code
+
+    def check(self, st: os.stat_result, path: str) -> None:
+        me = os.geteuid()
+        if st.st_uid not in (me, 0):
+            you = _user_name(me)
+            raise SigError(
+                self.code,
+                f"{self.what} {path} belongs to another user ({_who(st.st_uid)}), not to you ({_who(me)}); "
+                "sig does not trust a file someone else can change",
+                f"if it is yours, take it back: chown {you} {path} (as root); if not, move it away "
+                f"(mv {path} {path}.bad), then {self.redo}",
+            )
+        bad = st.st_mode & self.forbidden
+        if bad & 0o022:
+            raise SigError(self.code, f"{self.what} {path} can be changed by other users (mode "
+                           f"{st.st_mode & 0o7777:04o}), so sig does not trust it", f"chmod {self.want:o} {path}")
+        if bad:
+            raise SigError(self.code, f"{self.what} {path} can be read by other users (mode "
+                           f"{st.st_mode & 0o7777:04o}); it must be yours alone", f"chmod {self.want:o} {path}")
+
+
+def _user_name(uid: int) -> str:
+    """The user's name, else the number (both work with chown)."""
     try:
-        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW)
+        import pwd
+
+        return pwd.getpwuid(uid).pw_name
+    except (ImportError, KeyError):
+        return str(uid)
+
+
+def _who(uid: int) -> str:
+    name = _user_name(uid)
+    return f"uid {uid}" if name == str(uid) else f"{name}, uid {uid}"
+
+
+def sweep_dead_writers(path: str) -> None:
+    """Remove temp files of `path` (`<path>.tmp.<pid>.<hex>`) whose writer died before renaming them
+    (kill -9, power loss): nothing else would. A live writer's never is (its pid still exists)."""
+    folder, base = os.path.split(path)
+    prefix = base + ".tmp."
+    try:
+        names = os.listdir(folder or ".")
+    except OSError:
+        return
+    for name in names:
+        if name.startswith(prefix) and writer_gone(name[len(prefix):]):
+            try:
+                os.unlink(os.path.join(folder, name))
+            except OSError:
+                pass
+
+
+def read_file(path: str, guard: Guard | None = None) -> bytes | None:
+    """Read a regular file without following a symbolic link; None when it does not exist. With `guard`,
+    refuse one that another user owns or could change (checked on the open descriptor: no race)."""
+    try:
+        # O_NONBLOCK: a FIFO planted under the name must give an error, not hang sig waiting for a writer.
+        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)
     except FileNotFoundError:
         return None
     except OSError as exc:
@@ -134,16 +205,41 @@ def read_file(path: str) -> bytes | None:
                 f"refusing to read {path}: it is a symbolic link",
                 f"replace the link with the real file ({path})",
             ) from None
+        if exc.errno == errno.EACCES:
+            try:
+                owner = os.stat(path).st_uid
+            except OSError:
+                owner = -1
+            if owner >= 0 and owner != os.geteuid():
+                raise SigError(
+                    ErrorCode.STORAGE_ERROR,
+                    f"cannot read {path}: it belongs to another user ({_who(owner)}), not to you "
+                    f"({_who(os.geteuid())})",
+                    f"if it is yours, take it back: chown {_user_name(os.geteuid())} {path} (as root); "
+                    "or run sig as the user whose files these are",
+                ) from None
         raise SigError(
             ErrorCode.STORAGE_ERROR,
             f"cannot read {path}: {exc.strerror}",
-            f"check the permissions of {path}",
+            f"check the permissions of {path} (it must be a file you can read: chmod 600 {path})",
         ) from None
     try:
+        st = os.fstat(fd)
+        if not stat.S_ISREG(st.st_mode):
+            raise SigError(
+                ErrorCode.STORAGE_ERROR,
+                f"cannot read {path}: it is not a regular file",
+                f"move it away (mv {path} {path}.bad)" + (f", then {guard.redo}" if guard is not None else ""),
+            )
+        if guard is not None:
+            guard.check(st, path)
         fh = os.fdopen(fd, "rb")
-    except OSError as exc:  # e.g. a folder where a file should be; fdopen leaves the descriptor open
+    except OSError as exc:
         os.close(fd)
         raise _read_error(path, exc) from None
+    except SigError:
+        os.close(fd)
+        raise
     with fh:
         try:
             return fh.read()

@@ -5,9 +5,13 @@ from __future__ import annotations
 import os
 
 from ..core.errors import ErrorCode, SigError
-from .files import ensure_dir, read_file
+from .files import Guard, ensure_dir, read_file, sweep_dead_writers, temp_name
 
 KEY_BYTES = 32
+# The key is the secret behind every credential: yours alone, like an SSH private key.
+KEY_GUARD = Guard("the encryption key", 0o077, 0o400,
+                  "restore your key from a backup (without it, sealed credentials cannot be read: `sig init` "
+                  "makes a new key, then log in again)")
 
 
 def decode_key(raw: bytes, path: str) -> bytes:
@@ -19,14 +23,14 @@ def decode_key(raw: bytes, path: str) -> bytes:
     except (binascii.Error, ValueError):
         raise SigError(
             ErrorCode.STORAGE_ERROR,
-            f"the encryption key {path} is not valid base64",
+            f"the encryption key {path} is damaged (not valid base64)",
             "restore the key file from a backup; if it is lost, move it away and run `sig init` "
             "(credentials sealed with the old key cannot be read again)",
         ) from None
     if len(key) != KEY_BYTES:
         raise SigError(
             ErrorCode.STORAGE_ERROR,
-            f"the encryption key {path} holds {len(key)} bytes, expected {KEY_BYTES}",
+            f"the encryption key {path} is damaged (it holds {len(key)} bytes, expected {KEY_BYTES})",
             "restore the key file from a backup; if it is lost, move it away and run `sig init` "
             "(credentials sealed with the old key cannot be read again)",
         )
@@ -35,7 +39,7 @@ def decode_key(raw: bytes, path: str) -> bytes:
 
 def load_key(path: str) -> bytes | None:
     """The key, or None when the file does not exist. A damaged key is a STORAGE_ERROR, never replaced."""
-    raw = read_file(path)
+    raw = read_file(path, KEY_GUARD)
     if raw is None:
         return None
     return decode_key(raw, path)
@@ -46,8 +50,9 @@ def create_key(path: str) -> bytes:
     import base64
 
     ensure_dir(os.path.dirname(path))
+    sweep_dead_writers(path)
     key = os.urandom(KEY_BYTES)
-    tmp = f"{path}.tmp.{os.urandom(8).hex()}"
+    tmp = temp_name(path)
     try:
         fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600)
     except OSError as exc:

@@ -61,15 +61,17 @@ class OAuth2Strategy:
     def validate(self, provider: Provider, credential: Credential) -> bool:
         return credential.is_valid(provider.ttl_ms)
 
-    def refresh(self, provider: Provider, credential: Credential) -> Credential | None:
-        """A new credential without the user: refresh token, else the client credentials again.
-        None when neither is possible. Raises REFRESH_FAILED (a TokenError) when the server refuses."""
+    def refresh(self, provider: Provider, credential: Credential | None) -> Credential | None:
+        """A new credential without the user: refresh token, else the client credentials again (from the
+        stored credential or the config: `credential` None fetches a first token for a provider set up in
+        the config only). None when neither is possible. Raises REFRESH_FAILED (a TokenError) when the
+        server refuses."""
         from ..oauth2.credential import to_credential
         from ..oauth2.settings import OAuth2Settings
         from ..oauth2.token import post_form
 
         settings = OAuth2Settings(provider, stored=credential)
-        oauth2 = credential.oauth2 or {}
+        oauth2 = (credential.oauth2 if credential is not None else None) or {}
         if not settings.token_url:
             return None
         if "refreshToken" in oauth2:

@@ -79,13 +79,9 @@ def run(args: Args, app: App) -> int:
     config_file = paths.config_path()
     from ...store.files import atomic_write, ensure_dir, read_file
 
+    if os.path.lexists(config_file) and not args.flag("force"):
+        return _keep_existing(app, args, config_file)
     existing = read_file(config_file) if os.path.lexists(config_file) else None
-    if existing is not None and not args.flag("force"):
-        raise SigError(
-            ErrorCode.CONFIG_ERROR,
-            f"a config already exists at {config_file}",
-            "keep it, or run `sig init --force` to replace it (the old file is kept as config.yaml.bak)",
-        )
     browser_dir = paths.expand_path(args.value("browser-data-dir") or "~/.sig/browser-data")
     credentials_dir = paths.expand_path(args.value("credentials-dir") or "~/.sig/credentials")
     exec_path = ""
@@ -119,11 +115,10 @@ def run(args: Args, app: App) -> int:
             f"cannot write to {paths.sig_home()}: {exc.strerror}",
             "check the folder's permissions, or point SIG_HOME at a writable folder",
         ) from None
-    from ...store.credentials import CredentialStore
-
-    CredentialStore(credentials_dir, paths.key_path())._key_for_writing()
+    key_state = _ensure_key(credentials_dir)
     app.say(f"  Config written to {config_file}" + (" (previous one kept as config.yaml.bak)" if existing else ""))
     app.say(f"  Credentials:    {credentials_dir}")
+    app.say(f"  Key:            {paths.key_path()} ({key_state})")
     if remote:
         app.say("  Browser:        disabled (browserless)")
         app.say("\nNext: sig login <url> --token-stdin, or `sig remote add` + `sig sync pull` from a machine "
@@ -133,3 +128,55 @@ def run(args: Args, app: App) -> int:
         app.say(f"  Browser:        {exec_path or '(not detected)'}")
         app.say("\nNext: sig login <url>   (or --token-stdin / --cookie-stdin / --username for APIs)")
     return 0
+
+
+def _keep_existing(app: App, args: Args, config_file: str) -> int:
+    """A second `sig init`: the config stays as it is; make sure the folders and the key exist, and say so."""
+    from ...store.files import ensure_dir
+
+    try:
+        config = app.config
+    except SigError as err:
+        raise SigError(err.code, err.message,
+                       "fix the file, or run `sig init --force` to replace it (the old one is kept as "
+                       "config.yaml.bak)") from None
+    ensure_dir(paths.sig_home())
+    credentials_dir = config.credentials_dir
+    ensure_dir(credentials_dir)
+    browserless = config.mode == "browserless"
+    browser = config.browser
+    browser_dir = paths.expand_path(str(browser.get("browserDataDir") or "~/.sig/browser-data"))
+    if not browserless:
+        ensure_dir(browser_dir)
+    key_state = _ensure_key(credentials_dir)
+    try:
+        stored = f"{len([n for n in os.listdir(credentials_dir) if n.endswith('.json')])} stored"
+    except OSError as exc:
+        stored = f"cannot list it: {exc.strerror}; run `sig doctor`"
+    app.say(f"  Config kept:    {config_file} (already set up; `sig init --force` rewrites it, keeping the "
+            "old one as config.yaml.bak)")
+    app.say(f"  Providers:      {len(config.providers)}")
+    app.say(f"  Credentials:    {credentials_dir} ({stored})")
+    app.say(f"  Key:            {paths.key_path()} ({key_state})")
+    if browserless:
+        app.say("  Browser:        disabled (browserless)")
+    else:
+        app.say(f"  Browser data:   {browser_dir}")
+        app.say(f"  Browser:        {browser.get('execPath') or '(not set)'}")
+    ignored = [f"--{name}" for name in ("remote", "channel", "browser-data-dir", "credentials-dir")
+               if args.given(name)]
+    if ignored:
+        app.warn(f"{', '.join(ignored)} not applied: the existing config was kept; add --force to rewrite it "
+                 "with what you passed")
+    return 0
+
+
+def _ensure_key(credentials_dir: str) -> str:
+    """Create the encryption key unless it exists; "kept" or "created"."""
+    from ...store.credentials import CredentialStore
+    from ...store.keyfile import load_key
+
+    if load_key(paths.key_path()) is not None:  # a damaged key is an error here, never replaced
+        return "kept"
+    CredentialStore(credentials_dir, paths.key_path())._key_for_writing()
+    return "created"

@@ -297,10 +297,6 @@ def run(args: Args, app: App) -> int:
     data, is_new = _choose_provider(app, target, new_id, explicit or kind or "browser")
     notes: list[str] = []  # said once the login succeeded: a failed login changes nothing
     changed = _fit_strategy(notes, data, kind, explicit, args.value("header-name"), args.value("header-prefix"))
-    if is_new:
-        for flag, key in (("network-proxy", "networkProxy"), ("mode", "loginMode")):
-            if args.value(flag):
-                data[key] = args.value(flag)
     if data.get("strategy") == "oauth2" and (oauth_cli or is_new):
         merged = dict(data.get("oauth2") or {})
         for key, value in oauth_cli.items():
@@ -313,7 +309,15 @@ def run(args: Args, app: App) -> int:
             changed = True
         if is_new:
             data.pop("extract", None)
-    provider = Provider(data)
+    # --mode and --network-proxy change this run only, for new and existing providers alike: they are
+    # never written to the config (a provider keeps a mode or a proxy only when its entry says
+    # loginMode/networkProxy). What this run uses is a copy of the entry that `data` (what may be saved)
+    # never sees.
+    run_data = dict(data)
+    for flag, key in (("network-proxy", "networkProxy"), ("mode", "loginMode")):
+        if args.value(flag):
+            run_data[key] = args.value(flag)
+    provider = Provider(run_data)
     if kind is None and not oauth_cli and client_secret is None and not args.flag("force"):
         stored = None
         try:
