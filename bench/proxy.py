@@ -83,8 +83,10 @@ class _Upstream:
 def main() -> int:
     start_https_echo = _Upstream
 
+    from _common import setup
+
+    sig = setup(needs=("trustme",))
     n = int(sys.argv[sys.argv.index("--requests") + 1]) if "--requests" in sys.argv else 1000
-    sig = shutil.which("sig") or os.path.join(os.path.dirname(sys.executable), "sig")
     home = tempfile.mkdtemp(prefix="sig-proxy-bench-")
     env = dict(os.environ, SIG_HOME=home)
     echo = start_https_echo()

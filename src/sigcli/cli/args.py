@@ -21,6 +21,7 @@ class Args:
         self.positionals: list[str] = []
         self.rest: list[str] | None = None  # everything after `--`, when given
         self.flags: dict[str, str | bool | list[str]] = {}
+        self.spelled: dict[str, str] = {}  # flag name -> how it was given (--method, -X, --json)
 
     def flag(self, name: str) -> bool:
         return bool(self.flags.get(name))
@@ -129,9 +130,16 @@ def _store(args: Args, name: str, kind: str, value: str, given_as: str) -> None:
         existing.append(value)
     else:
         if name in args.flags and args.flags[name] != value:
-            also = "" if given_as == f"--{name}" else f" ({given_as} means --{name} {value})"
-            raise usage_error(f"--{name} given twice with different values{also}", "give it once")
+            first = _spelled(args.spelled.get(name, f"--{name}"), name, str(args.flags[name]))
+            raise usage_error(f"--{name} given twice with different values: {first} and "
+                              f"{_spelled(given_as, name, value)}", "give it once")
         args.flags[name] = value
+        args.spelled[name] = given_as
+
+
+def _spelled(token: str, name: str, value: str) -> str:
+    """How a value was given, for a message: `--format table`, `--json (--format json)`, `-X (--method GET)`."""
+    return f"--{name} {value}" if token == f"--{name}" else f"{token} (--{name} {value})"
 
 
 def _is_number(token: str) -> bool:

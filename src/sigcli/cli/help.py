@@ -251,7 +251,7 @@ Values: true/false for switches, numbers for timeouts and ports, lists as a,b (s
 anything else as the text given (a value starting with - goes after --).
 Fields that decide where a credential may go (a provider's domains, ports, URLs, caFile, allowHttp,
 networkProxy, headerName, headerPrefix; browser.execPath) are changed under an AI agent only after a
-person says yes on the terminal, as for --no-redaction.
+person says yes on the terminal (the same question as for raw values).
 Examples:
   sig config set providers.api.allowHttp true
   sig config set browser.adapter playwright

@@ -56,6 +56,10 @@ def main(argv: list[str] | None = None) -> int:
 
     setup()  # an ASCII or Latin-1 terminal gets escapes and ASCII glyphs, never a UnicodeEncodeError
     argv = list(sys.argv[1:] if argv is None else argv)
+    if sys.getfilesystemencoding() != "utf-8":
+        # A C locale decodes argv as ASCII, keeping other bytes as lone surrogates that no file or log can
+        # hold; terminals send UTF-8, so read them as UTF-8 (what Python's UTF-8 mode would have done).
+        argv = [os.fsencode(a).decode("utf-8", "surrogateescape") if not a.isascii() else a for a in argv]
     head = argv[: argv.index("--")] if "--" in argv else argv
     verbose = "--verbose" in head
     json_errors = _wants_json(argv)

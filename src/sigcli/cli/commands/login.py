@@ -341,6 +341,7 @@ def run(args: Args, app: App) -> int:
         mode=mode, network_proxy=args.value("network-proxy"), log=app.log,
         notify=app.say, open_url=_open_browser, oauth2=oauth_cli, client_secret=client_secret,
         browser=app.config.browser if app.config.mode != "browserless" else None,
+        waiting=app.waiting,
     )
     if not sys.stdin.isatty() and provider.strategy == "oauth2":
         ctx.ask = None  # the paste-the-redirect fallback is for a person at a terminal
