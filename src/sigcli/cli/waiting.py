@@ -127,7 +127,9 @@ class WaitLine:
             if self._stopped.is_set():
                 return
             self._stopped.set()
-            if self.live and not self.above and self._shown:
+            if self.live and self.above:
+                self._write("\n")  # the prompt below was never answered: what follows starts a fresh line
+            elif self.live and self._shown:
                 self._write(CLEAR)
         self._thread.join(timeout=2)
         if self._on_stop is not None:
