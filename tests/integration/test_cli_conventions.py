@@ -69,6 +69,13 @@ def test_did_you_mean_for_commands_flags_and_subcommands(echo: Sig) -> None:
     assert "did you mean --header?" in r.err
     r = echo("config", "sett", "mode", "browser", check=1)
     assert "did you mean `sig config set`?" in r.err
+    r = echo("sync", "psh", check=1)
+    assert "did you mean `sig sync push`?" in r.err
+    r = echo("remote", "lst", check=1)
+    assert "did you mean `sig remote list`?" in r.err
+    echo("remote", "add", "prod", "ssh://deploy@127.0.0.1:1/srv/sig", check=0)
+    r = echo("remote", "remove", "prd", check=4)
+    assert 'did you mean "prod"?' in r.err
     r = echo("xyzzy", check=1)
     assert "did you mean" not in r.err and "sig --help" in r.err
 

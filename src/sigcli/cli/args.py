@@ -57,6 +57,15 @@ def _unknown_flag(command: str, token: str, kinds: dict[str, str], short: dict[s
                        f"did you mean {close}? ({hint})" if close else hint)
 
 
+def unknown_word(what: str, word: str, choices: list[str] | tuple[str, ...], usage: str,
+                 spell: str = "`{}`") -> SigError:
+    """A usage error for a mistyped subcommand (or name), with a "did you mean" when one is close."""
+    from ..core.suggest import suggest
+
+    close = suggest(word, choices)
+    return usage_error(f'unknown {what} "{word}"', f"did you mean {spell.format(close)}?" if close else usage)
+
+
 def parse(command: str, argv: list[str], spec: dict[str, str], short: dict[str, str] | None = None) -> Args:
     kinds = {**GLOBAL_FLAGS, **spec}
     shorts = short or {}

@@ -319,7 +319,11 @@ def run(args: Args, app: App) -> int:
     scripts = {"bash": bash_script, "zsh": zsh_script, "fish": fish_script}
     if len(args.positionals) != 1 or args.positionals[0] not in scripts:
         shell = args.positionals[0] if args.positionals else ""
-        raise usage_error(f'unknown shell "{shell}"' if shell else "name a shell",
-                          "usage: sig completion bash|zsh|fish")
+        if shell:
+            from ..args import unknown_word
+
+            raise unknown_word("shell", shell, list(scripts), "usage: sig completion bash|zsh|fish",
+                               "`sig completion {}`")
+        raise usage_error("name a shell", "usage: sig completion bash|zsh|fish")
     app.out(scripts[args.positionals[0]]())
     return 0

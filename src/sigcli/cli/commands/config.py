@@ -56,11 +56,9 @@ def run(args: Args, app: App) -> int:
         if len(rest) != 1:
             raise usage_error("unset takes one setting name", "e.g. sig config unset providers.api.caFile")
         return _change(app, rest[0], None, fmt)
-    from ...core.suggest import suggest
+    from ..args import unknown_word
 
-    close = suggest(sub, SUBCOMMANDS)
-    raise usage_error(f'unknown config command "{sub}"',
-                      f"did you mean `sig config {close}`?" if close else f"usage: {USAGE}")
+    raise unknown_word("config command", sub, SUBCOMMANDS, f"usage: {USAGE}", "`sig config {}`")
 
 
 def _read_doc() -> Any:

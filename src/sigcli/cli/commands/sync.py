@@ -18,7 +18,12 @@ def run(args: Args, app: App) -> int:
     from ...sync import engine
     from ...sync.remotes import get_remote
 
-    if not args.positionals or args.positionals[0] not in ("push", "pull") or len(args.positionals) > 2:
+    if args.positionals and args.positionals[0] not in ("push", "pull"):
+        from ..args import unknown_word
+
+        raise unknown_word("sync direction", args.positionals[0], ("push", "pull"), f"usage: {USAGE}",
+                           "`sig sync {}`")
+    if not args.positionals or len(args.positionals) > 2:
         raise usage_error("say push or pull (and optionally the remote)", f"usage: {USAGE}")
     direction = args.positionals[0]
     remote = get_remote(app.config.remotes, args.positionals[1] if len(args.positionals) > 1 else None)
