@@ -86,3 +86,13 @@ def test_help_doctor_and_messages(home: Sig, env_name: str) -> None:
     assert 'no provider matches "zo\\u00eb-api"' in err
     _, err = _ascii_run(home, env_name, "rename", "api", "api-2", check=0)
     assert "->" in err  # "Renamed "api" → "api-2"." with the arrow in ASCII
+
+
+def test_prompt_answers_and_arguments_are_read_as_utf8_in_a_c_locale(sig_init: Sig) -> None:
+    env = ASCII_ENVS["LANG=C"]
+    r = sig_init("login", "https://git.example.com", "--username", "jürgen", "--as", "git", input="pässwörd-42\n",
+                 env=env, check=0)
+    assert "UnicodeDecodeError" not in r.err
+    values = sig_init("run", "git", "--no-redaction", "--", "sh", "-c", 'printf "%s|%s" "$SIG_GIT_USERNAME" '
+                      '"$SIG_GIT_PASSWORD"', check=0).out
+    assert values == "jürgen|pässwörd-42"

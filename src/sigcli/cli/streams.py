@@ -80,6 +80,16 @@ def setup() -> None:
             reconfigure(errors=handler)
         except (ValueError, OSError):
             pass
+    # An ASCII stdin (a C locale) would fail on the first non-ASCII answer to a prompt; terminals send
+    # UTF-8 there (as for argv), and bytes that are not UTF-8 become U+FFFD instead of a crash.
+    stdin = sys.stdin
+    encoding = getattr(stdin, "encoding", None)
+    if stdin is not None and encoding and not _unicode_capable(encoding):
+        try:
+            if codecs.lookup(encoding).name == "ascii":
+                stdin.reconfigure(encoding="utf-8", errors="replace")  # type: ignore[attr-defined]
+        except (LookupError, AttributeError, ValueError, OSError):
+            pass
 
 
 def fits(text: str, stream: TextIO | None = None) -> str:
