@@ -94,6 +94,8 @@ def test_request_short_flags(echo: Sig, http_echo: ServerHandle, tmp_path: Path)
     r = echo("request", f"{http_echo.url}/v1", "-XPUT", "-dhello", "--format", "body", check=0)
     seen = json.loads(r.out)
     assert seen["method"] == "PUT" and seen["body"] == "hello"
+    seen = json.loads(echo("request", f"{http_echo.url}/v1", "-d", "x=1", "--format", "body", check=0).out)
+    assert seen["method"] == "POST"  # a body without a method is a POST, as with curl -d
     r = echo("request", f"{http_echo.url}/v1", "-X", "GET", "--method", "POST", check=1)
     assert "-X (--method GET) and --method POST" in r.err
     r = echo("request", f"{http_echo.url}/v1", "-X", check=1)

@@ -29,7 +29,7 @@ Credentials (most → least secure):
                                   `sig proxy --port N` alone means start
     --foreground                  `proxy start` in this process, until Ctrl-C
   request <url>                 One authenticated HTTP request (curl's short flags work too)
-    -X, --method <METHOD>         HTTP method (default GET)
+    -X, --method <METHOD>         HTTP method (default GET; POST with a body)
     -d, --body <json>             Request body (text, @file or - for stdin)
     -H, --header "Name: Value"    Extra header (repeatable)
     -o, --output <file>           Write the body to a file (redacted as stdout would be)
@@ -293,7 +293,7 @@ Usage: sig request <url> [-X M] [-d STR|@file|-] [-H "N: V"]... [-o FILE] [--for
                          [--provider a,b] [--cacert FILE] [--no-redaction]
 
 Make one HTTP request with the matching provider's credentials applied; they never leave sig.
-  -X, --method M         HTTP method (default GET); -XPOST works too
+  -X, --method M         HTTP method (default GET, or POST with a body); -XPOST works too
   -d, --body STR|@file|- request body: text, a file, or standard input
   -H, --header "N: V"    extra header (repeatable; wins over the provider's of the same name)
   -o, --output FILE      write the response body to FILE (- for stdout), redacted as stdout would be

@@ -85,7 +85,8 @@ def run(args: Args, app: App) -> int:
     if output is not None and fmt == "json" and args.given("format"):
         raise usage_error("-o/--output writes the response body to a file; --format json has no body then",
                           "drop --format json (or use --format headers to also print the status and headers)")
-    method = (args.value("method") or "GET").upper()
+    # As curl -d and gh api: a body without a method is a POST (a GET with a body is never what was meant).
+    method = (args.value("method") or ("POST" if args.given("body") else "GET")).upper()
     if not method.isalpha():
         raise usage_error(f'"{method}" is not an HTTP method', "e.g. --method POST")
     try:
