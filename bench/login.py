@@ -17,8 +17,6 @@ import sys
 import tempfile
 import time
 
-sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "tests"))
-
 PROVIDER = """\
 providers:
   app-spa:
@@ -55,10 +53,12 @@ def _login(sig: str, env: dict[str, str]) -> float:
 
 
 def main() -> int:
+    from _common import setup
+
+    sig = setup(needs=("trustme",))  # the login sites of the test harness serve HTTPS too
     from harness.login_sites import LoginSites
 
     runs = int(sys.argv[sys.argv.index("--runs") + 1]) if "--runs" in sys.argv else 5
-    sig = shutil.which("sig") or os.path.join(os.path.dirname(sys.executable), "sig")
     chromium = shutil.which("chromium") or shutil.which("google-chrome") or ""
     if not chromium:
         print("no Chromium/Chrome installed (apt-get install chromium)")

@@ -261,7 +261,9 @@ def audit_on_off(on: _Daemon, off: _Daemon, echo: _Upstream, n: int, rounds: int
 def main() -> int:
     n = int(sys.argv[sys.argv.index("--requests") + 1]) if "--requests" in sys.argv else 1000
     rounds = int(sys.argv[sys.argv.index("--rounds") + 1]) if "--rounds" in sys.argv else 5
-    sig = shutil.which("sig") or os.path.join(os.path.dirname(sys.executable), "sig")
+    from _common import setup
+
+    sig = setup(needs=("trustme",))
     echo = _Upstream()
     daemons: list[_Daemon] = []
     try:

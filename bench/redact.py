@@ -29,11 +29,10 @@ OCCURRENCES = 3  # of each secret in the input
 
 
 def sig_path() -> str | None:
-    """`sig` next to the running interpreter (the venv), else on PATH."""
-    beside = Path(sys.executable).with_name("sig")
-    if beside.is_file() and os.access(beside, os.X_OK):
-        return str(beside)
-    return shutil.which("sig")
+    """The installed `sig` (bench/_common.py may restart this bench under sig's own Python)."""
+    from _common import setup
+
+    return setup()
 
 
 def make_secrets(rng: random.Random) -> list[str]:
@@ -183,6 +182,7 @@ def main() -> int:
     parser.add_argument("--mb", type=int, default=100, help="input size in MB (default 100)")
     parser.add_argument("--runs", type=int, default=5, help="paired runs, median reported (default 5)")
     opts = parser.parse_args()
+    sig = sig_path()  # first: it may restart this bench under sig's own Python
     size = opts.mb * 1_000_000
     rng = random.Random(2024)
     secrets = make_secrets(rng)
@@ -194,7 +194,6 @@ def main() -> int:
         input_path.write_bytes(data)
         print(f"redaction throughput, {opts.mb} MB, {PROVIDERS} secrets × {OCCURRENCES} occurrences, "
               f"median of {opts.runs} ({sys.version.split()[0]}, {os.cpu_count()} cpus)")
-        sig = sig_path()
         if sig is None:
             print("  sig run: `sig` not found next to the interpreter or on PATH; skipped")
         else:

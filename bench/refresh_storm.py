@@ -16,15 +16,15 @@ import sys
 import tempfile
 import time
 
-sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "tests"))
-
 
 def main() -> int:
+    from _common import setup
+
+    sig = setup(needs=("authlib", "flask", "joserfc", "trustme"))  # the OAuth2 server of the test harness
     from harness.oauth_server import OAuthServer
 
     procs = int(sys.argv[sys.argv.index("--procs") + 1]) if "--procs" in sys.argv else 50
     rotate = "--rotate" in sys.argv
-    sig = shutil.which("sig") or os.path.join(os.path.dirname(sys.executable), "sig")
     home = tempfile.mkdtemp(prefix="sig-storm-")
     env = dict(os.environ, SIG_HOME=home)
     with OAuthServer() as server:

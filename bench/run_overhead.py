@@ -17,17 +17,15 @@ import subprocess
 import sys
 import tempfile
 import time
-from pathlib import Path
 
 TOKEN = "tok-BENCH-RUN-0123456789abcdef"
 
 
 def sig_path() -> str | None:
-    """`sig` next to the running interpreter (the venv), else on PATH."""
-    beside = Path(sys.executable).with_name("sig")
-    if beside.is_file() and os.access(beside, os.X_OK):
-        return str(beside)
-    return shutil.which("sig")
+    """The installed `sig` (bench/_common.py may restart this bench under sig's own Python)."""
+    from _common import setup
+
+    return setup()
 
 
 def timed(argv: list[str], env: dict[str, str]) -> tuple[float, int]:
@@ -53,13 +51,13 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--runs", type=int, default=40, help="paired rounds, median reported (default 40)")
     opts = parser.parse_args()
+    sig = sig_path()
     true = shutil.which("true") or "/bin/true"
     home = tempfile.mkdtemp(prefix="sig-bench-run-")
     env = dict(os.environ, SIG_HOME=home)
     try:
         cases: dict[str, list[str]] = {"true": [true], "python -c pass": [sys.executable, "-c", "pass"]}
         skipped: dict[str, str] = {}
-        sig = sig_path()
         if sig is None:
             skipped["sig run"] = "`sig` not found next to the interpreter or on PATH"
         else:

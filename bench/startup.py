@@ -17,10 +17,10 @@ import time
 
 
 def sig_argv() -> list[str]:
-    script = shutil.which("sig") or os.path.join(os.path.dirname(sys.executable), "sig")
-    if not os.path.exists(script):
-        return [sys.executable, "-m", "sigcli"]
-    return [sys.executable, script]
+    """The installed `sig`, run by its own Python (bench/_common.py may restart this bench under it)."""
+    from _common import setup
+
+    return [sys.executable, setup()]
 
 
 def timed(argv: list[str], env: dict[str, str]) -> float:
@@ -30,10 +30,10 @@ def timed(argv: list[str], env: dict[str, str]) -> float:
 
 
 def main() -> int:
+    sig = sig_argv()
     runs = int(sys.argv[sys.argv.index("--runs") + 1]) if "--runs" in sys.argv else 40
     home = tempfile.mkdtemp(prefix="sig-bench-")
     env = dict(os.environ, SIG_HOME=home)
-    sig = sig_argv()
     subprocess.run([*sig, "init", "--yes"], env=env, capture_output=True, check=True)
     subprocess.run([*sig, "login", "https://api.example.com", "--token-stdin", "--as", "bench"], env=env,
                    input=b"tok-BENCH-000000", capture_output=True, check=True)

@@ -34,7 +34,7 @@ def test_malformed_yaml(sig_init: Sig) -> None:
     r = sig_init("status", check=1)
     assert "not valid YAML" in r.err and "line 3" in r.err
     _no_traceback(r.err)
-    assert "not valid YAML" in sig_init("doctor", check=1).err
+    assert "not valid YAML" in sig_init("doctor", check=1).out
 
 
 def test_all_config_errors_reported_at_once(sig_init: Sig) -> None:
@@ -134,7 +134,7 @@ def test_key_of_31_bytes(sig_init: Sig) -> None:
     r = sig_init("login", "api-example", "--token-stdin", input=TOKEN, check=1)
     assert "31 bytes" in r.err
     assert path.read_bytes() == before
-    assert "Encryption key" in sig_init("doctor", check=1).err
+    assert "Encryption key" in sig_init("doctor", check=1).out
 
 
 def test_missing_key_never_silently_regenerated(sig_init: Sig) -> None:

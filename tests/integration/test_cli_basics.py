@@ -9,7 +9,7 @@ from harness.sigproc import Sig
 SECTIONS = ["Authentication:", "Credentials (most", "Provider management:", "Remote & sync:", "Watch:",
             "Setup:", "Global options:"]
 ALL_COMMANDS = ["login", "logout", "proxy", "request", "run", "get", "status", "providers", "rename", "remove",
-                "remote", "sync", "watch", "init", "doctor", "completion"]
+                "remote", "sync", "watch", "init", "doctor", "config", "completion"]
 
 
 def test_help_sections_in_order(sig: Sig) -> None:

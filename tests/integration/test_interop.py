@@ -129,5 +129,5 @@ def test_sdk_reads_what_sig_wrote(sig_init: Sig) -> None:
 
 def test_doctor_reads_the_upstream_proxy_ca(upstream_sig_home: Sig) -> None:
     r = upstream_sig_home("doctor", check=None)
-    assert "Proxy CA" in r.err and "Subject Key Identifier" in r.err
+    assert "Proxy CA" in r.out and "Subject Key Identifier" in r.out
     assert "Traceback" not in r.err

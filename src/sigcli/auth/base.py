@@ -14,6 +14,21 @@ if TYPE_CHECKING:
     Ask = Callable[[str, bool], str | None]
 
 
+class Waiting:
+    """A wait the user should see the progress of (a device code to approve, a browser sign-in to finish).
+    The CLI draws it; this default shows nothing."""
+
+    def input_ended(self) -> None:
+        """The prompt shown below the waiting line was answered."""
+
+    def stop(self) -> None:
+        """The wait is over (success, failure or interrupt): remove or end the line."""
+
+
+def _no_waiting(_what: str, _timeout_s: float, _prompt_below: bool) -> Waiting:
+    return Waiting()
+
+
 class LoginContext:
     """Inputs of one login. Secrets arrive wrapped; nothing here prints or prompts by itself."""
 
@@ -33,6 +48,7 @@ class LoginContext:
         oauth2: dict[str, str] | None = None,
         client_secret: Secret | None = None,
         browser: dict[str, object] | None = None,
+        waiting: Callable[[str, float, bool], Waiting] | None = None,
     ) -> None:
         self.token = token
         self.cookie = cookie
@@ -48,6 +64,8 @@ class LoginContext:
         self.oauth2 = oauth2 or {}  # OAuth2 settings given on the command line (tokenUrl, clientId, …)
         self.client_secret = client_secret
         self.browser = browser or {}  # the config's `browser` section (binary, profile, timeouts, adapter)
+        # waiting(what, timeout_s, prompt_below): show that sig waits, with the time elapsed; .stop() ends it
+        self.waiting = waiting or _no_waiting
 
     def supplied_kind(self) -> str | None:
         """The strategy the supplied material implies (token → api-token, cookie, username → basic)."""

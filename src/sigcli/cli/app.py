@@ -14,6 +14,7 @@ if TYPE_CHECKING:
     from ..auth.manager import AuthManager
     from ..config.load import Config
     from ..store.credentials import CredentialStore
+    from .waiting import WaitLine
 
 
 class App:
@@ -22,19 +23,42 @@ class App:
         self._config: Config | None = None
         self._store: CredentialStore | None = None
         self._auth: AuthManager | None = None
+        self._live: WaitLine | None = None  # a waiting line on stderr that messages must not break
 
     # -- terminal ---------------------------------------------------------------------------------------
+    def _err(self, line: str) -> None:
+        live = self._live
+        if live is None:
+            sys.stderr.write(line)
+            return
+        with live.lock:  # clear the live waiting line, print, draw it again below
+            live.clear()
+            sys.stderr.write(line)
+            sys.stderr.flush()
+            live.redraw()
+
     def log(self, message: str) -> None:
         if self.verbose:
-            sys.stderr.write(f"[sig] {printable(message)}\n")
+            self._err(f"[sig] {printable(message)}\n")
 
     def say(self, message: str) -> None:
         """A human-facing line on stderr (stdout is kept for data). Control characters in it (from a
         server, a remote or a config) are shown escaped, never sent to the terminal raw."""
-        sys.stderr.write(printable(message) + "\n")
+        self._err(printable(message) + "\n")
 
     def warn(self, message: str) -> None:
-        sys.stderr.write(f"Warning: {printable(message)}\n")
+        self._err(f"Warning: {printable(message)}\n")
+
+    def waiting(self, what: str, timeout_s: float, prompt_below: bool) -> WaitLine:
+        """Show that sig is waiting (device code, browser sign-in) with the time elapsed, on stderr."""
+        from .waiting import WaitLine
+
+        def ended(line: WaitLine) -> None:
+            if self._live is line:
+                self._live = None
+
+        self._live = WaitLine(what, timeout_s, prompt_below, on_stop=ended)
+        return self._live
 
     def out(self, text: str) -> None:
         sys.stdout.write(text if text.endswith("\n") or not text else text + "\n")
@@ -93,9 +117,27 @@ class App:
               metadata: dict[str, Any] | None = None) -> None:
         from ..store.audit import record
 
+        if metadata is not None:
+            metadata = _loggable(metadata)
         record(paths.audit_path(), action, status, provider, metadata)
 
     def agent_detected(self) -> bool:
         from .guard import agent_detected  # the marker list lives with the guard that uses it
 
         return agent_detected()
+
+
+def _loggable(value: Any) -> Any:
+    """Audit metadata that UTF-8 can hold: bytes a C locale left undecoded in argv (lone surrogates, e.g.
+    a URL typed in Latin-1) are written as visible escapes instead of failing the command."""
+    if isinstance(value, str):
+        try:
+            value.encode("utf-8")
+        except UnicodeEncodeError:
+            return value.encode("utf-8", "backslashreplace").decode("utf-8")
+        return value
+    if isinstance(value, dict):
+        return {k: _loggable(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_loggable(v) for v in value]
+    return value

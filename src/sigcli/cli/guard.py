@@ -76,6 +76,12 @@ def require_person(app: App, command: str, providers: Sequence[str] = (), target
     )
 
 
+def ask_person(question: str, timeout: float = CONFIRM_TIMEOUT_S) -> str:
+    """The guard's question on the controlling terminal, for other changes that need a person's yes under
+    an agent (e.g. `sig config set` of where a credential may go): "yes", "no", "timeout", "no-terminal"."""
+    return _ask_terminal(question, timeout)
+
+
 def _first(providers: Sequence[str]) -> str | None:
     return providers[0] if len(providers) == 1 else None
 

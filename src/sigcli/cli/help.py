@@ -29,10 +29,11 @@ Credentials (most → least secure):
     --port <n>                    Port for `proxy start` (default 7891, 0 = any free port);
                                   `sig proxy --port N` alone means start
     --foreground                  `proxy start` in this process, until Ctrl-C
-  request <url>                 One authenticated HTTP request
-    --method <METHOD>             HTTP method (default GET)
-    --body <json>                 Request body (text, @file or - for stdin)
-    --header "Name: Value"        Extra header (repeatable)
+  request <url>                 One authenticated HTTP request (curl's short flags work too)
+    -X, --method <METHOD>         HTTP method (default GET; POST with a body)
+    -d, --body <json>             Request body (text, @file or - for stdin)
+    -H, --header "Name: Value"    Extra header (repeatable)
+    -o, --output <file>           Write the body to a file (redacted as stdout would be)
     --format json|body|headers    Output format (default json)
     --provider <id>               Provider(s) whose rules apply (comma-separated)
   run [provider[,provider]...] -- <cmd>   Run a command with SIG_<PROVIDER>_* variables, output redacted
@@ -87,6 +88,7 @@ Setup:
     --force                       Replace an existing config (backed up; credentials kept)
     --channel chrome|msedge|chromium
   doctor                        Check the installation and say how to fix what is wrong
+  config path|get|set|unset     Read or change a setting: sig config set browser.adapter playwright
   completion bash|zsh|fish      Print a shell completion script
 
 Security: proxy ≥ request > run > get. Secrets stay sealed in $SIG_HOME (default ~/.sig).
@@ -94,6 +96,7 @@ Under an AI agent (SIG_AGENT=1, CLAUDECODE, …) raw values (--no-redaction) nee
 
 Global options:
   --format <fmt>                Output format where listed; errors as JSON with --format json
+  --json                        The same as --format json, wherever --format is accepted
   --verbose                     Debug output (never secret values) on stderr
   --version                     Show the version
   --help, -h                    Show help (also: sig <command> --help)
@@ -229,8 +232,44 @@ key) and reports what is there.
 Usage: sig doctor [--format json]
 
 Check the Python version, the config, folders and their permissions, the encryption key, the browser,
-the proxy CA and stale locks. Every failure comes with its fix. Exit 1 when any check fails.
-  --format json   the checks as JSON
+the proxy CA and stale locks. Every failure comes with its fix. The report goes to stdout (so
+`sig doctor | less` works); exit 1 when any check fails.
+  --format json   the checks as JSON (also --json)
+""",
+    "config": """\
+Usage: sig config path
+       sig config get [KEY] [--format json]
+       sig config set KEY VALUE
+       sig config unset KEY
+
+Read and change config.yaml without editing it by hand. Edits keep the file's comments and order, are
+checked with the config's own rules before anything is written (an invalid value changes nothing), and
+replace the file atomically.
+  path     print where the config file is ($SIG_HOME/config.yaml)
+  get      print a setting (a section as YAML; JSON with --format json / --json); without KEY the
+           whole file. Defaults are shown for settings not written in the file. Nothing secret is
+           printed: ${VAR} references stay as written, a password inside a URL shows as ****
+  set      write a setting; unset removes it
+Settings (KEY), dotted:
+  mode                            browser | browserless
+  browser.adapter                 cdp | playwright
+  browser.execPath, browser.browserDataDir, browser.channel, browser.waitUntil
+  browser.headlessTimeout, browser.visibleTimeout     milliseconds
+  storage.credentialsDir, watch.interval (e.g. 5m)
+  providers.<id>.<field>          e.g. allowHttp, caFile, ports, domains, entryUrl, validateUrl,
+                                  networkProxy, headerName, headerPrefix, ttl, loginMode, name
+  providers.<id>.oauth2.<field>   e.g. tokenUrl, clientId, scopes, redirectPort, callbackTimeout
+  providers.<id>.env.<NAME>       an app-named variable's template for `sig run`
+Values: true/false for switches, numbers for timeouts and ports, lists as a,b (scopes also "a b"),
+anything else as the text given (a value starting with - goes after --).
+Fields that decide where a credential may go (a provider's domains, ports, URLs, caFile, allowHttp,
+networkProxy, headerName, headerPrefix; browser.execPath) are changed under an AI agent only after a
+person says yes on the terminal (the same question as for raw values).
+Examples:
+  sig config set providers.api.allowHttp true
+  sig config set browser.adapter playwright
+  sig config set providers.api.ports 443,8443
+  sig config get providers.api --json
 """,
     "completion": """\
 Usage: sig completion bash|zsh|fish
@@ -263,15 +302,18 @@ App-named variables: a provider's `env:` map in the config (DATABASE_URL: "postg
 Exit status: the command's own; 128+N if it was killed by signal N; 127 if it was not found.
 """,
     "request": """\
-Usage: sig request <url> [--method M] [--body STR|@file|-] [--header "N: V"]... [--format json|body|headers]
+Usage: sig request <url> [-X M] [-d STR|@file|-] [-H "N: V"]... [-o FILE] [--format json|body|headers]
                          [--provider a,b] [--cacert FILE] [--no-redaction]
 
 Make one HTTP request with the matching provider's credentials applied; they never leave sig.
-  --method M             HTTP method (default GET)
-  --body STR|@file|-     request body: text, a file, or standard input
-  --header "N: V"        extra header (repeatable; wins over the provider's of the same name)
+  -X, --method M         HTTP method (default GET, or POST with a body); -XPOST works too
+  -d, --body STR|@file|- request body: text, a file, or standard input
+  -H, --header "N: V"    extra header (repeatable; wins over the provider's of the same name)
+  -o, --output FILE      write the response body to FILE (- for stdout), redacted as stdout would be
+                         (with --no-redaction the file is made 0600); nothing else is printed unless
+                         --format headers asks for the status line and headers too
   --format F             json (default: status, statusText, headers, body; a JSON answer's body as JSON)
-                         | body | headers
+                         | body | headers (--json is --format json)
   --provider a,b         use these providers' rules (default: the one matching the URL's host)
   --cacert FILE          extra CA certificate(s) to trust
   --timeout SECONDS      give up waiting after this long (default 30)

@@ -6,6 +6,7 @@ import sys
 
 from ..core.jsonio import dumps
 from ..core.text import printable
+from .streams import for_stdout, unicode_stdout
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -47,7 +48,9 @@ def _plain_safe(text: str) -> bool:
     """True when YAML reads `text` back as this very string unquoted (else it is written quoted)."""
     if not text or text.strip() != text or text.lower() in _RESERVED:
         return False
-    if not all(c in _SAFE_CHARS or (ord(c) > 127 and c.isprintable()) for c in text):
+    # Non-ASCII is written plain only where stdout can carry it; else quoted, so its \\u escapes are YAML's.
+    wide = unicode_stdout()
+    if not all(c in _SAFE_CHARS or (wide and ord(c) > 127 and c.isprintable()) for c in text):
         return False
     first = text[0]
     if first in "-.+":
@@ -138,7 +141,7 @@ def to_plain(data: Any) -> str:
             elif isinstance(value, dict | list):
                 value = dumps(value)
             # one record line per key: a value's newlines and control characters are shown escaped
-            out.append(f"{printable(str(key), one_line=True)}: {printable(str(value), one_line=True)}")
+            out.append(for_stdout(f"{printable(str(key), one_line=True)}: {printable(str(value), one_line=True)}"))
         return "\n".join(out)
 
     if isinstance(data, list):
@@ -153,8 +156,9 @@ def to_table(rows: list[dict[str, Any]], max_widths: dict[str, int] | None = Non
     keys = list(rows[0].keys())
 
     def cell(v: Any) -> str:
-        # a cell is one line of text for a person: newlines and control characters are shown escaped
-        return "-" if v is None else printable(str(v), one_line=True)
+        # a cell is one line of text for a person: newlines and control characters are shown escaped, and
+        # what the terminal's encoding lacks is made ASCII before the widths are measured
+        return "-" if v is None else for_stdout(printable(str(v), one_line=True))
 
     widths = {}
     for k in keys:
@@ -163,8 +167,10 @@ def to_table(rows: list[dict[str, Any]], max_widths: dict[str, int] | None = Non
             w = min(w, max_widths[k])
         widths[k] = w
 
+    ellipsis = for_stdout("…")
+
     def fit(text: str, w: int) -> str:
-        return text if len(text) <= w else text[: w - 1] + "…"
+        return text if len(text) <= w else text[: max(w - len(ellipsis), 0)] + ellipsis
 
     lines = ["  ".join(k.upper().ljust(widths[k]) for k in keys).rstrip()]
     lines.append("  ".join("-" * widths[k] for k in keys))

@@ -67,7 +67,7 @@ def _ensure_map(doc: Any, key: str) -> Any:
 def edit_config(change: Callable[[Any], Any], path: str | None = None, *, create: bool = False) -> Any:
     """Lock, parse (round trip), apply `change(doc)`, validate, write atomically. Returns change's result."""
     from ..store.files import atomic_write, file_lock, read_file
-    from .load import parse_config, parse_yaml
+    from .load import parse_yaml
     from .schema import normalise
 
     path = path or paths.config_path()
@@ -94,9 +94,13 @@ def edit_config(change: Callable[[Any], Any], path: str | None = None, *, create
         text = buf.getvalue()
         _, errors, _ = normalise(parse_yaml(text, path))
         if errors:
-            # Never write a config we could not load back; say which entry is at fault.
-            parse_config(text, path)
-            raise SigError(ErrorCode.CONFIG_ERROR, "the edited config would not validate", "run `sig doctor`")
+            # Never write a config we could not load back; say which entry is at fault, and that the file
+            # itself was left as it was.
+            listing = "\n".join(f"  - {e}" for e in errors)
+            raise SigError(ErrorCode.CONFIG_ERROR,
+                           f"not changed: {path} would then have {len(errors)} "
+                           f"problem{'s' if len(errors) != 1 else ''}:\n{listing}",
+                           "fix the value (or the entries above in the file), then try again")
         atomic_write(path, text.encode("utf-8"))
     return result
 
@@ -148,3 +152,88 @@ def remove_provider(doc: Any, provider_id: str) -> bool:
     if isinstance(wp, dict) and provider_id in wp:
         del wp[provider_id]
     return removed
+
+
+MISSING = object()  # "no such key" (None is a value a key can hold)
+
+
+def get_path(doc: Any, path: tuple[str, ...]) -> Any:
+    """The value at `path` in a parsed document, or MISSING."""
+    node = doc
+    for part in path:
+        if not isinstance(node, dict) or part not in node:
+            return MISSING
+        node = node[part]
+    return node
+
+
+def set_path(doc: Any, path: tuple[str, ...], value: Any) -> Any:
+    """Set `path` to `value`, making the mappings on the way (block style); returns the previous value
+    (MISSING if none). A list keeps the flow or block style the old one was written in; comments on the
+    key stay where they were."""
+    from ruamel.yaml.comments import CommentedMap, CommentedSeq
+
+    node = doc
+    for part in path[:-1]:
+        child = node.get(part)
+        if not isinstance(child, dict):
+            child = CommentedMap()
+            child.fa.set_block_style()
+            node[part] = child
+        node = child
+    last = path[-1]
+    previous = node.get(last, MISSING)
+    new = _block(value)
+    if isinstance(new, CommentedSeq) and isinstance(previous, CommentedSeq) and previous.fa.flow_style():
+        new.fa.set_flow_style()
+    if previous is MISSING and node:
+        _hand_over_trailing(node, last)
+    node[last] = new
+    return previous
+
+
+def _hand_over_trailing(node: Any, new_key: str) -> None:
+    """Before appending `new_key` to a mapping: the blank lines and comments that follow the mapping's last
+    entry (ruamel hangs them on its deepest last item) move to the new key, so a key added to `browser:`
+    lands above the blank line and comment that introduce the next section, not below them."""
+    import copy
+
+    holder = None
+    container: Any = node
+    while isinstance(container, dict | list) and container:
+        key: Any = list(container.keys())[-1] if isinstance(container, dict) else len(container) - 1
+        entry = getattr(container, "ca", None) and container.ca.items.get(key)
+        slot = 2 if isinstance(container, dict) else 0
+        if entry and len(entry) > slot and entry[slot] is not None:
+            holder = (entry, slot)
+        container = container[key]
+    if holder is None:
+        return
+    entry, slot = holder
+    token = entry[slot]
+    text = token.value
+    cut = text.find("\n")
+    if cut < 0 or cut == len(text) - 1:
+        return  # only the entry's own end of line: nothing follows it
+    moved = copy.copy(token)
+    moved.value = "\n" + text[cut + 1 :]
+    if text[: cut + 1] == "\n":
+        entry[slot] = None
+    else:
+        token.value = text[: cut + 1]  # the last entry keeps its own end-of-line comment
+    node.ca.items[new_key] = [None, None, moved, None]
+
+
+def unset_path(doc: Any, path: tuple[str, ...]) -> Any:
+    """Remove the key at `path`; returns what it held (MISSING if it was not there)."""
+    parent = get_path(doc, path[:-1]) if len(path) > 1 else doc
+    if not isinstance(parent, dict) or path[-1] not in parent:
+        return MISSING
+    return parent.pop(path[-1])
+
+
+def plain(value: Any) -> Any:
+    """ruamel containers and scalars -> plain JSON types, as the schema sees them."""
+    from .schema import _plain
+
+    return _plain(value)

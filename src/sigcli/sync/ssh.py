@@ -18,6 +18,16 @@ if TYPE_CHECKING:
 EMPTY_TAR = "dd if=/dev/zero bs=1024 count=2 2>/dev/null"
 
 
+class SshError(SigError):
+    """A failed ssh run. The message explains it in sig's words; `ssh_output` keeps what ssh itself wrote
+    on stderr (the last lines, at most 4 KiB), which the CLI shows with --verbose."""
+
+    def __init__(self, code: str, message: str, hint: str, ssh_output: str, exit_status: int) -> None:
+        super().__init__(code, message, hint)
+        self.ssh_output = ssh_output[-4096:]
+        self.ssh_status = exit_status
+
+
 def base_expr(path: str) -> str:
     """A shell expression for the remote folder; "~" and "~/x" expand on the remote, the rest is quoted."""
     if path == "~":
@@ -136,27 +146,32 @@ def _login_name() -> str:
         return ""
 
 
-def _explain(remote: Remote, code: int, stderr: str) -> SigError:
+def _explain(remote: Remote, code: int, stderr: str) -> SshError:
     where = remote.describe()
     low = stderr.lower()
+
+    def error(kind: str, message: str, hint: str) -> SshError:
+        return SshError(kind, message, hint, stderr, code)
+
     if "remote host identification has changed" in low or "host key verification failed" in low:
-        return SigError(ErrorCode.SYNC_ERROR, f"the SSH host key of {where} does not match known_hosts",
-                        "if the server was really reinstalled, remove the old key with "
-                        f"`ssh-keygen -R {remote.host}`; otherwise do not connect. Nothing was written")
+        return error(ErrorCode.SYNC_ERROR, f"the SSH host key of {where} does not match known_hosts",
+                     "if the server was really reinstalled, remove the old key with "
+                     f"`ssh-keygen -R {remote.host}`; otherwise do not connect. Nothing was written")
     if "connection refused" in low or "timed out" in low or "no route to host" in low or \
             "could not resolve" in low or "connection closed" in low or "connection reset" in low:
-        return SigError(ErrorCode.SYNC_ERROR, f"cannot reach {where} over SSH", "check that the machine is up "
-                        "and that `ssh` to it works from this shell")
+        return error(ErrorCode.SYNC_ERROR, f"cannot reach {where} over SSH", "check that the machine is up "
+                     "and that `ssh` to it works from this shell (run with --verbose to see ssh's own words)")
     if "permission denied (publickey" in low or "permission denied (" in low:
-        return SigError(ErrorCode.SYNC_ERROR, f"SSH login to {where} was refused",
-                        "check the user (--user), the key (--ssh-key) and the remote's authorized_keys")
+        return error(ErrorCode.SYNC_ERROR, f"SSH login to {where} was refused",
+                     "check the user (--user), the key (--ssh-key) and the remote's authorized_keys "
+                     "(run with --verbose to see ssh's own words)")
     if "sig-sync-key-exists" in low:
-        return SigError(ErrorCode.SYNC_CONFLICT, f"an encryption key appeared on {where} during the sync",
-                        "run the sync again")
+        return error(ErrorCode.SYNC_CONFLICT, f"an encryption key appeared on {where} during the sync",
+                     "run the sync again")
     from ..core.text import printable
 
     # The remote's stderr is the remote's text: one line, its control characters shown, not obeyed.
     detail = stderr.strip().split("\n")[-1] if stderr.strip() else f"exit status {code}"
     detail = printable(detail[:300], one_line=True)
-    return SigError(ErrorCode.SYNC_ERROR, f"the remote command on {where} failed: {detail}",
-                    "check the remote path, free disk space and permissions there")
+    return error(ErrorCode.SYNC_ERROR, f"the remote command on {where} failed: {detail}",
+                 "check the remote path, free disk space and permissions there")

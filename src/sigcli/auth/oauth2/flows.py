@@ -105,19 +105,25 @@ def authorization_code(settings: OAuth2Settings, ctx: LoginContext) -> TokenResp
         opened = ctx.open_url(url)
         ctx.notify(("Your browser was opened to sign in. If it did not open, visit:" if opened
                     else "Open this URL in a browser to sign in:") + f"\n  {url}")
+        wait = ctx.waiting("Waiting for the sign-in in the browser", settings.callback_timeout, ctx.ask is not None)
         if ctx.ask is not None:
             # Over SSH the browser's redirect cannot reach this machine: let the user paste it instead.
             def paste() -> None:
                 from urllib.parse import parse_qs, urlsplit
 
                 line = ctx.ask("…or paste the full URL the browser was redirected to", False)
+                wait.input_ended()
                 if line and line.strip():
                     query = {k: v[0] for k, v in parse_qs(urlsplit(line.strip()).query).items()}
                     if not listener.offer(query):
                         ctx.notify("That URL does not belong to this sign-in (state mismatch); still waiting.")
 
             threading.Thread(target=paste, daemon=True).start()
-        if not listener.done.wait(settings.callback_timeout):
+        try:
+            arrived = listener.done.wait(settings.callback_timeout)
+        finally:
+            wait.stop()
+        if not arrived:
             raise SigError(ErrorCode.BROWSER_TIMEOUT,
                            f"no sign-in response arrived within {settings.callback_timeout:g} seconds",
                            "run sig login again and finish the sign-in in the browser")
@@ -147,18 +153,23 @@ def device_code(settings: OAuth2Settings, ctx: LoginContext, sleep: object = tim
                f"{start.get('user_code', '')}" + (f"\n  (or open {uri})" if start.get("verification_uri_complete")
                                                    else ""))
     interval = float(start.get("interval") or 5)
-    deadline = time.monotonic() + float(start.get("expires_in") or 600)
-    while True:
-        if time.monotonic() >= deadline:
-            raise SigError(ErrorCode.GENERAL_ERROR, "the device code expired before it was approved",
-                           "run sig login again and approve sooner")
-        sleep(interval)  # type: ignore[operator]
-        try:
-            return post_form(settings.token_url, {"grant_type": DEVICE_GRANT, "device_code": device}, settings)
-        except TokenError as err:
-            if err.error == "authorization_pending":
-                continue
-            if err.error == "slow_down":
-                interval += 5  # RFC 8628 §3.5
-                continue
-            raise
+    lifetime = float(start.get("expires_in") or 600)
+    deadline = time.monotonic() + lifetime
+    wait = ctx.waiting("Waiting for the code to be approved", lifetime, False)
+    try:
+        while True:
+            if time.monotonic() >= deadline:
+                raise SigError(ErrorCode.GENERAL_ERROR, "the device code expired before it was approved",
+                               "run sig login again and approve sooner")
+            sleep(interval)  # type: ignore[operator]
+            try:
+                return post_form(settings.token_url, {"grant_type": DEVICE_GRANT, "device_code": device}, settings)
+            except TokenError as err:
+                if err.error == "authorization_pending":
+                    continue
+                if err.error == "slow_down":
+                    interval += 5  # RFC 8628 §3.5
+                    continue
+                raise
+    finally:
+        wait.stop()

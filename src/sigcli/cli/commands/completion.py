@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import importlib
 
+from ...config.keys import TOP_SETTABLE
 from ...core.errors import usage_error
 from ..app import App
 from ..args import GLOBAL_FLAGS, Args
@@ -21,6 +22,7 @@ SUBCOMMANDS = {
     "sync": ("push", "pull"),
     "watch": ("add", "remove", "list", "set-interval", "start"),
     "completion": ("bash", "zsh", "fish"),
+    "config": ("path", "get", "set", "unset"),
 }
 # Commands whose positional arguments are provider ids.
 TAKES_PROVIDERS = ("get", "status", "login", "logout", "rename", "remove", "run")
@@ -38,8 +40,10 @@ CHOICES = {
     "grant": ("client_credentials", "authorization_code", "device_code"),
     "method": ("GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS"),
 }
-FILE_FLAGS = ("mount", "cacert", "ssh-key", "body", "browser-data-dir", "credentials-dir")
+FILE_FLAGS = ("mount", "cacert", "ssh-key", "body", "browser-data-dir", "credentials-dir", "output")
 PROVIDER_FLAGS = ("provider",)
+# `sig config get|set|unset <TAB>`: the settings outside providers (providers.<id>. comes from the config).
+SETTINGS = TOP_SETTABLE
 
 # Provider ids: the keys indented two spaces under `providers:` in the config file.
 _AWK = (r"""awk '/^providers:/{p=1;next} /^[^ #]/{p=0} p && /^  [A-Za-z0-9][A-Za-z0-9._-]*:/{sub(/^  /,"");"""
@@ -60,21 +64,43 @@ def aliases() -> dict[str, str]:
 
 
 def command_flags() -> dict[str, list[str]]:
-    """{command: its flags as typed (`--name`)}: the command's FLAGS table, then the global options."""
+    """{command: its flags as typed}: the command's FLAGS table, `--json` where it has --format, the global
+    options, then its short forms (`-X`)."""
     out = {}
     for command in commands():
         module = importlib.import_module(f"{__package__}.{command}")
         names = [*module.FLAGS, *(g for g in GLOBAL_FLAGS if g not in module.FLAGS)]
-        out[command] = [f"--{name}" for name in names]
+        if "format" in module.FLAGS and "json" not in module.FLAGS:
+            names.insert(list(module.FLAGS).index("format") + 1, "json")
+        out[command] = [f"--{name}" for name in names] + list(getattr(module, "SHORT", {}))
     return out
 
 
 def _flag_kinds() -> dict[str, dict[str, str]]:
+    """{command: {flag name: kind}}, the global options included."""
     out = {}
     for command in commands():
         module = importlib.import_module(f"{__package__}.{command}")
         out[command] = {**module.FLAGS, **{g: k for g, k in GLOBAL_FLAGS.items() if g not in module.FLAGS}}
     return out
+
+
+def _short_flags() -> dict[str, dict[str, str]]:
+    """{command: {"-X": flag name}} for the commands that have short forms."""
+    out = {}
+    for command in commands():
+        short = getattr(importlib.import_module(f"{__package__}.{command}"), "SHORT", None)
+        if short:
+            out[command] = dict(short)
+    return out
+
+
+def _typed(kinds: dict[str, dict[str, str]]) -> list[tuple[str, str, str, str]]:
+    """(command, flag as typed, flag name, kind) for every long and short flag."""
+    shorts = _short_flags()
+    rows = [(c, f"--{f}", f, k) for c, table in kinds.items() for f, k in table.items()]
+    rows += [(c, s, f, kinds[c][f]) for c, table in shorts.items() for s, f in table.items()]
+    return rows
 
 
 def _values(command: str, flag: str) -> tuple[str, ...]:
@@ -87,6 +113,14 @@ def _words(items: list[str] | tuple[str, ...]) -> str:
     return " ".join(items)
 
 
+def _file_flags() -> list[str]:
+    """The flags whose value is a file, long and short (`-o`, `-d`), for the shells' case patterns."""
+    typed = ["--" + f for f in FILE_FLAGS]
+    for table in _short_flags().values():
+        typed += [s for s, f in table.items() if f in FILE_FLAGS and s not in typed]
+    return typed
+
+
 # -- bash ------------------------------------------------------------------------------------------------
 
 
@@ -96,11 +130,10 @@ def bash_script() -> str:
     alias_case = " ".join(f"{a}) cmd={c};;" for a, c in aliases().items())
     flag_case = "\n".join(f"    {c}) echo \"{_words(f)}\";;" for c, f in flags.items())
     value_lines = []
-    for command, table in kinds.items():
-        for flag, kind in table.items():
-            values = _values(command, flag)
-            if kind != "bool" and values:
-                value_lines.append(f"    {command}:--{flag}) echo \"{_words(values)}\";;")
+    for command, typed, flag, kind in _typed(kinds):
+        values = _values(command, flag)
+        if kind != "bool" and values:
+            value_lines.append(f"    {command}:{typed}) echo \"{_words(values)}\";;")
     value_case = "\n".join(value_lines)
     takes_value = _takes_value(kinds)
     sub_case = "\n".join(f"    {c}) [ \"$COMP_CWORD\" -eq 2 ] && {{ COMPREPLY=( $(compgen -W \"{_words(s)}\" -- \"$cur\") );"
@@ -135,7 +168,7 @@ _sig_completions() {{
   done
   case "$prev" in
     --provider) COMPREPLY=( $(compgen -W "$(__sig_providers)" -- "$cur") ); return;;
-    {"|".join("--" + f for f in FILE_FLAGS)}) return;;
+    {"|".join(_file_flags())}) return;;
   esac
   if [[ " {takes_value} " == *" $cmd:$prev "* ]]; then
     COMPREPLY=( $(compgen -W "$(__sig_values "$cmd" "$prev")" -- "$cur") ); return
@@ -149,6 +182,8 @@ _sig_completions() {{
   case "$cmd" in
     {"|".join(TAKES_PROVIDERS)}) COMPREPLY=( $(compgen -W "$(__sig_providers)" -- "$cur") );;
     watch) [ "$COMP_CWORD" -eq 3 ] && COMPREPLY=( $(compgen -W "$(__sig_providers)" -- "$cur") );;
+    config) [ "$COMP_CWORD" -eq 3 ] && [ "${{COMP_WORDS[2]}}" != path ] &&
+      COMPREPLY=( $(compgen -W "{_words(SETTINGS)} $(__sig_providers | sed 's/.*/providers.&./')" -- "$cur") );;
   esac
 }}
 complete -o default -F _sig_completions sig
@@ -156,8 +191,8 @@ complete -o default -F _sig_completions sig
 
 
 def _takes_value(kinds: dict[str, dict[str, str]]) -> str:
-    """"cmd:--flag" for every flag that takes a value: after one of these, complete its value."""
-    return " ".join(f"{c}:--{f}" for c, table in kinds.items() for f, k in table.items() if k != "bool")
+    """"cmd:--flag" (or "cmd:-X") for every flag that takes a value: after one of these, complete its value."""
+    return " ".join(f"{c}:{typed}" for c, typed, _f, k in _typed(kinds) if k != "bool")
 
 
 # -- zsh -------------------------------------------------------------------------------------------------
@@ -169,11 +204,10 @@ def zsh_script() -> str:
     alias_case = " ".join(f"{a}) cmd={c};;" for a, c in aliases().items())
     flag_case = "\n".join(f"    {c}) print -r -- {_words(f)};;" for c, f in flags.items())
     value_lines = []
-    for command, table in kinds.items():
-        for flag, kind in table.items():
-            values = _values(command, flag)
-            if kind != "bool" and values:
-                value_lines.append(f"    {command}:--{flag}) print -r -- {_words(values)};;")
+    for command, typed, flag, kind in _typed(kinds):
+        values = _values(command, flag)
+        if kind != "bool" and values:
+            value_lines.append(f"    {command}:{typed}) print -r -- {_words(values)};;")
     value_case = "\n".join(value_lines)
     takes_value = _takes_value(kinds)
     sub_case = "\n".join(f"    {c}) (( CURRENT == 3 )) && {{ compadd -- {_words(s)}; return; }};;"
@@ -207,9 +241,9 @@ _sig() {{
   done
   case "$prev" in
     --provider) compadd -- ${{(f)"$(__sig_providers)"}}; return;;
-    {"|".join("--" + f for f in FILE_FLAGS)}) _files; return;;
+    {"|".join(_file_flags())}) _files; return;;
   esac
-  if [[ $prev == --* && " {takes_value} " == *" $cmd:$prev "* ]]; then
+  if [[ $prev == -* && " {takes_value} " == *" $cmd:$prev "* ]]; then
     local values="$(__sig_values $cmd $prev)"
     [[ -n $values ]] && compadd -- ${{=values}}
     return
@@ -224,6 +258,8 @@ _sig() {{
   case "$cmd" in
     {"|".join(TAKES_PROVIDERS)}) compadd -- ${{(f)"$(__sig_providers)"}};;
     watch) (( CURRENT == 4 )) && compadd -- ${{(f)"$(__sig_providers)"}};;
+    config) (( CURRENT == 4 )) && [[ ${{words[3]}} != path ]] &&
+      compadd -- {_words(SETTINGS)} ${{(f)"$(__sig_providers | sed 's/.*/providers.&./')"}};;
   esac
 }}
 (( $+functions[compdef] )) && compdef _sig sig
@@ -252,10 +288,18 @@ def fish_script() -> str:
         seen = f"__fish_seen_subcommand_from {_words([command, *alias_of.get(command, [])])}"
         if command in SUBCOMMANDS:
             lines.append(f"complete -c sig -n '{seen}' -a '{_words(SUBCOMMANDS[command])}'")
+        if command == "config":
+            lines.append(f"complete -c sig -n '{seen}; and __fish_seen_subcommand_from get set unset' "
+                         f"-a '{_words(SETTINGS)} (__sig_providers | sed \"s/.*/providers.&./\")'")
         if command in TAKES_PROVIDERS:
             lines.append(f"complete -c sig -n '{seen}' -a '(__sig_providers)'")
+        short = {f: s for s, f in _short_flags().get(command, {}).items()}
+        if "format" in table and "json" not in table:
+            lines.append(f"complete -c sig -n '{seen}' -l json")
         for flag, kind in table.items():
             spec = f"complete -c sig -n '{seen}' -l {flag}"
+            if flag in short:
+                spec += f" -s {short[flag][1:]}"
             values = _values(command, flag)
             if kind == "bool":
                 pass
@@ -275,7 +319,11 @@ def run(args: Args, app: App) -> int:
     scripts = {"bash": bash_script, "zsh": zsh_script, "fish": fish_script}
     if len(args.positionals) != 1 or args.positionals[0] not in scripts:
         shell = args.positionals[0] if args.positionals else ""
-        raise usage_error(f'unknown shell "{shell}"' if shell else "name a shell",
-                          "usage: sig completion bash|zsh|fish")
+        if shell:
+            from ..args import unknown_word
+
+            raise unknown_word("shell", shell, list(scripts), "usage: sig completion bash|zsh|fish",
+                               "`sig completion {}`")
+        raise usage_error("name a shell", "usage: sig completion bash|zsh|fish")
     app.out(scripts[args.positionals[0]]())
     return 0

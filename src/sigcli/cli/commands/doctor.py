@@ -204,19 +204,29 @@ def run(args: Args, app: App) -> int:
 
         app.out(to_json({"ok": not failures, "checks": report.checks}))
     else:
-        for c in report.checks:
-            mark = "✓" if c["ok"] else "✗"
-            mark = "·" if c.get("note") else mark
-            detail = str(c.get("detail") or "")
-            if "\n" in detail:
-                app.say(f"  {mark} {c['check']}")
-                for line in detail.splitlines():
-                    app.say(f"      {line.strip()}")
-            else:
-                app.say(f"  {mark} {c['check']}" + (f" ({detail})" if detail else ""))
-            if not c["ok"]:
-                app.say(f"    → {c['hint']}")
-        app.say("")
-        app.say("All checks passed." if not failures else
-                f"{len(failures)} issue{'s' if len(failures) != 1 else ''} found.")
+        app.out(_text(report.checks, failures))
     return 1 if failures else 0
+
+
+def _text(checks: list[dict[str, Any]], failures: list[dict[str, Any]]) -> str:
+    """The report for a person, on stdout (`sig doctor | less` shows it, as `gh` does): control characters
+    shown escaped, glyphs in ASCII where the terminal's encoding lacks them."""
+    from ...core.text import printable
+    from ..streams import for_stdout
+
+    lines = []
+    for c in checks:
+        mark = "·" if c.get("note") else ("✓" if c["ok"] else "✗")
+        detail = str(c.get("detail") or "")
+        if "\n" in detail:
+            lines.append(f"  {mark} {c['check']}")
+            lines.extend(f"      {line.strip()}" for line in detail.splitlines())
+        else:
+            lines.append(f"  {mark} {c['check']}" + (f" ({detail})" if detail else ""))
+        if not c["ok"]:
+            lines.append(f"    → {c['hint']}")
+    lines.append("")
+    lines.append("All checks passed." if not failures else
+                 f"{len(failures)} issue{'s' if len(failures) != 1 else ''} found.")
+    return "\n".join(for_stdout(printable(line)) for line in lines)
+

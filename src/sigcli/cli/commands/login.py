@@ -346,6 +346,7 @@ def run(args: Args, app: App) -> int:
         notify=app.say, open_url=_open_browser, oauth2=oauth_cli, client_secret=client_secret,
         browser=(dict(app.config.browser, **({"cdpUrl": args.value("cdp-url")} if args.value("cdp-url") else {}))
                  if app.config.mode != "browserless" else None),
+        waiting=app.waiting,
     )
     if not sys.stdin.isatty() and provider.strategy == "oauth2":
         ctx.ask = None  # the paste-the-redirect fallback is for a person at a terminal

@@ -45,7 +45,11 @@ def run(args: Args, app: App) -> int:
             raise usage_error("remote remove needs a name", f"usage: {USAGE}")
         name = rest[0]
         if name not in app.config.remotes:
-            raise SigError(ErrorCode.REMOTE_NOT_FOUND, f'no remote named "{name}"', "run `sig remote list`")
+            from ...core.suggest import suggest
+
+            close = suggest(name, list(app.config.remotes))
+            raise SigError(ErrorCode.REMOTE_NOT_FOUND, f'no remote named "{name}"',
+                           f'did you mean "{close}"?' if close else "run `sig remote list`")
 
         def remove(doc: object) -> None:
             remotes = doc.get("remotes")  # type: ignore[attr-defined]
@@ -83,4 +87,6 @@ def run(args: Args, app: App) -> int:
         else:
             app.out(render(rows, "json"))
         return 0
-    raise usage_error(f'unknown subcommand "{sub}"', f"usage: {USAGE}")
+    from ..args import unknown_word
+
+    raise unknown_word("subcommand", sub, ("add", "remove", "list"), f"usage: {USAGE}", "`sig remote {}`")

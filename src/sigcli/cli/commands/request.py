@@ -11,9 +11,11 @@ from ..args import Args
 from ..common import one_positional
 
 FLAGS = {"method": "value", "body": "value", "header": "multi", "format": "value", "provider": "multi",
-         "cacert": "value", "no-redaction": "bool", "timeout": "value"}
+         "cacert": "value", "no-redaction": "bool", "timeout": "value", "output": "value"}
+# curl's and `gh api`'s spellings: -X POST, -H "N: V", -d @file, -o FILE
+SHORT = {"-X": "method", "-H": "header", "-d": "body", "-o": "output"}
 FORMATS = ("json", "body", "headers")
-USAGE = 'sig request <url> [--method M] [--body STR|@file|-] [--header "N: V"]... [--format json|body|headers]'
+USAGE = ('sig request <url> [-X M] [-d STR|@file|-] [-H "N: V"]... [-o FILE] [--format json|body|headers]')
 BUFFER_LIMIT = 4 << 20  # bodies up to this size are pretty-printed when JSON; larger ones are streamed
 
 
@@ -58,9 +60,9 @@ def _headers(specs: list[str]) -> list[tuple[str, str]]:
 class _Out:
     """stdout through the redactor (unless disabled), binary-safe."""
 
-    def __init__(self, redactor: object | None) -> None:
+    def __init__(self, redactor: object | None, stream: object | None = None) -> None:
         self.redactor = redactor
-        self.stream = sys.stdout.buffer
+        self.stream = sys.stdout.buffer if stream is None else stream
 
     def write(self, data: bytes) -> None:
         if self.redactor is not None:
@@ -79,7 +81,12 @@ def run(args: Args, app: App) -> int:
     fmt = args.value("format") or "json"
     if fmt not in FORMATS:
         raise usage_error(f'unknown format "{fmt}"', f"use one of: {', '.join(FORMATS)}")
-    method = (args.value("method") or "GET").upper()
+    output = args.value("output")
+    if output is not None and fmt == "json" and args.given("format"):
+        raise usage_error("-o/--output writes the response body to a file; --format json has no body then",
+                          "drop --format json (or use --format headers to also print the status and headers)")
+    # As curl -d and gh api: a body without a method is a POST (a GET with a body is never what was meant).
+    method = (args.value("method") or ("POST" if args.given("body") else "GET")).upper()
     if not method.isalpha():
         raise usage_error(f'"{method}" is not an HTTP method', "e.g. --method POST")
     try:
@@ -119,16 +126,48 @@ def run(args: Args, app: App) -> int:
 
         forms = [f for values in result.prepared.values for f in secret_forms(values)]
         redactor = StreamRedactor(forms)
-    out = _Out(redactor)
-    try:
-        _render(result, fmt, out)
-    finally:
-        out.close()
-        result.close()
+    if output is not None:
+        _save_body(result, fmt, output, redactor, args.flag("no-redaction"))
+    else:
+        out = _Out(redactor)
+        try:
+            _render(result, fmt, out)
+        finally:
+            out.close()
+            result.close()
     if status == 401:
         app.say(f'The server answered 401: the credential of "{provider_id}" may be revoked or expired. '
                 f"Run: sig login {result.prepared.providers[0].login_target()}")
     return 0 if 200 <= status < 300 else 1
+
+
+def _save_body(result: object, fmt: str, path: str, redactor: object | None, raw: bool) -> None:
+    """`-o FILE` (curl's): the body, redacted as stdout would be, into FILE; `--format headers` still prints
+    the status line and headers on stdout. An unredacted body may hold a secret: its file is made 0600."""
+    if path == "-":
+        out = _Out(redactor)
+    else:
+        import os
+
+        try:
+            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600 if raw else 0o666)
+            if raw:
+                os.fchmod(fd, 0o600)  # an existing file keeps its mode otherwise
+        except OSError as exc:
+            result.close()  # type: ignore[attr-defined]
+            raise usage_error(f"cannot write {path}: {exc.strerror}", "check the path given to -o") from None
+        out = _Out(redactor, os.fdopen(fd, "wb"))
+    try:
+        if fmt == "headers":
+            head = _Out(redactor)  # one redactor, used in turn: close() flushes it for the body
+            _render(result, "headers", head)
+            head.close()
+        _render(result, "body", out)
+    finally:
+        out.close()
+        if path != "-":
+            out.stream.close()  # type: ignore[attr-defined]
+        result.close()  # type: ignore[attr-defined]
 
 
 def _header_map(response: object) -> dict[str, str]:
@@ -153,7 +192,11 @@ def _render(result: object, fmt: str, out: _Out) -> None:
 
     response = result.response  # type: ignore[attr-defined]
     if fmt == "headers":
-        lines = [f"{response.status} {response.reason}"] + [f"{k}: {v}" for k, v in _header_map(response).items()]
+        from ...core.text import printable
+
+        # The server's words go to a terminal: its reason phrase and header values are shown, never obeyed.
+        lines = [f"{response.status} {printable(response.reason or '', one_line=True)}"] + [
+            f"{printable(k, one_line=True)}: {printable(v, one_line=True)}" for k, v in _header_map(response).items()]
         out.write(("\n".join(lines) + "\n").encode("utf-8"))
         return
     if fmt == "body":

@@ -18,7 +18,12 @@ def run(args: Args, app: App) -> int:
     from ...sync import engine
     from ...sync.remotes import get_remote
 
-    if not args.positionals or args.positionals[0] not in ("push", "pull") or len(args.positionals) > 2:
+    if args.positionals and args.positionals[0] not in ("push", "pull"):
+        from ..args import unknown_word
+
+        raise unknown_word("sync direction", args.positionals[0], ("push", "pull"), f"usage: {USAGE}",
+                           "`sig sync {}`")
+    if not args.positionals or len(args.positionals) > 2:
         raise usage_error("say push or pull (and optionally the remote)", f"usage: {USAGE}")
     direction = args.positionals[0]
     remote = get_remote(app.config.remotes, args.positionals[1] if len(args.positionals) > 1 else None)
@@ -38,6 +43,7 @@ def run(args: Args, app: App) -> int:
                                  lambda changes: _confirm(app, changes))
     except SigError as err:
         app.audit(action, "failure", None, {"remote": remote.name, "host": remote.describe(), "error": err.message})
+        _ssh_words(app, err)
         raise
     moved = result.get("pushed" if direction == "push" else "pulled", [])
     app.audit(action, "failure" if result["errors"] else "success", None, {
@@ -75,6 +81,17 @@ def run(args: Args, app: App) -> int:
         raise SigError(ErrorCode.SYNC_ERROR, f"{len(result['errors'])} provider(s) could not be synced",
                        "see the lines above")
     return 0
+
+
+def _ssh_words(app: App, err: SigError) -> None:
+    """With --verbose: what ssh itself said (sig's message above names the cause in its own words)."""
+    output = getattr(err, "ssh_output", None)
+    if not app.verbose or output is None:
+        return
+    lines = output.strip().splitlines() or ["(nothing on stderr)"]
+    app.log(f"ssh exited with status {getattr(err, 'ssh_status', '?')}; its stderr:")
+    for line in lines[-20:]:
+        app.log(f"  ssh: {line}")  # app.log shows control characters escaped
 
 
 def _interactive(app: App) -> bool:
