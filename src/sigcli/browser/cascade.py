@@ -37,7 +37,7 @@ if TYPE_CHECKING:
 
     from ..core.model import Provider
     from .protocol import BrowserAdapter, BrowserSession
-    from .proxy_url import ProxyUrl
+    from .proxy_url import BrowserProxy
 
 POLL_S = 1.0  # between looks at the page (the original: 3 s; a look is cheap and local)
 POLL_FAST_S = 0.25  # the first seconds of a phase: a session already in the profile is seen at once
@@ -143,12 +143,12 @@ class Cascade:
 
         return CdpAdapter()
 
-    def _proxy(self) -> ProxyUrl | None:
+    def _proxy(self) -> BrowserProxy | None:
         from .proxy_url import parse_proxy_url
 
         if not self.network_proxy:
             return None
-        return parse_proxy_url(str(self.network_proxy), f'networkProxy of provider "{self.provider.id}"')
+        return parse_proxy_url(str(self.network_proxy), f'provider "{self.provider.id}"')
 
     def _options(self, headless: bool, shared: bool) -> LaunchOptions:
         from ..config.paths import expand_path

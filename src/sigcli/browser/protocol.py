@@ -17,7 +17,7 @@ TYPE_CHECKING = False
 if TYPE_CHECKING:
     from typing import Any, Protocol
 
-    from .proxy_url import ProxyUrl
+    from .proxy_url import BrowserProxy
 
 
 @dataclass
@@ -28,7 +28,7 @@ class LaunchOptions:
     headless: bool = True
     # networkProxy: scheme://host:port goes on the command line; a user name and password are answered
     # over CDP when the proxy asks (never in argv).
-    proxy: ProxyUrl | None = None
+    proxy: BrowserProxy | None = None
     timeout_s: float = 20.0  # budget for the browser to start and open the page (not the login's own)
     # Share one visible browser per profile between concurrent logins (new tab in a running one).
     shared: bool = False
