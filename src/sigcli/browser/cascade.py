@@ -26,9 +26,10 @@ import os
 import time
 
 from ..core.errors import ErrorCode, SigError
-from ..core.hosts import canonical_host, domain_matches, split_url
+from ..core.hosts import split_url
 from .extract import Extraction, expiry_ms, extract
 from .protocol import BrowserError, LaunchOptions
+from .site import on_site
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -48,7 +49,6 @@ SETTLE_S = 5.0
 # Browser start + opening the entry page, on top of headlessTimeout / visibleTimeout (which count from
 # the first page load): generous, because a cold first start on a loaded machine takes many seconds.
 LAUNCH_BUDGET_S = 60.0
-SECOND_LEVEL = {"co", "com", "net", "org", "gov", "ac", "edu", "ne", "or", "go"}
 # Visible windows need a display; CI and containers can run the visible phase headless instead.
 VISIBLE_HEADLESS_ENV = "SIG_BROWSER_VISIBLE_HEADLESS"
 
@@ -57,29 +57,6 @@ class Capture:
     def __init__(self, values: dict[str, str], expires_at_ms: int | None) -> None:
         self.values = values
         self.expires_at_ms = expires_at_ms
-
-
-def registrable(host: str) -> str:
-    """example.co.uk / example.com / 127.0.0.1 — the site a host belongs to, without a suffix list: the
-    last two labels, or three under a two-letter country code with a generic second level."""
-    host = canonical_host(host)
-    if not host or ":" in host or host.replace(".", "").isdigit() or "." not in host:
-        return host
-    labels = host.split(".")
-    if len(labels) >= 3 and len(labels[-1]) == 2 and labels[-2] in SECOND_LEVEL:
-        return ".".join(labels[-3:])
-    return ".".join(labels[-2:])
-
-
-def on_site(url: str, provider: Provider) -> bool:
-    """Is the page on the provider's own site (its domains, or the entry URL's registrable domain)?"""
-    scheme, host, _ = split_url(url)
-    if scheme not in ("http", "https") or not host:
-        return False
-    if any(domain_matches(d, host) for d in provider.domains):
-        return True
-    _, entry_host, _ = split_url(provider.entry_url)
-    return bool(entry_host) and registrable(host) == registrable(entry_host)
 
 
 def _entry_url(provider: Provider) -> str:
