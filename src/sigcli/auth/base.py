@@ -33,6 +33,7 @@ class LoginContext:
         oauth2: dict[str, str] | None = None,
         client_secret: Secret | None = None,
         browser: dict[str, object] | None = None,
+        previous: Credential | None = None,
     ) -> None:
         self.token = token
         self.cookie = cookie
@@ -48,6 +49,8 @@ class LoginContext:
         self.oauth2 = oauth2 or {}  # OAuth2 settings given on the command line (tokenUrl, clientId, …)
         self.client_secret = client_secret
         self.browser = browser or {}  # the config's `browser` section (binary, profile, timeouts, adapter)
+        # The provider's stored credential, if any: a browser login restores the session cookies kept in it.
+        self.previous = previous
 
     def supplied_kind(self) -> str | None:
         """The strategy the supplied material implies (token → api-token, cookie, username → basic)."""
