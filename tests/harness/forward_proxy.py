@@ -7,6 +7,9 @@ gets ``407`` with ``Proxy-Authenticate: Basic realm="sig-test"``, as corporate p
     with ForwardProxy(user="bob", password="s3/cr#t") as proxy:
         ...  # networkProxy: http://bob:s3/cr#t@127.0.0.1:<proxy.port>
         assert proxy.seen and proxy.challenges
+
+``hosts`` maps more names to a loopback address ({"alice.github.io": "127.0.0.1"}): a browser behind the proxy
+then reaches loopback servers under real-world names, without DNS.
 """
 
 from __future__ import annotations
@@ -23,8 +26,11 @@ _HOP_BY_HOP = ("proxy-connection", "connection", "keep-alive", "proxy-authorizat
 
 
 class ForwardProxy:
-    def __init__(self, user: str | None = None, password: str | None = None) -> None:
+    def __init__(self, user: str | None = None, password: str | None = None,
+                 hosts: dict[str, str] | None = None) -> None:
         self.user = user
+        self.hosts = dict(hosts or {})
+        assert set(self.hosts.values()) <= {"127.0.0.1"}, "loopback only"
         self.password = password
         self.seen: list[str] = []  # URLs relayed (authenticated when a password is set)
         self.challenges = 0  # 407s sent
@@ -64,13 +70,14 @@ class ForwardProxy:
                 if not self._authorized():
                     return
                 parts = urlsplit(self.path)
-                if parts.scheme != "http" or parts.hostname not in ("127.0.0.1", "localhost"):
+                if parts.scheme != "http" or parts.hostname not in ("127.0.0.1", "localhost", *outer.hosts):
                     self.send_error(403, "loopback only")
                     return
                 with outer._lock:
                     outer.seen.append(self.path)
                 headers = {k: v for k, v in self.headers.items() if k.lower() not in _HOP_BY_HOP}
-                conn = http.client.HTTPConnection(parts.hostname, parts.port or 80, timeout=30)
+                conn = http.client.HTTPConnection(outer.hosts.get(parts.hostname, parts.hostname), parts.port or 80,
+                                                  timeout=30)
                 try:
                     target = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
                     conn.request(self.command, target, body=body, headers=headers)

@@ -36,6 +36,12 @@ Scenarios (``hits``/``authorized_hits`` keys in brackets; ``issued`` keys in bra
    ``d=<random>; Path=/; Max-Age=86400``; the page stores ``localStorage.auth`` (that JSON) and
    ``localStorage.theme = "dark"``, then polls ``/api/me`` with ``Authorization: Bearer`` every
    500 ms (at most 120 times). ``/api/me`` is 200 with a valid bearer token, 401 otherwise.
+5. Intranet with session cookies only [``session``] {``session``}: ``/`` is the dashboard with a valid
+   ``sid``, else a redirect to ``/login`` (a login page), whose form POSTs ``/login``; that sets
+   ``sid=<random>; Path=/; HttpOnly`` (no Max-Age/Expires: gone when the browser closes) and the
+   persistent ``theme=dark; Path=/; Max-Age=31536000``, and redirects to ``/``. ``/api/me``: 200
+   ``{"user": "alice"}`` with a valid ``sid``, 401 otherwise. The server honours a ``sid`` until
+   ``revoke("session")``, however often the browser restarts.
 
 Every server binds 127.0.0.1 on an OS-picked port and runs in a daemon thread; ``__exit__`` stops
 them within a few seconds even if a browser still holds keep-alive connections.
@@ -71,8 +77,8 @@ SPA_POLL_MS = 500
 SPA_POLL_MAX = 120
 AUTH_CODE_LIFETIME_S = 300
 
-HIT_SCENARIOS = ("sso", "idp", "tracking", "api", "spa")
-ISSUED_KINDS = ("sso", "idp", "tracking", "api", "spa", "spa-cookie")
+HIT_SCENARIOS = ("sso", "idp", "tracking", "api", "spa", "session")
+ISSUED_KINDS = ("sso", "idp", "tracking", "api", "spa", "spa-cookie", "session")
 
 MAX_BODY_BYTES = 1024 * 1024
 IDLE_TIMEOUT_S = 15.0
@@ -252,7 +258,7 @@ class _Handler(BaseHTTPRequestHandler):
 
 
 class LoginSites:
-    """Starts the four login scenarios (five servers) on loopback; see the module docstring.
+    """Starts the five login scenarios (six servers) on loopback; see the module docstring.
 
     ``user_delay_ms`` and ``auto_user`` are read each time a page is rendered, so a test may
     change them while the servers run.
@@ -263,6 +269,7 @@ class LoginSites:
     tracking: str
     api: str
     spa: str
+    session: str
 
     def __init__(self, user_delay_ms: int = 300, auto_user: bool = True) -> None:
         self.user_delay_ms = user_delay_ms
@@ -273,7 +280,7 @@ class LoginSites:
         self._hits: dict[str, Counter[str]] = {name: Counter() for name in HIT_SCENARIOS}
         self._authorized: dict[str, Counter[str]] = {name: Counter() for name in HIT_SCENARIOS}
         # Live secrets per scenario; spa tokens map to their expiry (epoch ms).
-        self._valid: dict[str, set[str]] = {name: set() for name in ("sso", "idp", "tracking", "api")}
+        self._valid: dict[str, set[str]] = {name: set() for name in ("sso", "idp", "tracking", "api", "session")}
         self._spa_tokens: dict[str, int] = {}
         self._webdriver: list[bool] = []  # navigator.webdriver as each SPA page load saw it
         self._codes: dict[str, float] = {}  # one-time SSO codes -> expiry (monotonic)
@@ -283,7 +290,7 @@ class LoginSites:
 
     def issued(self, scenario: str) -> list[str]:
         """Secrets handed out so far, oldest first: ``sso`` (app session), ``idp`` (idp_session),
-        ``tracking`` (sid), ``api`` (auth), ``spa`` (access tokens), ``spa-cookie`` (d)."""
+        ``tracking`` (sid), ``api`` (auth), ``spa`` (access tokens), ``spa-cookie`` (d), ``session`` (sid)."""
         self._check(scenario, ISSUED_KINDS)
         with self._lock:
             return list(self._issued[scenario])
@@ -330,6 +337,7 @@ class LoginSites:
             tracking = self._start("tracking", self._route_tracking)
             api = self._start("api", self._route_api)
             spa = self._start("spa", self._route_spa)
+            session = self._start("session", self._route_session)
         except BaseException:
             self.close()
             raise
@@ -338,6 +346,7 @@ class LoginSites:
         self.tracking = f"http://{LOOPBACK}:{tracking.port}"
         self.api = f"http://{LOOPBACK}:{api.port}"
         self.spa = f"http://{LOOPBACK}:{spa.port}"
+        self.session = f"http://{LOOPBACK}:{session.port}"
         return self
 
     def __exit__(self, *exc: object) -> None:
@@ -348,7 +357,7 @@ class LoginSites:
         servers, self._servers = self._servers, []
         for server, _ in servers:
             server.drop_connections()
-        # shutdown() blocks until the serve loop notices; do all five at once, each bounded.
+        # shutdown() blocks until the serve loop notices; do them all at once, each bounded.
         stoppers = [threading.Thread(target=server.shutdown, daemon=True) for server, _ in servers]
         for stopper in stoppers:
             stopper.start()
@@ -654,3 +663,39 @@ document.addEventListener("DOMContentLoaded", () => {{
     pollMe();
   }});
 }});""")
+
+    # -- scenario 5: session cookies only ------------------------------------------------------
+
+    def _route_session(self, req: _Request) -> _Reply:
+        path = req.path
+        if path == "/" and req.method == "GET":
+            if self._valid_secret("session", req.cookies.get("sid"), path):
+                return _html(200, "Intranet", f"<h1>Dashboard of {USER}</h1>")
+            return _redirect("/login")
+        if path == "/login" and req.method == "GET":
+            body = """<h1>Intranet: sign in</h1>
+<form id="login" method="post" action="/login">
+  <label>User <input id="username" name="username" autocomplete="username"></label>
+  <label>Password <input id="password" name="password" type="password"></label>
+  <button type="submit">Sign in</button>
+</form>
+""" + self._page_script(f"""document.addEventListener("DOMContentLoaded", () => {{
+  whenUser(() => {{
+    document.getElementById("username").value = {json.dumps(USER)};
+    document.getElementById("password").value = {json.dumps(PASSWORD)};
+    document.getElementById("login").submit();
+  }});
+}});""")
+            return _html(200, "Sign in", body)
+        if path == "/login" and req.method == "POST":
+            form = req.form()
+            if form.get("username") != USER or form.get("password") != PASSWORD:
+                return _html(401, "Sign in failed", "<h1>Wrong user name or password</h1>")
+            sid = self._issue("session", "session")
+            return _redirect("/").cookie(f"sid={sid}; Path=/; HttpOnly").cookie(
+                "theme=dark; Path=/; Max-Age=31536000")
+        if path == "/api/me" and req.method == "GET":
+            if self._valid_secret("session", req.cookies.get("sid"), path):
+                return _json(200, {"user": USER})
+            return _json(401, {"error": "unauthorized"})
+        return _not_found()

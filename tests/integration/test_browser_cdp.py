@@ -184,7 +184,9 @@ def test_launch_reads_page_cookies_and_authorization(server: _Server, tmp_path: 
         assert cookies["wk"]["path"] == "/wiki"
         assert cookies["keep"]["expires"] > time.time() + 3000
         assert cookies["keep"]["domain"] == "127.0.0.1"
-        assert set(cookies["keep"]) == {"name", "value", "domain", "path", "expires", "httpOnly", "secure"}
+        assert set(cookies["keep"]) - {"sameSite"} == {"name", "value", "domain", "path", "expires", "httpOnly",
+                                                       "secure", "partitioned"}
+        assert cookies["keep"]["partitioned"] is False
 
         headers = _wait_auth(session)
         assert (server.base + "/api", "Bearer tok-123") in headers

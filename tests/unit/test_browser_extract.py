@@ -6,7 +6,6 @@ import json
 import time
 from typing import Any
 
-from sigcli.browser.cascade import on_site, registrable
 from sigcli.browser.extract import (
     Extraction,
     cookie_domain_matches,
@@ -183,16 +182,3 @@ def test_bearer_seen_on_provider_hosts_only() -> None:
     assert header_value(seen[:2], provider, "Authorization") == "first"
     assert header_value([("https://api.example.com/", "Token abc")], provider, "Authorization") == "Token abc"
     assert header_value([("https://evil.net/", "Bearer x")], provider, "Authorization") is None
-
-
-def test_registrable_domain_and_on_site() -> None:
-    assert registrable("login.corp.example.com") == "example.com"
-    assert registrable("www.example.co.uk") == "example.co.uk"
-    assert registrable("127.0.0.1") == "127.0.0.1"
-    assert registrable("localhost") == "localhost"
-    provider = _provider(entryUrl="https://jira.example.com/", domains=["jira.example.com"])
-    assert on_site("https://jira.example.com/browse", provider)
-    assert on_site("https://home.example.com/landing", provider)  # another subdomain of the same site
-    assert not on_site("https://login.microsoftonline.com/x", provider)
-    assert not on_site("about:blank", provider)
-    assert not on_site("chrome-error://chromewebdata/", provider)

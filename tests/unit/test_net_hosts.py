@@ -1,5 +1,6 @@
 """Host names as sig decides on them: loopback (one test, on the parsed host), IDNA2008/UTS #46 canonical
-forms (look-alikes stay apart), the cleartext rule every sender shares, and networkProxy parsing."""
+forms (look-alikes stay apart), and the cleartext rule every sender shares.
+(networkProxy parsing: test_net_proxy.py.)"""
 
 from __future__ import annotations
 
@@ -13,7 +14,6 @@ from sigcli.core.hosts import canonical_host, domain_matches, is_loopback, is_va
 from sigcli.core.model import Provider
 from sigcli.inject.policy import cleartext_refusal, endpoint_refusal, may_inject
 from sigcli.net.http import Url
-from sigcli.net.proxy import NetworkProxy
 
 # -- loopback --------------------------------------------------------------------------------------------
 
@@ -146,31 +146,3 @@ def test_invalid_idn_never_matches_and_is_refused_as_url() -> None:
         Url.parse(f"https://{bad}/")
     assert info.value.code == "USAGE_ERROR"
     assert Url.parse("https://faß.de/x").host == "xn--fa-hia.de"
-
-
-# -- networkProxy ----------------------------------------------------------------------------------------
-
-
-@pytest.mark.parametrize(("text", "label", "user", "password"), [
-    ("socks5://127.0.0.1:1080", "socks5://127.0.0.1:1080", None, None),
-    ("socks5h://proxy.corp:9050", "socks5h://proxy.corp:9050", None, None),
-    ("SOCKS5H://u:p%40ss@proxy.corp", "socks5h://proxy.corp:1080", "u", "p@ss"),
-    ("socks5h://u:p/w#d@proxy.corp:1", "socks5h://proxy.corp:1", "u", "p/w#d"),  # raw / and # in a password
-    ("http://a:b@[::1]:3128/", "http://[::1]:3128", "a", "b"),
-    ("proxy.corp:3128", "http://proxy.corp:3128", None, None),
-])
-def test_network_proxy_parse(text: str, label: str, user: str | None, password: str | None) -> None:
-    proxy = NetworkProxy.parse(text)
-    assert proxy.label == label and proxy.username == user
-    assert (proxy.password.reveal() if proxy.password is not None else None) == password
-    if password:
-        assert password not in repr(proxy) and password not in str(proxy) and password not in proxy.label
-
-
-@pytest.mark.parametrize("text", ["socks4://u:SeCrEt@h:1", "https://u:SeCrEt@h:1", "socks5://u:SeCrEt@h:1/x",
-                                  "socks5://u:SeCrEt@:1", "socks5://u:SeCrEt@h:99999", "weird:SeCrEt://h:1"])
-def test_bad_network_proxy_is_a_config_error_without_the_password(text: str) -> None:
-    with pytest.raises(SigError) as info:
-        NetworkProxy.parse(text, 'provider "x"')
-    assert info.value.code == "CONFIG_ERROR" and 'provider "x"' in info.value.message
-    assert "SeCrEt" not in info.value.message + info.value.hint

@@ -49,6 +49,7 @@ class LoginContext:
         client_secret: Secret | None = None,
         browser: dict[str, object] | None = None,
         waiting: Callable[[str, float, bool], Waiting] | None = None,
+        previous: Credential | None = None,
     ) -> None:
         self.token = token
         self.cookie = cookie
@@ -66,6 +67,8 @@ class LoginContext:
         self.browser = browser or {}  # the config's `browser` section (binary, profile, timeouts, adapter)
         # waiting(what, timeout_s, prompt_below): show that sig waits, with the time elapsed; .stop() ends it
         self.waiting = waiting or _no_waiting
+        # The provider's stored credential, if any: a browser login restores the session cookies kept in it.
+        self.previous = previous
 
     def supplied_kind(self) -> str | None:
         """The strategy the supplied material implies (token → api-token, cookie, username → basic)."""

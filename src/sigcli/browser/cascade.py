@@ -18,6 +18,11 @@ the moment the entry page first shows in the tab.
 
 The poll loop never types anything: sig has no site-specific automation. It only watches the page,
 reads the jar and asks the provider's validation whether what it holds is a login.
+
+Session cookies (session_cookies.py): a login that succeeds also returns the session cookies of the
+provider's domains, to be kept sealed with the credential; the next login puts them back into every
+browser sig starts for it (headless and window), so a site that uses only session cookies is logged in
+again without a person for as long as its server honours the session.
 """
 
 from __future__ import annotations
@@ -26,9 +31,10 @@ import os
 import time
 
 from ..core.errors import ErrorCode, SigError
-from ..core.hosts import canonical_host, domain_matches, split_url
+from ..core.hosts import split_url
 from .extract import Extraction, expiry_ms, extract
 from .protocol import BrowserError, LaunchOptions
+from .site import on_site
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -37,7 +43,8 @@ if TYPE_CHECKING:
 
     from ..core.model import Provider
     from .protocol import BrowserAdapter, BrowserSession
-    from .proxy_url import ProxyUrl
+    from .proxy_url import BrowserProxy
+    from .session_cookies import SessionCookies
 
 POLL_S = 1.0  # between looks at the page (the original: 3 s; a look is cheap and local)
 POLL_FAST_S = 0.25  # the first seconds of a phase: a session already in the profile is seen at once
@@ -48,38 +55,16 @@ SETTLE_S = 5.0
 # Browser start + opening the entry page, on top of headlessTimeout / visibleTimeout (which count from
 # the first page load): generous, because a cold first start on a loaded machine takes many seconds.
 LAUNCH_BUDGET_S = 60.0
-SECOND_LEVEL = {"co", "com", "net", "org", "gov", "ac", "edu", "ne", "or", "go"}
 # Visible windows need a display; CI and containers can run the visible phase headless instead.
 VISIBLE_HEADLESS_ENV = "SIG_BROWSER_VISIBLE_HEADLESS"
 
 
 class Capture:
-    def __init__(self, values: dict[str, str], expires_at_ms: int | None) -> None:
+    def __init__(self, values: dict[str, str], expires_at_ms: int | None,
+                 session_cookies: SessionCookies | None = None) -> None:
         self.values = values
         self.expires_at_ms = expires_at_ms
-
-
-def registrable(host: str) -> str:
-    """example.co.uk / example.com / 127.0.0.1 — the site a host belongs to, without a suffix list: the
-    last two labels, or three under a two-letter country code with a generic second level."""
-    host = canonical_host(host)
-    if not host or ":" in host or host.replace(".", "").isdigit() or "." not in host:
-        return host
-    labels = host.split(".")
-    if len(labels) >= 3 and len(labels[-1]) == 2 and labels[-2] in SECOND_LEVEL:
-        return ".".join(labels[-3:])
-    return ".".join(labels[-2:])
-
-
-def on_site(url: str, provider: Provider) -> bool:
-    """Is the page on the provider's own site (its domains, or the entry URL's registrable domain)?"""
-    scheme, host, _ = split_url(url)
-    if scheme not in ("http", "https") or not host:
-        return False
-    if any(domain_matches(d, host) for d in provider.domains):
-        return True
-    _, entry_host, _ = split_url(provider.entry_url)
-    return bool(entry_host) and registrable(host) == registrable(entry_host)
+        self.session_cookies = session_cookies  # to keep for the next login (may be empty)
 
 
 def _entry_url(provider: Provider) -> str:
@@ -96,7 +81,7 @@ def _seconds(value: float) -> str:
 
 def _interrupt_on_termination() -> Callable[[], None]:
     """SIGTERM/SIGHUP (terminal closed) become KeyboardInterrupt while a browser is open, so the
-    browser is closed (and its session cookies flushed) instead of being left running."""
+    browser is closed (its persistent cookies written to the profile) instead of being left running."""
     import signal
     import threading
 
@@ -120,8 +105,9 @@ class Cascade:
 
     def __init__(self, provider: Provider, browser_cfg: dict[str, Any], *, mode: str | None = None,
                  network_proxy: str | None = None, notify: Callable[[str], None] | None = None,
-                 log: Callable[[str], None] | None = None) -> None:
+                 log: Callable[[str], None] | None = None, session_cookies: SessionCookies | None = None) -> None:
         self.provider = provider
+        self.session_cookies = session_cookies  # kept from the last login: restored into our browsers
         self.cfg = browser_cfg
         self.mode = mode or provider.get("loginMode") or "auto"
         self.network_proxy = network_proxy or provider.get("networkProxy") or None
@@ -143,12 +129,12 @@ class Cascade:
 
         return CdpAdapter()
 
-    def _proxy(self) -> ProxyUrl | None:
+    def _proxy(self) -> BrowserProxy | None:
         from .proxy_url import parse_proxy_url
 
         if not self.network_proxy:
             return None
-        return parse_proxy_url(str(self.network_proxy), f'networkProxy of provider "{self.provider.id}"')
+        return parse_proxy_url(str(self.network_proxy), f'provider "{self.provider.id}"')
 
     def _options(self, headless: bool, shared: bool) -> LaunchOptions:
         from ..config.paths import expand_path
@@ -158,7 +144,8 @@ class Cascade:
         wait_until = str(self.provider.get("waitUntil") or self.cfg.get("waitUntil") or "load")
         return LaunchOptions(executable=resolve_executable(self.cfg), user_data_dir=data_dir,
                              url=_entry_url(self.provider), headless=headless, proxy=self._proxy(),
-                             timeout_s=LAUNCH_BUDGET_S, shared=shared, wait_until=wait_until)
+                             timeout_s=LAUNCH_BUDGET_S, shared=shared, wait_until=wait_until,
+                             session_cookies=self.session_cookies)
 
     def _shared_browser_running(self, data_dir: str) -> bool:
         """A visible sig browser already holds this profile (another login): join it, skip headless."""
@@ -261,6 +248,9 @@ class Cascade:
         restore = _interrupt_on_termination()
         try:
             session = adapter.launch(options)
+            restored = getattr(session, "restored_cookies", 0)
+            if restored:  # the count only: names and values are the credential's
+                self.log(f"{self.provider.id}: restored {restored} session cookie(s) kept from the last login")
             try:
                 return self._poll(session, budget_s, settle)
             finally:
@@ -319,7 +309,7 @@ class Cascade:
                 pause()
                 continue
             away_url = None
-            found = self._extract(session)
+            found, jar = self._extract(session)
             if not found.complete:
                 self.last_reason = "; ".join(found.missing) or "nothing captured yet"
                 self.log(f"{provider.id}: {self.last_reason}")
@@ -332,15 +322,19 @@ class Cascade:
             verdict, reason = probe(provider, found.values)
             self.log(f"{provider.id}: validation {verdict}: {reason}")
             if verdict == Verdict.VALID:
-                return Capture(found.values, expiry_ms(found, provider.ttl_ms))
+                from .session_cookies import SessionCookies
+
+                return Capture(found.values, expiry_ms(found, provider.ttl_ms),
+                               SessionCookies.from_jar(jar, provider))
             self.last_reason = f"the captured session is not accepted yet ({reason})"
             last_rejected = (found.values, time.monotonic())
             pause()
         return None
 
-    def _extract(self, session: BrowserSession) -> Extraction:
+    def _extract(self, session: BrowserSession) -> tuple[Extraction, list[dict[str, Any]]]:
+        """One extraction round, and the jar it read."""
         try:
             cookies = session.cookies()
         except BrowserError:
             cookies = []
-        return extract(self.provider, cookies, session.page, session.authorization_headers())
+        return extract(self.provider, cookies, session.page, session.authorization_headers()), cookies

@@ -465,6 +465,8 @@ def _cookie(raw: dict[str, Any]) -> dict[str, Any]:
         "expires": expires,
         "httpOnly": bool(raw.get("httpOnly", False)),
         "secure": bool(raw.get("secure", False)),
+        "partitioned": bool(raw.get("partitionKey")),
+        **({"sameSite": raw["sameSite"]} if isinstance(raw.get("sameSite"), str) else {}),
     }
 
 
@@ -497,6 +499,7 @@ class CdpSession:
         self._last_request = time.monotonic()
         # Page.navigate's errorText (e.g. net::ERR_CONNECTION_REFUSED), for a better message upstairs.
         self.navigation_error: str | None = None
+        self.restored_cookies = 0
         conn.on("Network.requestWillBeSent", self._on_request)
         conn.on("Network.requestWillBeSentExtraInfo", self._on_request_extra)
         conn.on("Target.detachedFromTarget", self._on_detached)
@@ -610,6 +613,23 @@ class CdpSession:
                 conn.call("Page.bringToFront", session_id=session_id, timeout=3.0)
             except BrowserError:
                 pass
+
+    def _restore_cookies(self) -> None:
+        """Put the provider's kept session cookies into the jar before the entry page opens (see
+        session_cookies.py), except over cookies the browser holds already. A browser that is not sig's
+        (attached) is left alone. Best effort: refused cookies leave the login as it would be without them."""
+        kept = self._options.session_cookies
+        if not kept or self._kind == ATTACHED:
+            return
+        try:
+            jar = self._conn.call("Storage.getCookies").get("cookies") or []
+            wanted = kept.missing_from([c for c in jar if isinstance(c, dict)])
+            if wanted:
+                self._conn.call("Storage.setCookies", {"cookies": wanted})
+            self.restored_cookies = len(wanted)
+        except BrowserError:
+            if self._browser_gone():
+                raise
 
     def _browser_gone(self) -> bool:
         if self._conn.closed:
@@ -801,6 +821,7 @@ class CdpAdapter:
             wait_ready(proc, lambda budget: answers(conn, proc, budget), options.timeout_s,
                        "answer over its DevTools pipe")
             session = CdpSession(conn, proc.pid, options, proc)
+            session._restore_cookies()
             session._open_tab(reuse_blank=True)
             session._navigate()
             return session
@@ -836,6 +857,7 @@ class CdpAdapter:
         """Open our tab and the entry page in a browser that is not ours alone; on failure leave it
         as it was (our tab closed, the connection gone)."""
         try:
+            session._restore_cookies()
             # A window we just started: use its start tab. Otherwise a new tab that is ours alone.
             session._open_tab(reuse_blank=reuse_blank)
             session._navigate()

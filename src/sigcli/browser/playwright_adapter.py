@@ -120,6 +120,7 @@ class PlaywrightAdapter:
                                            password=proxy.password.reveal() if proxy.password else "")
             context = driver.playwright.chromium.launch_persistent_context(**kwargs)
             session = PlaywrightSession(driver, context, profile, PlaywrightError)
+            session._restore_cookies(options)
             session._navigate(options)
             return session
         except BaseException as exc:
@@ -185,10 +186,25 @@ class PlaywrightSession:
         self._page_view = PlaywrightPage(self)
         # None once the first navigation reached wait_until; else why not ("timeout" or the net:: error).
         self.navigation_error: str | None = None
+        self.restored_cookies = 0
         context.on("request", self._on_request)
         context.on("close", self._on_close)
         pages = [p for p in context.pages if not p.is_closed()]
         self._page: Any = pages[0] if pages else context.new_page()
+
+    def _restore_cookies(self, options: LaunchOptions) -> None:
+        """The provider's kept session cookies into the jar before the entry page opens, except over cookies
+        the browser holds already (see session_cookies.py). Best effort, as in the CDP adapter."""
+        kept = options.session_cookies
+        if not kept:
+            return
+        try:
+            wanted = kept.missing_from(list(self._context.cookies()))
+            if wanted:
+                self._context.add_cookies(wanted)
+            self.restored_cookies = len(wanted)
+        except self._error_cls:
+            pass
 
     # -- protocol -------------------------------------------------------------------------------------
 

@@ -6,7 +6,7 @@ login is done) lives above, in the cascade, and is the same for every adapter.
 
 Cookies come back as plain dicts in the CDP shape, whatever the adapter:
     {"name", "value", "domain", "path", "expires" (seconds since epoch, -1 for a session cookie),
-     "httpOnly", "secure"}
+     "httpOnly", "secure"} and, when the browser says, "sameSite" and "partitioned" (a CHIPS cookie)
 """
 
 from __future__ import annotations
@@ -17,7 +17,8 @@ TYPE_CHECKING = False
 if TYPE_CHECKING:
     from typing import Any, Protocol
 
-    from .proxy_url import ProxyUrl
+    from .proxy_url import BrowserProxy
+    from .session_cookies import SessionCookies
 
 
 @dataclass
@@ -28,7 +29,7 @@ class LaunchOptions:
     headless: bool = True
     # networkProxy: scheme://host:port goes on the command line; a user name and password are answered
     # over CDP when the proxy asks (never in argv).
-    proxy: ProxyUrl | None = None
+    proxy: BrowserProxy | None = None
     timeout_s: float = 20.0  # budget for the browser to start and open the page (not the login's own)
     # Share one visible browser per profile between concurrent logins (new tab in a running one).
     shared: bool = False
@@ -38,6 +39,9 @@ class LaunchOptions:
     # (browser.cdpUrl / --cdp-url): sig opens and closes only its own tab there.
     cdp_url: str | None = None
     cdp_allow_remote: bool = False  # browser.cdpAllowRemote: a cdp_url that is not loopback
+    # The provider's session cookies kept from its last login, put into the jar before the page opens
+    # (a browser sig started only; never an attached one). Its repr shows cookie names only.
+    session_cookies: SessionCookies | None = None
 
 
 if TYPE_CHECKING:
@@ -71,7 +75,10 @@ if TYPE_CHECKING:
             """False once the browser process has gone (crashed or closed by the user)."""
 
         def close(self) -> None:
-            """Close gracefully (flushes session cookies), then kill what is left. Idempotent."""
+            """Close gracefully (the profile gets its persistent cookies), then kill what is left. Idempotent."""
+
+        # How many of LaunchOptions.session_cookies launch() put into the jar (0: none, or all were there).
+        restored_cookies: int
 
     class BrowserAdapter(Protocol):
         name: str

@@ -1,44 +1,30 @@
-"""Parse a provider's ``networkProxy`` into what a browser may see (scheme://host:port) and what it may not
-(the user name and password, answered over CDP when the proxy asks).
+"""The browser's view of a provider's ``networkProxy``.
 
-How a proxy URL is read (README, "Configuration" and "Browser login"):
+The URL itself is read by the one parser every part of sig shares (``net/proxy.py``: the last ``@`` ends the
+user info, ambiguous input refused, errors never quote the URL). What is Chromium's alone lives here:
 
-* ``scheme://[user[:password]@]host[:port][/]``; no scheme means ``http://``. Schemes: http, socks5,
-  socks5h (the same set sig's own requests support; Chromium resolves names through a SOCKS5 proxy
-  either way, so socks5h reaches it as socks5). Chromium cannot authenticate to a SOCKS proxy, so the
-  browser refuses a SOCKS URL with a user.
-* The user info ends at the **last** ``@`` and a proxy URL has no path, query or fragment, so a
-  password may hold ``/``, ``#``, ``?`` or ``@`` as typed (``http://bob:pa/ss#1@proxy:3128``), which a
-  generic URL parser would cut at the first ``/ ? #`` -- handing the rest, password included, to the
-  browser's command line. Percent-escapes in the user name and password are decoded.
-* Refused as ambiguous, with a CONFIG_ERROR that says to percent-encode: a ``%`` that does not start a
-  ``%XX`` escape (literal, or an escape?), and a URL that a standard parser reads as another valid
-  proxy (``http://u:8080/x@host:3128``: host ``u`` port 8080, or host ``host``?).
-
-Error messages never quote the URL: it may hold the password.
+* the browser sees ``scheme://host:port`` only (``--proxy-server=``, never the user name or password, which
+  are answered over CDP when the proxy asks), and Chromium spells ``socks5h`` as ``socks5`` (it resolves
+  names through a SOCKS5 proxy either way);
+* Chromium cannot authenticate to a SOCKS proxy, so a SOCKS URL with a user is refused here (sig's own
+  requests accept it).
 """
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass
 
 from ..core.errors import ErrorCode, SigError
 from ..core.secret import Secret
 
-SCHEMES = {"http": 80, "socks5": 1080, "socks5h": 1080}
-# A host (name, IPv4 or bracketed IPv6) and an optional port: all a proxy URL's host part may hold.
-_HOST_PORT = re.compile(r"(\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9._~-]+)(?::([0-9]{1,5}))?/?")
-# The same, as a standard (RFC 3986 / WHATWG) parser reads an authority: an empty port is allowed.
-_STD_HOST_PORT = re.compile(r"(\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9._~-]+)(?::[0-9]{0,5})?")
-_BAD_PERCENT = re.compile(r"%(?![0-9A-Fa-f]{2})")
-ENCODE_HINT = ("write networkProxy as scheme://user:password@host:port and percent-encode the user name and "
-               "password where they hold % (%25), / (%2F), # (%23), ? (%3F) or @ (%40)")
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from ..net.proxy import NetworkProxy
 
 
 @dataclass(frozen=True)
-class ProxyUrl:
-    scheme: str  # as Chromium spells it: http, https, socks4, socks5
+class BrowserProxy:
+    scheme: str  # as Chromium spells it: http or socks5
     host: str  # brackets kept around an IPv6 address
     port: int
     username: str | None = None
@@ -54,49 +40,20 @@ class ProxyUrl:
         return self.username is not None
 
 
-def _error(where: str, what: str, hint: str = ENCODE_HINT) -> SigError:
-    return SigError(ErrorCode.CONFIG_ERROR, f"{where} {what}", hint)
+def browser_proxy(proxy: NetworkProxy, owner: str = "") -> BrowserProxy:
+    """Chromium's view of a parsed networkProxy; CONFIG_ERROR for what the browser cannot use."""
+    if proxy.is_socks and proxy.has_auth:
+        where = f"networkProxy of {owner}" if owner else "networkProxy"
+        raise SigError(ErrorCode.CONFIG_ERROR,
+                       f"{where} has a user name and password, and the browser cannot authenticate to a SOCKS "
+                       "proxy", "use an http:// proxy that asks for the password, or a local forwarder without one")
+    host = f"[{proxy.host}]" if ":" in proxy.host else proxy.host
+    scheme = "socks5" if proxy.is_socks else proxy.scheme
+    return BrowserProxy(scheme, host, proxy.port, proxy.username, proxy.password)
 
 
-def parse_proxy_url(raw: str, where: str = "networkProxy") -> ProxyUrl:
-    """Read a proxy URL as the module docstring says. `where` names it in errors (never its text)."""
-    from urllib.parse import unquote
+def parse_proxy_url(raw: str, owner: str = "") -> BrowserProxy:
+    """Parse with net/proxy.py's parser, then take the browser's view. `owner` names it in errors."""
+    from ..net.proxy import NetworkProxy
 
-    text = raw.strip()
-    if not text:
-        raise _error(where, "is empty", "remove it, or write scheme://host:port")
-    if any(ord(c) < 0x21 or ord(c) == 0x7F for c in text):
-        raise _error(where, "contains spaces or control characters", ENCODE_HINT)
-    scheme, sep, rest = text.partition("://")
-    if not sep:
-        scheme, rest = "http", text
-    scheme = scheme.lower()
-    if scheme not in SCHEMES:
-        shown = f'"{scheme}://"' if scheme.isalnum() and len(scheme) <= 10 else "a scheme"  # never a password
-        raise _error(where, f"uses {shown}, which sig does not support", "use http://, socks5:// or socks5h://")
-    userinfo, at, host_part = rest.rpartition("@")
-    match = _HOST_PORT.fullmatch(host_part)
-    if match is None:
-        raise _error(where, "is not scheme://[user:password@]host:port (a proxy URL has no path, query or "
-                            "fragment)")
-    host, port_text = match.group(1), match.group(2)
-    port = int(port_text) if port_text else SCHEMES[scheme]
-    if not 0 < port < 65536:
-        raise _error(where, "has a port outside 1-65535", "write scheme://host:port")
-    chromium_scheme = "socks5" if scheme == "socks5h" else scheme
-    if not at:
-        return ProxyUrl(chromium_scheme, host, port)
-    if scheme.startswith("socks"):
-        raise _error(where, "has a user name and password, and the browser cannot authenticate to a SOCKS proxy",
-                     "use an http:// proxy that asks for the password, or a local forwarder without one")
-    if _BAD_PERCENT.search(userinfo):
-        raise _error(where, "has a % in its user name or password that is not a %XX escape (ambiguous)")
-    if any(c in userinfo for c in "/?#"):
-        # A standard parser ends the authority at the first / ? #: if what it would read there is a valid
-        # proxy as well, the URL means two different things depending on who reads it.
-        authority = re.split(r"[/?#]", rest, maxsplit=1)[0]
-        if _STD_HOST_PORT.fullmatch(authority.rpartition("@")[2]):
-            raise _error(where, "can be read as two different proxies (a / # or ? in the user name or "
-                                "password)")
-    user, _, password = userinfo.partition(":")
-    return ProxyUrl(chromium_scheme, host, port, unquote(user), Secret(unquote(password)))
+    return browser_proxy(NetworkProxy.parse(raw, owner), owner)

@@ -10,6 +10,7 @@ from typing import Any
 
 from ..core.duration import parse_duration_ms
 from ..core.envtemplate import env_name_problem
+from ..core.errors import SigError
 from ..core.hosts import split_url, valid_provider_id
 from ..core.model import STRATEGIES
 
@@ -247,6 +248,15 @@ def _provider(pid: str, entry: Any, report: _Report, pline: int | None) -> dict[
                 report.error(f'Provider "{pid}": {key} must be a string', _line(entry, key))
             else:
                 out[key] = str(entry[key])
+    if "networkProxy" in out:
+        # Read here with the parser every user of it shares, so a bad one is reported now, with its line.
+        from ..net.proxy import NetworkProxy
+
+        try:
+            NetworkProxy.parse(out["networkProxy"])
+        except SigError as err:  # the message names the setting, never its text (it may hold a password)
+            report.error(f'Provider "{pid}": {err.message}; {err.hint}', _line(entry, "networkProxy"))
+            del out["networkProxy"]
     if "entryUrl" not in out and _is_str(seed_url):
         out["entryUrl"] = str(seed_url)
     if strategy_known and strategy in ("browser", "prompt") and not out.get("entryUrl"):

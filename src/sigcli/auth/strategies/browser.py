@@ -35,10 +35,15 @@ class BrowserStrategy(StaticStrategy):
 
     def authenticate(self, provider: Provider, ctx: LoginContext) -> Credential:
         from ...browser.cascade import Cascade
+        from ...browser.session_cookies import PAYLOAD_KEY, SessionCookies
 
+        kept = SessionCookies.from_credential(ctx.previous, provider)
         capture = Cascade(provider, dict(ctx.browser), mode=ctx.mode, network_proxy=ctx.network_proxy,
-                          notify=ctx.notify, log=ctx.log).run()
+                          notify=ctx.notify, log=ctx.log, session_cookies=kept).run()
         values = {k: Secret(v) for k, v in capture.values.items()}
         expires = iso_from_ms(capture.expires_at_ms) if capture.expires_at_ms else None
-        return Credential(provider.id, provider.strategy, values, expires_at=expires,
-                          extra={"credentialType": credential_type(provider)})
+        extra: dict[str, object] = {"credentialType": credential_type(provider)}
+        if capture.session_cookies:
+            # Sealed with the credential, outside `values` (SPEC §2): for the next login's browser only.
+            extra[PAYLOAD_KEY] = capture.session_cookies.to_payload()
+        return Credential(provider.id, provider.strategy, values, expires_at=expires, extra=extra)

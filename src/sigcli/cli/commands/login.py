@@ -8,7 +8,7 @@ from typing import Any
 
 from ...core.errors import ErrorCode, SigError, usage_error
 from ...core.hosts import looks_like_url, valid_provider_id
-from ...core.model import STRATEGIES, Provider
+from ...core.model import STRATEGIES, Credential, Provider
 from ...core.secret import Secret
 from ..app import App
 from ..args import Args
@@ -347,6 +347,7 @@ def run(args: Args, app: App) -> int:
         browser=(dict(app.config.browser, **({"cdpUrl": args.value("cdp-url")} if args.value("cdp-url") else {}))
                  if app.config.mode != "browserless" else None),
         waiting=app.waiting,
+        previous=None if is_new else _stored_quietly(app, provider),
     )
     if not sys.stdin.isatty() and provider.strategy == "oauth2":
         ctx.ask = None  # the paste-the-redirect fallback is for a person at a terminal
@@ -366,6 +367,15 @@ def run(args: Args, app: App) -> int:
         app.say(note)
     app.say(f'Logged in to "{provider.name}" as provider "{provider.id}".')
     return _report(app, provider)
+
+
+def _stored_quietly(app: App, provider: Provider) -> Credential | None:
+    """The provider's stored credential (a browser login restores its kept session cookies), or None when
+    there is none or it cannot be read (the login then starts afresh)."""
+    try:
+        return app.auth.stored(provider)
+    except SigError:
+        return None
 
 
 def _adopt(app: App, target: str) -> int:
