@@ -32,3 +32,16 @@ def printable(text: str, *, one_line: bool = False) -> str:
     if text.isascii() and text.isprintable():
         return text  # the common case: nothing to do
     return text.translate(_table(one_line))
+
+
+def mask_url_password(text: str) -> str:
+    """`scheme://user:password@host/…` -> `scheme://user:****@host/…` (the user info ends at the last `@`,
+    as sig reads proxy URLs); text that is not such a URL comes back unchanged."""
+    scheme, sep, rest = text.partition("://")
+    if not sep:
+        return text
+    authority, slash, tail = rest.partition("/")
+    userinfo, at, host = authority.rpartition("@")
+    if not at or ":" not in userinfo:
+        return text
+    return f"{scheme}://{userinfo.split(':', 1)[0]}:****@{host}{slash}{tail}"

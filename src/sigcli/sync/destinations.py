@@ -11,6 +11,8 @@ no change. Shown values never include a secret: these fields hold none, and a pa
 
 from __future__ import annotations
 
+from ..core.text import mask_url_password
+
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     from typing import Any
@@ -64,18 +66,6 @@ def sharing(entry: dict[str, Any], others: dict[str, dict[str, Any]]) -> list[st
     return out
 
 
-def _mask_url(text: str) -> str:
-    """`scheme://user:password@host` -> `scheme://user:****@host` (the rest of the URL is shown)."""
-    scheme, sep, rest = text.partition("://")
-    if not sep:
-        return text
-    authority, slash, tail = rest.partition("/")
-    userinfo, at, host = authority.rpartition("@")
-    if not at or ":" not in userinfo:
-        return text
-    user = userinfo.split(":", 1)[0]
-    return f"{scheme}://{user}:****@{host}{slash}{tail}"
-
 
 def show(value: Any) -> str:
     """One field's value as a person reads it in the confirmation (control characters not escaped here:
@@ -89,8 +79,8 @@ def show(value: Any) -> str:
             return "(none)"
         if all(isinstance(v, dict) for v in value):
             return "; ".join(_rule(v) for v in value)
-        return ", ".join(_mask_url(str(v)) for v in value)
-    return _mask_url(str(value))
+        return ", ".join(mask_url_password(str(v)) for v in value)
+    return mask_url_password(str(value))
 
 
 def _rule(rule: dict[str, Any]) -> str:

@@ -12,6 +12,7 @@ in clear is masked.
 from __future__ import annotations
 
 from ...core.errors import ErrorCode, SigError, usage_error
+from ...core.text import mask_url_password
 from ..app import App
 from ..args import Args
 
@@ -130,24 +131,13 @@ def _masked(value: Any, key: str) -> Any:
     if isinstance(value, str):
         if key.lower() in ("clientsecret", "client_secret", "password", "token") and not _reference(value):
             return "****"
-        return _mask_url(value)
+        return mask_url_password(value)
     return value
 
 
 def _reference(text: str) -> bool:
     return text.startswith("${") and text.endswith("}") and text.count("$") == 1
 
-
-def _mask_url(text: str) -> str:
-    """`scheme://user:password@host/…` -> `scheme://user:****@host/…`."""
-    scheme, sep, rest = text.partition("://")
-    if not sep:
-        return text
-    authority, slash, tail = rest.partition("/")
-    userinfo, at, host = authority.rpartition("@")
-    if not at or ":" not in userinfo:
-        return text
-    return f"{scheme}://{userinfo.split(':', 1)[0]}:****@{host}{slash}{tail}"
 
 
 def guarded(key: Key) -> bool:
