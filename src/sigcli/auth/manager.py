@@ -143,6 +143,52 @@ class AuthManager:
         self._log(f"{provider.id}: renewed after the server refused the credential")
         return renewed
 
+    def renew_in_browser(self, provider: Provider, browser_cfg: dict[str, Any] | None,
+                         ahead_ms: int = 0) -> Credential:
+        """Renew a credential that came from a browser login with a headless login (never a window, never a
+        prompt), restoring the session cookies kept in it. For the watch loop only: `credential()` never
+        starts a browser. `browser_cfg` is the config's browser section, None under `mode: browserless`.
+        Single flight across sig processes, as `_refresh`: the one that takes the provider's lock logs in,
+        the others wait and use its result. Any failure leaves the stored credential as it was and raises:
+        BROWSER_TIMEOUT when the site wants a person (within browser.headlessTimeout once the browser runs),
+        BROWSER_UNAVAILABLE when a headless login cannot renew this credential on this machine."""
+        from .strategies.browser import headless_login, headless_timeout_s, renews_in_browser
+
+        ttl = provider.ttl_ms
+        how = f"run: sig login {provider.login_target()}"
+        if browser_cfg is None:
+            raise SigError(ErrorCode.BROWSER_UNAVAILABLE,
+                           f'"{provider.id}" needs a browser login and this machine is set up without a browser '
+                           "(mode: browserless)", f"{how} on a machine with a browser, then sig sync push")
+        cfg = browser_cfg
+
+        def needs_renewal(current: Credential | None) -> bool:
+            if current is None or not current.values:
+                return False  # logged out meanwhile: there is nothing to renew, and no login to restore
+            if current.is_valid(ttl, now_ms() + ahead_ms):
+                self._log(f"{provider.id}: renewed by another sig process meanwhile")
+                return False
+            if not renews_in_browser(provider, current, cfg):
+                raise SigError(ErrorCode.BROWSER_UNAVAILABLE,
+                               f'the credential of "{provider.id}" cannot be renewed by a headless browser login',
+                               how)
+            return True
+
+        def change(current: Credential | None) -> Credential | None:
+            self._log(f"{provider.id}: renewing with a headless browser login")
+            return headless_login(provider, current, cfg, self._log)
+
+        # Waiters wait for the whole of another process's attempt: its browser start and headlessTimeout.
+        from ..browser.cascade import LAUNCH_BUDGET_S
+
+        wait_s = headless_timeout_s(cfg) + LAUNCH_BUDGET_S + 30.0
+        result = self.store.renew_once(provider.id, needs_renewal, change, timeout_s=wait_s)
+        if result is None or not result.values:
+            raise self._not_found(provider)
+        if not result.is_valid(ttl):
+            raise SigError(ErrorCode.CREDENTIAL_EXPIRED, f'the credential for "{provider.id}" expired', how)
+        return result
+
     def login(self, provider: Provider, ctx: LoginContext) -> Credential:
         """Authenticate and store. The old credential stays untouched unless the new one is complete."""
         strategy = strategy_for(provider.strategy)

@@ -359,10 +359,13 @@ Usage: sig watch add <provider> [--auto-sync <remote>]...
        sig watch start [--once] [--interval <duration>]
 
 Keep credentials fresh: every interval (default 5m), renew each watched credential that would expire
-before the next check (OAuth2: refresh token or client credentials, single-flight across sig processes),
-and push renewed ones to the provider's --auto-sync remotes (a failed push is retried with backoff).
-Providers that need you (no credential, browser or static logins that expired) are reported as
-"needs login" once, not on every pass. The config is re-read on every pass.
+before the next check, single-flight across sig processes, and push renewed ones to the provider's
+--auto-sync remotes (a failed push is retried with backoff). OAuth2: refresh token or client credentials.
+Browser logins: a headless login with the kept session cookies, never a window or a prompt (not with
+mode: browserless or browser.cdpUrl); when the site shows its login page, it gives up after
+browser.headlessTimeout, keeps the old credential, and waits for a new login or a config change before
+trying again. Providers that need you (no credential, static logins that expired, a session the site
+ended) are reported as "needs login" once, not on every pass. The config is re-read on every pass.
   add           watch a provider (stored by its id); --auto-sync <remote> is repeatable, exit 4 if unknown
   remove        stop watching a provider
   list          the watch list with each credential's state (table on a terminal, JSON otherwise)

@@ -8,13 +8,19 @@ Built to run in the foreground (`sig watch start`) or in a thread of the proxy d
 - renewals go through the AuthManager, so they are single-flight across sig processes (refresh broker);
 - a failed push is retried with exponential backoff per remote (30 s doubling up to 15 min), between
   passes too, until it succeeds or the remote is no longer wanted;
-- states that need a person ("needs login", a failing renewal) are logged once per change, not per pass.
+- states that need a person ("needs login", a failing renewal) are logged once per change, not per pass;
+- a credential that came from a browser login is renewed by a headless login (AuthManager.renew_in_browser:
+  never a window, never a prompt, never under `mode: browserless`). When that needs a person (the site
+  shows its login page), the provider is not tried again until its credential or its config (or the
+  browser section) changes; other failures of it (the site is down, the browser did not start) are
+  retried with the same backoff as pushes.
 Log lines hold provider ids, remote names, times and error messages, never a credential value, and never
 a raw control character (a server's error text could otherwise rewrite the terminal).
 """
 
 from __future__ import annotations
 
+import json
 import threading
 import time
 from collections.abc import Callable
@@ -29,6 +35,7 @@ TYPE_CHECKING = False
 if TYPE_CHECKING:
     from ..auth.manager import AuthManager
     from ..config.load import Config
+    from ..core.model import Credential, Provider
 
     SyncFn = Callable[[Config, str, list[str]], None]
 
@@ -39,6 +46,15 @@ BACKOFF_BASE_S = 30.0
 BACKOFF_CAP_S = 15 * 60.0
 MAX_NAP_S = 30.0  # wake at least this often to notice a changed interval
 RENEWABLE = ("oauth2",)
+# A headless browser renewal that failed with one of these waits for a change (a new login, an edited config):
+# trying again unchanged would show the same login page, or miss the same browser.
+PARK_UNTIL_CHANGED = (
+    ErrorCode.BROWSER_TIMEOUT,
+    ErrorCode.BROWSER_UNAVAILABLE,
+    ErrorCode.CONFIG_ERROR,
+    ErrorCode.MANUAL_SETUP_REQUIRED,
+    ErrorCode.CREDENTIAL_NOT_FOUND,
+)
 NEEDS_HUMAN = (
     ErrorCode.CREDENTIAL_NOT_FOUND,
     ErrorCode.CREDENTIAL_EXPIRED,
@@ -77,6 +93,26 @@ def _describe_error(exc: BaseException) -> str:
     if isinstance(exc, OSError) and exc.strerror:
         return f"{type(exc).__name__}: {exc.strerror}"
     return f"unexpected {type(exc).__name__}"  # its text could hold anything: keep it out of the log
+
+
+class _BrowserAttempt:
+    """The last failed headless renewal of one provider: what it was tried with, and when to try again
+    (None: only once what it was tried with changes)."""
+
+    __slots__ = ("failures", "retry_at", "signature", "state")
+
+    def __init__(self, signature: tuple[Any, ...], failures: int, retry_at: float | None, state: str) -> None:
+        self.signature = signature
+        self.failures = failures
+        self.retry_at = retry_at
+        self.state = state  # as reported when it failed: waiting passes report it too (logged once)
+
+
+def _signature(config: Config, provider_data: dict[str, Any], version: tuple[Any, Any]) -> tuple[Any, ...]:
+    """What a headless renewal depends on: the credential's version, the provider's entry, the browser
+    section and the mode. Any change to one of them is worth another attempt."""
+    setup = json.dumps([provider_data, config.browser, config.mode], sort_keys=True, default=str)
+    return version, setup
 
 
 class _RemoteQueue:
@@ -118,6 +154,7 @@ class WatchLoop:
         self._states: dict[str, str] = {}  # provider -> state last logged
         self._versions: dict[str, tuple[Any, Any]] = {}  # provider id -> (updatedAt, expiresAt) last seen
         self._queues: dict[str, _RemoteQueue] = {}  # remote -> providers waiting to be pushed
+        self._browser_failed: dict[str, _BrowserAttempt] = {}  # provider id -> its last failed headless renewal
         self._lock = threading.Lock()  # run_once / retries never overlap, whoever calls them
         self._stop: threading.Event | None = None
         self.passes = 0
@@ -187,6 +224,8 @@ class WatchLoop:
                             self._queues.setdefault(remote, _RemoteQueue()).pending.add(pid)
             for gone in set(self._states) - {str(k) for k in watched}:
                 self._states.pop(gone, None)
+            for gone in set(self._browser_failed) - set(by_id):
+                self._browser_failed.pop(gone, None)
             for remote, (outcome, ids) in self._flush(config).items():
                 for pid in ids:
                     if pid in by_id:
@@ -229,6 +268,13 @@ class WatchLoop:
                 # renewed by another sig process (or a new login) since the last pass: remotes need it too
                 return self._report(key, "fresh", f"{until} (renewed elsewhere)", "fresh"), pid, True
             return self._report(key, "fresh", until, "fresh"), pid, False
+        from ..auth.strategies.browser import renews_in_browser
+
+        browser_cfg = None if config.mode == "browserless" else config.browser
+        if renews_in_browser(provider, before, browser_cfg):
+            result = self._renew_in_browser(config, auth, key, provider, before, horizon, browser_cfg)
+            return result, pid, result["action"] == "renewed"
+        self._browser_failed.pop(pid, None)
         if provider.strategy not in RENEWABLE:
             if before.is_valid(ttl, now):
                 left = format_duration(((expiry or now) - now) / 1000)
@@ -255,6 +301,56 @@ class WatchLoop:
             return self._report(key, "error", f"could not renew ahead of expiry; the current token stays valid "
                                 f"until {until}", "stale", "run with --verbose for the reason"), pid, False
         return self._report(key, "needs-login", f"needs login: {login}", "needs-login"), pid, False
+
+    def _renew_in_browser(self, config: Config, auth: AuthManager, key: str, provider: Provider,
+                          before: Credential, horizon: int, browser_cfg: dict[str, Any] | None) -> dict[str, Any]:
+        """A browser credential that expires before the next pass: a headless login renews it, unless the
+        last attempt with the same credential and config needed a person (or is still backing off)."""
+        pid = provider.id
+        ttl = provider.ttl_ms
+        login = f"run sig login {provider.login_target()}"
+        version = (before.updated_at, before.expires_at)
+        signature = _signature(config, provider.data, version)
+
+        def without_renewal(hint: str) -> dict[str, Any]:
+            now = self._wall_ms()
+            if before.is_valid(ttl, now):
+                left = format_duration(((before.expiry_ms(ttl) or now) - now) / 1000)
+                return self._report(key, "fresh", f"expires in {left} and a headless login could not renew it: "
+                                    f"{login}", "expiring", hint)
+            return self._report(key, "needs-login", f"needs login: {login}", "needs-login", hint)
+
+        last = self._browser_failed.get(pid)
+        if last is not None and last.signature == signature:
+            if last.retry_at is None:
+                return without_renewal("")  # logged when it failed; a new login or config edit retries it
+            wait = last.retry_at - self._clock()
+            if wait > 0:
+                return self._report(key, "error", f"headless renewal failed; retrying in {format_duration(wait)}",
+                                    last.state)
+        try:
+            after = auth.renew_in_browser(provider, browser_cfg, ahead_ms=horizon)
+        except SigError as err:
+            if err.code in PARK_UNTIL_CHANGED:
+                self._browser_failed[pid] = _BrowserAttempt(signature, 1, None, "needs-login")
+                return without_renewal(f"the headless login did not renew it: {err.message}")
+            failures = last.failures + 1 if last is not None and last.signature == signature else 1
+            delay = min(BACKOFF_BASE_S * 2 ** (failures - 1), BACKOFF_CAP_S)
+            self._browser_failed[pid] = _BrowserAttempt(signature, failures, self._clock() + delay,
+                                                        f"error:{err.code}")
+            return self._report(key, "error", f"headless renewal failed: {err.message}; retrying in "
+                                f"{format_duration(delay)}", f"error:{err.code}", err.hint)
+        except Exception as exc:
+            self._browser_failed[pid] = _BrowserAttempt(signature, 1, self._clock() + BACKOFF_CAP_S, "error:crash")
+            return self._report(key, "error", f"headless renewal failed: {_describe_error(exc)}", "error:crash")
+        self._browser_failed.pop(pid, None)
+        new_version = (after.updated_at, after.expires_at)
+        self._versions[pid] = new_version
+        expiry = after.expiry_ms(ttl)
+        if new_version == version:  # cannot happen (the store renews only a stale one); say what is true
+            return self._report(key, "fresh", "valid", "fresh")
+        until = f" until {iso_from_ms(expiry)}" if expiry is not None else " (no expiry)"
+        return self._report(key, "renewed", f"renewed by a headless browser login, valid{until}", "fresh")
 
     # -- auto-sync ----------------------------------------------------------------------------------
     def _flush(self, config: Config) -> dict[str, tuple[str, list[str]]]:

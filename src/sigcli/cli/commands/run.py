@@ -13,6 +13,10 @@ FLAGS = {"expand-cookies": "bool", "mount": "value", "mount-format": "value", "m
 USAGE = "sig run [provider[,provider]...] [--env NAME=P.key]... [--mount PATH] -- <command> [args...]" \
         "   (or --command 'shell string')"
 
+# Why a provider is skipped quietly when no provider is named: not logged in (or no longer), which is normal
+# for some of "every configured provider". Anything else (an unreadable file, …) gets a warning line.
+_NOT_LOGGED_IN = (ErrorCode.CREDENTIAL_NOT_FOUND, ErrorCode.CREDENTIAL_EXPIRED, ErrorCode.REFRESH_FAILED)
+
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     from ...config.load import Config
@@ -108,6 +112,11 @@ def run(args: Args, app: App) -> int:
                 if any(p is provider for _n, p, _k in env_options):
                     raise  # named by --env: its credential is needed
                 app.log(f"{provider.id}: skipped ({err.code})")
+                if err.code not in _NOT_LOGGED_IN:
+                    # e.g. a damaged or unsealed credential file: the user would otherwise never learn why
+                    # the provider's variables are missing. The code only: messages may name files.
+                    app.warn(f'skipped "{provider.id}": its credential cannot be used ({err.code}); '
+                             f"see why with: sig get {provider.id}")
         if not chosen:
             raise SigError(ErrorCode.CREDENTIAL_NOT_FOUND, "no provider has a valid credential",
                            "log in first: sig login <url>   (sig status shows what is stored)")
