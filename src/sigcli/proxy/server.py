@@ -39,7 +39,7 @@ import h11
 
 from ..core.errors import SigError
 from ..core.hosts import canonical_host
-from . import fast, h1
+from . import fast, h1, redaction
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -109,6 +109,11 @@ def _protocol_error(exc: h11.RemoteProtocolError) -> str:
     if text.startswith(("peer closed connection", "Receive buffer too long")):
         return text.replace("Receive buffer too long", "head too large")
     return "sent malformed HTTP"
+
+
+def _where_host(where: str) -> str:
+    """host[:port] of a log target `scheme://host[:port]/path`."""
+    return where.partition("://")[2].partition("/")[0]
 
 
 def _nodelay(sock: socket.socket) -> None:
@@ -1208,6 +1213,9 @@ class ProxyServer:
         framing = ("length", len(body)) if has_length else ("none", 0)
         headers = h1.upstream_request_headers(req.headers, host_value=host_value, add=add_headers,
                                               framing=framing, upgrade=False)
+        forms = self._forms(additions) if injected else ()
+        if forms:  # ask only for codings sig can decode to check the answer
+            headers = redaction.limit_accept_encoding(headers)
         if not all(fast.valid_header(n, v) for n, v in headers if n in self._added_names(add_headers)):
             # an injected value that is no valid header (CR/LF...): it is never sent
             self._drop(upstream.stream)
@@ -1246,17 +1254,38 @@ class ProxyServer:
         if injected:
             self._count("injected")
         verdict = "yes" if injected else "no"
+        if forms and isinstance(resp, fast.ResponseHead):
+            try:
+                whole = self._fast_redacted(upstream, resp, forms)
+            except _Gone as gone:
+                self._drop(upstream.stream)
+                return self._upstream_gone(client, gone, method, where, host_value, done)
+            except redaction.CannotInspect as exc:
+                return self._uninspectable(client, upstream, exc, method, where, host, done, resp.status_code)
+            if whole is not None:
+                message, masked = whole
+                self._log(f"{method} {where} -> {resp.status_code} injected={verdict}{masked}")
+                if done is not None:
+                    done(resp.status_code)
+                try:
+                    client.write(message)
+                except _Gone:
+                    self._drop(upstream.stream)
+                    return False
+                pool.put(key, upstream)
+                return True
+            resp = fast.FALLBACK  # too big to hold: h11 streams it through the redactor
         if not isinstance(resp, fast.ResponseHead):
             # 1xx, HEAD, chunked, close-delimited, odd: h11 takes over, primed to where we are
             try:
                 self._to_h11(client, upstream, req, raw_body, up_target, headers, body)
-                response = self._response_head(client, upstream)
+                response = self._response_head(client, upstream, forms)
             except (_Gone, h11.ProtocolError) as gone:
                 self._drop(upstream.stream)
                 if not isinstance(gone, _Gone) or gone.side == "client":
                     return False
                 return self._upstream_gone(client, gone, method, where, host_value, done)
-            return self._relay(client, upstream, response, method, where, verdict, key, pool, done)
+            return self._relay(client, upstream, response, method, where, verdict, key, pool, done, forms)
 
         # 4. the response: head plus what body arrived in one write, then the rest as it comes
         self._log(f"{method} {where} -> {resp.status_code} injected={verdict}")
@@ -1293,6 +1322,60 @@ class ProxyServer:
         # 5. keep-alive on both sides (the fast path took no Connection: close on either)
         pool.put(key, upstream)
         return True
+
+    @staticmethod
+    def _forms(additions: Any) -> tuple[bytes, ...]:
+        """The secret forms to mask in the response to a request these additions went into."""
+        return tuple(getattr(additions, "redact", None) or ())
+
+    def _fast_redacted(self, upstream: _Peer, resp: fast.ResponseHead, forms: tuple[bytes, ...]
+                       ) -> tuple[bytes, str] | None:
+        """A fast-path response held whole (body up to redaction.BUFFER_MAX): (the client's message,
+        a note for the log when something was masked). The upstream's bytes are consumed only then;
+        None leaves them for h11 to stream (too big, or an encoding sig must refuse there)."""
+        codings = redaction.content_codings(resp.headers)
+        if resp.length > redaction.BUFFER_MAX or redaction.undecodable(codings) is not None:
+            return None
+        end = resp.size + resp.length
+        while len(upstream.buf) < end:
+            if not upstream.fill(self._upstream_timeout):
+                raise _Gone("upstream", "closed mid-body")
+        body = upstream.buf[resp.size:end]
+        got = redaction.whole(forms, codings, body)
+        if got is None:
+            return None
+        out, changed = got
+        headers, headers_changed = redaction.redact_headers(forms, h1.downstream_response_headers(resp.headers))
+        upstream.buf = upstream.buf[end:]
+        if not changed:  # the body as it came (still compressed), with its own Content-Length
+            if not headers_changed:
+                return fast.downstream_head(resp) + body, ""
+            return fast.response_bytes(resp.status_code, resp.reason, headers) + body, " (masked in headers)"
+        return (fast.response_bytes(resp.status_code, resp.reason, self._reframed(headers, codings, len(out)))
+                + out, " (masked in the body" + (" and headers)" if headers_changed else ")"))
+
+    @staticmethod
+    def _reframed(headers: h1.Headers, codings: list[bytes], length: int | None) -> h1.Headers:
+        """Headers for a body sig changed: decoded (Content-Encoding gone when it had one), its new length
+        (None: no Content-Length, h11 frames it: chunked for HTTP/1.1 clients, close for 1.0)."""
+        drop = {b"content-length"} | ({b"content-encoding"} if codings else set())
+        out = [(n, v) for n, v in headers if n not in drop]
+        if length is not None:
+            out.append((b"content-length", str(length).encode("ascii")))
+        return out
+
+    def _uninspectable(self, client: _Peer, upstream: _Peer, exc: redaction.CannotInspect, method: str,
+                       where: str, host: str, done: Callable[[int], None] | None, status: int) -> bool:
+        """An answer sig cannot check for the secrets it injected: never passed on (nothing was written
+        to the client yet)."""
+        self._drop(upstream.stream)
+        self._log(f"{method} {where} -> 502 (upstream answered {status}; cannot check it for secrets: {exc})")
+        if done is not None:
+            done(502)
+        self._reply(client, 502, f"sig proxy: the answer of {host} could not be checked for the credentials "
+                    f"sig added ({exc}), so it was not passed on; set redactResponses: false on the "
+                    "provider to pass its answers through unchecked")
+        return False
 
     def _to_h11(self, client: _Peer, upstream: _Peer, req: fast.RequestHead, raw_body: bytes,
                 up_target: bytes, headers: h1.Headers, body: bytes) -> None:
@@ -1362,11 +1445,14 @@ class ProxyServer:
             self._drop(upstream.stream)
             return False
 
+        forms = self._forms(additions) if injected else ()
         try:
-            upstream_req = h11.Request(
-                method=req.method, target=h1.with_query(target, add_query),
-                headers=h1.upstream_request_headers(req.headers, host_value=host_value, add=add_headers,
-                                                    framing=framing, upgrade=upgrade))
+            up_headers = h1.upstream_request_headers(req.headers, host_value=host_value, add=add_headers,
+                                                     framing=framing, upgrade=upgrade)
+            if forms:
+                up_headers = redaction.limit_accept_encoding(up_headers)
+            upstream_req = h11.Request(method=req.method, target=h1.with_query(target, add_query),
+                                       headers=up_headers)
         except h11.LocalProtocolError:  # an injected value h11 refuses (CR/LF...): it is never sent
             self._drop(upstream.stream)
             return self._invalid_injection(client, method, where, host)
@@ -1385,7 +1471,7 @@ class ProxyServer:
                     except _Gone as gone:
                         if gone.side == "client":
                             raise
-                response = self._response_head(client, upstream)
+                response = self._response_head(client, upstream, forms)
                 break
             except _Gone as gone:
                 self._drop(upstream.stream)
@@ -1410,7 +1496,7 @@ class ProxyServer:
         if injected:
             self._count("injected")
         return self._relay(client, upstream, response, method, where, "yes" if injected else "no", key, pool,
-                           done)
+                           done, forms)
 
     def _upstream(self, client: _Peer, pool: _Pool, key: tuple[Any, ...], method: str,
                   where: str) -> tuple[_Peer, bool] | None:
@@ -1475,19 +1561,21 @@ class ProxyServer:
             else:
                 raise _Gone("client", f"unexpected {type(event).__name__}")
 
-    def _response_head(self, client: _Peer, upstream: _Peer) -> Any:
-        """The upstream's final response (or its 101); other 1xx are relayed, 100 is dropped (the proxy
-        already answered the client's Expect itself)."""
+    def _response_head(self, client: _Peer, upstream: _Peer, forms: tuple[bytes, ...] = ()) -> Any:
+        """The upstream's final response (or its 101); other 1xx are relayed (their headers redacted),
+        100 is dropped (the proxy already answered the client's Expect itself)."""
         while True:
             event = upstream.next_event(self._upstream_timeout)
             if isinstance(event, h11.InformationalResponse):
                 if event.status_code == 101:
                     return event
                 if event.status_code != 100:
+                    headers = h1.downstream_response_headers(event.headers)
+                    if forms:
+                        headers = redaction.redact_headers(forms, headers)[0]
                     with contextlib.suppress(h11.LocalProtocolError):
                         client.send(h11.InformationalResponse(
-                            status_code=event.status_code, reason=event.reason,
-                            headers=h1.downstream_response_headers(event.headers)))
+                            status_code=event.status_code, reason=event.reason, headers=headers))
                 continue
             if isinstance(event, h11.Response):
                 return event
@@ -1495,17 +1583,23 @@ class ProxyServer:
                         else f"unexpected {type(event).__name__}")
 
     def _relay(self, client: _Peer, upstream: _Peer, response: Any, method: str, where: str, verdict: str,
-               key: tuple[Any, ...], pool: _Pool, done: Callable[[int], None] | None = None) -> bool:
+               key: tuple[Any, ...], pool: _Pool, done: Callable[[int], None] | None = None,
+               forms: tuple[bytes, ...] = ()) -> bool:
         """The h11 side of a response (both peers in h11 mode): an upgrade, or head + streamed body."""
+        if forms and response.status_code != 101:
+            return self._relay_redacted(client, upstream, response, method, where, verdict, key, pool, done,
+                                        forms)
         if done is not None:
             done(response.status_code)
-        # 5a. WebSocket (or other) upgrade accepted: relay the 101, then splice bytes both ways
+        # 5a. WebSocket (or other) upgrade accepted: relay the 101, then splice bytes both ways. Its head
+        #     is redacted; what flows after it is not (frames would need rewriting: see README)
         if response.status_code == 101:
             self._log(f"{method} {where} -> 101 injected={verdict}")
+            headers = h1.downstream_response_headers(response.headers, upgrade=True)
+            if forms:
+                headers = redaction.redact_headers(forms, headers)[0]
             try:
-                client.send(h11.InformationalResponse(
-                    status_code=101, reason=response.reason,
-                    headers=h1.downstream_response_headers(response.headers, upgrade=True)))
+                client.send(h11.InformationalResponse(status_code=101, reason=response.reason, headers=headers))
             except (h11.LocalProtocolError, _Gone):
                 self._drop(upstream.stream)
                 return False
@@ -1555,7 +1649,127 @@ class ProxyServer:
                 self._log(f"{method} {where}: upstream {exc.why} mid-response; closing the client connection")
             return False
 
-        # 6. keep-alive on both sides; their next messages go back to the fast path
+        return self._next_cycle(client, upstream, key, pool)
+
+    def _relay_redacted(self, client: _Peer, upstream: _Peer, response: Any, method: str, where: str,
+                        verdict: str, key: tuple[Any, ...], pool: _Pool, done: Callable[[int], None] | None,
+                        forms: tuple[bytes, ...]) -> bool:
+        """_relay for a response to a request sig injected into: headers and body redacted.
+
+        A body up to redaction.BUFFER_MAX (as received and decoded) is held whole: the client gets it
+        with an exact Content-Length, as it came when nothing was masked. A bigger one streams: decoded,
+        redacted piece by piece, re-framed (chunked, or close-delimited for an HTTP/1.0 client)."""
+        status = response.status_code
+        headers, headers_changed = redaction.redact_headers(forms, h1.downstream_response_headers(response.headers))
+        bodyless = method == "HEAD" or status in (204, 304)
+        codings = redaction.content_codings(response.headers)
+        try:
+            flt = None if bodyless else redaction.BodyFilter(forms, codings)
+        except redaction.CannotInspect as exc:
+            return self._uninspectable(client, upstream, exc, method, where, _where_host(where), done, status)
+        if done is not None:
+            done(status)
+        note = " (masked in headers)" if headers_changed else ""
+        length = h1.get_header(response.headers, b"content-length")
+        holding = flt is not None and not (length is not None and length.isdigit()
+                                           and int(length) > redaction.BUFFER_MAX)
+        raw: list[bytes] = []
+        out: list[bytes] = []
+        size = [0, 0]  # raw, out
+        written = False
+
+        def head(frame_headers: h1.Headers) -> list[bytes]:
+            return client.encode(h11.Response(status_code=status, reason=response.reason, headers=frame_headers))
+
+        def stream(piece: bytes) -> None:
+            """Write a piece of the re-framed body (the head first)."""
+            nonlocal written
+            if not written:
+                client.write(head(self._reframed(headers, codings, None)))
+                written = True
+            if piece:
+                client.write(client.encode(h11.Data(data=piece)))
+
+        def let_go() -> None:
+            """Too big to hold: what is held leaves now, the rest streams."""
+            nonlocal holding, raw, out
+            holding = False
+            held, raw, out = b"".join(out), [], []
+            stream(held)
+
+        def emit(piece: bytes) -> None:
+            if not holding:
+                stream(piece)
+                return
+            out.append(piece)
+            size[1] += len(piece)
+            if size[1] > redaction.BUFFER_MAX:
+                let_go()
+
+        try:
+            if flt is None:
+                self._log(f"{method} {where} -> {status} injected={verdict}{note}")
+                client.write(head(headers))
+                written = True
+            while True:
+                event = upstream.next_event(self._upstream_timeout)
+                if isinstance(event, h11.Data):
+                    if flt is None:
+                        continue  # h11 yields none for a body-less response; nothing to pass on
+                    data = bytes(event.data)
+                    if holding:
+                        raw.append(data)
+                        size[0] += len(data)
+                    for piece in flt.feed(data):
+                        emit(piece)
+                    if holding and size[0] > redaction.BUFFER_MAX:
+                        let_go()
+                elif isinstance(event, h11.EndOfMessage):
+                    break
+                else:
+                    raise _Gone("upstream", f"unexpected {type(event).__name__}")
+            if flt is not None:
+                for piece in flt.finish():
+                    emit(piece)
+                if holding:
+                    body = b"".join(out)
+                    original = b"".join(raw)
+                    changed = flt.changed if flt.decoded else body != original
+                    if changed:
+                        note = " (masked in the body" + (" and headers)" if headers_changed else ")")
+                        message = head(self._reframed(headers, codings, len(body)))
+                    else:
+                        message, body = head(headers), original
+                    if body:
+                        message += client.encode(h11.Data(data=body))
+                    self._log(f"{method} {where} -> {status} injected={verdict}{note}")
+                    client.write(message + client.encode(h11.EndOfMessage()))
+                    written = True
+                    return self._next_cycle(client, upstream, key, pool)
+                stream(b"")
+                self._log(f"{method} {where} -> {status} injected={verdict} (streamed"
+                          + (", masked)" if flt.changed or headers_changed else ")"))
+            client.write(client.encode(h11.EndOfMessage()))
+        except redaction.CannotInspect as exc:
+            if not written:
+                return self._uninspectable(client, upstream, exc, method, where, _where_host(where), None, status)
+            self._drop(upstream.stream)
+            self._count("errors")
+            self._log(f"{method} {where}: cannot check the rest of the answer for secrets ({exc}); "
+                      "closing the client connection")
+            return False
+        except (_Gone, h11.LocalProtocolError) as exc:
+            self._drop(upstream.stream)
+            if isinstance(exc, _Gone) and exc.side == "upstream":
+                if not written:  # nothing of it reached the client yet: say what happened
+                    return self._upstream_gone(client, exc, method, where, _where_host(where).encode())
+                self._count("errors")
+                self._log(f"{method} {where}: upstream {exc.why} mid-response; closing the client connection")
+            return False
+        return self._next_cycle(client, upstream, key, pool)
+
+    def _next_cycle(self, client: _Peer, upstream: _Peer, key: tuple[Any, ...], pool: _Pool) -> bool:
+        """6. keep-alive on both sides; their next messages go back to the fast path."""
         up = upstream.conn
         assert up is not None
         if up.our_state is h11.DONE and up.their_state is h11.DONE:
