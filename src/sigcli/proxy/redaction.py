@@ -31,12 +31,18 @@ class CannotInspect(Exception):
     text names the coding only; never body bytes."""
 
 
+_BROTLI: list[bool] = []  # [whether brotli imports], once known
+
+
 def brotli_available() -> bool:
-    try:
-        import brotli  # noqa: F401  (a dependency; imported only when a br body or a request needs it)
-    except ImportError:
-        return False
-    return True
+    if not _BROTLI:
+        try:
+            import brotli  # noqa: F401  (a dependency; imported only when a br body or a request needs it)
+        except ImportError:
+            _BROTLI.append(False)
+        else:
+            _BROTLI.append(True)
+    return _BROTLI[0]
 
 
 def content_codings(headers: Iterable[tuple[bytes, bytes]]) -> list[bytes]:
@@ -56,21 +62,42 @@ def undecodable(codings: Iterable[bytes]) -> bytes | None:
     return None
 
 
+_ACCEPT: dict[bytes, bytes] = {}  # Accept-Encoding value → what sig sends (clients repeat theirs)
+
+
+def _accepted(value: bytes) -> bytes:
+    known = {b"gzip", b"x-gzip", b"deflate", b"identity"} | ({b"br"} if brotli_available() else set())
+    kept = [t.strip() for t in value.split(b",") if t.strip() and t.split(b";")[0].strip().lower() in known]
+    return b", ".join(kept) or b"identity"
+
+
 def limit_accept_encoding(headers: list[tuple[bytes, bytes]]) -> list[tuple[bytes, bytes]]:
     """A request's Accept-Encoding cut to the codings sig can decode (so a server that honours it never
     answers in one sig could not check): `*`, zstd and the like are dropped; nothing left → identity."""
-    if not any(n == b"accept-encoding" for n, _ in headers):
+    values = [v for n, v in headers if n == b"accept-encoding"]
+    if not values:
         return headers
-    known = {b"gzip", b"x-gzip", b"deflate", b"identity"} | ({b"br"} if brotli_available() else set())
-    kept: list[bytes] = []
-    for name, value in headers:
-        if name == b"accept-encoding":
-            kept += [t.strip() for t in value.split(b",")
-                     if t.strip() and t.split(b";")[0].strip().lower() in known]
-    value = b", ".join(kept) or b"identity"
+    value = values[0] if len(values) == 1 else b", ".join(values)
+    limited = _ACCEPT.get(value)
+    if limited is None:
+        limited = _accepted(value)
+        if len(_ACCEPT) >= 256:
+            _ACCEPT.clear()
+        _ACCEPT[value] = limited
+    if limited == value and len(values) == 1:
+        return headers
     out = [(n, v) for n, v in headers if n != b"accept-encoding"]
-    out.append((b"accept-encoding", value))
+    out.append((b"accept-encoding", limited))
     return out
+
+
+def found(forms: tuple[bytes, ...], headers: Iterable[tuple[bytes, bytes]], body: bytes = b"") -> bool:
+    """Whether any secret form is in the header values or the body: one redactor pass over all of them
+    (the usual answer is no, and then nothing else needs doing). A form spanning two of them (it would
+    have to contain a newline) only costs the caller the exact per-part pass."""
+    blob = b"\n".join([v for n, v in headers if n not in _FRAMING] + [body])
+    redactor = StreamRedactor(forms)
+    return redactor.feed(blob) + redactor.flush() != blob
 
 
 def redact_headers(forms: tuple[bytes, ...], headers: Iterable[tuple[bytes, bytes]]

@@ -1341,16 +1341,19 @@ class ProxyServer:
             if not upstream.fill(self._upstream_timeout):
                 raise _Gone("upstream", "closed mid-body")
         body = upstream.buf[resp.size:end]
+        headers = h1.downstream_response_headers(resp.headers)
+        if not codings and not redaction.found(forms, headers, body):  # the usual case: one pass
+            upstream.buf = upstream.buf[end:]
+            return fast.response_bytes(resp.status_code, resp.reason, headers) + body, ""
         got = redaction.whole(forms, codings, body)
         if got is None:
             return None
         out, changed = got
-        headers, headers_changed = redaction.redact_headers(forms, h1.downstream_response_headers(resp.headers))
+        headers, headers_changed = redaction.redact_headers(forms, headers)
         upstream.buf = upstream.buf[end:]
         if not changed:  # the body as it came (still compressed), with its own Content-Length
-            if not headers_changed:
-                return fast.downstream_head(resp) + body, ""
-            return fast.response_bytes(resp.status_code, resp.reason, headers) + body, " (masked in headers)"
+            note = " (masked in headers)" if headers_changed else ""
+            return fast.response_bytes(resp.status_code, resp.reason, headers) + body, note
         return (fast.response_bytes(resp.status_code, resp.reason, self._reframed(headers, codings, len(out)))
                 + out, " (masked in the body" + (" and headers)" if headers_changed else ")"))
 
