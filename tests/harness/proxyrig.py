@@ -15,7 +15,12 @@ request's Authorization value placed where an echoing server would put it, frame
 * ``/ws``                  101 Switching Protocols (value in ``X-Echo``), then echoes raw bytes back,
                            first sending the value itself as raw bytes
 
-HEAD to any path gets the head only. Every request is recorded in ``requests`` (method, path, headers).
+* anything else           200 ``upstream-ok``
+
+Every response carries ``x-upstream: 1`` (so a client can tell it from the proxy's own answers). HEAD to
+any path gets the head only. Every request is recorded in ``requests`` (method, path, headers), every
+byte received in ``received``, every request h11 refused in ``protocol_errors``; ``connections`` counts
+accepted connections. ``tls=False`` serves plain HTTP.
 """
 
 from __future__ import annotations
@@ -67,7 +72,8 @@ _LABEL = {"gzip": b"gzip", "deflate": b"deflate", "deflate-raw": b"deflate", "br
 
 
 class ScriptedUpstream:
-    def __init__(self) -> None:
+    def __init__(self, tls: bool = True) -> None:
+        self.tls = tls
         self.ca = trustme.CA()
         self._tmp = tempfile.mkdtemp(prefix="sig-test-upstream-")
         self.ca_path = os.path.join(self._tmp, "ca.pem")
@@ -76,8 +82,11 @@ class ScriptedUpstream:
         self.ca.issue_cert("127.0.0.1", "localhost").configure_cert(self.ctx)
         self.listener = socket.create_server(("127.0.0.1", 0))
         self.port = self.listener.getsockname()[1]
-        self.url = f"https://127.0.0.1:{self.port}"
+        self.url = f"{'https' if tls else 'http'}://127.0.0.1:{self.port}"
         self.requests: list[dict[str, Any]] = []
+        self.received = bytearray()
+        self.protocol_errors: list[str] = []
+        self.connections = 0
         self.ws_received = bytearray()
         self._lock = threading.Lock()
         self._conns: set[socket.socket] = set()
@@ -91,6 +100,8 @@ class ScriptedUpstream:
                 sock, _ = self.listener.accept()
             except OSError:
                 return
+            with self._lock:
+                self.connections += 1
             threading.Thread(target=self._serve, args=(sock,), daemon=True).start()
 
     def _serve(self, raw: socket.socket) -> None:
@@ -99,14 +110,23 @@ class ScriptedUpstream:
         try:
             raw.settimeout(30)
             raw.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-            sock = self.ctx.wrap_socket(raw, server_side=True)
-            conn = h11.Connection(h11.SERVER)
+            sock: Any = self.ctx.wrap_socket(raw, server_side=True) if self.tls else raw
+            # heads as large as the proxy lets through (64 KiB): the upstream judges validity, not size
+            conn = h11.Connection(h11.SERVER, max_incomplete_event_size=1024 * 1024)
             while True:
-                req = self._next(sock, conn)
-                if not isinstance(req, h11.Request):
+                try:
+                    req = self._next(sock, conn)
+                    if not isinstance(req, h11.Request):
+                        return
+                    while not isinstance(self._next(sock, conn), h11.EndOfMessage):
+                        pass
+                except h11.RemoteProtocolError as exc:
+                    with self._lock:
+                        self.protocol_errors.append(f"{exc}: {bytes(conn.trailing_data[0])[:300]!r}")
+                    with contextlib.suppress(h11.ProtocolError):
+                        sock.sendall(conn.send(h11.Response(status_code=400, headers=[
+                            (b"x-upstream", b"1"), (b"content-length", b"0"), (b"connection", b"close")])))
                     return
-                while not isinstance(self._next(sock, conn), h11.EndOfMessage):
-                    pass
                 if not self._answer(sock, conn, req):
                     return
                 if conn.our_state is not h11.DONE or conn.their_state is not h11.DONE:
@@ -120,14 +140,24 @@ class ScriptedUpstream:
             with contextlib.suppress(OSError):
                 raw.close()
 
-    @staticmethod
-    def _next(sock: ssl.SSLSocket, conn: h11.Connection) -> Any:
+    def _next(self, sock: Any, conn: h11.Connection) -> Any:
         while True:
             event = conn.next_event()
             if event is h11.NEED_DATA:
-                conn.receive_data(sock.recv(65536))
+                data = sock.recv(65536)
+                with self._lock:
+                    self.received += data
+                conn.receive_data(data)
                 continue
             return event
+
+    def received_since(self, mark: int) -> bytes:
+        with self._lock:
+            return bytes(self.received[mark:])
+
+    def mark(self) -> int:
+        with self._lock:
+            return len(self.received)
 
     def _answer(self, sock: ssl.SSLSocket, conn: h11.Connection, req: h11.Request) -> bool:
         split = urlsplit(req.target.decode())
@@ -145,7 +175,7 @@ class ScriptedUpstream:
         send = sock.sendall
 
         def respond(payload: bytes, *, chunk_size: int = 0) -> None:
-            hs = [(b"content-type", b"application/json"), *extra]
+            hs = [(b"content-type", b"application/json"), (b"x-upstream", b"1"), *extra]
             if not chunk_size:
                 hs.append((b"content-length", str(len(payload)).encode()))
             send(conn.send(h11.Response(status_code=status, headers=hs)))
@@ -193,8 +223,7 @@ class ScriptedUpstream:
             self._ws_echo(sock, bytes(rest), auth)
             return False
         else:
-            status = 404
-            respond(b"no such path")
+            respond(b"upstream-ok")
         return True
 
     @staticmethod
@@ -240,22 +269,25 @@ class ScriptedUpstream:
 
 class ProxyDaemon:
     """`sig proxy start --port 0` in a fresh SIG_HOME whose provider "echo" (API token `token`) covers
-    `url` and trusts `ca_path`. `extra_config` lines go under the provider."""
+    `url` and trusts `ca_path`; `extra_config` lines go under it. `more` adds providers: (id, url, token,
+    ca_path or None). `env` is given to every sig run (the daemon's too)."""
 
-    def __init__(self, root: Path, url: str, ca_path: str | None, token: str,
-                 extra_config: str = "", env: dict[str, str] | None = None) -> None:
+    def __init__(self, root: Path, url: str, ca_path: str | None, token: str, extra_config: str = "",
+                 env: dict[str, str] | None = None, more: tuple[tuple[str, str, str, str | None], ...] = ()
+                 ) -> None:
         self.sig = Sig(home=root / "home" / ".sig", user_home=root / "home")
         if env:
             self.sig.env.update(env)
         self.token = token
         self.sig("init", "--yes", check=0)
-        self.sig("login", url, "--token-stdin", "--as", "echo", input=token, check=0)
         cfg = self.sig.home / "config.yaml"
-        lines = "    strategy: api-token\n"
-        if ca_path:
-            lines += f"    caFile: {ca_path}\n"
-        lines += extra_config
-        cfg.write_text(cfg.read_text().replace("    strategy: api-token\n", lines, 1))
+        for pid, purl, ptoken, pca in (("echo", url, token, ca_path), *more):
+            self.sig("login", purl, "--token-stdin", "--as", pid, input=ptoken, check=0)
+            # "# set" marks this provider's line, so the next provider's is the first unmarked one
+            lines = "    strategy: api-token # set\n" + (f"    caFile: {pca}\n" if pca else "")
+            if pid == "echo":
+                lines += extra_config
+            cfg.write_text(cfg.read_text().replace("    strategy: api-token\n", lines, 1))
         self.sig("proxy", "start", "--port", "0", check=0)
         self.env = self.sig("proxy", "env", "--format", "json", check=0).json()
         creds, _, hostport = self.env["HTTPS_PROXY"][len("http://"):].rpartition("@")

@@ -55,6 +55,11 @@ MAX_RESPONSE_HEAD = 256 * 1024
 FAST_BODY_MAX = 1024 * 1024  # fast-path request bodies are buffered whole; larger ones stream through h11
 IDLE_UPSTREAMS_PER_CLIENT = 4
 HALF_CLOSE_GRACE = 30.0
+# Closing a client connection: the proxy stops sending, then reads and drops what the client still sends
+# for up to this long (and this much), so an error answer is not wiped out by the RST a close with
+# unread input makes the kernel send (a client sending a huge or broken request would get no answer).
+LINGER_SECONDS = 2.0
+LINGER_BYTES = 1024 * 1024
 _IDEMPOTENT = frozenset((b"GET", b"HEAD", b"OPTIONS", b"PUT", b"DELETE", b"TRACE"))
 _CONNECT_OK = b"HTTP/1.1 200 Connection established\r\n\r\n"  # what h11 writes for that Response
 
@@ -83,13 +88,15 @@ class Policy(Protocol):
 
 
 class _Gone(Exception):
-    """One side of an exchange failed: "client" or "upstream"; `timeout` when it went silent."""
+    """One side of an exchange failed: "client" or "upstream"; `timeout` when it went silent, `malformed`
+    when what it sent is not valid HTTP/1.1 (a bad chunk, a short body...)."""
 
-    def __init__(self, side: str, why: str, *, timeout: bool = False) -> None:
+    def __init__(self, side: str, why: str, *, timeout: bool = False, malformed: bool = False) -> None:
         super().__init__(why)
         self.side = side
         self.why = why
         self.timeout = timeout
+        self.malformed = malformed
 
 
 class _UpstreamFailed(Exception):
@@ -175,6 +182,25 @@ class _TCPStream:
     def close(self) -> None:
         with contextlib.suppress(OSError):
             self.sock.close()
+
+    def linger_close(self) -> None:
+        """Close after a lingering read (see LINGER_SECONDS): a client that already closed costs one
+        read; one still sending gets its bytes read and dropped, then the close. Raw TCP underneath TLS
+        too (the proxy has sent its close_notify already)."""
+        with contextlib.suppress(OSError, ValueError):
+            socket.socket.shutdown(self.sock, socket.SHUT_WR)
+            deadline = time.monotonic() + LINGER_SECONDS
+            drained = 0
+            while drained < LINGER_BYTES:
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    break
+                self.sock.settimeout(left)
+                data = socket.socket.recv(self.sock, READ_SIZE)
+                if not data:
+                    break
+                drained += len(data)
+        self.close()
 
     def shutdown(self) -> None:
         """Wake a thread blocked on this socket (server close). The plain socket method, also when the
@@ -471,8 +497,8 @@ class _Peer:
     def take(self, n: int, timeout: float) -> bytes:
         """Exactly n bytes (a fast-path body)."""
         while len(self.buf) < n:
-            if not self.fill(timeout):
-                raise _Gone(self.side, "closed mid-body")
+            if not self.fill(timeout):  # an incomplete message: its side may still read the answer
+                raise _Gone(self.side, "closed mid-body", malformed=True)
         data, self.buf = self.buf[:n], self.buf[n:]
         return data
 
@@ -499,7 +525,7 @@ class _Peer:
             try:
                 event = conn.next_event()
             except h11.RemoteProtocolError as exc:
-                raise _Gone(self.side, _protocol_error(exc)) from None
+                raise _Gone(self.side, _protocol_error(exc), malformed=True) from None
             if event is not h11.NEED_DATA:
                 return event
             try:
@@ -515,7 +541,7 @@ class _Peer:
         try:
             return self.h11().next_event()
         except h11.RemoteProtocolError as exc:
-            raise _Gone(self.side, _protocol_error(exc)) from None
+            raise _Gone(self.side, _protocol_error(exc), malformed=True) from None
 
     def encode(self, *events: Any) -> list[bytes]:
         """h11 events → bytes to write (h11.LocalProtocolError propagates: the caller built something
@@ -850,7 +876,10 @@ class ProxyServer:
                 self.stats["active"] -= 1
                 self._streams.discard(stream)
                 self._threads.discard(threading.current_thread())
-            stream.close()
+            if self._closing:
+                stream.close()
+            else:
+                stream.linger_close()
 
     def _read_request(self, client: _Peer, first_wait: float) -> fast.RequestHead | h11.Request | None:
         """The next request head, or None (connection over; any error answer already sent).
@@ -1171,6 +1200,13 @@ class ProxyServer:
         default_port = 443 if scheme == "https" else 80
         host_value = h1.authority(host, port, default_port)
         where = f"{scheme}://{host_value.decode('ascii')}{h1.loggable_path(target)}"
+        if not isinstance(req, fast.RequestHead) and h1.get_header(req.headers, b"transfer-encoding") is not None \
+                and h1.get_header(req.headers, b"content-length") is not None:
+            # RFC 9112 §6.3: a sign of request smuggling; refused before anything is added or sent
+            self._log(f"{method} {where} -> 400 (both Content-Length and Transfer-Encoding)")
+            self._reply(client, 400, "sig proxy: a request may not have both Content-Length and "
+                        "Transfer-Encoding")
+            return False
         additions = self._additions(client, method, where, scheme, host, port)
         if additions is None:
             return False
@@ -1201,9 +1237,9 @@ class ProxyServer:
         # 2. the body (at most FAST_BODY_MAX, see _read_request), with sig's fields when it takes them
         try:
             raw_body = client.take(req.length, self._idle_timeout) if req.length else b""
-        except _Gone:
+        except _Gone as gone:
             self._drop(upstream.stream)
-            return False
+            return self._client_gone(client, gone, method, where)
         body = raw_body
         kind = h1.body_kind(req.headers) if add_body else None
         if kind is not None:
@@ -1444,9 +1480,9 @@ class ProxyServer:
                     injected = injected or added
                 if body or kind is not None or framing[0] == "length":
                     framing = ("length", len(body))
-        except _Gone:
+        except _Gone as gone:
             self._drop(upstream.stream)
-            return False
+            return self._client_gone(client, gone, method, where)
 
         forms = self._forms(additions) if injected else ()
         try:
@@ -1479,8 +1515,7 @@ class ProxyServer:
             except _Gone as gone:
                 self._drop(upstream.stream)
                 if gone.side == "client":
-                    self._log(f"{method} {where}: client went away ({gone.why})")
-                    return False
+                    return self._client_gone(client, gone, method, where)
                 if attempt == 0 and reused and body is not None and not gone.timeout \
                         and req.method in _IDEMPOTENT:
                     got = self._upstream(client, pool, key, method, where)
@@ -1510,6 +1545,17 @@ class ProxyServer:
             self._log(f"{method} {where} -> {exc.status} injected=no ({exc.why})")
             self._reply(client, exc.status, f"sig proxy: {exc.why}")
             return None
+
+    def _client_gone(self, client: _Peer, gone: _Gone, method: str, where: str) -> bool:
+        """The client's request body failed: a malformed one gets 400 (the upstream, which may have had
+        the head, saw its connection closed mid-request, so it acts on nothing); a client that left or
+        went silent gets nothing."""
+        if gone.malformed:
+            self._log(f"{method} {where} -> 400 (malformed request body: {gone.why})")
+            self._reply(client, 400, "sig proxy: malformed request body")
+        else:
+            self._log(f"{method} {where}: client went away ({gone.why})")
+        return False
 
     def _upstream_gone(self, client: _Peer, gone: _Gone, method: str, where: str, host_value: bytes,
                        done: Callable[[int], None] | None = None) -> bool:
