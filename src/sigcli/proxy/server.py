@@ -468,7 +468,7 @@ class _Peer:
     """`buf` holds bytes received and not yet used. `conn` is None on the fast path; while h11 handles an
     exchange it is a fresh h11 connection holding those bytes, handed back by release()."""
 
-    __slots__ = ("buf", "conn", "head", "max_head", "role", "side", "stream")
+    __slots__ = ("buf", "conn", "detector", "head", "max_head", "role", "side", "stream")
 
     def __init__(self, stream: _Stream, role: Any, max_head: int, side: str) -> None:
         self.stream = stream
@@ -478,6 +478,7 @@ class _Peer:
         self.buf = b""
         self.conn: h11.Connection | None = None
         self.head = b""  # the raw head of the request on the fast path (to prime h11 for an error reply)
+        self.detector: redaction.Detector | None = None  # a client's: finds secrets in its answers
 
     # -- raw bytes (fast path) --
 
@@ -1292,7 +1293,7 @@ class ProxyServer:
         verdict = "yes" if injected else "no"
         if forms and isinstance(resp, fast.ResponseHead):
             try:
-                whole = self._fast_redacted(upstream, resp, forms)
+                whole = self._fast_redacted(client, upstream, resp, forms)
             except _Gone as gone:
                 self._drop(upstream.stream)
                 return self._upstream_gone(client, gone, method, where, host_value, done)
@@ -1364,7 +1365,7 @@ class ProxyServer:
         """The secret forms to mask in the response to a request these additions went into."""
         return tuple(getattr(additions, "redact", None) or ())
 
-    def _fast_redacted(self, upstream: _Peer, resp: fast.ResponseHead, forms: tuple[bytes, ...]
+    def _fast_redacted(self, client: _Peer, upstream: _Peer, resp: fast.ResponseHead, forms: tuple[bytes, ...]
                        ) -> tuple[bytes, str] | None:
         """A fast-path response held whole (body up to redaction.BUFFER_MAX): (the client's message,
         a note for the log when something was masked). The upstream's bytes are consumed only then;
@@ -1378,7 +1379,9 @@ class ProxyServer:
                 raise _Gone("upstream", "closed mid-body")
         body = upstream.buf[resp.size:end]
         headers = h1.downstream_response_headers(resp.headers)
-        if not codings and not redaction.found(forms, headers, body):  # the usual case: one pass
+        if client.detector is None:
+            client.detector = redaction.Detector()
+        if not codings and not client.detector.found(forms, headers, body):  # the usual case: one pass
             upstream.buf = upstream.buf[end:]
             return fast.response_bytes(resp.status_code, resp.reason, headers) + body, ""
         got = redaction.whole(forms, codings, body)
