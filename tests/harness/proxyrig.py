@@ -12,6 +12,7 @@ request's Authorization value placed where an echoing server would put it, frame
 * ``/header``              the value in ``X-Echo``, ``Set-Cookie`` and ``Location`` headers; body "ok"
 * ``/not-modified``        304 with the value in ``X-Echo`` and ``ETag``
 * ``/big?mb=N&chunked=1``  N MiB of filler with the value every 1 MiB and at the end, streamed
+* ``/events?n=N&gap_ms=G`` a text/event-stream: N chunked events G ms apart, each quoting the value
 * ``/ws``                  101 Switching Protocols (value in ``X-Echo``), then echoes raw bytes back,
                            first sending the value itself as raw bytes
 
@@ -212,6 +213,14 @@ class ScriptedUpstream:
             status = 304
             send(conn.send(h11.Response(status_code=304, headers=[(b"x-echo", auth),
                                                                   (b"etag", b'"' + auth.partition(b" ")[2] + b'"')])))
+            send(conn.send(h11.EndOfMessage()))
+        elif path == "/events":
+            send(conn.send(h11.Response(status_code=200, headers=[(b"content-type", b"text/event-stream"),
+                                                                  (b"x-upstream", b"1")])))
+            for i in range(int(query.get("n", "3"))):
+                if i:
+                    time.sleep(int(query.get("gap_ms", "300")) / 1000)
+                send(conn.send(h11.Data(data=b"data: %d %s\n\n" % (i, auth))))
             send(conn.send(h11.EndOfMessage()))
         elif path == "/big":
             self._big(conn, send, req, auth, int(query.get("mb", "1")), bool(query.get("chunked")))

@@ -182,6 +182,25 @@ def test_large_streamed_body_in_bounded_memory(daemon: ProxyDaemon, upstream: Sc
     assert peak - before < 24 * 1024, f"RSS grew by {(peak - before) // 1024} MiB"
 
 
+def test_event_stream_is_not_held_back(daemon: ProxyDaemon, upstream: ScriptedUpstream) -> None:
+    """A slow stream (server-sent events) reaches the client event by event, each one redacted."""
+    conn = http.client.HTTPSConnection("127.0.0.1", daemon.port, context=daemon.client_ctx, timeout=60)
+    conn.set_tunnel("127.0.0.1", upstream.port, headers={"Proxy-Authorization": daemon.auth})
+    try:
+        start = time.monotonic()
+        conn.request("GET", "/events?n=4&gap_ms=400")
+        resp = conn.getresponse()
+        first = resp.read1(65536)
+        first_at = time.monotonic() - start
+        rest = resp.read()
+    finally:
+        conn.close()
+    total = time.monotonic() - start
+    assert first.startswith(b"data: 0 Bearer ****")
+    assert first_at < 1.0 < total  # the first event came long before the last was even sent (1.2 s)
+    assert (first + rest).count(b"Bearer ****") == 4 and TOKEN.encode() not in first + rest
+
+
 def test_websocket_upgrade_head_redacted_then_spliced(daemon: ProxyDaemon, upstream: ScriptedUpstream) -> None:
     """The 101's headers are redacted; the bytes after the upgrade are spliced as they are (README)."""
     raw = socket.create_connection(("127.0.0.1", daemon.port), timeout=30)

@@ -58,6 +58,10 @@ HALF_CLOSE_GRACE = 30.0
 # Closing a client connection: the proxy stops sending, then reads and drops what the client still sends
 # for up to this long (and this much), so an error answer is not wiped out by the RST a close with
 # unread input makes the kernel send (a client sending a huge or broken request would get no answer).
+# A redacted answer is held whole (exact Content-Length) only while its bytes keep coming: when the
+# upstream pauses longer than this, what is held leaves and the rest streams (a server-sent event
+# stream or a slow download is not held back until it ends).
+HOLD_GRACE = 0.02
 LINGER_SECONDS = 2.0
 LINGER_BYTES = 1024 * 1024
 _IDEMPOTENT = frozenset((b"GET", b"HEAD", b"OPTIONS", b"PUT", b"DELETE", b"TRACE"))
@@ -166,6 +170,12 @@ class _TCPStream:
 
     def splice_mode(self) -> None:
         return None  # a plain socket can be read and written from two threads
+
+    def readable(self, timeout: float) -> bool:
+        """Whether a read would not wait, waiting up to `timeout` for that."""
+        poller = select.poll()
+        poller.register(self.sock.fileno(), select.POLLIN)
+        return bool(poller.poll(int(timeout * 1000)))
 
     def stale(self) -> bool:
         """An idle keep-alive connection has nothing to read: anything readable (EOF, an alert, stray
@@ -296,11 +306,14 @@ class _SSLStream:
         return None  # no half-close over TLS: the splice closes both sides instead
 
     def stale(self) -> bool:
+        return self.readable(0)
+
+    def readable(self, timeout: float) -> bool:
         if self.sock.pending():
             return True
         poller = select.poll()
         poller.register(self.sock.fileno(), select.POLLIN)
-        return bool(poller.poll(0))
+        return bool(poller.poll(int(timeout * 1000)))
 
     def close(self) -> None:
         self._raw.close()
@@ -438,6 +451,9 @@ class _TLSStream:
 
     def stale(self) -> bool:
         return bool(self._in.pending) or self._raw.stale()
+
+    def readable(self, timeout: float) -> bool:
+        return bool(self._in.pending) or self._raw.readable(timeout)
 
     def close(self) -> None:
         self._raw.close()
@@ -1375,6 +1391,8 @@ class ProxyServer:
             return None
         end = resp.size + resp.length
         while len(upstream.buf) < end:
+            if not upstream.stream.readable(HOLD_GRACE):
+                return None  # the upstream paused: h11 streams the rest (nothing was consumed)
             if not upstream.fill(self._upstream_timeout):
                 raise _Gone("upstream", "closed mid-body")
         body = upstream.buf[resp.size:end]
@@ -1764,7 +1782,11 @@ class ProxyServer:
                 client.write(head(headers))
                 written = True
             while True:
-                event = upstream.next_event(self._upstream_timeout)
+                event = upstream.poll()
+                if event is h11.NEED_DATA:
+                    if holding and not upstream.stream.readable(HOLD_GRACE):
+                        let_go()  # the upstream paused (an event stream, a slow one): stream from here
+                    event = upstream.next_event(self._upstream_timeout)
                 if isinstance(event, h11.Data):
                     if flt is None:
                         continue  # h11 yields none for a body-less response; nothing to pass on
