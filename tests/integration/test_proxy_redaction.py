@@ -251,6 +251,24 @@ def test_curl_and_requests_decode_and_see_no_token(daemon: ProxyDaemon, upstream
         assert r.status_code == 200 and "Bearer ****" in r.text and TOKEN not in r.text
 
 
+def test_answers_to_requests_sig_added_nothing_to_pass_untouched(daemon: ProxyDaemon) -> None:
+    """Only answers to injected requests are checked: here the client sends a value itself (to a port
+    of the provider's host the provider does not use, so sig adds nothing) and gets its echo as is."""
+    other = ScriptedUpstream(tls=False)
+    try:
+        with socket.create_connection(("127.0.0.1", daemon.port), timeout=30) as sock:
+            sock.sendall(f"GET http://127.0.0.1:{other.port}/plain HTTP/1.1\r\nHost: x\r\nConnection: close\r\n"
+                         f"Authorization: Bearer {TOKEN}\r\nProxy-Authorization: {daemon.auth}\r\n\r\n".encode())
+            out = b""
+            while data := sock.recv(65536):
+                out += data
+        assert out.startswith(b"HTTP/1.1 200")
+        assert f'"auth": "Bearer {TOKEN}"'.encode() in out  # the client's own value, not sig's: untouched
+        assert "injected=no" in daemon.log()
+    finally:
+        other.close()
+
+
 def test_redact_responses_false_passes_answers_through(upstream: ScriptedUpstream, tmp_path: Path) -> None:
     d = ProxyDaemon(tmp_path, upstream.url, upstream.ca_path, TOKEN, extra_config="    redactResponses: false\n")
     try:
