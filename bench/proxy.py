@@ -1,13 +1,15 @@
 #!/usr/bin/env python3
 """Proxy figures: keep-alive HTTPS GETs through `sig proxy` vs direct (req/s, p50/p99 added latency),
 the first request to a provider host, the first TLS contact with a new host (a leaf certificate and its
-key minted), and throughput with the audit of injections on vs off (two daemons, measured in alternating
+key minted), throughput with the audit of injections on vs off, and with response redaction on vs off
+(`redactResponses: false`) on an upstream that echoes nothing (pairs of daemons measured in alternating
 rounds in the same run, so both see the same machine load). Loopback only, bounded request counts.
 
-Usage: python bench/proxy.py [--requests 1000] [--rounds 5] [--control]
+Usage: python bench/proxy.py [--requests 1000] [--rounds 5] [--control] [--body N]
 
---control starts the "on" daemon with the audit off too: the on/off figures then show the noise floor of
-this machine (two identical daemons), against which a real run's figures are read.
+--control starts the "on" daemons with the audit and redaction off too: the on/off figures then show the
+noise floor of this machine (two identical daemons), against which a real run's figures are read.
+--body N makes the upstream answer N bytes of JSON instead of 12 (redaction scans every byte).
 """
 
 from __future__ import annotations
@@ -45,6 +47,12 @@ def run(n: int, port: int, ctx: ssl.SSLContext, proxy: tuple[int, str] | None) -
     return times
 
 
+BODY = b'{"ok": true}'
+if "--body" in sys.argv:
+    _n = int(sys.argv[sys.argv.index("--body") + 1])
+    BODY = (b'{"items": [' + b'{"id": 12345, "name": "item name", "tags": ["a", "b"]}, ' * (_n // 50 + 1))[:_n - 2] + b"]}"
+
+
 class _Upstream:
     """A small keep-alive HTTPS server (TCP_NODELAY, one write per response) so the figures measure the
     proxy, not the test server's Nagle delays."""
@@ -65,7 +73,7 @@ class _Upstream:
             disable_nagle_algorithm = True
 
             def do_GET(self) -> None:
-                body = b'{"ok": true}'
+                body = BODY
                 self.wfile.write(b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: "
                                  + str(len(body)).encode() + b"\r\n\r\n" + body)
 
@@ -91,7 +99,7 @@ class _Daemon:
     """A `sig proxy` in its own SIG_HOME with provider "echo" (API token) for the upstream; `env` is given
     to `sig proxy start`, so it reaches the daemon."""
 
-    def __init__(self, sig: str, echo: _Upstream, env: dict[str, str] | None = None) -> None:
+    def __init__(self, sig: str, echo: _Upstream, env: dict[str, str] | None = None, redact: bool = True) -> None:
         self.sig = sig
         self.home = tempfile.mkdtemp(prefix="sig-proxy-bench-")
         self.env = dict(os.environ, SIG_HOME=self.home, **(env or {}))
@@ -105,6 +113,9 @@ class _Daemon:
             # a wildcard domain: each of its names is a host the proxy has never seen (first contact)
             text = text.replace("    domains:\n      - 127.0.0.1\n",
                                 "    domains:\n      - 127.0.0.1\n      - \"*.bench.invalid\"\n", 1)
+            if not redact:
+                text = text.replace("    strategy: api-token\n",
+                                    "    strategy: api-token\n    redactResponses: false\n", 1)
         with open(cfg, "w") as fh:
             fh.write(text)
         subprocess.run([sig, "proxy", "start", "--port", "0"], env=self.env, capture_output=True, check=True)
@@ -209,8 +220,37 @@ def _audit_costs() -> tuple[float, float]:
     return hook_us, render_us
 
 
-def audit_on_off(on: _Daemon, off: _Daemon, echo: _Upstream, n: int, rounds: int) -> int:
-    """Audit of injections on vs off; prints the figures, returns how many requests went through `on`.
+def _redaction_costs() -> float:
+    """µs the proxy's fast path adds per injected request for redacting a clean answer like the bench's
+    (the same calls server.py makes, on this run's answer head and body)."""
+    import timeit
+
+    from sigcli.inject.redact import secret_forms
+    from sigcli.proxy import h1, redaction
+
+    forms = tuple(sorted({f.encode() for f in secret_forms({"token": "tok-BENCH-PROXY-0001"})},
+                         key=lambda f: (-len(f), f)))
+    request = [(b"host", b"127.0.0.1:8443"), (b"accept-encoding", b"identity"),
+               (b"authorization", b"Bearer tok-BENCH-PROXY-0001")]
+    response = [(b"server", b"BaseHTTP/0.6 Python/3.11"), (b"date", b"Thu, 01 Jan 2026 00:00:00 GMT"),
+                (b"content-type", b"application/json"), (b"content-length", str(len(BODY)).encode())]
+
+    detector = redaction.Detector()  # one per client connection in the proxy, reused while clean
+
+    def one() -> None:
+        redaction.limit_accept_encoding(request)
+        codings = redaction.content_codings(response)
+        redaction.undecodable(codings)
+        detector.found(forms, h1.downstream_response_headers(response), BODY)
+
+    k = 5000
+    return min(timeit.repeat(one, number=k, repeat=5)) / k * 1e6
+
+
+def audit_on_off(on: _Daemon, off: _Daemon, echo: _Upstream, n: int, rounds: int, what: str = "audit of injections",
+                 extra: bool = True) -> int:
+    """`what` on vs off (audit of injections, response redaction); prints the figures, returns how many
+    requests went through `on`.
 
     The machine may be shared, so each round measures the two daemons back to back (order alternating)
     and the figure is the median of the per-round ratios. CPU per request comes from /proc (the audit
@@ -239,8 +279,8 @@ def audit_on_off(on: _Daemon, off: _Daemon, echo: _Upstream, n: int, rounds: int
                 if daemon is on:
                     sent_on += done
             ratios[c].append(rate["on"] / rate["off"])
-    print(f"audit of injections on vs off: {rounds} rounds of {n} requests per daemon and concurrency, "
-          "the two daemons back to back in each" + (" (CONTROL: both daemons have it off)"
+    print(f"{what} on vs off: {rounds} rounds of {n} requests per daemon and concurrency, "
+          f"the two daemons back to back in each; {len(BODY)}-byte answers" + (" (CONTROL: both daemons have it off)"
                                                     if "--control" in sys.argv else ""))
     for c in (1, 8):
         ordered = sorted(ratios[c])
@@ -250,6 +290,13 @@ def audit_on_off(on: _Daemon, off: _Daemon, echo: _Upstream, n: int, rounds: int
               f"{statistics.median(rps[('off', c)]):6.0f}; on/off per round: median {statistics.median(ordered):.3f}"
               f" (middle half {ordered[len(ordered) // 4]:.3f}-{ordered[(3 * len(ordered)) // 4]:.3f}); "
               f"proxy CPU/request on {c_on:4.0f} µs, off {c_off:4.0f} µs ({(c_on / c_off - 1) * 100:+.1f}%)")
+    if not extra:
+        c_off = cpu[("off", 1)] / count[("off", 1)] * 1e6
+        redact_us = _redaction_costs()
+        print(f"  the redaction's own work, measured in this process: {redact_us:.2f} µs per request "
+              f"(Accept-Encoding, codings, one redactor pass over header values and body) = "
+              f"{redact_us / c_off * 100:.1f}% of the proxy's CPU per request at c=1")
+        return sent_on
     hook_us, render_us = _audit_costs()
     c_off = cpu[("off", 1)] / count[("off", 1)] * 1e6
     print(f"  the audit's own work, measured in this process: {hook_us:.2f} µs on the request path + "
@@ -271,6 +318,8 @@ def main() -> int:
         daemons.append(on)
         off = _Daemon(sig, echo, {"SIG_PROXY_AUDIT": "off"})
         daemons.append(off)
+        plain = _Daemon(sig, echo, {"SIG_PROXY_AUDIT": "off"}, redact="--control" in sys.argv)
+        daemons.append(plain)
         direct_ctx = ssl.create_default_context(cafile=echo.ca_path)
         first_direct = run(1, echo.port, direct_ctx, None)[0]  # a new connection, full TLS handshake
         first = run(1, echo.port, on.ctx, on.proxy())[0]
@@ -296,6 +345,8 @@ def main() -> int:
               f"(first contact adds {(first - first_direct) * 1000:.1f} ms)")
 
         sent_on += audit_on_off(on, off, echo, n, rounds)
+        run(52 + n + 2 + n * rounds * 2, echo.port, plain.ctx, plain.proxy())  # the same history as `off`
+        audit_on_off(off, plain, echo, n, rounds, "response redaction (redactResponses)", extra=False)
         deadline = time.monotonic() + 5
         while on.audit_lines() < sent_on and time.monotonic() < deadline:
             time.sleep(0.05)

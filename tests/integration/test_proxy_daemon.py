@@ -31,7 +31,8 @@ def test_curl_through_the_proxy(proxied: tuple[Sig, dict[str, str]], https_echo:
                          capture_output=True, text=True, timeout=60)
     assert out.returncode == 0, out.stderr
     seen = json.loads(out.stdout)
-    assert seen["headers"]["authorization"] == f"Bearer {TOKEN}"
+    assert seen["headers"]["authorization"] == "Bearer ****"  # the echo comes back redacted
+    assert https_echo.requests[-1]["headers"]["authorization"] == f"Bearer {TOKEN}"
     assert https_echo.requests[-1]["path"] == "/through-proxy"
 
 
@@ -248,13 +249,15 @@ def test_logout_and_new_login_take_effect_at_once(proxied: tuple[Sig, dict[str, 
         return code, body
 
     code, body = fetch()
-    assert code == "200" and json.loads(body)["headers"]["authorization"] == f"Bearer {TOKEN}"
+    assert code == "200" and json.loads(body)["headers"]["authorization"] == "Bearer ****"
+    assert https_echo.requests[-1]["headers"]["authorization"] == f"Bearer {TOKEN}"
     sig("logout", "echo", check=0)
     code, body = fetch()
     assert code == "502" and "CREDENTIAL_NOT_FOUND" in body and TOKEN not in body
     sig("login", "echo", "--token-stdin", input="tok-PROXY-NEWER-1234", check=0)
     code, body = fetch()
-    assert code == "200" and json.loads(body)["headers"]["authorization"] == "Bearer tok-PROXY-NEWER-1234"
+    assert code == "200" and json.loads(body)["headers"]["authorization"] == "Bearer ****"
+    assert https_echo.requests[-1]["headers"]["authorization"] == "Bearer tok-PROXY-NEWER-1234"
 
 
 def test_proxy_on_error_passthrough(proxied: tuple[Sig, dict[str, str]], https_echo: ServerHandle) -> None:

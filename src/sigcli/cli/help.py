@@ -326,12 +326,14 @@ Usage: sig proxy start [--port N] [--no-auth] [--foreground] | stop | status [--
        | env [--format json]
        sig proxy --port N          (the same as `sig proxy start --port N`)
 
-A local proxy on 127.0.0.1 that adds credentials to requests in flight; programs never see them.
+A local proxy on 127.0.0.1 that adds credentials to requests in flight; programs never see them,
+and answers that echo them come back with `****` (a provider's redactResponses: false turns it off).
   start     start the daemon (default port 7891, 0 = any free port); returns when it is ready
     --foreground  serve in this process instead (logs on stderr) until Ctrl-C or SIGTERM
   stop      stop it;  status: running? port, providers, watch list, remotes
   trust     print the CA certificate path and how to trust it system-wide
-  env       export lines for clients: HTTP(S)_PROXY with your proxy token, CA bundle variables
+  env       export lines for clients: HTTP(S)_PROXY with your proxy token, CA bundle variables,
+            NO_PROXY = yours + localhost,127.0.0.1,::1 (less entries covering a provider's hosts)
   --no-auth serve without the per-user proxy token (any local program could use your credentials)
 """,
     "remote": """\

@@ -22,7 +22,7 @@ PROVIDER_KEYS = {
     "networkProxy", "loginMode", "loginUrlPatterns", "oauth2", "url", "requiredCookies", "cookiePaths",
     "forceVisible", "waitUntil", "proxy", "headerName", "headerPrefix", "allowHttp", "caFile", "setupInstructions",
     "ports", "tokenUrl", "clientId", "clientSecret", "scopes", "proxyOnError", "env",
-    "userinfoUrl",
+    "userinfoUrl", "redactResponses",
 }
 OAUTH2_KEYS = {
     "tokenUrl", "scopes", "clientId", "clientSecret", "grant", "authUrl", "deviceUrl", "audience",
@@ -286,7 +286,7 @@ def _provider(pid: str, entry: Any, report: _Report, pline: int | None) -> dict[
             report.error(f'Provider "{pid}": ports must be a list of port numbers', _line(entry, "ports"))
         else:
             out["ports"] = [int(p) for p in ports]
-    for key in ("forceVisible", "allowHttp"):
+    for key in ("forceVisible", "allowHttp", "redactResponses"):
         if key in entry:
             if not isinstance(entry[key], bool):
                 report.error(f'Provider "{pid}": {key} must be true or false', _line(entry, key))

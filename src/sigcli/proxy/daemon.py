@@ -12,6 +12,10 @@ from ..config import paths
 from ..core.errors import ErrorCode, SigError
 from ..core.jsonio import dumps, loads
 
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from collections.abc import Iterable, Mapping
+
 DEFAULT_PORT = 7891
 
 
@@ -107,13 +111,16 @@ def start(port: int, no_auth: bool, timeout: float = 15.0) -> tuple[dict[str, in
     import time
 
     from ..store.files import ensure_dir
+    from .ports import check_free
 
     running = read_state()
     if running is not None:
         return running, False
+    check_free(port)  # a taken port is named (with who holds it) before a daemon is even started
     ensure_dir(folder())
     token(create=True)
     log = os.open(log_path(), os.O_WRONLY | os.O_CREAT | os.O_APPEND | os.O_NOFOLLOW, 0o600)
+    log_start = os.fstat(log).st_size
     argv = [sys.executable, "-m", "sigcli", "proxy", "serve", "--port", str(port)]
     if no_auth:
         argv.append("--no-auth")
@@ -132,14 +139,30 @@ def start(port: int, no_auth: bool, timeout: float = 15.0) -> tuple[dict[str, in
         time.sleep(0.05)
     if proc.poll() is None:
         proc.terminate()
-    tail = ""
+    raise _start_failure(log_start, port)
+
+
+def _start_failure(log_start: int, port: int) -> SigError:
+    """The daemon's own `Error:`/`Hint:` lines of this start (written to its log), as the error."""
     try:
-        with open(log_path(), encoding="utf-8", errors="replace") as fh:
-            tail = fh.read()[-600:].strip().splitlines()[-1:]  # type: ignore[assignment]
+        with open(log_path(), "rb") as fh:
+            fh.seek(log_start)
+            lines = fh.read(64 * 1024).decode("utf-8", "replace").splitlines()
     except OSError:
-        pass
-    raise SigError(ErrorCode.GENERAL_ERROR, "the proxy did not start" + (f": {tail[0]}" if tail else ""),
-                   f"see {log_path()}; if port {port} is taken, use --port N (0 picks a free one)")
+        lines = []
+    message = hint = ""
+    for line in lines:
+        if line.startswith("Error: "):
+            message, hint = line[len("Error: "):], ""
+        elif line.startswith("Hint: ") and message:
+            hint = line[len("Hint: "):]
+    if not message:
+        tail = [line for line in lines if line.strip()][-1:]
+        message = tail[0] if tail else "it exited without saying why"
+    where = f"the proxy's log: {log_path()}"
+    return SigError(ErrorCode.GENERAL_ERROR, f"the proxy did not start: {message}",
+                    f"{hint}; see {where}" if hint else f"see {where}; if port {port} is taken, use --port N "
+                    "(0 picks a free one)")
 
 
 def stop(timeout: float = 10.0) -> int | None:
@@ -192,9 +215,15 @@ def bundle_path() -> str:
     return path
 
 
-def client_env(state: dict[str, int]) -> dict[str, str]:
-    """What a client needs to use the proxy: proxy URL (with the per-user token) and CA settings. No secret
-    of any provider is in here; the token only lets this user's programs use the proxy."""
+def client_env(state: dict[str, int], environ: Mapping[str, str] | None = None,
+               domains: Iterable[str] = ()) -> tuple[dict[str, str], list[str]]:
+    """(what a client needs to use the proxy, the user's NO_PROXY entries left out): proxy URL (with the
+    per-user token), CA settings, and NO_PROXY extended (the user's entries from `environ` kept, loopback
+    added; entries covering a provider's `domains` left out, or those hosts would get no credentials).
+    No secret of any provider is in here; the token only lets this user's programs use the proxy."""
+    from .noproxy import no_proxy
+
+    bypass, dropped = no_proxy(os.environ if environ is None else environ, domains)
     secret = token()
     auth = f"sig:{secret}@" if secret else ""
     url = f"http://{auth}127.0.0.1:{state['port']}"
@@ -202,7 +231,7 @@ def client_env(state: dict[str, int]) -> dict[str, str]:
     ca = os.path.join(folder(), "ca.crt")
     return {
         "HTTP_PROXY": url, "HTTPS_PROXY": url, "http_proxy": url, "https_proxy": url,
-        "NO_PROXY": "", "no_proxy": "",
+        "NO_PROXY": bypass, "no_proxy": bypass,
         "SSL_CERT_FILE": bundle, "REQUESTS_CA_BUNDLE": bundle, "CURL_CA_BUNDLE": bundle, "GIT_SSL_CAINFO": bundle,
         "NODE_EXTRA_CA_CERTS": ca, "NODE_USE_ENV_PROXY": "1",
-    }
+    }, dropped

@@ -21,7 +21,7 @@ if TYPE_CHECKING:
 
 
 class Additions:
-    __slots__ = ("body", "cafiles", "headers", "passthrough_on_error", "providers", "query", "secrets")
+    __slots__ = ("body", "cafiles", "headers", "passthrough_on_error", "providers", "query", "redact", "secrets")
 
     def __init__(self) -> None:
         self.headers: dict[str, str] = {}
@@ -30,6 +30,9 @@ class Additions:
         self.cafiles: list[str] = []
         self.providers: list[str] = []
         self.secrets: list[str] = []
+        # The forms of `secrets` as bytes, longest first: what the proxy masks in responses to requests
+        # it injected into (providers with `redactResponses: false` add none).
+        self.redact: tuple[bytes, ...] = ()
         self.passthrough_on_error = False
 
     def __repr__(self) -> str:
@@ -187,5 +190,10 @@ class ConfigPolicy:
             if provider.get("caFile"):
                 out.cafiles.append(str(provider.get("caFile")))
             out.providers.append(provider.id)
-            out.secrets += secret_forms(values)
+            if provider.get("redactResponses") is not False:
+                # Only the secrets that go into this request: an upstream can echo what it received,
+                # and other providers' secrets never travel to it through the proxy.
+                out.secrets += secret_forms(values)
+        forms = {f.encode("utf-8", "surrogatepass") for f in out.secrets}
+        out.redact = tuple(sorted(forms, key=lambda f: (-len(f), f)))
         return (out if out.providers else None), until

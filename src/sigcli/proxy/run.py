@@ -100,7 +100,12 @@ def serve(port: int, no_auth: bool = False, verbose: bool = False) -> int:
                                    daemon=True, name="watch")
 
     async def main() -> None:
-        bound = await server.start()
+        try:
+            bound = await server.start()
+        except OSError as exc:  # a taken port (EADDRINUSE), a privileged one: named, with the fix
+            from .ports import bind_error
+
+            raise bind_error(port, exc) from None
         daemon.write_state(bound)
         _log(f"proxy listening on 127.0.0.1:{bound} (pid {os.getpid()}, auth {'off' if no_auth else 'on'})")
         loop_thread.start()

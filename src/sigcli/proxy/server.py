@@ -39,7 +39,7 @@ import h11
 
 from ..core.errors import SigError
 from ..core.hosts import canonical_host
-from . import fast, h1
+from . import fast, h1, redaction
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -55,6 +55,15 @@ MAX_RESPONSE_HEAD = 256 * 1024
 FAST_BODY_MAX = 1024 * 1024  # fast-path request bodies are buffered whole; larger ones stream through h11
 IDLE_UPSTREAMS_PER_CLIENT = 4
 HALF_CLOSE_GRACE = 30.0
+# Closing a client connection: the proxy stops sending, then reads and drops what the client still sends
+# for up to this long (and this much), so an error answer is not wiped out by the RST a close with
+# unread input makes the kernel send (a client sending a huge or broken request would get no answer).
+# A redacted answer is held whole (exact Content-Length) only while its bytes keep coming: when the
+# upstream pauses longer than this, what is held leaves and the rest streams (a server-sent event
+# stream or a slow download is not held back until it ends).
+HOLD_GRACE = 0.02
+LINGER_SECONDS = 2.0
+LINGER_BYTES = 1024 * 1024
 _IDEMPOTENT = frozenset((b"GET", b"HEAD", b"OPTIONS", b"PUT", b"DELETE", b"TRACE"))
 _CONNECT_OK = b"HTTP/1.1 200 Connection established\r\n\r\n"  # what h11 writes for that Response
 
@@ -83,13 +92,15 @@ class Policy(Protocol):
 
 
 class _Gone(Exception):
-    """One side of an exchange failed: "client" or "upstream"; `timeout` when it went silent."""
+    """One side of an exchange failed: "client" or "upstream"; `timeout` when it went silent, `malformed`
+    when what it sent is not valid HTTP/1.1 (a bad chunk, a short body...)."""
 
-    def __init__(self, side: str, why: str, *, timeout: bool = False) -> None:
+    def __init__(self, side: str, why: str, *, timeout: bool = False, malformed: bool = False) -> None:
         super().__init__(why)
         self.side = side
         self.why = why
         self.timeout = timeout
+        self.malformed = malformed
 
 
 class _UpstreamFailed(Exception):
@@ -109,6 +120,11 @@ def _protocol_error(exc: h11.RemoteProtocolError) -> str:
     if text.startswith(("peer closed connection", "Receive buffer too long")):
         return text.replace("Receive buffer too long", "head too large")
     return "sent malformed HTTP"
+
+
+def _where_host(where: str) -> str:
+    """host[:port] of a log target `scheme://host[:port]/path`."""
+    return where.partition("://")[2].partition("/")[0]
 
 
 def _nodelay(sock: socket.socket) -> None:
@@ -155,6 +171,12 @@ class _TCPStream:
     def splice_mode(self) -> None:
         return None  # a plain socket can be read and written from two threads
 
+    def readable(self, timeout: float) -> bool:
+        """Whether a read would not wait, waiting up to `timeout` for that."""
+        poller = select.poll()
+        poller.register(self.sock.fileno(), select.POLLIN)
+        return bool(poller.poll(int(timeout * 1000)))
+
     def stale(self) -> bool:
         """An idle keep-alive connection has nothing to read: anything readable (EOF, an alert, stray
         bytes) means it cannot carry another request."""
@@ -170,6 +192,25 @@ class _TCPStream:
     def close(self) -> None:
         with contextlib.suppress(OSError):
             self.sock.close()
+
+    def linger_close(self) -> None:
+        """Close after a lingering read (see LINGER_SECONDS): a client that already closed costs one
+        read; one still sending gets its bytes read and dropped, then the close. Raw TCP underneath TLS
+        too (the proxy has sent its close_notify already)."""
+        with contextlib.suppress(OSError, ValueError):
+            socket.socket.shutdown(self.sock, socket.SHUT_WR)
+            deadline = time.monotonic() + LINGER_SECONDS
+            drained = 0
+            while drained < LINGER_BYTES:
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    break
+                self.sock.settimeout(left)
+                data = socket.socket.recv(self.sock, READ_SIZE)
+                if not data:
+                    break
+                drained += len(data)
+        self.close()
 
     def shutdown(self) -> None:
         """Wake a thread blocked on this socket (server close). The plain socket method, also when the
@@ -265,11 +306,14 @@ class _SSLStream:
         return None  # no half-close over TLS: the splice closes both sides instead
 
     def stale(self) -> bool:
+        return self.readable(0)
+
+    def readable(self, timeout: float) -> bool:
         if self.sock.pending():
             return True
         poller = select.poll()
         poller.register(self.sock.fileno(), select.POLLIN)
-        return bool(poller.poll(0))
+        return bool(poller.poll(int(timeout * 1000)))
 
     def close(self) -> None:
         self._raw.close()
@@ -408,6 +452,9 @@ class _TLSStream:
     def stale(self) -> bool:
         return bool(self._in.pending) or self._raw.stale()
 
+    def readable(self, timeout: float) -> bool:
+        return bool(self._in.pending) or self._raw.readable(timeout)
+
     def close(self) -> None:
         self._raw.close()
 
@@ -437,7 +484,7 @@ class _Peer:
     """`buf` holds bytes received and not yet used. `conn` is None on the fast path; while h11 handles an
     exchange it is a fresh h11 connection holding those bytes, handed back by release()."""
 
-    __slots__ = ("buf", "conn", "head", "max_head", "role", "side", "stream")
+    __slots__ = ("buf", "conn", "detector", "head", "max_head", "role", "side", "stream")
 
     def __init__(self, stream: _Stream, role: Any, max_head: int, side: str) -> None:
         self.stream = stream
@@ -447,6 +494,7 @@ class _Peer:
         self.buf = b""
         self.conn: h11.Connection | None = None
         self.head = b""  # the raw head of the request on the fast path (to prime h11 for an error reply)
+        self.detector: redaction.Detector | None = None  # a client's: finds secrets in its answers
 
     # -- raw bytes (fast path) --
 
@@ -466,8 +514,8 @@ class _Peer:
     def take(self, n: int, timeout: float) -> bytes:
         """Exactly n bytes (a fast-path body)."""
         while len(self.buf) < n:
-            if not self.fill(timeout):
-                raise _Gone(self.side, "closed mid-body")
+            if not self.fill(timeout):  # an incomplete message: its side may still read the answer
+                raise _Gone(self.side, "closed mid-body", malformed=True)
         data, self.buf = self.buf[:n], self.buf[n:]
         return data
 
@@ -494,7 +542,7 @@ class _Peer:
             try:
                 event = conn.next_event()
             except h11.RemoteProtocolError as exc:
-                raise _Gone(self.side, _protocol_error(exc)) from None
+                raise _Gone(self.side, _protocol_error(exc), malformed=True) from None
             if event is not h11.NEED_DATA:
                 return event
             try:
@@ -510,7 +558,7 @@ class _Peer:
         try:
             return self.h11().next_event()
         except h11.RemoteProtocolError as exc:
-            raise _Gone(self.side, _protocol_error(exc)) from None
+            raise _Gone(self.side, _protocol_error(exc), malformed=True) from None
 
     def encode(self, *events: Any) -> list[bytes]:
         """h11 events → bytes to write (h11.LocalProtocolError propagates: the caller built something
@@ -845,7 +893,10 @@ class ProxyServer:
                 self.stats["active"] -= 1
                 self._streams.discard(stream)
                 self._threads.discard(threading.current_thread())
-            stream.close()
+            if self._closing:
+                stream.close()
+            else:
+                stream.linger_close()
 
     def _read_request(self, client: _Peer, first_wait: float) -> fast.RequestHead | h11.Request | None:
         """The next request head, or None (connection over; any error answer already sent).
@@ -1166,6 +1217,13 @@ class ProxyServer:
         default_port = 443 if scheme == "https" else 80
         host_value = h1.authority(host, port, default_port)
         where = f"{scheme}://{host_value.decode('ascii')}{h1.loggable_path(target)}"
+        if not isinstance(req, fast.RequestHead) and h1.get_header(req.headers, b"transfer-encoding") is not None \
+                and h1.get_header(req.headers, b"content-length") is not None:
+            # RFC 9112 §6.3: a sign of request smuggling; refused before anything is added or sent
+            self._log(f"{method} {where} -> 400 (both Content-Length and Transfer-Encoding)")
+            self._reply(client, 400, "sig proxy: a request may not have both Content-Length and "
+                        "Transfer-Encoding")
+            return False
         additions = self._additions(client, method, where, scheme, host, port)
         if additions is None:
             return False
@@ -1196,9 +1254,9 @@ class ProxyServer:
         # 2. the body (at most FAST_BODY_MAX, see _read_request), with sig's fields when it takes them
         try:
             raw_body = client.take(req.length, self._idle_timeout) if req.length else b""
-        except _Gone:
+        except _Gone as gone:
             self._drop(upstream.stream)
-            return False
+            return self._client_gone(client, gone, method, where)
         body = raw_body
         kind = h1.body_kind(req.headers) if add_body else None
         if kind is not None:
@@ -1208,6 +1266,9 @@ class ProxyServer:
         framing = ("length", len(body)) if has_length else ("none", 0)
         headers = h1.upstream_request_headers(req.headers, host_value=host_value, add=add_headers,
                                               framing=framing, upgrade=False)
+        forms = self._forms(additions) if injected else ()
+        if forms:  # ask only for codings sig can decode to check the answer
+            headers = redaction.limit_accept_encoding(headers)
         if not all(fast.valid_header(n, v) for n, v in headers if n in self._added_names(add_headers)):
             # an injected value that is no valid header (CR/LF...): it is never sent
             self._drop(upstream.stream)
@@ -1246,17 +1307,38 @@ class ProxyServer:
         if injected:
             self._count("injected")
         verdict = "yes" if injected else "no"
+        if forms and isinstance(resp, fast.ResponseHead):
+            try:
+                whole = self._fast_redacted(client, upstream, resp, forms)
+            except _Gone as gone:
+                self._drop(upstream.stream)
+                return self._upstream_gone(client, gone, method, where, host_value, done)
+            except redaction.CannotInspect as exc:
+                return self._uninspectable(client, upstream, exc, method, where, host, done, resp.status_code)
+            if whole is not None:
+                message, masked = whole
+                self._log(f"{method} {where} -> {resp.status_code} injected={verdict}{masked}")
+                if done is not None:
+                    done(resp.status_code)
+                try:
+                    client.write(message)
+                except _Gone:
+                    self._drop(upstream.stream)
+                    return False
+                pool.put(key, upstream)
+                return True
+            resp = fast.FALLBACK  # too big to hold: h11 streams it through the redactor
         if not isinstance(resp, fast.ResponseHead):
             # 1xx, HEAD, chunked, close-delimited, odd: h11 takes over, primed to where we are
             try:
                 self._to_h11(client, upstream, req, raw_body, up_target, headers, body)
-                response = self._response_head(client, upstream)
+                response = self._response_head(client, upstream, forms)
             except (_Gone, h11.ProtocolError) as gone:
                 self._drop(upstream.stream)
                 if not isinstance(gone, _Gone) or gone.side == "client":
                     return False
                 return self._upstream_gone(client, gone, method, where, host_value, done)
-            return self._relay(client, upstream, response, method, where, verdict, key, pool, done)
+            return self._relay(client, upstream, response, method, where, verdict, key, pool, done, forms)
 
         # 4. the response: head plus what body arrived in one write, then the rest as it comes
         self._log(f"{method} {where} -> {resp.status_code} injected={verdict}")
@@ -1293,6 +1375,67 @@ class ProxyServer:
         # 5. keep-alive on both sides (the fast path took no Connection: close on either)
         pool.put(key, upstream)
         return True
+
+    @staticmethod
+    def _forms(additions: Any) -> tuple[bytes, ...]:
+        """The secret forms to mask in the response to a request these additions went into."""
+        return tuple(getattr(additions, "redact", None) or ())
+
+    def _fast_redacted(self, client: _Peer, upstream: _Peer, resp: fast.ResponseHead, forms: tuple[bytes, ...]
+                       ) -> tuple[bytes, str] | None:
+        """A fast-path response held whole (body up to redaction.BUFFER_MAX): (the client's message,
+        a note for the log when something was masked). The upstream's bytes are consumed only then;
+        None leaves them for h11 to stream (too big, or an encoding sig must refuse there)."""
+        codings = redaction.content_codings(resp.headers)
+        if resp.length > redaction.BUFFER_MAX or redaction.undecodable(codings) is not None:
+            return None
+        end = resp.size + resp.length
+        while len(upstream.buf) < end:
+            if not upstream.stream.readable(HOLD_GRACE):
+                return None  # the upstream paused: h11 streams the rest (nothing was consumed)
+            if not upstream.fill(self._upstream_timeout):
+                raise _Gone("upstream", "closed mid-body")
+        body = upstream.buf[resp.size:end]
+        headers = h1.downstream_response_headers(resp.headers)
+        if client.detector is None:
+            client.detector = redaction.Detector()
+        if not codings and not client.detector.found(forms, headers, body):  # the usual case: one pass
+            upstream.buf = upstream.buf[end:]
+            return fast.response_bytes(resp.status_code, resp.reason, headers) + body, ""
+        got = redaction.whole(forms, codings, body)
+        if got is None:
+            return None
+        out, changed = got
+        headers, headers_changed = redaction.redact_headers(forms, headers)
+        upstream.buf = upstream.buf[end:]
+        if not changed:  # the body as it came (still compressed), with its own Content-Length
+            note = " (masked in headers)" if headers_changed else ""
+            return fast.response_bytes(resp.status_code, resp.reason, headers) + body, note
+        return (fast.response_bytes(resp.status_code, resp.reason, self._reframed(headers, codings, len(out)))
+                + out, " (masked in the body" + (" and headers)" if headers_changed else ")"))
+
+    @staticmethod
+    def _reframed(headers: h1.Headers, codings: list[bytes], length: int | None) -> h1.Headers:
+        """Headers for a body sig changed: decoded (Content-Encoding gone when it had one), its new length
+        (None: no Content-Length, h11 frames it: chunked for HTTP/1.1 clients, close for 1.0)."""
+        drop = {b"content-length"} | ({b"content-encoding"} if codings else set())
+        out = [(n, v) for n, v in headers if n not in drop]
+        if length is not None:
+            out.append((b"content-length", str(length).encode("ascii")))
+        return out
+
+    def _uninspectable(self, client: _Peer, upstream: _Peer, exc: redaction.CannotInspect, method: str,
+                       where: str, host: str, done: Callable[[int], None] | None, status: int) -> bool:
+        """An answer sig cannot check for the secrets it injected: never passed on (nothing was written
+        to the client yet)."""
+        self._drop(upstream.stream)
+        self._log(f"{method} {where} -> 502 (upstream answered {status}; cannot check it for secrets: {exc})")
+        if done is not None:
+            done(502)
+        self._reply(client, 502, f"sig proxy: the answer of {host} could not be checked for the credentials "
+                    f"sig added ({exc}), so it was not passed on; set redactResponses: false on the "
+                    "provider to pass its answers through unchecked")
+        return False
 
     def _to_h11(self, client: _Peer, upstream: _Peer, req: fast.RequestHead, raw_body: bytes,
                 up_target: bytes, headers: h1.Headers, body: bytes) -> None:
@@ -1358,15 +1501,18 @@ class ProxyServer:
                     injected = injected or added
                 if body or kind is not None or framing[0] == "length":
                     framing = ("length", len(body))
-        except _Gone:
+        except _Gone as gone:
             self._drop(upstream.stream)
-            return False
+            return self._client_gone(client, gone, method, where)
 
+        forms = self._forms(additions) if injected else ()
         try:
-            upstream_req = h11.Request(
-                method=req.method, target=h1.with_query(target, add_query),
-                headers=h1.upstream_request_headers(req.headers, host_value=host_value, add=add_headers,
-                                                    framing=framing, upgrade=upgrade))
+            up_headers = h1.upstream_request_headers(req.headers, host_value=host_value, add=add_headers,
+                                                     framing=framing, upgrade=upgrade)
+            if forms:
+                up_headers = redaction.limit_accept_encoding(up_headers)
+            upstream_req = h11.Request(method=req.method, target=h1.with_query(target, add_query),
+                                       headers=up_headers)
         except h11.LocalProtocolError:  # an injected value h11 refuses (CR/LF...): it is never sent
             self._drop(upstream.stream)
             return self._invalid_injection(client, method, where, host)
@@ -1385,13 +1531,12 @@ class ProxyServer:
                     except _Gone as gone:
                         if gone.side == "client":
                             raise
-                response = self._response_head(client, upstream)
+                response = self._response_head(client, upstream, forms)
                 break
             except _Gone as gone:
                 self._drop(upstream.stream)
                 if gone.side == "client":
-                    self._log(f"{method} {where}: client went away ({gone.why})")
-                    return False
+                    return self._client_gone(client, gone, method, where)
                 if attempt == 0 and reused and body is not None and not gone.timeout \
                         and req.method in _IDEMPOTENT:
                     got = self._upstream(client, pool, key, method, where)
@@ -1410,7 +1555,7 @@ class ProxyServer:
         if injected:
             self._count("injected")
         return self._relay(client, upstream, response, method, where, "yes" if injected else "no", key, pool,
-                           done)
+                           done, forms)
 
     def _upstream(self, client: _Peer, pool: _Pool, key: tuple[Any, ...], method: str,
                   where: str) -> tuple[_Peer, bool] | None:
@@ -1421,6 +1566,17 @@ class ProxyServer:
             self._log(f"{method} {where} -> {exc.status} injected=no ({exc.why})")
             self._reply(client, exc.status, f"sig proxy: {exc.why}")
             return None
+
+    def _client_gone(self, client: _Peer, gone: _Gone, method: str, where: str) -> bool:
+        """The client's request body failed: a malformed one gets 400 (the upstream, which may have had
+        the head, saw its connection closed mid-request, so it acts on nothing); a client that left or
+        went silent gets nothing."""
+        if gone.malformed:
+            self._log(f"{method} {where} -> 400 (malformed request body: {gone.why})")
+            self._reply(client, 400, "sig proxy: malformed request body")
+        else:
+            self._log(f"{method} {where}: client went away ({gone.why})")
+        return False
 
     def _upstream_gone(self, client: _Peer, gone: _Gone, method: str, where: str, host_value: bytes,
                        done: Callable[[int], None] | None = None) -> bool:
@@ -1475,19 +1631,21 @@ class ProxyServer:
             else:
                 raise _Gone("client", f"unexpected {type(event).__name__}")
 
-    def _response_head(self, client: _Peer, upstream: _Peer) -> Any:
-        """The upstream's final response (or its 101); other 1xx are relayed, 100 is dropped (the proxy
-        already answered the client's Expect itself)."""
+    def _response_head(self, client: _Peer, upstream: _Peer, forms: tuple[bytes, ...] = ()) -> Any:
+        """The upstream's final response (or its 101); other 1xx are relayed (their headers redacted),
+        100 is dropped (the proxy already answered the client's Expect itself)."""
         while True:
             event = upstream.next_event(self._upstream_timeout)
             if isinstance(event, h11.InformationalResponse):
                 if event.status_code == 101:
                     return event
                 if event.status_code != 100:
+                    headers = h1.downstream_response_headers(event.headers)
+                    if forms:
+                        headers = redaction.redact_headers(forms, headers)[0]
                     with contextlib.suppress(h11.LocalProtocolError):
                         client.send(h11.InformationalResponse(
-                            status_code=event.status_code, reason=event.reason,
-                            headers=h1.downstream_response_headers(event.headers)))
+                            status_code=event.status_code, reason=event.reason, headers=headers))
                 continue
             if isinstance(event, h11.Response):
                 return event
@@ -1495,17 +1653,23 @@ class ProxyServer:
                         else f"unexpected {type(event).__name__}")
 
     def _relay(self, client: _Peer, upstream: _Peer, response: Any, method: str, where: str, verdict: str,
-               key: tuple[Any, ...], pool: _Pool, done: Callable[[int], None] | None = None) -> bool:
+               key: tuple[Any, ...], pool: _Pool, done: Callable[[int], None] | None = None,
+               forms: tuple[bytes, ...] = ()) -> bool:
         """The h11 side of a response (both peers in h11 mode): an upgrade, or head + streamed body."""
+        if forms and response.status_code != 101:
+            return self._relay_redacted(client, upstream, response, method, where, verdict, key, pool, done,
+                                        forms)
         if done is not None:
             done(response.status_code)
-        # 5a. WebSocket (or other) upgrade accepted: relay the 101, then splice bytes both ways
+        # 5a. WebSocket (or other) upgrade accepted: relay the 101, then splice bytes both ways. Its head
+        #     is redacted; what flows after it is not (frames would need rewriting: see README)
         if response.status_code == 101:
             self._log(f"{method} {where} -> 101 injected={verdict}")
+            headers = h1.downstream_response_headers(response.headers, upgrade=True)
+            if forms:
+                headers = redaction.redact_headers(forms, headers)[0]
             try:
-                client.send(h11.InformationalResponse(
-                    status_code=101, reason=response.reason,
-                    headers=h1.downstream_response_headers(response.headers, upgrade=True)))
+                client.send(h11.InformationalResponse(status_code=101, reason=response.reason, headers=headers))
             except (h11.LocalProtocolError, _Gone):
                 self._drop(upstream.stream)
                 return False
@@ -1555,7 +1719,131 @@ class ProxyServer:
                 self._log(f"{method} {where}: upstream {exc.why} mid-response; closing the client connection")
             return False
 
-        # 6. keep-alive on both sides; their next messages go back to the fast path
+        return self._next_cycle(client, upstream, key, pool)
+
+    def _relay_redacted(self, client: _Peer, upstream: _Peer, response: Any, method: str, where: str,
+                        verdict: str, key: tuple[Any, ...], pool: _Pool, done: Callable[[int], None] | None,
+                        forms: tuple[bytes, ...]) -> bool:
+        """_relay for a response to a request sig injected into: headers and body redacted.
+
+        A body up to redaction.BUFFER_MAX (as received and decoded) is held whole: the client gets it
+        with an exact Content-Length, as it came when nothing was masked. A bigger one streams: decoded,
+        redacted piece by piece, re-framed (chunked, or close-delimited for an HTTP/1.0 client)."""
+        status = response.status_code
+        headers, headers_changed = redaction.redact_headers(forms, h1.downstream_response_headers(response.headers))
+        bodyless = method == "HEAD" or status in (204, 304)
+        codings = redaction.content_codings(response.headers)
+        try:
+            flt = None if bodyless else redaction.BodyFilter(forms, codings)
+        except redaction.CannotInspect as exc:
+            return self._uninspectable(client, upstream, exc, method, where, _where_host(where), done, status)
+        if done is not None:
+            done(status)
+        note = " (masked in headers)" if headers_changed else ""
+        length = h1.get_header(response.headers, b"content-length")
+        holding = flt is not None and not (length is not None and length.isdigit()
+                                           and int(length) > redaction.BUFFER_MAX)
+        raw: list[bytes] = []
+        out: list[bytes] = []
+        size = [0, 0]  # raw, out
+        written = False
+
+        def head(frame_headers: h1.Headers) -> list[bytes]:
+            return client.encode(h11.Response(status_code=status, reason=response.reason, headers=frame_headers))
+
+        def stream(piece: bytes) -> None:
+            """Write a piece of the re-framed body (the head first)."""
+            nonlocal written
+            if not written:
+                client.write(head(self._reframed(headers, codings, None)))
+                written = True
+            if piece:
+                client.write(client.encode(h11.Data(data=piece)))
+
+        def let_go() -> None:
+            """Too big to hold: what is held leaves now, the rest streams."""
+            nonlocal holding, raw, out
+            holding = False
+            held, raw, out = b"".join(out), [], []
+            stream(held)
+
+        def emit(piece: bytes) -> None:
+            if not holding:
+                stream(piece)
+                return
+            out.append(piece)
+            size[1] += len(piece)
+            if size[1] > redaction.BUFFER_MAX:
+                let_go()
+
+        try:
+            if flt is None:
+                self._log(f"{method} {where} -> {status} injected={verdict}{note}")
+                client.write(head(headers))
+                written = True
+            while True:
+                event = upstream.poll()
+                if event is h11.NEED_DATA:
+                    if holding and not upstream.stream.readable(HOLD_GRACE):
+                        let_go()  # the upstream paused (an event stream, a slow one): stream from here
+                    event = upstream.next_event(self._upstream_timeout)
+                if isinstance(event, h11.Data):
+                    if flt is None:
+                        continue  # h11 yields none for a body-less response; nothing to pass on
+                    data = bytes(event.data)
+                    if holding:
+                        raw.append(data)
+                        size[0] += len(data)
+                    for piece in flt.feed(data):
+                        emit(piece)
+                    if holding and size[0] > redaction.BUFFER_MAX:
+                        let_go()
+                elif isinstance(event, h11.EndOfMessage):
+                    break
+                else:
+                    raise _Gone("upstream", f"unexpected {type(event).__name__}")
+            if flt is not None:
+                for piece in flt.finish():
+                    emit(piece)
+                if holding:
+                    body = b"".join(out)
+                    original = b"".join(raw)
+                    changed = flt.changed if flt.decoded else body != original
+                    if changed:
+                        note = " (masked in the body" + (" and headers)" if headers_changed else ")")
+                        message = head(self._reframed(headers, codings, len(body)))
+                    else:
+                        message, body = head(headers), original
+                    if body:
+                        message += client.encode(h11.Data(data=body))
+                    self._log(f"{method} {where} -> {status} injected={verdict}{note}")
+                    client.write(message + client.encode(h11.EndOfMessage()))
+                    written = True
+                    return self._next_cycle(client, upstream, key, pool)
+                stream(b"")
+                self._log(f"{method} {where} -> {status} injected={verdict} (streamed"
+                          + (", masked)" if flt.changed or headers_changed else ")"))
+            client.write(client.encode(h11.EndOfMessage()))
+        except redaction.CannotInspect as exc:
+            if not written:
+                return self._uninspectable(client, upstream, exc, method, where, _where_host(where), None, status)
+            self._drop(upstream.stream)
+            self._count("errors")
+            self._log(f"{method} {where}: cannot check the rest of the answer for secrets ({exc}); "
+                      "closing the client connection")
+            return False
+        except (_Gone, h11.LocalProtocolError) as exc:
+            self._drop(upstream.stream)
+            if isinstance(exc, _Gone) and exc.side == "upstream":
+                if not written:  # nothing of it reached the client yet: say what happened
+                    return self._upstream_gone(client, exc, method, where, _where_host(where).encode())
+                self._count("errors")
+                self._log(f"{method} {where}: upstream {exc.why} mid-response; closing the client connection")
+            return False
+        return self._next_cycle(client, upstream, key, pool)
+
+    def _next_cycle(self, client: _Peer, upstream: _Peer, key: tuple[Any, ...], pool: _Pool) -> bool:
+        """6. keep-alive on both sides; their next messages go back to the fast path."""
         up = upstream.conn
         assert up is not None
         if up.our_state is h11.DONE and up.their_state is h11.DONE:

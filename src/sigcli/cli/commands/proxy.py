@@ -101,7 +101,7 @@ def run(args: Args, app: App) -> int:
     # env
     if state is None:
         raise SigError(ErrorCode.GENERAL_ERROR, "the proxy is not running", "start it first: sig proxy start")
-    env = daemon.client_env(state)
+    env = client_env(app, state)
     if args.value("format") == "json":
         from ..output import to_json
 
@@ -109,6 +109,19 @@ def run(args: Args, app: App) -> int:
     else:
         app.out("\n".join(f"export {k}={_shell_quote(v)}" for k, v in env.items()))
     return 0
+
+
+def client_env(app: App, state: dict[str, int]) -> dict[str, str]:
+    """The proxy settings for a client (`proxy env`, `run --proxy`): the user's NO_PROXY is extended, and
+    an entry of it that covers a provider's host is left out, with a warning saying so."""
+    from ...proxy import daemon
+
+    domains = [d for p in app.config.providers.values() for d in p.domains]
+    env, dropped = daemon.client_env(state, os.environ, domains)
+    if dropped:
+        app.warn(f"NO_PROXY: left out {', '.join(dropped)}: they cover hosts of your providers, whose "
+                 "requests must go through the proxy to get credentials")
+    return env
 
 
 def _foreground(app: App, port: int, no_auth: bool) -> int:

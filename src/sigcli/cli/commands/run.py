@@ -206,7 +206,9 @@ def _run_through_proxy(args: Args, app: App) -> int:
         app.say("Note: with --proxy every configured provider is available through the proxy; "
                 "the provider names are not needed.")
     env = {k: v for k, v in os.environ.items() if not k.startswith("SIG_") or k in ("SIG_HOME",)}
-    env.update(daemon.client_env(state))
+    from .proxy import client_env
+
+    env.update(client_env(app, state))
     app.audit("run", "success", None, {"providers": [], "command": os.path.basename(argv[0]),
                                        "providerCount": 0, "proxy": True})
     from ...inject.child import run_child
