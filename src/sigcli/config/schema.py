@@ -46,6 +46,10 @@ MAX_TIMEOUT_MS = 2**31 - 1
 # The longest duration (ttl, watch interval, skew): 100 years. A later date is beyond what sig can print
 # (year 9999), and a duration of hundreds of digits is no duration at all.
 MAX_DURATION_MS = 100 * 365 * 86_400_000
+# An HTTP header name is a token (RFC 9110 §5.1); a header value holds no line break or NUL: either would
+# let a config line (or a credential value) start a header of its own, or break `get --format header`.
+_TOKEN_CHARS = frozenset("!#$%&'*+-.^_`|~0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ")
+_BREAKS = ("\r", "\n", "\x00")
 OAUTH2_STRINGS = ("tokenUrl", "clientId", "clientSecret", "grant", "authUrl", "deviceUrl", "audience",
                   "clientAuth", "userinfoUrl")
 
@@ -189,6 +193,12 @@ def _check_rules(
                 report.error(f"{where}.in must be one of: {', '.join(APPLY_IN)}", rline)
             if not _is_str(rule.get("name")):
                 report.error(f"{where}.name is required (string)", rline)
+            elif rule.get("in") == "header" and not set(rule["name"]) <= _TOKEN_CHARS:
+                report.error(f'{where}.name "{_shown(rule["name"])}" is not a header name (letters, digits and '
+                             "!#$%&'*+-.^_`|~, no spaces)", rline)
+            if rule.get("in") == "header" and isinstance(rule.get("value"), str) and \
+                    any(c in rule["value"] for c in _BREAKS):
+                report.error(f"{where}.value holds a line break or NUL, which no header value may", rline)
             action = rule.get("action", "set")
             if action not in APPLY_ACTIONS:
                 report.error(f"{where}.action must be one of: {', '.join(APPLY_ACTIONS)}", rline)
@@ -313,6 +323,11 @@ def _provider(key: Any, entry: Any, report: _Report, pline: int | None) -> dict[
                              _line(entry, key))
             else:
                 out[key] = str(entry[key])
+    if out.get("headerName") and not set(out["headerName"]) <= _TOKEN_CHARS:
+        report.error(f'Provider "{pid}": headerName "{_shown(out["headerName"])}" is not a header name',
+                     _line(entry, "headerName"))
+    if any(c in out.get("headerPrefix", "") for c in _BREAKS):
+        report.error(f'Provider "{pid}": headerPrefix holds a line break or NUL', _line(entry, "headerPrefix"))
     if "entryUrl" not in out and _is_str(seed_url):
         out["entryUrl"] = str(seed_url)
     if strategy_known and strategy in ("browser", "prompt") and not out.get("entryUrl"):
