@@ -133,8 +133,9 @@ class Credential:
     @classmethod
     def from_payload(cls, payload: dict[str, Any]) -> Credential:
         """The credential in a decrypted payload. ValueError when `values` or `oauth2` hold something other
-        than text (a nested list or map, true/false): SPEC §2 keeps `values` a flat string map, and such a
-        value has no single form to send. Numbers become their text, as the original's JS would."""
+        than text (a nested list or map, true/false, a NUL character): SPEC §2 keeps `values` a flat string
+        map, and such a value has no single form to send. Numbers become their text, as the original's JS
+        would."""
         raw_values = payload.get("values")
         if raw_values is None:
             raw_values = payload.get("credentials")  # v1 plaintext
@@ -165,5 +166,9 @@ def _secrets(raw: dict[str, Any], field: str) -> dict[str, Secret]:
         if isinstance(value, bool) or not isinstance(value, str | int | float):
             # Named by field only: the key could be anything, the value is a secret.
             raise ValueError(f"its {field} map holds a value that is not text")
-        out[str(key)] = Secret(value if isinstance(value, str) else str(value))
+        text = value if isinstance(value, str) else str(value)
+        if "\x00" in text or "\x00" in str(key):
+            # No environment variable, header or file format can carry a NUL (`sig login` refuses one).
+            raise ValueError(f"its {field} map holds a NUL character")
+        out[str(key)] = Secret(text)
     return out
