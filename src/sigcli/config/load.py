@@ -185,7 +185,8 @@ def _safe_yaml_classes() -> tuple[Any, Any]:
     Anchors and aliases (before anything is expanded): they let a 1 KB file stand for gigabytes once
     something walks it (the "billion laughs"), and every later command would pay for it. Nesting deeper
     than MAX_DEPTH. And a scalar that cannot be converted (an integer of thousands of digits: Python's
-    int() refuses it with a bare ValueError that would otherwise escape as an internal error)."""
+    int() refuses it with a bare ValueError that would otherwise escape as an internal error), or a key that
+    cannot be one (a list holding a mapping: TypeError, unhashable)."""
     global _CLASSES
     if _CLASSES is None:
         from ruamel.yaml.composer import Composer
@@ -219,9 +220,29 @@ def _safe_yaml_classes() -> tuple[Any, Any]:
                     mark = node.start_mark
                     reason = str(exc).split(":")[0][:120] or type(exc).__name__
                     raise _Refused(f"value:{reason}", mark.line + 1, mark.column + 1) from None
+                except (AttributeError, IndexError, KeyError, TypeError):
+                    # ruamel's own constructors fail this way on an explicit tag that does not fit its value
+                    # (`!!int ""`, `!!omap x`)
+                    mark = node.start_mark
+                    tag = str(getattr(node, "tag", "") or "")
+                    raise _Refused(f"value:{_shown_tag(tag)} does not fit this value", mark.line + 1,
+                                   mark.column + 1) from None
+
+            def check_mapping_key(self, node: Any, key_node: Any, mapping: Any, key: Any, value: Any) -> Any:
+                try:
+                    return super().check_mapping_key(node, key_node, mapping, key, value)
+                except TypeError:  # `[{a: 1}]: x`: a key holding a mapping cannot be hashed
+                    mark = key_node.start_mark
+                    raise _Refused("value:a list or mapping used as a key", mark.line + 1, mark.column + 1) \
+                        from None
 
         _CLASSES = (SafeComposer, SafeConstructor)
     return _CLASSES
+
+
+def _shown_tag(tag: str) -> str:
+    short = tag.replace("tag:yaml.org,2002:", "!!")
+    return f"the tag {short[:40]}" if short else "its type"
 
 
 def _whole_characters(value: str, mark: Any) -> str:

@@ -6,6 +6,7 @@ Pure: takes the mapping YAML gave (ruamel's, which knows line numbers, or a plai
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 from ..core.duration import parse_duration_ms
@@ -122,7 +123,8 @@ def _plain(value: Any) -> Any:
     if isinstance(value, int):
         return int(value)
     if isinstance(value, float):
-        return float(value)
+        # .inf/.nan under a key sig does not check: kept as text, since the model must stay JSON (cache, output)
+        return float(value) if math.isfinite(value) else str(value)
     return str(value)
 
 
