@@ -538,11 +538,19 @@ def read_state(user_data_dir: str) -> dict[str, Any] | None:
         return None
     try:
         state = json.loads(raw)
-    except ValueError:
+    except (ValueError, RecursionError):  # RecursionError: thousands of nested brackets
         return None
-    if not isinstance(state, dict) or not isinstance(state.get("pid"), int):
+    # The pids are signalled later: only numbers that name one process (a bool is an int to Python, and
+    # a pid beyond 2**31-1 made os.kill raise OverflowError).
+    if not isinstance(state, dict) or not _one_pid(state.get("pid")):
+        return None
+    if "relayPid" in state and not _one_pid(state["relayPid"]):
         return None
     return state
+
+
+def _one_pid(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and 1 < value < 2**31
 
 
 def write_state(user_data_dir: str, state: dict[str, Any]) -> None:

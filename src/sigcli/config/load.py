@@ -18,7 +18,7 @@ TYPE_CHECKING = False
 if TYPE_CHECKING:
     from typing import Any
 
-CACHE_VERSION = 4  # 4: files with YAML anchors/aliases no longer load
+CACHE_VERSION = 5  # 4: files with YAML anchors/aliases no longer load; 5: stricter types (NUL in paths, NaN, …)
 
 
 class Config:
@@ -126,9 +126,30 @@ def _read_cache(path: str, key: list[int]) -> Config | None:
         or cached.get("v") != CACHE_VERSION
         or cached.get("path") != path
         or cached.get("key") != key
+        or not _cache_shape_ok(cached)
     ):
         return None
-    return Config(cached["config"], path, cached.get("warnings") or [])
+    return Config(cached["config"], path, cached["warnings"])
+
+
+def _cache_shape_ok(cached: dict[str, Any]) -> bool:
+    """The cache's outline is what `_write_cache` writes (sections are mappings, each provider a mapping
+    with its own id, warnings text). sig writes it atomically, so anything else is a damaged or foreign
+    file: parsing config.yaml again costs a few milliseconds, a crash on a malformed model costs more.
+    The values inside were validated when the cache was written and are not checked again here (that
+    would put the schema's imports on every command's start-up)."""
+    data = cached.get("config")
+    warnings = cached.get("warnings")
+    if not isinstance(data, dict) or not isinstance(warnings, list) or \
+            not all(isinstance(w, str) for w in warnings):
+        return False
+    if not all(isinstance(data.get(k), dict) for k in ("browser", "storage", "remotes", "watch", "providers")):
+        return False
+    if data.get("mode") not in ("browser", "browserless"):
+        return False
+    providers = data["providers"]
+    return all(isinstance(p, dict) and p.get("id") == pid and isinstance(p.get("domains", []), list)
+               for pid, p in providers.items())
 
 
 def _write_cache(path: str, key: list[int], config: Config) -> None:
@@ -160,57 +181,135 @@ def missing_config_error(path: str) -> SigError:
     )
 
 
-class _AnchorFound(Exception):
-    """An anchor (&name) or alias (*name) in a file sig reads; carries where it is."""
-
-    def __init__(self, kind: str, line: int, column: int) -> None:
-        super().__init__(kind)
-        self.kind, self.line, self.column = kind, line, column
+# Nesting deeper than this is refused while parsing. A real config nests about seven levels (providers →
+# id → proxy → inject → rule → field); a few thousand brackets would otherwise exhaust Python's stack in the
+# recursive YAML composer (RecursionError) and, past it, in everything that walks the result.
+MAX_DEPTH = 64
 
 
-_COMPOSER: Any = None
+class _Refused(Exception):
+    """Something sig refuses while parsing one of its files (an alias, nesting too deep, a value that cannot
+    be read), and where it is (1-based line and column)."""
+
+    def __init__(self, what: str, line: int, column: int) -> None:
+        super().__init__(what)
+        self.what, self.line, self.column = what, line, column
 
 
-def _no_alias_composer() -> Any:
-    """ruamel's composer, refusing anchors and aliases as it meets them (before anything is expanded).
+_CLASSES: Any = None
 
-    Aliases let a 1 KB file stand for gigabytes once something walks it (the "billion laughs"): every
-    later command would pay for it. A config has no need for them, so they are refused outright."""
-    global _COMPOSER
-    if _COMPOSER is None:
+
+def _safe_yaml_classes() -> tuple[Any, Any]:
+    """ruamel's round-trip composer and constructor, refusing what a config never needs as they meet it.
+
+    Anchors and aliases (before anything is expanded): they let a 1 KB file stand for gigabytes once
+    something walks it (the "billion laughs"), and every later command would pay for it. Nesting deeper
+    than MAX_DEPTH. And a scalar that cannot be converted (an integer of thousands of digits: Python's
+    int() refuses it with a bare ValueError that would otherwise escape as an internal error), or a key that
+    cannot be one (a list holding a mapping: TypeError, unhashable)."""
+    global _CLASSES
+    if _CLASSES is None:
         from ruamel.yaml.composer import Composer
+        from ruamel.yaml.constructor import RoundTripConstructor
         from ruamel.yaml.events import AliasEvent
 
-        class NoAliasComposer(Composer):  # type: ignore[misc]
+        class SafeComposer(Composer):  # type: ignore[misc]
+            _depth = 0
+
             def compose_node(self, parent: Any, index: Any) -> Any:
                 event = self.parser.peek_event()
+                mark = event.start_mark
                 if isinstance(event, AliasEvent) or getattr(event, "anchor", None) is not None:
-                    mark = event.start_mark
-                    raise _AnchorFound("an alias" if isinstance(event, AliasEvent) else "an anchor",
-                                       mark.line + 1, mark.column + 1)
-                return super().compose_node(parent, index)
+                    kind = "an alias" if isinstance(event, AliasEvent) else "an anchor"
+                    raise _Refused(kind, mark.line + 1, mark.column + 1)
+                if self._depth >= MAX_DEPTH:
+                    raise _Refused("nesting", mark.line + 1, mark.column + 1)
+                self._depth += 1
+                try:
+                    return super().compose_node(parent, index)
+                finally:
+                    self._depth -= 1
 
-        _COMPOSER = NoAliasComposer
-    return _COMPOSER
+        class SafeConstructor(RoundTripConstructor):  # type: ignore[misc]
+            def construct_object(self, node: Any, deep: bool = False) -> Any:
+                if isinstance(node.value, str) and not node.value.isascii():
+                    node.value = _whole_characters(node.value, node.start_mark)
+                try:
+                    return super().construct_object(node, deep)
+                except (ValueError, OverflowError) as exc:
+                    mark = node.start_mark
+                    reason = str(exc).split(":")[0][:120] or type(exc).__name__
+                    raise _Refused(f"value:{reason}", mark.line + 1, mark.column + 1) from None
+                except (AttributeError, IndexError, KeyError, TypeError):
+                    # ruamel's own constructors fail this way on an explicit tag that does not fit its value
+                    # (`!!int ""`, `!!omap x`)
+                    mark = node.start_mark
+                    tag = str(getattr(node, "tag", "") or "")
+                    raise _Refused(f"value:{_shown_tag(tag)} does not fit this value", mark.line + 1,
+                                   mark.column + 1) from None
+
+            def check_mapping_key(self, node: Any, key_node: Any, mapping: Any, key: Any, value: Any) -> Any:
+                try:
+                    return super().check_mapping_key(node, key_node, mapping, key, value)
+                except TypeError:  # `[{a: 1}]: x`: a key holding a mapping cannot be hashed
+                    mark = key_node.start_mark
+                    raise _Refused("value:a list or mapping used as a key", mark.line + 1, mark.column + 1) \
+                        from None
+
+        _CLASSES = (SafeComposer, SafeConstructor)
+    return _CLASSES
+
+
+def _shown_tag(tag: str) -> str:
+    short = tag.replace("tag:yaml.org,2002:", "!!")
+    return f"the tag {short[:40]}" if short else "its type"
+
+
+def _whole_characters(value: str, mark: Any) -> str:
+    """YAML decodes each \\uXXXX escape on its own, so the pair JSON writes for a character beyond U+FFFF
+    (`json.dumps` does, for an emoji in a name) arrives as two surrogates, which no file or terminal can
+    take. Join the pairs; a lone half is refused."""
+    try:
+        value.encode("utf-8")
+        return value
+    except UnicodeEncodeError:
+        pass
+    try:
+        return value.encode("utf-16-le", "surrogatepass").decode("utf-16-le")
+    except UnicodeDecodeError:
+        raise _Refused("value:a \\u escape that is half of a character (a lone surrogate)",
+                       mark.line + 1, mark.column + 1) from None
 
 
 def parse_yaml(text: str, path: str) -> Any:
-    """Round-trip parse (keeps line numbers for messages). Raises CONFIG_ERROR on malformed YAML and on
-    YAML anchors/aliases (refused: see _no_alias_composer)."""
+    """Round-trip parse (keeps line numbers for messages). Raises CONFIG_ERROR on malformed YAML, on YAML
+    anchors/aliases, on nesting deeper than MAX_DEPTH and on values that cannot be read."""
     from ruamel.yaml import YAML
     from ruamel.yaml.error import YAMLError
 
     yaml = YAML(typ="rt")
-    yaml.Composer = _no_alias_composer()
+    yaml.Composer, yaml.Constructor = _safe_yaml_classes()
+    fix = "fix the file (indentation and quoting are the usual causes), then run `sig doctor`"
     try:
         return yaml.load(text)
-    except _AnchorFound as found:
+    except _Refused as found:
+        where = f"line {found.line}, column {found.column}"
+        if found.what == "nesting":
+            raise SigError(ErrorCode.CONFIG_ERROR,
+                           f"{path} is nested too deeply ({where}): more than {MAX_DEPTH} levels of lists and "
+                           "mappings", fix) from None
+        if found.what.startswith("value:"):
+            raise SigError(ErrorCode.CONFIG_ERROR,
+                           f"{path} is not valid YAML ({where}): a value that cannot be read "
+                           f"({found.what[6:]})", fix) from None
         raise SigError(
             ErrorCode.CONFIG_ERROR,
-            f"{path} uses {found.kind} (line {found.line}, column {found.column}): YAML anchors (&name) and "
+            f"{path} uses {found.what} ({where}): YAML anchors (&name) and "
             "aliases (*name, <<: *name) are not accepted in sig's files",
             "write the repeated values out in full at each place, then run `sig doctor`",
         ) from None
+    except RecursionError:  # a last resort: MAX_DEPTH keeps real input far from Python's stack limit
+        raise SigError(ErrorCode.CONFIG_ERROR, f"{path} is nested too deeply", fix) from None
     except YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f" (line {mark.line + 1}, column {mark.column + 1})" if mark is not None else ""
@@ -218,7 +317,7 @@ def parse_yaml(text: str, path: str) -> Any:
         raise SigError(
             ErrorCode.CONFIG_ERROR,
             f"{path} is not valid YAML{where}: {problem}",
-            "fix the file (indentation and quoting are the usual causes), then run `sig doctor`",
+            fix,
         ) from None
 
 

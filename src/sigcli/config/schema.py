@@ -6,6 +6,7 @@ Pure: takes the mapping YAML gave (ruamel's, which knows line numbers, or a plai
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 from ..core.duration import parse_duration_ms
@@ -13,6 +14,7 @@ from ..core.envtemplate import env_name_problem
 from ..core.errors import SigError
 from ..core.hosts import split_url, valid_provider_id
 from ..core.model import STRATEGIES
+from ..core.text import printable
 
 TOP_KEYS = {"version", "mode", "browser", "storage", "remotes", "watch", "providers", "browserChannel"}
 BROWSER_KEYS = {"browserDataDir", "execPath", "headlessTimeout", "visibleTimeout", "channel", "waitUntil", "adapter",
@@ -40,6 +42,18 @@ DEFAULT_BROWSER = {
     "visibleTimeout": 120000,
 }
 DEFAULT_CREDENTIALS_DIR = "~/.sig/credentials"
+# The longest browser timeout: what the original's setTimeout can wait (2**31 - 1 ms, ~24.8 days); more,
+# infinity or NaN cannot be waited for (and NaN/infinity are not JSON: the config cache could not hold them).
+MAX_TIMEOUT_MS = 2**31 - 1
+# The longest duration (ttl, watch interval, skew): 100 years. A later date is beyond what sig can print
+# (year 9999), and a duration of hundreds of digits is no duration at all.
+MAX_DURATION_MS = 100 * 365 * 86_400_000
+# An HTTP header name is a token (RFC 9110 §5.1); a header value holds no line break or NUL: either would
+# let a config line (or a credential value) start a header of its own, or break `get --format header`.
+_TOKEN_CHARS = frozenset("!#$%&'*+-.^_`|~0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ")
+_BREAKS = ("\r", "\n", "\x00")
+OAUTH2_STRINGS = ("tokenUrl", "clientId", "clientSecret", "grant", "authUrl", "deviceUrl", "audience",
+                  "clientAuth", "userinfoUrl")
 
 
 def _line(container: Any, key: Any) -> int | None:
@@ -71,6 +85,34 @@ def _is_str(v: Any) -> bool:
     return isinstance(v, str) and v.strip() != ""
 
 
+def _shown(value: Any) -> str:
+    """A value from the file as a message quotes it: one line, control characters visible, at most 60
+    characters (a line break in a value must not start a line of its own in the problem list)."""
+    text = value if isinstance(value, str) else repr(value)
+    if len(text) > 60:
+        text = text[:60] + "…"
+    return printable(text, one_line=True)
+
+
+def _duration_problem(value: Any) -> str | None:
+    """Why `value` is not a duration sig can use, or None."""
+    ms = parse_duration_ms(value)
+    if ms is None:
+        return f'"{_shown(value)}" is not a duration (use e.g. "30m", "2h", "7d")'
+    if ms > MAX_DURATION_MS:
+        return f'"{_shown(value)}" is longer than 100 years'
+    return None
+
+
+def _is_path(value: Any) -> bool:
+    """A string the operating system can take as a path (no NUL character)."""
+    return isinstance(value, str) and "\x00" not in value
+
+
+def _is_port(value: Any, allow_zero: bool = False) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and (0 if allow_zero else 1) <= value <= 65535
+
+
 def _plain(value: Any) -> Any:
     """ruamel containers/scalars -> plain JSON types."""
     if isinstance(value, dict):
@@ -82,7 +124,8 @@ def _plain(value: Any) -> Any:
     if isinstance(value, int):
         return int(value)
     if isinstance(value, float):
-        return float(value)
+        # .inf/.nan under a key sig does not check: kept as text, since the model must stay JSON (cache, output)
+        return float(value) if math.isfinite(value) else str(value)
     return str(value)
 
 
@@ -139,7 +182,7 @@ def _check_rules(
             if not _is_str(rule.get("from")):
                 report.error(f"{where}.from is required (string)", rline)
             elif str(rule["from"]) not in EXTRACT_FROM:
-                report.warn(f'{where}.from "{rule["from"]}" is not one sig knows ({", ".join(sorted(EXTRACT_FROM))})', rline)
+                report.warn(f'{where}.from "{_shown(rule["from"])}" is not one sig knows ({", ".join(sorted(EXTRACT_FROM))})', rline)
             # `match` says which cookie/key/question; an oauth2 or token rule has nothing to choose from
             required = ("as",) if rule.get("from") in ("oauth2", "token") else ("as", "match")
             for req in required:
@@ -153,6 +196,12 @@ def _check_rules(
                 report.error(f"{where}.in must be one of: {', '.join(APPLY_IN)}", rline)
             if not _is_str(rule.get("name")):
                 report.error(f"{where}.name is required (string)", rline)
+            elif rule.get("in") == "header" and not set(rule["name"]) <= _TOKEN_CHARS:
+                report.error(f'{where}.name "{_shown(rule["name"])}" is not a header name (letters, digits and '
+                             "!#$%&'*+-.^_`|~, no spaces)", rline)
+            if rule.get("in") == "header" and isinstance(rule.get("value"), str) and \
+                    any(c in rule["value"] for c in _BREAKS):
+                report.error(f"{where}.value holds a line break or NUL, which no header value may", rline)
             action = rule.get("action", "set")
             if action not in APPLY_ACTIONS:
                 report.error(f"{where}.action must be one of: {', '.join(APPLY_ACTIONS)}", rline)
@@ -169,10 +218,12 @@ def _check_domain(value: Any, where: str, report: _Report, line: int | None) -> 
     text = str(value).strip()
     if "://" in text or "/" in text or " " in text:
         _, host, _ = split_url(text)
-        report.error(f'{where} "{text}" is not a host name' + (f' (did you mean "{host}"?)' if host else ""), line)
+        report.error(f'{where} "{_shown(text)}" is not a host name' + (f' (did you mean "{_shown(host)}"?)' if host else ""),
+                     line)
         return None
     if text.count(":") == 1 and not text.startswith("["):
-        report.error(f'{where} "{text}" has a port; domains are host names only (ports are not compared)', line)
+        report.error(f'{where} "{_shown(text)}" has a port; domains are host names only (ports are not compared)',
+                     line)
         return None
     return text
 
@@ -185,17 +236,41 @@ def _check_env(env: Any, pid: str, report: _Report, line: int | None) -> None:
         return
     for name, template in env.items():
         where = _line(env, name) or line
-        problem = env_name_problem(name) if isinstance(name, str) else f"{name!r} is not a variable name"
+        problem = env_name_problem(name) if isinstance(name, str) else f"{_shown(name)} is not a variable name"
+        if problem and isinstance(name, str):
+            problem = problem.replace(f'"{name}"', f'"{_shown(name)}"', 1)
         if problem:
             report.error(f'Provider "{pid}": env: {problem}', where)
         elif not isinstance(template, str):
             report.error(f'Provider "{pid}": env.{name} must be a string template such as "{{token}}"', where)
 
 
-def _provider(pid: str, entry: Any, report: _Report, pline: int | None) -> dict[str, Any] | None:
-    if not valid_provider_id(pid):
+def _check_oauth2_fields(o: dict[str, Any], pid: str, report: _Report, line: int | None) -> None:
+    """Types of the oauth2 settings the token flows read (a number where a URL belongs, a NaN timeout)."""
+    for key in OAUTH2_STRINGS:
+        if key in o and o[key] is not None and not isinstance(o[key], str):
+            report.error(f'Provider "{pid}": oauth2.{key} must be a string', _line(o, key) or line)
+    for key in ("timeout", "callbackTimeout"):
+        if key in o and o[key] is not None:
+            v = o[key]
+            if isinstance(v, bool) or not isinstance(v, int | float) or not 0 < v <= MAX_TIMEOUT_MS / 1000:
+                report.error(f'Provider "{pid}": oauth2.{key} must be a positive number of seconds', _line(o, key) or line)
+    if "redirectPort" in o and o["redirectPort"] is not None and not _is_port(o["redirectPort"], allow_zero=True):
+        report.error(f'Provider "{pid}": oauth2.redirectPort must be a port number (0 picks a free one)',
+                     _line(o, "redirectPort") or line)
+    if "skew" in o and o["skew"] is not None:
+        problem = _duration_problem(o["skew"])
+        if problem:
+            report.error(f'Provider "{pid}": oauth2.skew {problem}', _line(o, "skew") or line)
+
+
+def _provider(key: Any, entry: Any, report: _Report, pline: int | None) -> dict[str, Any] | None:
+    # A YAML key may be a number (`1:` is the id "1"), but null and true/false are no names.
+    pid = str(key)
+    if key is None or isinstance(key, bool) or not isinstance(key, str | int) or not valid_provider_id(pid):
         report.error(
-            f'Provider "{pid}": invalid id; use letters, digits, ".", "_" and "-", starting with a letter or digit',
+            f'Provider "{_shown(pid)}": invalid id; use letters, digits, ".", "_" and "-", starting with a letter '
+            "or digit",
             pline,
         )
         return None
@@ -204,7 +279,7 @@ def _provider(pid: str, entry: Any, report: _Report, pline: int | None) -> dict[
         return None
     for key in entry:
         if key not in PROVIDER_KEYS:
-            report.warn(f'Provider "{pid}": unknown key "{key}" (ignored)', _line(entry, key) or pline)
+            report.warn(f'Provider "{pid}": unknown key "{_shown(key)}" (ignored)', _line(entry, key) or pline)
     out: dict[str, Any] = {"id": pid}
     seed_url = entry.get("url")
     if seed_url is not None:
@@ -238,7 +313,7 @@ def _provider(pid: str, entry: Any, report: _Report, pline: int | None) -> dict[
         report.error(f'Provider "{pid}": missing required field "strategy" ({", ".join(STRATEGIES)})', pline)
         strategy = "browser"
     elif strategy not in STRATEGIES:
-        report.error(f'Provider "{pid}": invalid strategy "{strategy}". Valid: {", ".join(STRATEGIES)}', sline)
+        report.error(f'Provider "{pid}": invalid strategy "{_shown(strategy)}". Valid: {", ".join(STRATEGIES)}', sline)
         strategy = "browser"
     out["strategy"] = strategy
     for key in ("name", "entryUrl", "validateUrl", "validateRule", "networkProxy", "headerName",
@@ -246,6 +321,9 @@ def _provider(pid: str, entry: Any, report: _Report, pline: int | None) -> dict[
         if key in entry and entry[key] is not None:
             if not isinstance(entry[key], str):
                 report.error(f'Provider "{pid}": {key} must be a string', _line(entry, key))
+            elif key == "caFile" and not _is_path(entry[key]):
+                report.error(f'Provider "{pid}": caFile must be a file path (it holds a NUL character)',
+                             _line(entry, key))
             else:
                 out[key] = str(entry[key])
     if "networkProxy" in out:
@@ -257,6 +335,11 @@ def _provider(pid: str, entry: Any, report: _Report, pline: int | None) -> dict[
         except SigError as err:  # the message names the setting, never its text (it may hold a password)
             report.error(f'Provider "{pid}": {err.message}; {err.hint}', _line(entry, "networkProxy"))
             del out["networkProxy"]
+    if out.get("headerName") and not set(out["headerName"]) <= _TOKEN_CHARS:
+        report.error(f'Provider "{pid}": headerName "{_shown(out["headerName"])}" is not a header name',
+                     _line(entry, "headerName"))
+    if any(c in out.get("headerPrefix", "") for c in _BREAKS):
+        report.error(f'Provider "{pid}": headerPrefix holds a line break or NUL', _line(entry, "headerPrefix"))
     if "entryUrl" not in out and _is_str(seed_url):
         out["entryUrl"] = str(seed_url)
     if strategy_known and strategy in ("browser", "prompt") and not out.get("entryUrl"):
@@ -270,9 +353,9 @@ def _provider(pid: str, entry: Any, report: _Report, pline: int | None) -> dict[
             report.error(f'Provider "{pid}": validateRule is not a valid JavaScript expression: {problem}',
                          _line(entry, "validateRule"))
     if "ttl" in entry and entry["ttl"] is not None:
-        if parse_duration_ms(entry["ttl"]) is None:
-            report.error(f'Provider "{pid}": ttl "{entry["ttl"]}" is not a duration (use e.g. "30m", "2h", "7d")',
-                         _line(entry, "ttl"))
+        problem = _duration_problem(entry["ttl"])
+        if problem:
+            report.error(f'Provider "{pid}": ttl {problem}', _line(entry, "ttl"))
         else:
             out["ttl"] = str(entry["ttl"])
     if "proxyOnError" in entry:
@@ -317,9 +400,10 @@ def _provider(pid: str, entry: Any, report: _Report, pline: int | None) -> dict[
         else:
             for key in o:
                 if key not in OAUTH2_KEYS:
-                    report.warn(f'Provider "{pid}": unknown key "oauth2.{key}" (ignored)', _line(o, key))
+                    report.warn(f'Provider "{pid}": unknown key "oauth2.{_shown(key)}" (ignored)', _line(o, key))
             if "scopes" in o and not (isinstance(o["scopes"], list) and all(isinstance(s, str) for s in o["scopes"])):
                 report.error(f'Provider "{pid}": oauth2.scopes must be a list of strings', _line(o, "scopes"))
+            _check_oauth2_fields(o, pid, report, _line(entry, "oauth2"))
             out["oauth2"] = {k: _plain(v) for k, v in o.items() if k in OAUTH2_KEYS}
     # Seed 001 writes the OAuth2 settings at the provider's top level: fold them into oauth2.
     flat = {k: entry[k] for k in ("tokenUrl", "clientId", "clientSecret", "scopes") if k in entry}
@@ -366,6 +450,19 @@ def _provider(pid: str, entry: Any, report: _Report, pline: int | None) -> dict[
     return out
 
 
+def _check_remote_fields(r: dict[str, Any], name: str, report: _Report, line: int | None) -> None:
+    """What becomes the ssh command line: strings (no NUL) and a port number."""
+    if isinstance(r.get("host"), str) and not _is_path(r["host"]):
+        report.error(f'Remote "{_shown(name)}": host must not hold a NUL character', _line(r, "host") or line)
+    for key in ("user", "path", "sshKey"):
+        if key in r and r[key] is not None and not _is_path(r[key]):
+            report.error(f'Remote "{_shown(name)}": {key} must be a string (without NUL)', _line(r, key) or line)
+    port = r.get("port")
+    if port is not None and not (_is_port(port) or (isinstance(port, str) and port.isdigit()
+                                                      and port.isascii() and _is_port(int(port)))):
+        report.error(f'Remote "{_shown(name)}": port must be a port number (1-65535)', _line(r, "port") or line)
+
+
 def normalise(doc: Any) -> tuple[dict[str, Any], list[str], list[str]]:
     report = _Report()
     if doc is None or not isinstance(doc, dict):
@@ -373,7 +470,7 @@ def normalise(doc: Any) -> tuple[dict[str, Any], list[str], list[str]]:
         return {}, report.errors, report.warnings
     for key in doc:
         if key not in TOP_KEYS:
-            report.warn(f'unknown top-level key "{key}" (ignored)', _line(doc, key))
+            report.warn(f'unknown top-level key "{_shown(key)}" (ignored)', _line(doc, key))
     cfg: dict[str, Any] = {"version": 2}
     mode = doc.get("mode", "browser")
     if mode not in ("browser", "browserless"):
@@ -388,12 +485,13 @@ def normalise(doc: Any) -> tuple[dict[str, Any], list[str], list[str]]:
         else:
             for key in braw:
                 if key not in BROWSER_KEYS:
-                    report.warn(f'unknown key "browser.{key}" (ignored)', _line(braw, key))
+                    report.warn(f'unknown key "browser.{_shown(key)}" (ignored)', _line(braw, key))
             for key in ("headlessTimeout", "visibleTimeout"):
                 if key in braw:
                     v = braw[key]
-                    if isinstance(v, bool) or not isinstance(v, int | float) or v <= 0:
-                        report.error(f"browser.{key} must be a positive number (milliseconds)", _line(braw, key))
+                    if isinstance(v, bool) or not isinstance(v, int | float) or not 0 < v <= MAX_TIMEOUT_MS:
+                        report.error(f"browser.{key} must be a positive number (milliseconds, at most {MAX_TIMEOUT_MS})",
+                                     _line(braw, key))
                     else:
                         browser[key] = v
             if "adapter" in braw and braw["adapter"] not in ("cdp", "playwright"):
@@ -407,12 +505,17 @@ def normalise(doc: Any) -> tuple[dict[str, Any], list[str], list[str]]:
                 if key in braw and braw[key] is not None:
                     if not isinstance(braw[key], str):
                         report.error(f"browser.{key} must be a string", _line(braw, key))
+                    elif not _is_path(braw[key]):
+                        report.error(f"browser.{key} must not hold a NUL character", _line(braw, key))
                     else:
                         browser[key] = str(braw[key])
             if "browserDataDir" in braw and not _is_str(braw.get("browserDataDir")):
                 report.error("Missing required field: browser.browserDataDir", _line(braw, "browserDataDir"))
     if "browserChannel" in doc:
-        browser["channel"] = str(doc["browserChannel"])
+        if not _is_str(doc["browserChannel"]):
+            report.error("browserChannel must be a string (chrome, msedge or chromium)", _line(doc, "browserChannel"))
+        else:
+            browser["channel"] = str(doc["browserChannel"])
     cfg["browser"] = browser
     storage = {"credentialsDir": DEFAULT_CREDENTIALS_DIR}
     sraw = doc.get("storage")
@@ -422,6 +525,8 @@ def normalise(doc: Any) -> tuple[dict[str, Any], list[str], list[str]]:
         elif "credentialsDir" in sraw:
             if not _is_str(sraw["credentialsDir"]):
                 report.error("Missing required field: storage.credentialsDir", _line(sraw, "credentialsDir"))
+            elif not _is_path(sraw["credentialsDir"]):
+                report.error("storage.credentialsDir must not hold a NUL character", _line(sraw, "credentialsDir"))
             else:
                 storage["credentialsDir"] = str(sraw["credentialsDir"])
     cfg["storage"] = storage
@@ -434,12 +539,13 @@ def normalise(doc: Any) -> tuple[dict[str, Any], list[str], list[str]]:
             for name, r in rraw.items():
                 rl = _line(rraw, name)
                 if not isinstance(r, dict):
-                    report.error(f'Remote "{name}": must be a mapping', rl)
+                    report.error(f'Remote "{_shown(name)}": must be a mapping', rl)
                     continue
                 if r.get("type", "ssh") != "ssh":
-                    report.error(f'Remote "{name}": only type "ssh" is supported', rl)
+                    report.error(f'Remote "{_shown(name)}": only type "ssh" is supported', rl)
                 if not _is_str(r.get("host")):
-                    report.error(f'Remote "{name}": missing required field "host"', rl)
+                    report.error(f'Remote "{_shown(name)}": missing required field "host"', rl)
+                _check_remote_fields(r, str(name), report, rl)
                 remotes[str(name)] = _plain(r)
     cfg["remotes"] = remotes
     watch: dict[str, Any] = {"interval": "5m", "providers": {}}
@@ -449,8 +555,9 @@ def normalise(doc: Any) -> tuple[dict[str, Any], list[str], list[str]]:
             report.error('"watch" must be a mapping', _line(doc, "watch"))
         else:
             if "interval" in wraw:
-                if parse_duration_ms(wraw["interval"]) is None:
-                    report.error('watch.interval must be a duration (e.g. "5m", "1h")', _line(wraw, "interval"))
+                problem = _duration_problem(wraw["interval"])
+                if problem:
+                    report.error(f"watch.interval {problem}", _line(wraw, "interval"))
                 else:
                     watch["interval"] = str(wraw["interval"])
             wp = wraw.get("providers")
@@ -460,11 +567,12 @@ def normalise(doc: Any) -> tuple[dict[str, Any], list[str], list[str]]:
                 else:
                     for wid, spec in wp.items():
                         if spec is not None and not isinstance(spec, dict):
-                            report.error(f"watch.providers.{wid} must be a mapping or null", _line(wp, wid))
+                            report.error(f"watch.providers.{_shown(wid)} must be a mapping or null", _line(wp, wid))
                             continue
                         auto = (spec or {}).get("autoSync")
                         if auto is not None and not (isinstance(auto, list) and all(isinstance(a, str) for a in auto)):
-                            report.error(f"watch.providers.{wid}.autoSync must be a list of remote names", _line(wp, wid))
+                            report.error(f"watch.providers.{_shown(wid)}.autoSync must be a list of remote names",
+                                         _line(wp, wid))
                         watch["providers"][str(wid)] = _plain(spec)
     cfg["watch"] = watch
     providers: dict[str, Any] = {}
@@ -474,7 +582,7 @@ def normalise(doc: Any) -> tuple[dict[str, Any], list[str], list[str]]:
             report.error('"providers" must be a mapping (or omitted)', _line(doc, "providers"))
         else:
             for pid, entry in praw.items():
-                p = _provider(str(pid), entry, report, _line(praw, pid))
+                p = _provider(pid, entry, report, _line(praw, pid))
                 if p is not None:
                     providers[str(pid)] = p
     cfg["providers"] = providers

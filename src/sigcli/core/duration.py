@@ -24,7 +24,10 @@ def parse_duration_ms(text: object) -> int | None:
     # ASCII digits only: str.isdigit() also accepts "²", which float() rejects with a ValueError.
     if not number.isascii() or not whole.isdigit() or (dot and not frac.isdigit()):
         return None
-    return int(float(number) * _UNITS[unit])
+    ms = float(number) * _UNITS[unit]
+    if ms != ms or ms == float("inf"):
+        return None  # hundreds of digits: float() gives infinity, which int() cannot take
+    return int(ms)
 
 
 def format_expiry(minutes: int) -> str:

@@ -32,10 +32,42 @@ _scanner = None
 
 
 def loads(text: str | bytes) -> Any:
-    """Parse a JSON document. Raises ValueError on malformed input (as json.loads does)."""
-    global _scanner
+    """Parse a JSON document. Raises ValueError on malformed input (as json.loads does), on bytes that are
+    not UTF-8 (UnicodeDecodeError is one) and on nesting too deep for the parser (a few thousand brackets:
+    the decoder recurses, and its RecursionError would otherwise escape every caller's `except ValueError`)."""
     if isinstance(text, bytes | bytearray):
         text = bytes(text).decode("utf-8-sig")
+    try:
+        value = _loads(text)
+    except RecursionError:
+        raise ValueError("JSON nested too deeply") from None
+    # A \uD800-\uDFFF escape is half of a character unless its pair follows (which the decoder joins). A
+    # lone half is no text: no file, terminal or environment variable can take it, so every later use
+    # would fail. Looked for only when such an escape appears at all (a substring search).
+    if ("\\ud" in text or "\\uD" in text) and _has_lone_surrogate(value):
+        raise ValueError("a \\u escape in the JSON is half of a character (a lone surrogate)")
+    return value
+
+
+def _has_lone_surrogate(value: Any) -> bool:
+    stack = [value]
+    while stack:
+        item = stack.pop()
+        if isinstance(item, str):
+            try:
+                item.encode("utf-8")
+            except UnicodeEncodeError:
+                return True
+        elif isinstance(item, dict):
+            stack.extend(item.keys())
+            stack.extend(item.values())
+        elif isinstance(item, list):
+            stack.extend(item)
+    return False
+
+
+def _loads(text: str) -> Any:
+    global _scanner
     try:
         import _json
     except ImportError:  # pragma: no cover - CPython always has it

@@ -132,16 +132,16 @@ class Credential:
 
     @classmethod
     def from_payload(cls, payload: dict[str, Any]) -> Credential:
+        """The credential in a decrypted payload. ValueError when `values` or `oauth2` hold something other
+        than text (a nested list or map, true/false, a NUL character): SPEC §2 keeps `values` a flat string
+        map, and such a value has no single form to send. Numbers become their text, as the original's JS
+        would."""
         raw_values = payload.get("values")
         if raw_values is None:
             raw_values = payload.get("credentials")  # v1 plaintext
-        values = {str(k): Secret(str(v)) for k, v in (raw_values or {}).items() if v is not None}
+        values = _secrets(raw_values or {}, "values")
         raw_oauth2 = payload.get("oauth2")
-        oauth2 = (
-            {str(k): Secret(str(v)) for k, v in raw_oauth2.items() if v is not None}
-            if isinstance(raw_oauth2, dict)
-            else None
-        )
+        oauth2 = _secrets(raw_oauth2, "oauth2") if isinstance(raw_oauth2, dict) else None
         known = {"version", "providerId", "strategy", "updatedAt", "expiresAt", "values", "credentials", "oauth2"}
         extra = {k: v for k, v in payload.items() if k not in known}
         return cls(
@@ -156,3 +156,19 @@ class Credential:
 
     def __repr__(self) -> str:
         return f"Credential({self.provider_id!r}, strategy={self.strategy!r}, keys={sorted(self.values)})"
+
+
+def _secrets(raw: dict[str, Any], field: str) -> dict[str, Secret]:
+    out: dict[str, Secret] = {}
+    for key, value in raw.items():
+        if value is None:
+            continue
+        if isinstance(value, bool) or not isinstance(value, str | int | float):
+            # Named by field only: the key could be anything, the value is a secret.
+            raise ValueError(f"its {field} map holds a value that is not text")
+        text = value if isinstance(value, str) else str(value)
+        if "\x00" in text or "\x00" in str(key):
+            # No environment variable, header or file format can carry a NUL (`sig login` refuses one).
+            raise ValueError(f"its {field} map holds a NUL character")
+        out[str(key)] = Secret(text)
+    return out

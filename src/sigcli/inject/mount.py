@@ -61,6 +61,8 @@ def sweep_stale(sig_home: str) -> list[str]:
                 path, ino = fh.read().rsplit("\n", 1)
         except (OSError, ValueError):
             continue
+        if not 0 < pid < 2**31:
+            continue  # not a record sig wrote (os.kill would raise OverflowError, or name a group)
         try:
             os.kill(pid, 0)
             continue  # still running

@@ -87,7 +87,19 @@ def send(
         conn.putrequest(method, target, skip_host=True, skip_accept_encoding=True)
         conn.putheader("Host", url.netloc())
         for name, value in [*extra, *headers]:
-            conn.putheader(name, value)
+            try:
+                if "\x00" in value or "\x00" in name:  # RFC 9110 §5.5; http.client lets NUL through
+                    raise ValueError("NUL")
+                conn.putheader(name, value)
+            except ValueError:  # line breaks, NUL, text outside Latin-1 (the value is never quoted: it may
+                # be a credential)
+                from ..core.text import printable
+
+                raise SigError(ErrorCode.GENERAL_ERROR,
+                               f'cannot send the header "{printable(name[:80], one_line=True)}": its name or value '
+                               "holds a line break, a NUL or a character HTTP headers cannot carry",
+                               "if it comes from a stored credential, log in again (`sig login <provider>`); "
+                               "if from --header, fix that value") from None
         if body is not None:
             conn.putheader("Content-Length", str(len(body)))
         conn.endheaders(body)

@@ -17,6 +17,7 @@ if TYPE_CHECKING:
     from collections.abc import Iterable, Mapping
 
 DEFAULT_PORT = 7891
+_TOKEN_CHARS = frozenset(b"0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ._~-")
 
 
 def folder() -> str:
@@ -37,7 +38,12 @@ def token(create: bool = False) -> str | None:
     path = os.path.join(folder(), "token")
     raw = read_file(path)
     if raw:
-        return raw.decode("ascii").strip()
+        value = raw.strip()
+        # sig writes hex; anything else (non-ASCII, ':' '@' '/' or spaces) would break the proxy URL
+        if not value or not all(c in _TOKEN_CHARS for c in value):
+            raise SigError(ErrorCode.STORAGE_ERROR, f"the proxy token file {path} is damaged",
+                           f"run `sig proxy stop`, remove {path}, then `sig proxy start` (it makes a new one)")
+        return value.decode("ascii")
     if not create:
         return None
     ensure_dir(folder())
@@ -66,20 +72,35 @@ def _answers(port: int) -> bool:
         return False
 
 
+def _parse_state(raw: bytes) -> tuple[int, int] | None:
+    """(pid, port) from state.json, or None when it is not what a daemon writes. `stop` signals that pid:
+    0 would signal sig's own process group and -1 every process the user may signal, so only a pid that
+    names one process other than init (2 … 2**31-1) counts, with a port in 1-65535 (a bigger one made
+    the connect test raise OverflowError)."""
+    try:
+        state = loads(raw)
+    except ValueError:
+        return None
+    if not isinstance(state, dict):
+        return None
+    pid, port = state.get("pid"), state.get("port")
+    if not isinstance(pid, int) or isinstance(pid, bool) or not 1 < pid < 2**31:
+        return None
+    if not isinstance(port, int) or isinstance(port, bool) or not 0 < port < 65536:
+        return None
+    return pid, port
+
+
 def read_state() -> dict[str, int] | None:
-    """The running daemon's {pid, port}; a stale file (crash, SIGKILL) is removed."""
+    """The running daemon's {pid, port}; a stale or damaged file (crash, SIGKILL) is removed."""
     from ..store.files import read_file
 
     raw = read_file(state_path())
     if raw is None:
         return None
-    try:
-        state = loads(raw)
-        pid, port = int(state["pid"]), int(state["port"])
-    except (ValueError, KeyError, TypeError):
-        state = None
-    if state is not None and _alive(pid) and _answers(port):
-        return {"pid": pid, "port": port}
+    state = _parse_state(raw)
+    if state is not None and state[0] != os.getpid() and _alive(state[0]) and _answers(state[1]):
+        return {"pid": state[0], "port": state[1]}
     try:
         os.unlink(state_path())
     except FileNotFoundError:
@@ -96,11 +117,11 @@ def write_state(port: int) -> None:
 def clear_state() -> None:
     try:
         with open(state_path(), "rb") as fh:
-            state = loads(fh.read())
-        if int(state.get("pid", -1)) != os.getpid():
+            state = _parse_state(fh.read())
+        if state is None or state[0] != os.getpid():
             return
         os.unlink(state_path())
-    except (OSError, ValueError):
+    except OSError:
         pass
 
 

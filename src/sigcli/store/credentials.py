@@ -202,7 +202,10 @@ class CredentialStore:
                 data["updatedAt"] = iso_from_ms(int(os.stat(path).st_mtime * 1000))
             except OSError:
                 pass
-        return Credential.from_payload(data)
+        try:
+            return Credential.from_payload(data)
+        except ValueError as exc:  # a value that is not text: damaged, or not written by a sigcli
+            raise SigError(ErrorCode.STORAGE_ERROR, f"the credential file {path} is damaged ({exc})", fix) from None
 
     def is_sealed(self, provider_id: str) -> bool:
         raw = read_file(self.path_for(provider_id))

@@ -103,7 +103,11 @@ def _open_remote_file(data: bytes, key: bytes | None, name: str) -> tuple[Creden
         shown = printable(str(pid)[:80], one_line=True)
         raise SigError(ErrorCode.SYNC_ERROR, f'{label} holds a credential for provider "{shown}", not for the '
                        "provider its name says; refused", "remove that file on the remote")
-    return Credential.from_payload(payload), ms_from_iso(payload.get("updatedAt")) is not None
+    try:
+        credential = Credential.from_payload(payload)
+    except ValueError as exc:
+        raise SigError(ErrorCode.SYNC_ERROR, f"{label} is damaged ({exc})", "remove that file on the remote") from None
+    return credential, ms_from_iso(payload.get("updatedAt")) is not None
 
 
 def _seal_for(credential: Credential, key: bytes) -> bytes:
