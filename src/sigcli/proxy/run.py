@@ -58,7 +58,7 @@ def serve(port: int, no_auth: bool = False, verbose: bool = False) -> int:
     from ..net.tls import client_context
     from . import audit, daemon
     from .ca import CertificateAuthority
-    from .policy import ConfigPolicy
+    from .routing import ConfigPolicy
     from .server import ProxyServer
 
     ca = CertificateAuthority.load_or_create(daemon.folder())
