@@ -10,7 +10,7 @@ from urllib.parse import quote, quote_plus
 
 import pytest
 
-from sigcli.inject.apply import apply_rules, referenced_keys, render
+from sigcli.core.apply import apply_rules, referenced_keys, render
 from sigcli.inject.redact import MASK, secret_forms
 
 # -- render --------------------------------------------------------------------------------------------

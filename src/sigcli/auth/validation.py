@@ -141,7 +141,7 @@ def _request_headers(provider: Provider, values: Mapping[str, str]) -> tuple[lis
     from urllib.parse import urlencode
 
     from .._version import __version__
-    from ..inject.apply import apply_rules
+    from ..core.apply import apply_rules
 
     applied = apply_rules(provider.apply, values)
     out: list[tuple[str, str]] = []

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from ..core.hosts import env_name
-from .apply import apply_rules
+from ..core.apply import apply_rules
 from .redact import cookie_pairs
 
 TYPE_CHECKING = False

@@ -71,7 +71,7 @@ def choose_providers(config: Config, url: Url, names: list[str]) -> list[Provide
 
 
 def prepare(auth: AuthManager, providers: list[Provider], url: Url) -> Prepared:
-    from ..inject.apply import apply_rules
+    from ..core.apply import apply_rules
     from ..inject.policy import may_inject
 
     prepared = Prepared()

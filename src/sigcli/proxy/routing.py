@@ -159,7 +159,7 @@ class ConfigPolicy:
 
     def _compute(self, scheme: str, host: str, port: int) -> tuple[Additions | None, int]:
         from ..core.timeutil import now_ms
-        from ..inject.apply import apply_rules
+        from ..core.apply import apply_rules
         from ..inject.policy import may_inject
         from ..inject.redact import secret_forms
 

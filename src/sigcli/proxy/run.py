@@ -67,7 +67,7 @@ def serve(port: int, no_auth: bool = False, verbose: bool = False) -> int:
     # Warm what the first request would otherwise pay for: system roots for upstream TLS (~30 ms), the
     # leaf machinery, and leaves for the configured exact hosts.
     client_context([])
-    import sigcli.inject.apply
+    import sigcli.core.apply
     import sigcli.inject.redact  # noqa: F401
     for provider in policy.config().providers.values():
         try:  # also loads the store, the key and libcrypto once, off the first request's path

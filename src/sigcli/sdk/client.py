@@ -16,7 +16,7 @@ if TYPE_CHECKING:
     from ..auth.manager import AuthManager
     from ..config.load import Config
     from ..core.model import Provider
-    from ..inject.apply import Applied
+    from ..core.apply import Applied
 
     HeadersArg = Mapping[str, str] | Iterable[tuple[str, str]] | None
     BodyArg = bytes | bytearray | str | dict[str, Any] | list[Any] | None
@@ -196,7 +196,7 @@ class SigClient:
         found = config.resolve(provider)
         if found is None:
             raise _provider_not_found(provider)
-        from ..inject.apply import apply_rules
+        from ..core.apply import apply_rules
 
         return apply_rules(found.apply, auth.credential(found).revealed()).headers
 
@@ -210,7 +210,7 @@ class SigClient:
         if found is None:
             raise _provider_not_found(provider)
         refuse_if_needed(found, url)
-        from ..inject.apply import apply_rules
+        from ..core.apply import apply_rules
 
         return apply_rules(found.apply, auth.credential(found).revealed())
 

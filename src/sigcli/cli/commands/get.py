@@ -38,7 +38,7 @@ def run(args: Args, app: App) -> int:
     except SigError as err:
         app.audit("credential_access", "failure", provider.id, {"error": err.message})
         raise
-    from ...inject.apply import apply_rules
+    from ...core.apply import apply_rules
 
     values = credential.revealed()
     headers = apply_rules(provider.apply, values).headers

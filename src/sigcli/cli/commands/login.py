@@ -216,7 +216,7 @@ def _fit_strategy(notes: list[str], data: dict[str, Any], kind: str | None, expl
                   header_name: str | None, header_prefix: str | None) -> bool:
     """Make the provider's strategy and apply rules fit what the user supplied. True when changed."""
     from ...config.schema import default_apply
-    from ...inject.apply import referenced_keys
+    from ...core.apply import referenced_keys
 
     changed = False
     wanted = explicit or data.get("strategy", "browser")
