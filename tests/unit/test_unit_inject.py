@@ -1,4 +1,4 @@
-"""inject/apply.py (templates and apply rules) and inject/redact.py (secret forms, redaction)."""
+"""core/apply.py (templates and apply rules) and inject/redact.py (secret forms, redaction)."""
 
 from __future__ import annotations
 

@@ -211,7 +211,7 @@ def probe(provider: Provider, values: Mapping[str, str], *, timeout: float = 10.
     import http.client
     import time
 
-    from ..inject.policy import may_inject
+    from ..core.policy import may_inject
     from ..net.http import Url, send
     from ..net.proxy import for_provider
 

@@ -72,7 +72,7 @@ def choose_providers(config: Config, url: Url, names: list[str]) -> list[Provide
 
 def prepare(auth: AuthManager, providers: list[Provider], url: Url) -> Prepared:
     from ..core.apply import apply_rules
-    from ..inject.policy import may_inject
+    from ..core.policy import may_inject
 
     prepared = Prepared()
     for provider in providers:

@@ -117,7 +117,7 @@ class Injected:
 
 def refuse_if_needed(provider: Provider, url: str) -> None:
     """Raise the SigError of `may_inject` when `provider`'s credential must not go to `url`."""
-    from ..inject.policy import may_inject
+    from ..core.policy import may_inject
 
     o = origin(url)
     if o is None or o[0] not in _DEFAULT_PORTS:

@@ -131,7 +131,7 @@ class OAuth2Settings:
     def check_endpoint(self, url: str, field: str) -> None:
         """CONFIG_ERROR unless sig may talk to `url` (setting oauth2.`field`): https, a loopback host, or
         the provider's allowHttp: true — the rule credential injection follows."""
-        from ...inject.policy import endpoint_refusal
+        from ...core.policy import endpoint_refusal
 
         refusal = endpoint_refusal(self.provider, url, f"oauth2.{field}")
         if refusal is not None:

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from ..core.hosts import canonical_host, domain_matches, split_url
-from ..core.hosts import is_loopback as is_loopback  # the one loopback test; re-exported for senders
+from .hosts import canonical_host, domain_matches, split_url
+from .hosts import is_loopback as is_loopback  # the one loopback test; re-exported for senders
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
