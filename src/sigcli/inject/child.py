@@ -19,7 +19,7 @@ import os
 import time
 
 from ..core.errors import ErrorCode, SigError
-from .redactor import StreamRedactor
+from ..core.redactor import StreamRedactor
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:

@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from ..core.hosts import env_name
 from ..core.apply import apply_rules
-from .redact import cookie_pairs
+from ..core.hosts import env_name
+from ..core.secret_forms import cookie_pairs
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:

@@ -158,10 +158,10 @@ class ConfigPolicy:
         return tuple(out)
 
     def _compute(self, scheme: str, host: str, port: int) -> tuple[Additions | None, int]:
-        from ..core.timeutil import now_ms
         from ..core.apply import apply_rules
         from ..core.policy import may_inject
-        from ..inject.redact import secret_forms
+        from ..core.secret_forms import secret_forms
+        from ..core.timeutil import now_ms
 
         until = now_ms() + 60_000
         out = Additions()

@@ -68,7 +68,7 @@ def serve(port: int, no_auth: bool = False, verbose: bool = False) -> int:
     # leaf machinery, and leaves for the configured exact hosts.
     client_context([])
     import sigcli.core.apply
-    import sigcli.inject.redact  # noqa: F401
+    import sigcli.core.secret_forms  # noqa: F401
     for provider in policy.config().providers.values():
         try:  # also loads the store, the key and libcrypto once, off the first request's path
             policy._auth.credential(provider)  # type: ignore[union-attr]

@@ -15,8 +15,8 @@ if TYPE_CHECKING:
 
     from ..auth.manager import AuthManager
     from ..config.load import Config
-    from ..core.model import Provider
     from ..core.apply import Applied
+    from ..core.model import Provider
 
     HeadersArg = Mapping[str, str] | Iterable[tuple[str, str]] | None
     BodyArg = bytes | bytearray | str | dict[str, Any] | list[Any] | None

@@ -52,7 +52,7 @@ def run(args: Args, app: App) -> int:
     if raw:
         sys.stderr.write("Warning: printing raw credential values; do not hand them to untrusted programs.\n")
     else:
-        from ...inject.redact import redact_text, secret_forms
+        from ...core.secret_forms import redact_text, secret_forms
 
         forms = secret_forms(values)
         headers = {k: redact_text(v, forms) for k, v in headers.items()}

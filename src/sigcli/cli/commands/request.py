@@ -121,8 +121,8 @@ def run(args: Args, app: App) -> int:
               {**audit_meta, "statusCode": status})
     redactor = None
     if not args.flag("no-redaction"):
-        from ...inject.redact import secret_forms
-        from ...inject.redactor import StreamRedactor
+        from ...core.redactor import StreamRedactor
+        from ...core.secret_forms import secret_forms
 
         forms = [f for values in result.prepared.values for f in secret_forms(values)]
         redactor = StreamRedactor(forms)
@@ -205,7 +205,7 @@ def _render(result: object, fmt: str, out: _Out) -> None:
         return
     raw = None
     if out.redactor is not None:
-        from ...inject.redactor import StreamRedactor
+        from ...core.redactor import StreamRedactor
 
         raw = StreamRedactor(out.redactor.forms)  # type: ignore[attr-defined]
     data = response.read(BUFFER_LIMIT + 1)

@@ -157,8 +157,8 @@ def _variables(app: App, chosen: list[tuple[Provider, Credential]], env_options:
     """(every variable the child gets, every string the redactor masks): SIG_<P>_* of each provider, then
     the app-named ones (config `env:` maps, then --env, which wins)."""
     from ...core.model import IDENTIFIER_KEYS
+    from ...core.secret_forms import secret_forms
     from ...inject.env import app_env, provider_env, template_values
-    from ...inject.redact import secret_forms
 
     injected: dict[str, str] = {}
     secrets: list[str] = []
