@@ -7,8 +7,8 @@ import time
 
 import pytest
 
-from sigcli.auth import jsrule
-from sigcli.auth.jsrule import MAX_RULE_LENGTH, evaluate, evaluate_rule, rule_syntax_error
+from sigcli.rules import jsrule
+from sigcli.rules.jsrule import MAX_RULE_LENGTH, evaluate, evaluate_rule, rule_syntax_error
 
 JSON_RES = {"status": 200, "body": json.dumps({"ok": True, "data": {"items": [1, 2, 3]}}),
             "headers": {"content-type": "application/json; charset=utf-8"}}

@@ -5,7 +5,7 @@ The original's `validate`/`isAuthenticatedResponse` (reference §4.2.6) with its
 - custom `loginUrlPatterns` are matched case-insensitively, and also on a redirect's Location;
 - credentials go only where `may_inject` allows (domains, ports, https rule), as for every other sender;
 - a networkProxy (http, socks5, socks5h) carries the probe as it carries the browser;
-- validateRule runs in a sandboxed engine that fails closed (auth/jsrule.py).
+- validateRule runs in a sandboxed engine that fails closed (rules/jsrule.py).
 
 Reasons are short and never hold a value: names, status codes and URLs without their query string.
 """
@@ -99,7 +99,7 @@ def judge_response(
     """(authenticated?, short reason) for one probe response: the original's isAuthenticatedResponse, fixed."""
     lower = {str(k).lower(): str(v) for k, v in (headers or {}).items()}
     if rule:
-        from .jsrule import evaluate
+        from ..rules.jsrule import evaluate
 
         ok, reason = evaluate(rule, {"status": status, "body": body, "headers": lower})
         return ok, reason

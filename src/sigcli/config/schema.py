@@ -263,7 +263,7 @@ def _provider(pid: str, entry: Any, report: _Report, pline: int | None) -> dict[
         report.error(f'Provider "{pid}": missing required field "entryUrl"', pline)
     if "validateRule" in out:
         # Checked once when the config cache is rebuilt (quickjs stays off the hot path).
-        from ..auth.jsrule import rule_syntax_error
+        from ..rules.jsrule import rule_syntax_error
 
         problem = rule_syntax_error(out["validateRule"])
         if problem:

@@ -182,7 +182,7 @@ def _worker_main() -> None:
 
 
 _WORKER = ("import sys\nsys.path.extend({paths!r})\n"
-           "from sigcli.auth.jsrule import _worker_main\n_worker_main()\n")
+           "from sigcli.rules.jsrule import _worker_main\n_worker_main()\n")
 
 
 def _child_command() -> list[str] | None:
