@@ -179,7 +179,7 @@ class AuthManager:
             return headless_login(provider, current, cfg, self._log)
 
         # Waiters wait for the whole of another process's attempt: its browser start and headlessTimeout.
-        from ..browser.cascade import LAUNCH_BUDGET_S
+        from .browser_login import LAUNCH_BUDGET_S
 
         wait_s = headless_timeout_s(cfg) + LAUNCH_BUDGET_S + 30.0
         result = self.store.renew_once(provider.id, needs_renewal, change, timeout_s=wait_s)

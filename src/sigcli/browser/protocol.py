@@ -2,7 +2,7 @@
 
 An adapter starts (or reuses) a real Chromium-family browser on a profile directory, opens one page on a
 URL and answers a few questions about it. Everything else (when to look, what to extract, whether the
-login is done) lives above, in the cascade, and is the same for every adapter.
+login is done) lives above, in the login cascade (auth/browser_login.py), and is the same for every adapter.
 
 Cookies come back as plain dicts in the CDP shape, whatever the adapter:
     {"name", "value", "domain", "path", "expires" (seconds since epoch, -1 for a session cookie),

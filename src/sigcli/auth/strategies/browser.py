@@ -50,8 +50,8 @@ class BrowserStrategy(StaticStrategy):
     name = "browser"
 
     def authenticate(self, provider: Provider, ctx: LoginContext) -> Credential:
-        from ...browser.cascade import Cascade
         from ...browser.session_cookies import PAYLOAD_KEY, SessionCookies
+        from ..browser_login import Cascade
 
         kept = SessionCookies.from_credential(ctx.previous, provider)
         capture = Cascade(provider, dict(ctx.browser), mode=ctx.mode, network_proxy=ctx.network_proxy,
