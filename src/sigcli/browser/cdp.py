@@ -27,7 +27,7 @@ from .launch import (
     wait_exit,
     wait_ready,
 )
-from .protocol import BrowserError, LaunchOptions
+from .protocol import CONNECTION_CLOSED, BrowserError, LaunchOptions
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -39,7 +39,7 @@ if TYPE_CHECKING:
     Handler = Callable[[dict[str, Any], str | None], None]
 
     class Transport(Protocol):
-        """One CDP message stream. send/recv raise BrowserError(_CLOSED) once the browser end is gone."""
+        """One CDP message stream. send/recv raise BrowserError(CONNECTION_CLOSED) once the browser end is gone."""
 
         @property
         def closed(self) -> bool: ...
@@ -55,60 +55,10 @@ _MAX_TRACKED = 2000  # requestId -> URL entries kept for ExtraInfo events (a lon
 _NETWORK_IDLE_S = 0.5
 _CLOSE_WAIT_S = 3.0
 _LAUNCH_HINT = "run sig doctor; if it keeps failing, try another browser (browser.execPath)"
-_CLOSED = "the browser connection closed (the browser exited or crashed)"
 _PIPE_CHUNK = 1 << 18
 # How often a pipe read that waits long looks whether the browser still runs: its helpers do not hold
 # the pipe, so its exit normally reads as EOF at once; this covers a wrapper that keeps it open.
 _PIPE_LIVENESS_S = 0.25
-
-
-class WebSocketTransport:
-    """CDP over a WebSocket to the browser-level endpoint of a debugging port."""
-
-    def __init__(self, ws_url: str, open_timeout: float = 10.0) -> None:
-        from websockets.sync.client import connect
-
-        # No keep-alive pings: a busy browser that misses one would look closed; a dead one closes TCP.
-        # No proxy: an http_proxy in the environment (maybe sig's own) must not see loopback CDP traffic.
-        kwargs: dict[str, Any] = {"max_size": None, "open_timeout": open_timeout, "ping_interval": None,
-                                  "compression": None}
-        try:
-            ws = connect(ws_url, proxy=None, **kwargs)
-        except TypeError:  # websockets < 15 has no proxy support (and so no proxy to avoid)
-            ws = connect(ws_url, **kwargs)
-        # __enter__ returns the connection itself on every websockets version and marks it as managed
-        # (websockets 17 warns about a connection used without a context manager).
-        self._ws = ws.__enter__()
-
-    @property
-    def closed(self) -> bool:
-        from websockets.protocol import State
-
-        return self._ws.protocol.state is not State.OPEN
-
-    def send(self, text: str, timeout: float) -> None:
-        from websockets.exceptions import ConnectionClosed
-
-        try:
-            self._ws.send(text)
-        except ConnectionClosed:
-            raise BrowserError(_CLOSED) from None
-
-    def recv(self, timeout: float) -> str | bytes | None:
-        from websockets.exceptions import ConnectionClosed
-
-        try:
-            return self._ws.recv(timeout=max(0.0, timeout))
-        except TimeoutError:
-            return None
-        except ConnectionClosed:
-            raise BrowserError(_CLOSED) from None
-
-    def close(self) -> None:
-        try:
-            self._ws.close()
-        except Exception:
-            pass
 
 
 class PipeTransport:
@@ -152,7 +102,7 @@ class PipeTransport:
 
     def send(self, text: str, timeout: float) -> None:
         if self.closed:
-            raise BrowserError(_CLOSED)
+            raise BrowserError(CONNECTION_CLOSED)
         # json.dumps escapes every control character, so the text itself never holds the NUL.
         data = memoryview(text.encode() + b"\0")
         deadline = time.monotonic() + max(0.0, timeout)
@@ -163,7 +113,7 @@ class PipeTransport:
                 written = 0
             except OSError:  # EPIPE: the browser closed its end (Python ignores SIGPIPE)
                 self._eof = True
-                raise BrowserError(_CLOSED) from None
+                raise BrowserError(CONNECTION_CLOSED) from None
             data = data[written:]
             if not data:
                 return
@@ -191,7 +141,7 @@ class PipeTransport:
             if msg is not None:
                 return msg
             if self.closed:
-                raise BrowserError(_CLOSED)
+                raise BrowserError(CONNECTION_CLOSED)
             left = deadline - time.monotonic()
             if self._wait(self._read_fd, False, max(0.0, min(left, _PIPE_LIVENESS_S))):
                 try:
@@ -268,12 +218,7 @@ class SocketTransport(PipeTransport):
 class CdpConnection:
     """Request/response over one CDP transport; events read meanwhile go to registered handlers."""
 
-    def __init__(self, ws_url: str | None = None, open_timeout: float = 10.0, *,
-                 transport: Transport | None = None) -> None:
-        if transport is None:
-            if ws_url is None:
-                raise ValueError("CdpConnection needs a ws_url or a transport")
-            transport = WebSocketTransport(ws_url, open_timeout)
+    def __init__(self, *, transport: Transport) -> None:
         self._transport = transport
         self._next_id = 0
         self._handlers: dict[str, list[Handler]] = {}

@@ -87,5 +87,9 @@ if TYPE_CHECKING:
             """Start the browser and open options.url. Raises SigError(BROWSER_LAUNCH_ERROR) with the fix."""
 
 
+# What a transport's send/recv raise (as BrowserError) once the browser end of the connection is gone.
+CONNECTION_CLOSED = "the browser connection closed (the browser exited or crashed)"
+
+
 class BrowserError(Exception):
-    """A page-level failure (evaluate threw, target went away). The cascade treats it as "not yet"."""
+    """A page-level failure (evaluate threw, target went away). The login cascade treats it as "not yet"."""
