@@ -6,7 +6,7 @@ why it produced nothing, so a login that never completes can say what was missin
 
 from __future__ import annotations
 
-from ..core.hosts import canonical_host, domain_matches, split_url
+from ..core.hosts import cookie_domain_matches, domain_matches, split_url
 from ..core.timeutil import now_ms
 
 TYPE_CHECKING = False
@@ -35,23 +35,6 @@ class Extraction:
 
 
 # ---- cookies ---------------------------------------------------------------------------------------
-
-
-def cookie_domain_matches(cookie_domain: str, domains: list[str]) -> bool:
-    """Would the browser send a cookie set for `cookie_domain` to one of the provider's hosts?
-    Exact host, a parent domain (`.example.com` for `jira.example.com`), or a host a `*` glob covers."""
-    cd = canonical_host(cookie_domain.lstrip("."))
-    if not cd:
-        return False
-    for pattern in domains:
-        p = canonical_host(pattern)
-        if "*" in p:
-            base = p.split("*.", 1)[-1] if p.startswith("*.") else ""
-            if domain_matches(p, cd) or (base and (cd == base or base.endswith("." + cd))):
-                return True
-        elif cd == p or p.endswith("." + cd):
-            return True
-    return False
 
 
 def _path_allowed(path: str, allowed: list[str] | None) -> bool:

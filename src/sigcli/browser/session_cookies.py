@@ -68,7 +68,7 @@ def _parse(raw: Any) -> _Cookie | None:
 
 
 def _for_provider(cookies: list[_Cookie], provider: Provider) -> list[_Cookie]:
-    from .extract import cookie_domain_matches
+    from ..core.hosts import cookie_domain_matches
 
     return [c for c in cookies if cookie_domain_matches(c.domain, provider.domains)][:MAX_COOKIES]
 
