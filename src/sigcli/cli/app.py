@@ -121,11 +121,6 @@ class App:
             metadata = _loggable(metadata)
         record(paths.audit_path(), action, status, provider, metadata)
 
-    def agent_detected(self) -> bool:
-        from .guard import agent_detected  # the marker list lives with the guard that uses it
-
-        return agent_detected()
-
 
 def _loggable(value: Any) -> Any:
     """Audit metadata that UTF-8 can hold: bytes a C locale left undecoded in argv (lone surrogates, e.g.

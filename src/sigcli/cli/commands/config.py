@@ -186,7 +186,9 @@ def _change(app: App, name: str, text: str | None, fmt: str | None) -> int:
         return _report(app, fmt, name, shown_new, before_plain)
     destination = guarded(key)
     approved = False
-    if destination and app.agent_detected():
+    from ..guard import agent_detected
+
+    if destination and agent_detected():
         _require_person(app, key, before_plain, shown_new, value is MISSING)
         approved = True
 

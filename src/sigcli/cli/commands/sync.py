@@ -64,7 +64,7 @@ def run(args: Args, app: App) -> int:
                 f"Take one by name: sig sync pull {remote.name} --provider {names[0]}")
     if result.get("refused"):
         what = "; ".join(f"{r['provider']} ({', '.join(r['fields'])})" for r in result["refused"])
-        if _interactive(app):
+        if _interactive():
             app.say(f"Kept as they are here (nothing of them was pulled): {what}")
         else:
             raise SigError(ErrorCode.SYNC_CONFLICT,
@@ -94,18 +94,20 @@ def _ssh_words(app: App, err: SigError) -> None:
         app.log(f"  ssh: {line}")  # app.log shows control characters escaped
 
 
-def _interactive(app: App) -> bool:
+def _interactive() -> bool:
     """A person can answer: a terminal on both ends, and no agent driving sig."""
     import sys
 
-    return sys.stdin.isatty() and sys.stderr.isatty() and not app.agent_detected()
+    from ..guard import agent_detected
+
+    return sys.stdin.isatty() and sys.stderr.isatty() and not agent_detected()
 
 
 def _confirm(app: App, changes: Changes) -> bool:
     """Show what a pull would change about where credentials may go; yes only from a person at a terminal."""
     from ...sync.destinations import show
 
-    if not _interactive(app):
+    if not _interactive():
         return False
     remote = changes.remote
     app.say(f'The remote "{remote.name}" ({remote.describe()}) changes where these credentials may go:')
