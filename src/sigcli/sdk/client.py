@@ -232,7 +232,7 @@ class SigClient:
         sent only to the original origin. `cafile` adds a CA for HTTPS (the provider's caFile is used too).
         """
         from .._version import __version__
-        from ..net.fetch import authenticated_request
+        from ..inject.request import authenticated_request
 
         method = str(method).upper()
         if not method.isalpha():

@@ -104,7 +104,7 @@ def run(args: Args, app: App) -> int:
 
         matched = names or [p.id for p in [app.config.resolve(url)] if p is not None]
         require_person(app, "request --no-redaction", matched, target=url)  # before anything is sent
-    from ...net.fetch import authenticated_request
+    from ...inject.request import authenticated_request
 
     audit_meta = {"url": url, "method": method}
     try:

@@ -36,7 +36,7 @@ def _identity(app: App, provider: Provider, status: dict[str, Any]) -> dict[str,
     """The account behind the stored credential, when it can be told (see auth/identity.py)."""
     if not status["configured"]:
         return None
-    from ...auth.identity import local_identity, remote_identity, userinfo_url
+    from ...inject.identity import local_identity, remote_identity, userinfo_url
 
     if status["valid"] and userinfo_url(provider) is not None:
         from ..._version import __version__
