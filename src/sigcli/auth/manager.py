@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from ..core.errors import ErrorCode, SigError
 from ..core.model import Credential, Provider
+from ..core.strategies import spec
 from ..core.timeutil import iso_from_ms, now_ms
 from ..store.credentials import CredentialStore
 from .strategies import strategy_for
@@ -16,10 +17,16 @@ if TYPE_CHECKING:
     from .base import LoginContext
 
 
+def renews(provider: Provider) -> bool:
+    """Whether the provider's strategy renews credentials without the user (core/strategies.py `renews`)."""
+    row = spec(provider.strategy)
+    return row is not None and row.renews
+
+
 def _skew_ms(provider: Provider, credential: Credential) -> int:
     """How long before expiry a renewable credential is renewed: oauth2.skew (default 60 s), but at most
     a quarter of the token's lifetime, so short-lived tokens are not renewed on every use."""
-    if provider.strategy != "oauth2":
+    if not renews(provider):
         return 0
     from ..core.duration import parse_duration_ms
     from ..core.timeutil import ms_from_iso
@@ -47,13 +54,13 @@ class AuthManager:
         `ahead_ms` renews a renewable credential that expires within that time (the watch loop)."""
         credential = self.stored(provider)
         if credential is None:
-            if provider.strategy != "oauth2":
+            if not renews(provider):
                 raise self._not_found(provider)
             # Nothing stored yet, but the config may hold all a client-credentials grant needs (tokenUrl,
             # clientId, clientSecret): fetch the first token through the broker, as a renewal would be, so
             # concurrent first uses make one token request. The strategy returns None when it cannot.
             return self._refresh(provider, None, 0)
-        skew = max(_skew_ms(provider, credential), ahead_ms if provider.strategy == "oauth2" else 0)
+        skew = max(_skew_ms(provider, credential), ahead_ms if renews(provider) else 0)
         if credential.values and credential.is_valid(provider.ttl_ms, now_ms() + skew):
             self._log(f"{provider.id}: stored credential is valid")
             return credential

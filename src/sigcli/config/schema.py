@@ -8,11 +8,12 @@ from __future__ import annotations
 
 from typing import Any
 
+from ..core import strategies
 from ..core.duration import parse_duration_ms
 from ..core.envtemplate import env_name_problem
 from ..core.errors import SigError
 from ..core.hosts import split_url, valid_provider_id
-from ..core.model import STRATEGIES
+from ..core.strategies import NAMES as STRATEGIES
 
 TOP_KEYS = {"version", "mode", "browser", "storage", "remotes", "watch", "providers", "browserChannel"}
 BROWSER_KEYS = {"browserDataDir", "execPath", "headlessTimeout", "visibleTimeout", "channel", "waitUntil", "adapter",
@@ -87,21 +88,9 @@ def _plain(value: Any) -> Any:
 
 
 def default_apply(strategy: str, entry: dict[str, Any]) -> list[dict[str, str]]:
-    """Apply rules a strategy implies when the entry gives none (seed 000 style providers)."""
-    if strategy in ("cookie", "browser"):
-        return [{"in": "header", "name": "Cookie", "value": "${cookie}"}]
-    if strategy == "api-token":
-        header = entry.get("headerName") or "Authorization"
-        prefix = entry.get("headerPrefix")
-        if prefix is None:
-            prefix = "Bearer" if header.lower() == "authorization" else ""
-        value = f"{prefix} ${{token}}" if prefix else "${token}"
-        return [{"in": "header", "name": header, "value": value}]
-    if strategy == "basic":
-        return [{"in": "header", "name": "Authorization", "value": "Basic ${basic_auth}"}]
-    if strategy == "oauth2":
-        return [{"in": "header", "name": "Authorization", "value": "Bearer ${access_token}"}]
-    return []
+    """Apply rules a strategy implies when the entry gives none (core/strategies.py)."""
+    row = strategies.spec(strategy)
+    return row.default_apply(entry) if row is not None else []
 
 
 def _inject_to_apply(rule: Any, where: str, report: _Report, line: int | None) -> dict[str, str] | None:
@@ -236,11 +225,12 @@ def _provider(pid: str, entry: Any, report: _Report, pline: int | None) -> dict[
     strategy_known = strategy in STRATEGIES
     if strategy is None:
         report.error(f'Provider "{pid}": missing required field "strategy" ({", ".join(STRATEGIES)})', pline)
-        strategy = "browser"
+        strategy = strategies.DEFAULT
     elif strategy not in STRATEGIES:
         report.error(f'Provider "{pid}": invalid strategy "{strategy}". Valid: {", ".join(STRATEGIES)}', sline)
-        strategy = "browser"
+        strategy = strategies.DEFAULT
     out["strategy"] = strategy
+    row = strategies.TABLE[strategy]
     for key in ("name", "entryUrl", "validateUrl", "validateRule", "networkProxy", "headerName",
                 "headerPrefix", "caFile", "setupInstructions", "userinfoUrl"):
         if key in entry and entry[key] is not None:
@@ -259,7 +249,7 @@ def _provider(pid: str, entry: Any, report: _Report, pline: int | None) -> dict[
             del out["networkProxy"]
     if "entryUrl" not in out and _is_str(seed_url):
         out["entryUrl"] = str(seed_url)
-    if strategy_known and strategy in ("browser", "prompt") and not out.get("entryUrl"):
+    if strategy_known and row.rules_from_config and not out.get("entryUrl"):
         report.error(f'Provider "{pid}": missing required field "entryUrl"', pline)
     if "validateRule" in out:
         # Checked once when the config cache is rebuilt (quickjs stays off the hot path).
@@ -324,26 +314,26 @@ def _provider(pid: str, entry: Any, report: _Report, pline: int | None) -> dict[
     # Seed 001 writes the OAuth2 settings at the provider's top level: fold them into oauth2.
     flat = {k: entry[k] for k in ("tokenUrl", "clientId", "clientSecret", "scopes") if k in entry}
     if flat:
-        if strategy != "oauth2":
+        if strategy != strategies.OAUTH2:
             report.warn(f'Provider "{pid}": {", ".join(flat)} only apply to strategy oauth2 (ignored)', pline)
         elif "scopes" in flat and not (isinstance(flat["scopes"], list)
                                        and all(isinstance(x, str) for x in flat["scopes"])):
             report.error(f'Provider "{pid}": scopes must be a list of strings', _line(entry, "scopes"))
         else:
             out["oauth2"] = {**{k: _plain(v) for k, v in flat.items()}, **(out.get("oauth2") or {})}
-    if strategy == "oauth2" and seed_url is None and not (out.get("oauth2") or {}).get("tokenUrl"):
+    if strategy == strategies.OAUTH2 and seed_url is None and not (out.get("oauth2") or {}).get("tokenUrl"):
         report.error(f'Provider "{pid}": strategy "oauth2" requires an "oauth2" section with "tokenUrl"',
                      _line(entry, "oauth2") or sline)
     # extract / apply
     if "extract" in entry:
         out["extract"] = _check_rules("extract", entry["extract"], pid, report, _line(entry, "extract"))
-    elif strategy_known and strategy in ("browser", "prompt"):
+    elif strategy_known and row.rules_from_config:
         report.error(f'Provider "{pid}": missing required field "extract" (list)', pline)
-    elif strategy == "cookie":
-        out["extract"] = [{"from": "cookies", "as": "cookie", "match": "*"}]
+    elif row.default_extract is not None:
+        out["extract"] = [dict(rule) for rule in row.default_extract]
     if "apply" in entry:
         out["apply"] = _check_rules("apply", entry["apply"], pid, report, _line(entry, "apply"))
-    elif strategy_known and strategy in ("browser", "prompt") and seed_url is None:
+    elif strategy_known and row.rules_from_config and seed_url is None:
         report.error(f'Provider "{pid}": missing required field "apply" (list)', pline)
     else:
         out["apply"] = default_apply(strategy, out)

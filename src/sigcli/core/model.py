@@ -4,15 +4,12 @@ from __future__ import annotations
 
 from .duration import parse_duration_ms
 from .secret import Secret
+from .strategies import DEFAULT as DEFAULT_STRATEGY
 from .timeutil import iso_from_ms, ms_from_iso, now_ms
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     from typing import Any
-
-# Strategies sig knows. browser/prompt/oauth2 are the original's; the others come from seed 000.
-STRATEGIES = ("browser", "prompt", "oauth2", "api-token", "cookie", "basic")
-BROWSER_STRATEGIES = ("browser",)
 
 # Keys that name a person rather than prove identity: `sig get` shows them in clear (as the original does).
 IDENTIFIER_KEYS = frozenset({"username", "user", "login", "email"})
@@ -36,7 +33,7 @@ class Provider:
 
     @property
     def strategy(self) -> str:
-        return self.data.get("strategy", "browser")
+        return self.data.get("strategy", DEFAULT_STRATEGY)
 
     @property
     def domains(self) -> list[str]:

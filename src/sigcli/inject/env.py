@@ -5,23 +5,20 @@ from __future__ import annotations
 from ..core.apply import apply_rules
 from ..core.hosts import env_name
 from ..core.secret_forms import cookie_pairs
+from ..core.strategies import spec
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     from ..core.model import Credential, Provider
 
-_TYPES = {"api-token": "bearer", "oauth2": "bearer", "basic": "basic", "cookie": "cookie", "browser": "cookie"}
-
 
 def credential_type(provider: Provider, credential: Credential) -> str:
+    """SIG_<ID>_CREDENTIAL_TYPE: what the credential records, else what its strategy's row says."""
     explicit = credential.extra.get("credentialType")
     if isinstance(explicit, str) and explicit:
         return explicit
-    if provider.strategy == "api-token" and provider.get("headerName") not in (None, "", "Authorization"):
-        return "api-key"
-    if "cookie" in credential.values and provider.strategy in ("prompt", "browser", "cookie"):
-        return "cookie"
-    return _TYPES.get(provider.strategy, "bearer")
+    row = spec(provider.strategy)
+    return row.credential_type_for(provider.data, credential.values) if row is not None else "bearer"
 
 
 def _extras(provider: Provider, credential: Credential, values: dict[str, str]) -> dict[str, str]:

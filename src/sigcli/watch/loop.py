@@ -26,6 +26,7 @@ import time
 from collections.abc import Callable
 from typing import Any
 
+from ..auth.manager import renews
 from ..core.duration import parse_duration_ms
 from ..core.errors import ErrorCode, SigError
 from ..core.text import printable
@@ -45,7 +46,6 @@ MARGIN_MS = 60_000  # renew when the credential would expire before the next pas
 BACKOFF_BASE_S = 30.0
 BACKOFF_CAP_S = 15 * 60.0
 MAX_NAP_S = 30.0  # wake at least this often to notice a changed interval
-RENEWABLE = ("oauth2",)
 # A headless browser renewal that failed with one of these waits for a change (a new login, an edited config):
 # trying again unchanged would show the same login page, or miss the same browser.
 PARK_UNTIL_CHANGED = (
@@ -252,7 +252,7 @@ class WatchLoop:
             before = auth.stored(provider)
         except SigError as err:
             return self._report(key, "error", err.message, f"error:{err.code}", err.hint), pid, False
-        if before is None or (not before.values and provider.strategy not in RENEWABLE):
+        if before is None or (not before.values and not renews(provider)):
             # (an OAuth2 entry without a token after `sig logout` may still hold client credentials)
             self._versions.pop(pid, None)
             return self._report(key, "needs-login", f"needs login: {login}", "needs-login"), pid, False
@@ -275,7 +275,7 @@ class WatchLoop:
             result = self._renew_in_browser(config, auth, key, provider, before, horizon, browser_cfg)
             return result, pid, result["action"] == "renewed"
         self._browser_failed.pop(pid, None)
-        if provider.strategy not in RENEWABLE:
+        if not renews(provider):
             if before.is_valid(ttl, now):
                 left = format_duration(((expiry or now) - now) / 1000)
                 return self._report(key, "fresh", f"expires in {left} and cannot be renewed without you: {login}",

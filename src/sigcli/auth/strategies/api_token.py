@@ -31,3 +31,11 @@ class ApiTokenStrategy(StaticStrategy):
         custom_header = provider.get("headerName") not in (None, "", "Authorization")
         kind = "api-key" if custom_header and not provider.get("headerPrefix") else "bearer"
         return Credential(provider.id, self.name, {"token": Secret(token)}, extra={"credentialType": kind})
+
+
+TYPE_CHECKING = False
+
+if TYPE_CHECKING:
+    from ..base import Strategy
+
+    _check: type[Strategy] = ApiTokenStrategy  # mypy: the class satisfies the strategy protocol

@@ -26,3 +26,11 @@ class BasicStrategy(StaticStrategy):
         encoded = base64.b64encode(f"{user}:{password}".encode()).decode("ascii")
         values = {"username": Secret(user), "password": Secret(password), "basic_auth": Secret(encoded)}
         return Credential(provider.id, self.name, values, extra={"credentialType": "basic"})
+
+
+TYPE_CHECKING = False
+
+if TYPE_CHECKING:
+    from ..base import Strategy
+
+    _check: type[Strategy] = BasicStrategy  # mypy: the class satisfies the strategy protocol

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from ...core.model import Credential, Provider
 from ...core.secret import Secret
+from ...core.strategies import spec
 from ...core.timeutil import iso_from_ms
 from ..base import LoginContext, StaticStrategy
 
@@ -77,11 +78,14 @@ def renews_in_browser(provider: Provider, credential: Credential, browser_cfg: d
         return False
     if not credential.values or not provider.entry_url:
         return False
-    if provider.strategy == "browser":
+    row = spec(provider.strategy)
+    if row is None:
+        return False
+    if row.needs_browser:
         return True
-    if provider.strategy == "oauth2" and (provider.get("oauth2") or {}).get("tokenUrl"):
+    if row.renews and (provider.get("oauth2") or {}).get("tokenUrl"):
         return False  # renewed at its token endpoint
-    if provider.strategy in ("cookie", "oauth2"):
+    if row.browser_capture:
         return credential.extra.get(CAPTURED_KEY) == "browser" or PAYLOAD_KEY in credential.extra
     return False
 
@@ -109,3 +113,8 @@ def headless_login(provider: Provider, previous: Credential | None, browser_cfg:
     data.pop("forceVisible", None)
     ctx = LoginContext(mode="headless", browser=cfg, log=log, notify=log, previous=previous)
     return strategy_for(provider.strategy).authenticate(Provider(data), ctx)
+
+if TYPE_CHECKING:
+    from ..base import Strategy
+
+    _check: type[Strategy] = BrowserStrategy  # mypy: the class satisfies the strategy protocol

@@ -49,3 +49,11 @@ class CookieStrategy(StaticStrategy):
 
         return capture_as(provider, ctx, self.name, "cookie", [{"from": "cookies", "as": "cookie", "match": "*"}],
                           keep_extract=bool(provider.extract))
+
+
+TYPE_CHECKING = False
+
+if TYPE_CHECKING:
+    from ..base import Strategy
+
+    _check: type[Strategy] = CookieStrategy  # mypy: the class satisfies the strategy protocol

@@ -88,3 +88,8 @@ class OAuth2Strategy:
             return None
         response = post_form(settings.token_url, fields, settings, error_code=ErrorCode.REFRESH_FAILED)
         return to_credential(provider, response, settings, previous=credential)
+
+if TYPE_CHECKING:
+    from ..base import Strategy
+
+    _check: type[Strategy] = OAuth2Strategy  # mypy: the class satisfies the strategy protocol

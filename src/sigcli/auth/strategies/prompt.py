@@ -40,3 +40,11 @@ class PromptStrategy(StaticStrategy):
                 "add extract rules such as {from: prompt, as: token, match: API token}",
             )
         return Credential(provider.id, self.name, values)
+
+
+TYPE_CHECKING = False
+
+if TYPE_CHECKING:
+    from ..base import Strategy
+
+    _check: type[Strategy] = PromptStrategy  # mypy: the class satisfies the strategy protocol

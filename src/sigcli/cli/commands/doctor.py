@@ -50,7 +50,9 @@ def _check_dir(report: Report, label: str, path: str) -> None:
 
 
 def _check_browser(report: Report, app: App, config: Any) -> None:
-    needs = [p.id for p in config.providers.values() if p.strategy == "browser"]
+    from ...core.strategies import spec
+
+    needs = [p.id for p in config.providers.values() if getattr(spec(p.strategy), "needs_browser", False)]
     exec_path = config.browser.get("execPath") or ""
     if config.mode == "browserless":
         report.ok("Browser", "not used (mode: browserless)")

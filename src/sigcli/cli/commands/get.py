@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import sys
 
+from ...config.load import provider_not_found
 from ...core.errors import ErrorCode, SigError, usage_error
 from ...core.jsonio import dumps
 from ..app import App
 from ..args import Args
-from ..common import one_positional, provider_not_found
+from ..common import one_positional
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:

@@ -38,7 +38,7 @@ def _command(args: Args) -> list[str]:
 
 def _providers(config: Config, targets: list[str]) -> list[Provider]:
     """The providers named on the command line: ids, names or URLs, each also as `a,b` (seed 001)."""
-    from ..common import provider_not_found
+    from ...config.load import provider_not_found
 
     chosen: list[Provider] = []
     for target in targets:
@@ -70,7 +70,7 @@ def _env_options(config: Config, specs: list[str]) -> list[tuple[str, Provider, 
         found = [(p, ref[i + 1 :]) for i in reversed(splits)
                  if (p := config.get(ref[:i])) is not None and ref[i + 1 :]]
         if not found:
-            from ..common import provider_not_found
+            from ...config.load import provider_not_found
 
             if not splits:
                 raise usage_error(f'--env {name}={ref}: say which value, as PROVIDER.KEY',
