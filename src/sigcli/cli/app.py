@@ -1,4 +1,7 @@
-"""The composition root: wires config, store, audit and auth for one command. Built lazily, piece by piece."""
+"""The composition root: wires config, store, audit and auth for one command. Built lazily, piece by piece.
+
+Commands get their services from here (`app.config`, `app.store`, `app.auth`, `app.auth_for(config)` for a
+loop that reloads the config); they never build a store or a manager themselves."""
 
 from __future__ import annotations
 
@@ -9,6 +12,7 @@ from ..core.text import printable
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
+    from collections.abc import Callable
     from typing import Any
 
     from ..auth.manager import AuthManager
@@ -99,19 +103,29 @@ class App:
 
     @property
     def store(self) -> CredentialStore:
+        """The credential store the config names (built once, on first use)."""
         if self._store is None:
-            from ..store.credentials import CredentialStore
+            from ..config.load import open_store
 
-            self._store = CredentialStore(self.config.credentials_dir, paths.key_path(), self.log)
+            self._store = open_store(self.config, self.log)
         return self._store
 
     @property
     def auth(self) -> AuthManager:
+        """The AuthManager over `store`: stored → valid? → refresh (built once, on first use)."""
         if self._auth is None:
             from ..auth.manager import AuthManager
 
             self._auth = AuthManager(self.store, self.log)
         return self._auth
+
+    def auth_for(self, config: Config, log: Callable[[str], None] | None = None) -> AuthManager:
+        """A fresh AuthManager for `config` (long-running loops reload the config and rebuild with it)."""
+        from ..auth.manager import AuthManager
+        from ..config.load import open_store
+
+        quiet = log or (lambda _m: None)
+        return AuthManager(open_store(config, quiet), quiet)
 
     def audit(self, action: str, status: str, provider: str | None = None,
               metadata: dict[str, Any] | None = None) -> None:

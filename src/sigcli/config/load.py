@@ -16,7 +16,10 @@ from . import paths
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
+    from collections.abc import Callable
     from typing import Any
+
+    from ..store.credentials import CredentialStore
 
 CACHE_VERSION = 4  # 4: files with YAML anchors/aliases no longer load
 
@@ -81,7 +84,8 @@ class Config:
 
 
 def stat_key(path: str) -> list[int] | None:
-    """What identifies a version of a file for caching: inode, size, mtime, ctime (None if missing)."""
+    """What identifies a version of a file: inode, size, mtime, ctime (None if missing). The one "has the
+    config changed?" test: the config cache (below) and the SDK's reload compare it."""
     try:
         st = os.stat(path)
     except OSError:
@@ -268,3 +272,18 @@ def load_config(path: str | None = None) -> tuple[Config, bool]:
     if stat_key(path) == key:
         _write_cache(path, key, config)
     return config, True
+
+
+def open_store(config: Config | None, log: Callable[[str], None] | None = None, *,
+               credentials_dir: str | None = None, key_path: str | None = None) -> CredentialStore:
+    """The credential store a config names (storage.credentialsDir), sealed with the key file of SIG_HOME:
+    the one place a CredentialStore is built (cli/app.py's App, the watch loop, sync, doctor, init, the
+    SDK). `credentials_dir` / `key_path` replace the config's and SIG_HOME's (init before a config exists,
+    an SDK client on another sig folder)."""
+    from ..store.credentials import CredentialStore
+
+    if credentials_dir is None:
+        if config is None:
+            raise ValueError("open_store needs a config or a credentials_dir")
+        credentials_dir = config.credentials_dir
+    return CredentialStore(credentials_dir, key_path or paths.key_path(), log)

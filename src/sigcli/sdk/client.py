@@ -69,12 +69,6 @@ class SigResponse:
         return f"SigResponse({self.status} {self.reason})"
 
 
-def _stat_key(path: str) -> list[int] | None:
-    from ..config.load import stat_key
-
-    return stat_key(path)
-
-
 def _provider_not_found(text: str) -> SigError:
     from ..config.load import provider_not_found
 
@@ -125,7 +119,7 @@ class SigClient:
         self.sig_home = os.path.abspath(os.path.expanduser(os.fspath(sig_home))) if sig_home else current
         self._own_home = self.sig_home != current  # then SIG_HOME's config cache is not ours to use
         self._lock = threading.Lock()
-        self._stamp: tuple[int, ...] | None = None
+        self._stamp: list[int] | None = None
         self._config: Config | None = None
         self._auth: AuthManager | None = None
 
@@ -163,14 +157,16 @@ class SigClient:
         return paths.expand_path(raw)
 
     def _services(self) -> tuple[Config, AuthManager]:
-        stamp = _stat_key(self.config_path)
+        from ..config.load import stat_key
+
+        stamp = stat_key(self.config_path)
         with self._lock:
             if self._config is None or self._auth is None or stamp != self._stamp:
                 from ..auth.manager import AuthManager
-                from ..store.credentials import CredentialStore
+                from ..config.load import open_store
 
                 config = self._load_config()
-                store = CredentialStore(self._credentials_dir(config), self.key_path)
+                store = open_store(config, credentials_dir=self._credentials_dir(config), key_path=self.key_path)
                 self._config, self._auth, self._stamp = config, AuthManager(store), stamp
             return self._config, self._auth
 

@@ -64,6 +64,14 @@ class CredentialStore:
             self._key = key
         return self._key
 
+    def ensure_key(self) -> bool:
+        """Create the encryption key unless it exists (sealing plain credential files from before it).
+        True when it was created. A damaged key raises: it is never replaced."""
+        if load_key(self.key_path) is not None:
+            return False
+        self._key_for_writing()
+        return True
+
     def _key_for_writing(self) -> bytes:
         if self._key is not None:
             return self._key

@@ -425,11 +425,10 @@ def pull(config: Config, store: CredentialStore, remote: Remote, ids: list[str] 
 def push_for_watch(config: Config, remote_name: str, provider_ids: list[str],
                    log: Callable[[str], None]) -> None:
     """Auto-sync after a refresh (the watch loop). Raises SigError when the push fails."""
-    from ..config import paths
-    from ..store.credentials import CredentialStore
+    from ..config.load import open_store
 
     remote = get_remote(config.remotes, remote_name)
-    store = CredentialStore(config.credentials_dir, paths.key_path(), log)
+    store = open_store(config, log)
     result = push(config, store, remote, provider_ids, False, log)
     if result["errors"]:
         raise SigError(ErrorCode.SYNC_ERROR, f"auto-sync to {remote_name}: " +

@@ -462,13 +462,12 @@ def push_sync(log: Callable[[str], None]) -> SyncFn:
 
 
 def make_loop(log: Callable[[str], None], debug: Callable[[str], None] | None = None,
-              interval_ms: int | None = None) -> WatchLoop:
+              interval_ms: int | None = None,
+              auth_for: Callable[[Config, Callable[[str], None]], AuthManager] | None = None) -> WatchLoop:
     """A WatchLoop on $SIG_HOME's config and store, auto-syncing over SSH. `log` gets the loop's lines,
-    `debug` the store's and the refresh broker's (e.g. only with --verbose)."""
-    from ..auth.manager import AuthManager
-    from ..config import paths
+    `debug` the store's and the refresh broker's (e.g. only with --verbose). `auth_for(config, log)` builds
+    the AuthManager for each config the loop loads (the CLI passes its composition root's)."""
     from ..config.load import load_config
-    from ..store.credentials import CredentialStore
 
     quiet = debug or (lambda _m: None)
 
@@ -476,6 +475,11 @@ def make_loop(log: Callable[[str], None], debug: Callable[[str], None] | None = 
         return load_config()[0]
 
     def auth_factory(config: Config) -> AuthManager:
-        return AuthManager(CredentialStore(config.credentials_dir, paths.key_path(), quiet), quiet)
+        if auth_for is not None:
+            return auth_for(config, quiet)
+        from ..auth.manager import AuthManager
+        from ..config.load import open_store
+
+        return AuthManager(open_store(config, quiet), quiet)
 
     return WatchLoop(load, auth_factory, push_sync(quiet), log, interval_ms=interval_ms)

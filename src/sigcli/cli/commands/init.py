@@ -172,11 +172,8 @@ def _keep_existing(app: App, args: Args, config_file: str) -> int:
 
 
 def _ensure_key(credentials_dir: str) -> str:
-    """Create the encryption key unless it exists; "kept" or "created"."""
-    from ...store.credentials import CredentialStore
-    from ...store.keyfile import load_key
+    """Create the encryption key unless it exists; "kept" or "created" (a damaged key is an error here,
+    never replaced)."""
+    from ...config.load import open_store
 
-    if load_key(paths.key_path()) is not None:  # a damaged key is an error here, never replaced
-        return "kept"
-    CredentialStore(credentials_dir, paths.key_path())._key_for_writing()
-    return "created"
+    return "created" if open_store(None, credentials_dir=credentials_dir).ensure_key() else "kept"

@@ -171,7 +171,7 @@ def _start(opts: WatchOptions, app: App) -> int:
     def log(message: str) -> None:
         app.say(f"[sig watch {time.strftime('%H:%M:%S')}] {message}")
 
-    loop = make_loop(log, app.log if app.verbose else None, override)
+    loop = make_loop(log, app.log if app.verbose else None, override, auth_for=app.auth_for)
     watched = list(config.watch.get("providers") or {})
     every = format_duration((override or interval_ms_of(config)) / 1000)
     if not watched:
