@@ -315,15 +315,25 @@ def fish_script() -> str:
     return "\n".join(lines) + "\n"
 
 
-def run(args: Args, app: App) -> int:
-    scripts = {"bash": bash_script, "zsh": zsh_script, "fish": fish_script}
-    if len(args.positionals) != 1 or args.positionals[0] not in scripts:
-        shell = args.positionals[0] if args.positionals else ""
-        if shell:
-            from ..args import unknown_word
+SCRIPTS = {"bash": bash_script, "zsh": zsh_script, "fish": fish_script}
 
-            raise unknown_word("shell", shell, list(scripts), "usage: sig completion bash|zsh|fish",
-                               "`sig completion {}`")
-        raise usage_error("name a shell", "usage: sig completion bash|zsh|fish")
-    app.out(scripts[args.positionals[0]]())
+
+class CompletionOptions:
+    """`sig completion`'s shell, checked."""
+
+    def __init__(self, args: Args) -> None:
+        if len(args.positionals) != 1 or args.positionals[0] not in SCRIPTS:
+            shell = args.positionals[0] if args.positionals else ""
+            if shell:
+                from ..args import unknown_word
+
+                raise unknown_word("shell", shell, list(SCRIPTS), "usage: sig completion bash|zsh|fish",
+                                   "`sig completion {}`")
+            raise usage_error("name a shell", "usage: sig completion bash|zsh|fish")
+        self.shell = args.positionals[0]
+
+
+def run(args: Args, app: App) -> int:
+    """Print the completion script for the shell named."""
+    app.out(SCRIPTS[CompletionOptions(args).shell]())
     return 0

@@ -28,15 +28,24 @@ USAGE = "sig config path | get [KEY] [--format json] | set KEY VALUE | unset KEY
 AUDIT_ACTION = "config_set"
 
 
+class ConfigOptions:
+    """`sig config`'s subcommand, arguments and format, typed."""
+
+    def __init__(self, args: Args) -> None:
+        if not args.positionals:
+            raise usage_error("say what to do: path, get, set or unset", f"usage: {USAGE}")
+        self.sub, self.rest = args.positionals[0], args.positionals[1:]
+        if args.rest is not None and self.sub == "set" and len(self.rest) == 1 and len(args.rest) == 1:
+            self.rest = [self.rest[0], args.rest[0]]  # `sig config set KEY -- -value`
+        self.format = args.value("format")
+        if self.format not in (None, "json"):
+            raise usage_error(f'unknown format "{self.format}"', "use --format json (or --json)")
+
+
 def run(args: Args, app: App) -> int:
-    if not args.positionals:
-        raise usage_error("say what to do: path, get, set or unset", f"usage: {USAGE}")
-    sub, rest = args.positionals[0], args.positionals[1:]
-    if args.rest is not None and sub == "set" and len(rest) == 1 and len(args.rest) == 1:
-        rest = [rest[0], args.rest[0]]  # `sig config set KEY -- -value`
-    fmt = args.value("format")
-    if fmt not in (None, "json"):
-        raise usage_error(f'unknown format "{fmt}"', "use --format json (or --json)")
+    """path, get, set or unset one setting (config/keys.py says which settings exist)."""
+    opts = ConfigOptions(args)
+    sub, rest, fmt = opts.sub, opts.rest, opts.format
     if sub == "path":
         from ...config import paths
 

@@ -20,12 +20,23 @@ FORMATS = ("json", "header", "value")
 USAGE = "sig get <provider|url> [--format json|header|value] [--no-redaction]"
 
 
+class GetOptions:
+    """`sig get`'s argument and flags, typed."""
+
+    __slots__ = ("format", "raw", "target")
+
+    def __init__(self, args: Args) -> None:
+        self.target = one_positional(args.positionals, USAGE)
+        self.format = args.value("format") or "json"
+        if self.format not in FORMATS:
+            raise usage_error(f'unknown format "{self.format}"', f"use one of: {', '.join(FORMATS)}")
+        self.raw = args.flag("no-redaction")
+
+
 def run(args: Args, app: App) -> int:
-    target = one_positional(args.positionals, USAGE)
-    fmt = args.value("format") or "json"
-    if fmt not in FORMATS:
-        raise usage_error(f'unknown format "{fmt}"', f"use one of: {', '.join(FORMATS)}")
-    raw = args.flag("no-redaction")
+    """Resolve the provider, read its credential (renewed if due), print the headers its rules make."""
+    opts = GetOptions(args)
+    target, fmt, raw = opts.target, opts.format, opts.raw
     provider = app.config.resolve(target)
     if provider is None:
         app.audit("credential_access", "failure", None, {"target": target, "error": "provider not found"})

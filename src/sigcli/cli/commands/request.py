@@ -76,30 +76,44 @@ class _Out:
         self.stream.flush()
 
 
+class RequestOptions:
+    """`sig request`'s URL and flags, typed and checked (the body is read later: it may be stdin)."""
+
+    def __init__(self, args: Args) -> None:
+        self.url = one_positional(args.positionals, USAGE)
+        self.format = args.value("format") or "json"
+        if self.format not in FORMATS:
+            raise usage_error(f'unknown format "{self.format}"', f"use one of: {', '.join(FORMATS)}")
+        self.output = args.value("output")
+        if self.output is not None and self.format == "json" and args.given("format"):
+            raise usage_error("-o/--output writes the response body to a file; --format json has no body then",
+                              "drop --format json (or use --format headers to also print the status and headers)")
+        # As curl -d and gh api: a body without a method is a POST (a GET with a body is never what was meant).
+        self.method = (args.value("method") or ("POST" if args.given("body") else "GET")).upper()
+        if not self.method.isalpha():
+            raise usage_error(f'"{self.method}" is not an HTTP method', "e.g. --method POST")
+        try:
+            self.timeout = float(args.value("timeout") or 30)
+        except ValueError:
+            raise usage_error("--timeout takes a number of seconds", "e.g. --timeout 10") from None
+        self.header_specs = args.values("header")
+        self.body = args.value("body")  # STR, @file or - (stdin)
+        self.providers = [n.strip() for spec in args.values("provider") for n in spec.split(",") if n.strip()]
+        self.cacert = args.value("cacert")
+        self.raw = args.flag("no-redaction")
+
+
 def run(args: Args, app: App) -> int:
-    url = one_positional(args.positionals, USAGE)
-    fmt = args.value("format") or "json"
-    if fmt not in FORMATS:
-        raise usage_error(f'unknown format "{fmt}"', f"use one of: {', '.join(FORMATS)}")
-    output = args.value("output")
-    if output is not None and fmt == "json" and args.given("format"):
-        raise usage_error("-o/--output writes the response body to a file; --format json has no body then",
-                          "drop --format json (or use --format headers to also print the status and headers)")
-    # As curl -d and gh api: a body without a method is a POST (a GET with a body is never what was meant).
-    method = (args.value("method") or ("POST" if args.given("body") else "GET")).upper()
-    if not method.isalpha():
-        raise usage_error(f'"{method}" is not an HTTP method', "e.g. --method POST")
-    try:
-        timeout = float(args.value("timeout") or 30)
-    except ValueError:
-        raise usage_error("--timeout takes a number of seconds", "e.g. --timeout 10") from None
-    headers = _headers(args.values("header"))
+    """Send the request through inject/request.py and print the answer, redacted unless --no-redaction."""
+    opts = RequestOptions(args)
+    url, fmt, output, method, timeout = opts.url, opts.format, opts.output, opts.method, opts.timeout
+    headers = _headers(opts.header_specs)
     if any(n.lower() in ("authorization", "proxy-authorization", "cookie") for n, _v in headers):
         app.warn("a credential header in the command line is visible to other processes and shell history; "
                  "log in once (sig login) and let sig add it")
-    body = _body(args.value("body"))
-    names = [n.strip() for spec in args.values("provider") for n in spec.split(",") if n.strip()]
-    if args.flag("no-redaction"):
+    body = _body(opts.body)
+    names = opts.providers
+    if opts.raw:
         from ..guard import require_person
 
         matched = names or [p.id for p in [app.config.resolve(url)] if p is not None]
@@ -110,7 +124,7 @@ def run(args: Args, app: App) -> int:
     try:
         result = authenticated_request(
             app.config, app.auth, url, method=method, headers=headers, body=body, provider_names=names,
-            cafiles=[args.value("cacert")] if args.value("cacert") else [], timeout=timeout,
+            cafiles=[opts.cacert] if opts.cacert else [], timeout=timeout,
             user_agent=f"sig/{__version__}", log=app.log)
     except SigError as err:
         app.audit("request", "failure", names[0] if names else None, {**audit_meta, "error": err.message})
@@ -120,14 +134,14 @@ def run(args: Args, app: App) -> int:
     app.audit("request", "success" if 200 <= status < 300 else "failure", provider_id,
               {**audit_meta, "statusCode": status})
     redactor = None
-    if not args.flag("no-redaction"):
+    if not opts.raw:
         from ...core.redactor import StreamRedactor
         from ...core.secret_forms import secret_forms
 
         forms = [f for values in result.prepared.values for f in secret_forms(values)]
         redactor = StreamRedactor(forms)
     if output is not None:
-        _save_body(result, fmt, output, redactor, args.flag("no-redaction"))
+        _save_body(result, fmt, output, redactor, opts.raw)
     else:
         out = _Out(redactor)
         try:
