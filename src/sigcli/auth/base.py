@@ -20,9 +20,9 @@ if TYPE_CHECKING:
     Ask = Callable[[str, bool], str | None]
 
 
-class Waiting:
+class Waiting(Protocol):
     """A wait the user should see the progress of (a device code to approve, a browser sign-in to finish).
-    The CLI draws it; this default shows nothing."""
+    The CLI draws it (cli/waiting.py WaitLine)."""
 
     def input_ended(self) -> None:
         """The prompt shown below the waiting line was answered."""
@@ -31,8 +31,18 @@ class Waiting:
         """The wait is over (success, failure or interrupt): remove or end the line."""
 
 
+class _NoWaiting:
+    """The default when nobody watches: shows nothing."""
+
+    def input_ended(self) -> None:
+        pass
+
+    def stop(self) -> None:
+        pass
+
+
 def _no_waiting(_what: str, _timeout_s: float, _prompt_below: bool) -> Waiting:
-    return Waiting()
+    return _NoWaiting()
 
 
 class LoginContext:

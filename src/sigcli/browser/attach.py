@@ -135,7 +135,8 @@ class WebSocketTransport:
         from websockets.exceptions import ConnectionClosed
 
         try:
-            return self._ws.recv(timeout=max(0.0, timeout))
+            message: str | bytes = self._ws.recv(timeout=max(0.0, timeout))
+            return message
         except TimeoutError:
             return None
         except ConnectionClosed:

@@ -157,7 +157,7 @@ class Relay:
             client, client_id, method = entry
             if client is None or client not in self.clients:
                 return  # the relay's own command, or its sender has gone
-            result = msg.get("result") if isinstance(msg.get("result"), dict) else {}
+            result: dict[str, Any] = msg["result"] if isinstance(msg.get("result"), dict) else {}
             if method == "Target.attachToTarget" and isinstance(result.get("sessionId"), str):
                 self.sessions[result["sessionId"]] = client
                 client.sessions.add(result["sessionId"])
@@ -223,7 +223,7 @@ class Relay:
         import select
 
         poller = select.poll()
-        owners: dict[int, Any] = {}
+        owners: dict[int, _Client | str] = {}
         poller.register(self.read_fd, select.POLLIN)
         if self.browser_out:
             poller.register(self.write_fd, select.POLLOUT)
@@ -249,9 +249,9 @@ class Relay:
             elif owners.get(fd) == "listener":
                 self._accept()
             else:
-                client = owners.get(fd)
-                if isinstance(client, _Client) and client in self.clients:
-                    self._serve_client(client, events)
+                owner = owners.get(fd)
+                if isinstance(owner, _Client) and owner in self.clients:
+                    self._serve_client(owner, events)
 
     def _read_browser(self) -> None:
         try:

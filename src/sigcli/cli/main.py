@@ -132,10 +132,10 @@ def main(argv: list[str] | None = None) -> int:
             import traceback
 
             traceback.print_exc()
-        err = SigError(
+        internal = SigError(
             "GENERAL_ERROR",
             f"unexpected internal error ({type(exc).__name__})",
             "run again with --verbose for details, and report it at the project's issue tracker",
         )
-        _print_error(err, json_errors, verbose)
+        _print_error(internal, json_errors, verbose)
         return 1

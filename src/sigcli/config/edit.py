@@ -124,20 +124,23 @@ def set_provider(doc: Any, provider_id: str, entry: dict[str, Any]) -> None:
 
 
 def rename_provider(doc: Any, old: str, new: str) -> bool:
-    providers = doc.get("providers")
+    """Give provider `old` the id `new` in place (same position, comments kept), in the watch list too."""
+    providers: Any = doc.get("providers")
     if not isinstance(providers, dict) or old not in providers:
         return False
     position = list(providers.keys()).index(old)
     entry = providers.pop(old)
     if isinstance(entry, dict) and entry.get("name") == old:
         entry["name"] = new
-    providers.insert(position, new, entry)
+    ordered: Any = providers  # a round-trip CommentedMap: it can insert at a position
+    ordered.insert(position, new, entry)
     watch = doc.get("watch")
-    wp = watch.get("providers") if isinstance(watch, dict) else None
+    wp: Any = watch.get("providers") if isinstance(watch, dict) else None
     if isinstance(wp, dict) and old in wp:
         wpos = list(wp.keys()).index(old)
         spec = wp.pop(old)
-        wp.insert(wpos, new, spec)
+        watched: Any = wp
+        watched.insert(wpos, new, spec)
     return True
 
 
@@ -202,7 +205,8 @@ def _hand_over_trailing(node: Any, new_key: str) -> None:
     container: Any = node
     while isinstance(container, dict | list) and container:
         key: Any = list(container.keys())[-1] if isinstance(container, dict) else len(container) - 1
-        entry = getattr(container, "ca", None) and container.ca.items.get(key)
+        comments = getattr(container, "ca", None)
+        entry = comments and comments.items.get(key)
         slot = 2 if isinstance(container, dict) else 0
         if entry and len(entry) > slot and entry[slot] is not None:
             holder = (entry, slot)

@@ -37,7 +37,8 @@ class Config:
 
     @property
     def mode(self) -> str:
-        return self.data.get("mode", "browser")
+        mode: str = self.data.get("mode", "browser")
+        return mode
 
     @property
     def browser(self) -> dict[str, Any]:
@@ -185,7 +186,7 @@ def _no_alias_composer() -> Any:
         from ruamel.yaml.composer import Composer
         from ruamel.yaml.events import AliasEvent
 
-        class NoAliasComposer(Composer):  # type: ignore[misc]
+        class NoAliasComposer(Composer):
             def compose_node(self, parent: Any, index: Any) -> Any:
                 event = self.parser.peek_event()
                 if isinstance(event, AliasEvent) or getattr(event, "anchor", None) is not None:

@@ -25,15 +25,18 @@ class Provider:
 
     @property
     def id(self) -> str:
-        return self.data["id"]
+        pid: str = self.data["id"]
+        return pid
 
     @property
     def name(self) -> str:
-        return self.data.get("name") or self.data["id"]
+        name: str = self.data.get("name") or self.data["id"]
+        return name
 
     @property
     def strategy(self) -> str:
-        return self.data.get("strategy", DEFAULT_STRATEGY)
+        strategy: str = self.data.get("strategy", DEFAULT_STRATEGY)
+        return strategy
 
     @property
     def domains(self) -> list[str]:

@@ -14,7 +14,6 @@ child's terminal, and programs that prompt on /dev/tty (ssh, sudo, git) get what
 
 from __future__ import annotations
 
-import _signal as signal
 import os
 import time
 
@@ -23,7 +22,11 @@ from ..core.redactor import StreamRedactor
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
+    import signal
     from collections.abc import Callable
+    from typing import Any
+else:
+    import _signal as signal  # the C module: `signal` imports enum, which `sig run` need not pay for
 
 FORWARDED = ("SIGTERM", "SIGHUP", "SIGQUIT", "SIGUSR1", "SIGUSR2", "SIGINT", "SIGWINCH", "SIGCONT")
 # How long a stream may stay quiet before the redactor lets out the tail it holds back (a prompt such as
@@ -97,7 +100,7 @@ class _Keyboard:
         import termios
 
         self._termios = termios
-        self.saved: list[object] = []
+        self.saved: list[Any] = []
         self.raw = False
 
     def update(self) -> bool:

@@ -45,7 +45,7 @@ def _registry(sig_home: str) -> str:
 
 def sweep_stale(sig_home: str) -> list[str]:
     """Remove mount files recorded by `sig run` processes that are gone (crash, kill -9)."""
-    removed = []
+    removed: list[str] = []
     folder = _registry(sig_home)
     try:
         names = os.listdir(folder)

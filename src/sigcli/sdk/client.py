@@ -80,7 +80,7 @@ def _header_list(headers: HeadersArg) -> list[tuple[str, str]]:
         return []
     items = headers.items() if hasattr(headers, "items") else headers
     out = []
-    for name, value in items:  # type: ignore[misc]
+    for name, value in items:
         name, value = str(name), str(value)
         if not name or any(c not in _TOKEN_CHARS for c in name):
             raise SigError(ErrorCode.USAGE_ERROR, f'"{name[:64]}" is not a valid header name',

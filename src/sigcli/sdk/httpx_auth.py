@@ -36,7 +36,7 @@ def _require_httpx() -> None:
         raise ImportError(_MISSING)
 
 
-class SigAuth(_Base):  # type: ignore[misc,valid-type]
+class SigAuth(_Base):  # type: ignore[misc]
     """`httpx.Auth` that injects `provider`'s credential (headers and query parameters).
 
     Before injecting it checks the provider's domains and the https rule, and raises `SigError` when

@@ -38,7 +38,7 @@ def aesgcm() -> type[AESGCM]:
     try:
         from cryptography.hazmat.bindings._rust import openssl
 
-        return openssl.aead.AESGCM  # type: ignore[no-any-return]
+        return openssl.aead.AESGCM
     except (ImportError, AttributeError):
         from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 

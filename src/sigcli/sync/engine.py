@@ -333,8 +333,8 @@ def pull(config: Config, store: CredentialStore, remote: Remote, ids: list[str] 
         if not wanted(pid):
             continue
         entry, problem = _normalised_entry(pid, node)
-        if problem is not None:
-            errors[pid] = problem
+        if problem is not None or entry is None:
+            errors[pid] = str(problem)
             continue
         local = config.providers.get(pid)
         if local is not None and local.data == entry:

@@ -106,12 +106,13 @@ def authorization_code(settings: OAuth2Settings, ctx: LoginContext) -> TokenResp
         ctx.notify(("Your browser was opened to sign in. If it did not open, visit:" if opened
                     else "Open this URL in a browser to sign in:") + f"\n  {url}")
         wait = ctx.waiting("Waiting for the sign-in in the browser", settings.callback_timeout, ctx.ask is not None)
-        if ctx.ask is not None:
+        ask = ctx.ask
+        if ask is not None:
             # Over SSH the browser's redirect cannot reach this machine: let the user paste it instead.
             def paste() -> None:
                 from urllib.parse import parse_qs, urlsplit
 
-                line = ctx.ask("…or paste the full URL the browser was redirected to", False)
+                line = ask("…or paste the full URL the browser was redirected to", False)
                 wait.input_ended()
                 if line and line.strip():
                     query = {k: v[0] for k, v in parse_qs(urlsplit(line.strip()).query).items()}

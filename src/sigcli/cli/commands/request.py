@@ -10,6 +10,14 @@ from ..app import App
 from ..args import Args
 from ..common import one_positional
 
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    import http.client
+    from typing import BinaryIO
+
+    from ...core.redactor import StreamRedactor
+    from ...inject.request import Result
+
 FLAGS = {"method": "value", "body": "value", "header": "multi", "format": "value", "provider": "multi",
          "cacert": "value", "no-redaction": "bool", "timeout": "value", "output": "value"}
 # curl's and `gh api`'s spellings: -X POST, -H "N: V", -d @file, -o FILE
@@ -60,19 +68,19 @@ def _headers(specs: list[str]) -> list[tuple[str, str]]:
 class _Out:
     """stdout through the redactor (unless disabled), binary-safe."""
 
-    def __init__(self, redactor: object | None, stream: object | None = None) -> None:
+    def __init__(self, redactor: StreamRedactor | None, stream: BinaryIO | None = None) -> None:
         self.redactor = redactor
         self.stream = sys.stdout.buffer if stream is None else stream
 
     def write(self, data: bytes) -> None:
         if self.redactor is not None:
-            data = self.redactor.feed(data)  # type: ignore[attr-defined]
+            data = self.redactor.feed(data)
         if data:
             self.stream.write(data)
 
     def close(self) -> None:
         if self.redactor is not None:
-            self.stream.write(self.redactor.flush())  # type: ignore[attr-defined]
+            self.stream.write(self.redactor.flush())
         self.stream.flush()
 
 
@@ -155,7 +163,7 @@ def run(args: Args, app: App) -> int:
     return 0 if 200 <= status < 300 else 1
 
 
-def _save_body(result: object, fmt: str, path: str, redactor: object | None, raw: bool) -> None:
+def _save_body(result: Result, fmt: str, path: str, redactor: StreamRedactor | None, raw: bool) -> None:
     """`-o FILE` (curl's): the body, redacted as stdout would be, into FILE; `--format headers` still prints
     the status line and headers on stdout. An unredacted body may hold a secret: its file is made 0600."""
     if path == "-":
@@ -168,7 +176,7 @@ def _save_body(result: object, fmt: str, path: str, redactor: object | None, raw
             if raw:
                 os.fchmod(fd, 0o600)  # an existing file keeps its mode otherwise
         except OSError as exc:
-            result.close()  # type: ignore[attr-defined]
+            result.close()
             raise usage_error(f"cannot write {path}: {exc.strerror}", "check the path given to -o") from None
         out = _Out(redactor, os.fdopen(fd, "wb"))
     try:
@@ -180,13 +188,13 @@ def _save_body(result: object, fmt: str, path: str, redactor: object | None, raw
     finally:
         out.close()
         if path != "-":
-            out.stream.close()  # type: ignore[attr-defined]
-        result.close()  # type: ignore[attr-defined]
+            out.stream.close()
+        result.close()
 
 
-def _header_map(response: object) -> dict[str, str]:
+def _header_map(response: http.client.HTTPResponse) -> dict[str, str]:
     merged: dict[str, str] = {}
-    for name, value in response.getheaders():  # type: ignore[attr-defined]
+    for name, value in response.getheaders():
         key = name.lower()
         merged[key] = f"{merged[key]}, {value}" if key in merged else value
     return merged
@@ -197,14 +205,14 @@ def _is_json(content_type: str | None) -> bool:
     return media == "application/json" or media.endswith("+json")
 
 
-def _render(result: object, fmt: str, out: _Out) -> None:
+def _render(result: Result, fmt: str, out: _Out) -> None:
     """Write the answer in `fmt` through `out`. For json, the body is masked as it arrived (every form
     a secret can take there) before sig decodes, parses or escapes it, and `out` masks sig's own output
     again (a secret the server escaped in a way the first pass does not know comes out of the parser
     as plain text)."""
     from ...core.jsonio import dumps, loads
 
-    response = result.response  # type: ignore[attr-defined]
+    response = result.response
     if fmt == "headers":
         from ...core.text import printable
 
@@ -221,17 +229,18 @@ def _render(result: object, fmt: str, out: _Out) -> None:
     if out.redactor is not None:
         from ...core.redactor import StreamRedactor
 
-        raw = StreamRedactor(out.redactor.forms)  # type: ignore[attr-defined]
+        raw = StreamRedactor(out.redactor.forms)
     data = response.read(BUFFER_LIMIT + 1)
     headers = _header_map(response)
     head = {"status": response.status, "statusText": response.reason, "headers": headers}
     if len(data) <= BUFFER_LIMIT:
         if raw is not None:
             data = raw.feed(data) + raw.flush()
-        body: object = data.decode("utf-8", "replace")
+        text = data.decode("utf-8", "replace")
+        body: object = text
         if _is_json(headers.get("content-type")):
             try:
-                body = loads(body)  # the JSON value itself, not a string to decode a second time
+                body = loads(text)  # the JSON value itself, not a string to decode a second time
             except ValueError:
                 pass
         out.write((dumps({**head, "body": body}, indent=2) + "\n").encode("utf-8"))
