@@ -1,6 +1,6 @@
 """The validation probe run after each browser extraction: do these values log us in?
 
-The original's `validate`/`isAuthenticatedResponse` (reference §4.2.6) with its flaws fixed:
+The original sigcli's `validate`/`isAuthenticatedResponse` (README "Browser login") with its flaws fixed:
 - a network error or timeout is UNKNOWN (the caller retries), never "valid";
 - custom `loginUrlPatterns` are matched case-insensitively, and also on a redirect's Location;
 - credentials go only where `may_inject` allows (domains, ports, https rule), as for every other sender;

@@ -16,7 +16,7 @@ if TYPE_CHECKING:
     from ..core.model import Provider
     from .protocol import BrowserPage
 
-# A cookie that ends this soon is a tracker's heartbeat, not a session (reference §4.2.7).
+# A cookie that ends this soon is a tracker's heartbeat, not a session (the original sigcli's rule, kept).
 TRACKING_WINDOW_MS = 60_000
 
 
@@ -293,7 +293,7 @@ def extract(provider: Provider, cookies: list[dict[str, Any]], page: BrowserPage
 
 
 def expiry_ms(extraction: Extraction, ttl_ms: int | None, now: int | None = None) -> int | None:
-    """The reference §4.2.7 algorithm: the earliest of localStorage expiries in the future, persistent
+    """The original sigcli's expiry rule: the earliest of localStorage expiries in the future, persistent
     cookies ending more than a minute from now, and now + ttl for session cookies."""
     now = now_ms() if now is None else now
     candidates = [e for e in extraction.storage_expiries if e > now]

@@ -13,7 +13,7 @@ from typing import Any
 from ..core.errors import ErrorCode, SigError
 from . import paths
 
-# Order in which the original persists an auto-provisioned provider's fields (§2.6).
+# Order in which the original sigcli persists an auto-provisioned provider's fields (files stay alike).
 PERSIST_ORDER = (
     "name", "domains", "entryUrl", "validateUrl", "validateRule", "strategy", "headerName", "headerPrefix",
     "extract", "apply", "ttl", "networkProxy", "loginMode", "oauth2", "env", "userinfoUrl",

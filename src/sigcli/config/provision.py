@@ -1,4 +1,4 @@
-"""Auto-provisioning: a provider made from a URL the user logged in to (reference §2.6)."""
+"""Auto-provisioning: a provider made from a URL the user logged in to (`sig login <url>`, README "Commands")."""
 
 from __future__ import annotations
 

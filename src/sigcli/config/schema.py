@@ -1,4 +1,5 @@
-"""Validate a parsed config and normalise both formats (v2 and seed 000) into one JSON-able model.
+"""Validate a parsed config and normalise both formats (v2 and the seed format, README "Configuration") into
+one JSON-able model.
 
 Pure: takes the mapping YAML gave (ruamel's, which knows line numbers, or a plain dict) and returns
 (normalised config, errors, warnings). Every problem is collected, never just the first.
@@ -94,7 +95,7 @@ def default_apply(strategy: str, entry: dict[str, Any]) -> list[dict[str, str]]:
 
 
 def _inject_to_apply(rule: Any, where: str, report: _Report, line: int | None) -> dict[str, str] | None:
-    """Seed 000 `proxy.inject` rule (`from: credential.*`) -> an apply rule with a ${key} template."""
+    """A seed-format `proxy.inject` rule (`from: credential.*`) -> an apply rule with a ${key} template."""
     if not isinstance(rule, dict):
         report.error(f"{where} must be a mapping", line)
         return None
@@ -311,7 +312,7 @@ def _provider(pid: str, entry: Any, report: _Report, pline: int | None) -> dict[
             if "scopes" in o and not (isinstance(o["scopes"], list) and all(isinstance(s, str) for s in o["scopes"])):
                 report.error(f'Provider "{pid}": oauth2.scopes must be a list of strings', _line(o, "scopes"))
             out["oauth2"] = {k: _plain(v) for k, v in o.items() if k in OAUTH2_KEYS}
-    # Seed 001 writes the OAuth2 settings at the provider's top level: fold them into oauth2.
+    # The seed format may give the OAuth2 settings at the provider's top level: fold them into oauth2.
     flat = {k: entry[k] for k in ("tokenUrl", "clientId", "clientSecret", "scopes") if k in entry}
     if flat:
         if strategy != strategies.OAUTH2:

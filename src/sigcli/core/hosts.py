@@ -105,7 +105,7 @@ def domain_matches(pattern: str, host: str) -> bool:
 
 
 def derive_short_id(hostname: str) -> str:
-    """Provider id from a host name, exactly as the original (§2.6): jira.example.com -> jira-example."""
+    """Provider id from a host name, exactly as the original sigcli: jira.example.com -> jira-example."""
     labels = hostname.split(".")
     if len(labels[0]) >= 8:
         base = labels[0]
@@ -139,7 +139,7 @@ def valid_provider_id(provider_id: object) -> bool:
 
 
 def env_name(text: str) -> str:
-    """Upper case, every char outside [A-Z0-9] becomes "_" (SPEC §2 env names)."""
+    """Upper case, every char outside [A-Z0-9] becomes "_" (SIG_<PROVIDER>_<KEY> names, README "`sig run`")."""
     return "".join(c if ("A" <= c <= "Z" or "0" <= c <= "9") else "_" for c in text.upper())
 
 

@@ -1,4 +1,5 @@
-"""Environment variables for `sig run`: SIG_<PROVIDER>_PROVIDER, SIG_<PROVIDER>_<KEY> and the seed extras."""
+"""Environment variables for `sig run`: SIG_<PROVIDER>_PROVIDER, SIG_<PROVIDER>_<KEY> and the derived ones
+(CREDENTIAL_TYPE, AUTH_HEADER, TOKEN, COOKIE: README "`sig run`")."""
 
 from __future__ import annotations
 
@@ -22,7 +23,7 @@ def credential_type(provider: Provider, credential: Credential) -> str:
 
 
 def _extras(provider: Provider, credential: Credential, values: dict[str, str]) -> dict[str, str]:
-    """The seed's derived variables (without prefix): CREDENTIAL_TYPE, AUTH_HEADER, TOKEN, COOKIE."""
+    """The derived variables (without prefix): CREDENTIAL_TYPE, AUTH_HEADER, TOKEN, COOKIE."""
     extras: dict[str, str] = {"CREDENTIAL_TYPE": credential_type(provider, credential)}
     headers = apply_rules(provider.apply, values).headers
     auth_header = next((v for k, v in headers.items() if k.lower() == "authorization"), None)
@@ -57,7 +58,7 @@ def provider_env(provider: Provider, credential: Credential, expand_cookies: boo
 
 
 def template_values(provider: Provider, credential: Credential) -> dict[str, str]:
-    """What a `{key}` in an app variable can name: the credential's values, then the seed's derived ones
+    """What a `{key}` in an app variable can name: the credential's values, then the derived ones
     in lower case (`{token}` also works for an OAuth2 access token, `{auth_header}`, `{cookie}`)."""
     values = credential.revealed()
     out = dict(values)

@@ -3,7 +3,7 @@
 Also the headless renewal the watch loop asks for (`renews_in_browser`, `headless_login`): a credential that
 came from a browser is renewed by a headless login on sig's profile with the session cookies kept in it
 restored — never a window, never a prompt. `refresh` stays None: `sig get`/`run`/`request` never start a
-browser (SPEC: `get` never prompts or opens a browser).
+browser (README "Commands": `get` never prompts or opens a browser).
 """
 
 from __future__ import annotations
@@ -19,7 +19,7 @@ if TYPE_CHECKING:
     from collections.abc import Callable
     from typing import Any
 
-# Extra payload key (SPEC §2) marking a credential captured in a browser, so the watch loop can tell a cookie
+# Extra payload key of the credential file (README "Browser login") marking a credential captured in a browser, so the watch loop can tell a cookie
 # or OAuth2 credential that a browser login made (renewable headlessly) from one the user pasted (not).
 CAPTURED_KEY = "capturedBy"
 DEFAULT_HEADLESS_MS = 20_000  # browser.headlessTimeout when the config has none (as the cascade assumes)
@@ -36,8 +36,8 @@ def credential_type(provider: Provider) -> str:
 
 def capture_as(provider: Provider, ctx: LoginContext, strategy: str, credential_type: str,
                default_extract: list[dict[str, str]], keep_extract: bool) -> Credential:
-    """A browser login on behalf of another strategy (seed 000's cookie / oauth2 without a token
-    endpoint): `default_extract` replaces the provider's extract rules unless `keep_extract`."""
+    """A browser login on behalf of another strategy (cookie, or oauth2 without a token endpoint: README
+    "Browser login"): `default_extract` replaces the provider's extract rules unless `keep_extract`."""
     data = dict(provider.data)
     if not keep_extract:
         data["extract"] = default_extract
@@ -61,7 +61,8 @@ class BrowserStrategy(StaticStrategy):
         expires = iso_from_ms(capture.expires_at_ms) if capture.expires_at_ms else None
         extra: dict[str, object] = {"credentialType": credential_type(provider), CAPTURED_KEY: "browser"}
         if capture.session_cookies:
-            # Sealed with the credential, outside `values` (SPEC §2): for the next login's browser only.
+            # Sealed with the credential, outside `values` (README "Browser login"): for the next login's
+            # browser only.
             extra[PAYLOAD_KEY] = capture.session_cookies.to_payload()
         return Credential(provider.id, provider.strategy, values, expires_at=expires, extra=extra)
 

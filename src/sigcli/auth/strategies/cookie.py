@@ -44,7 +44,8 @@ class CookieStrategy(StaticStrategy):
         return Credential(provider.id, self.name, {"cookie": Secret(cookie)}, extra={"credentialType": "cookie"})
 
     def _from_browser(self, provider: Provider, ctx: LoginContext) -> Credential:
-        """Seed 000's cookie strategy without --cookie: capture the jar from a browser login."""
+        """A cookie provider logged in without --cookie: capture the jar from a browser login (README
+        "Browser login")."""
         from .browser import capture_as
 
         return capture_as(provider, ctx, self.name, "cookie", [{"from": "cookies", "as": "cookie", "match": "*"}],

@@ -43,7 +43,7 @@ class OAuth2Strategy:
         return to_credential(provider, response, settings, log=ctx.log)
 
     def _from_browser(self, provider: Provider, ctx: LoginContext) -> Credential:
-        """Seed 000's OAuth2 without a token endpoint: log in in the browser and keep the bearer token
+        """OAuth2 without a token endpoint (README "Browser login"): log in in the browser and keep the bearer token
         the site's own pages send (expiry from the token's JWT `exp` when it has one)."""
         from ...core.timeutil import iso_from_ms
         from ..oauth2.credential import jwt_exp_ms

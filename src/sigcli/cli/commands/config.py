@@ -158,7 +158,7 @@ def guarded(key: Key) -> bool:
 
     field = key.field
     if field == "url" or field.startswith("env."):
-        return field == "url"  # seed 000's url is the entry URL and the domain
+        return field == "url"  # a seed-format url is the entry URL and the domain (README "Configuration")
     entry = {"oauth2": {field[len("oauth2."):]: True}} if field.startswith("oauth2.") else {field: True}
     return bool(guarded_fields(entry))
 

@@ -19,7 +19,7 @@ class ProxyOptions:
     def __init__(self, args: Args) -> None:
         sub = args.positionals[0] if args.positionals else ""
         if not sub and any(args.given(f) for f in START_FLAGS):
-            sub = "start"  # seed 001 writes `sig proxy --port 8080`
+            sub = "start"  # `sig proxy --port 8080` means start (README "Commands")
         if sub not in ("start", "stop", "status", "trust", "env", "serve") or len(args.positionals) > 1:
             raise usage_error("say start, stop, status, trust or env", f"usage: {USAGE}")
         self.sub = sub

@@ -58,7 +58,7 @@ def _command(opts: RunOptions) -> list[str]:
 
 
 def _providers(config: Config, targets: list[str]) -> list[Provider]:
-    """The providers named on the command line: ids, names or URLs, each also as `a,b` (seed 001)."""
+    """The providers named on the command line: ids, names or URLs, each also as `a,b` (README "`sig run`")."""
     from ...config.load import provider_not_found
 
     chosen: list[Provider] = []
