@@ -14,7 +14,6 @@ if TYPE_CHECKING:
     from collections.abc import Callable
     from typing import Any
 
-    from .base import LoginContext
 
 
 def renews(provider: Provider) -> bool:
@@ -195,14 +194,6 @@ class AuthManager:
         if not result.is_valid(ttl):
             raise SigError(ErrorCode.CREDENTIAL_EXPIRED, f'the credential for "{provider.id}" expired', how)
         return result
-
-    def login(self, provider: Provider, ctx: LoginContext) -> Credential:
-        """Authenticate and store. The old credential stays untouched unless the new one is complete."""
-        strategy = strategy_for(provider.strategy)
-        self._log(f"{provider.id}: authenticating via {provider.strategy}")
-        credential = strategy.authenticate(provider, ctx)
-        self.store.write(credential)
-        return credential
 
     def status(self, provider: Provider) -> dict[str, Any]:
         """The original's ProviderStatus: {id, name, configured, valid, strategy, expiresAt?, expiresInMinutes?}."""

@@ -97,10 +97,6 @@ class App:
             self._config = config
         return self._config
 
-    def reload_config(self) -> Config:
-        self._config = None
-        return self.config
-
     @property
     def store(self) -> CredentialStore:
         """The credential store the config names (built once, on first use)."""

@@ -266,10 +266,6 @@ class StreamRedactor:
         self._use_automaton: bool | None = None if automaton else False  # None: not chosen yet
 
     @property
-    def active(self) -> bool:
-        return bool(self.forms)
-
-    @property
     def engine(self) -> str:
         """"ahocorasick" (one pass for all forms) or "find" (one pass per form); chosen on first use."""
         return "ahocorasick" if self._automaton() else "find"

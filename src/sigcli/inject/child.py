@@ -66,10 +66,6 @@ class Child:
         self.pid = pid
         self.returncode: int | None = None
 
-    def send_signal(self, signum: int) -> None:
-        if self.returncode is None:
-            os.kill(self.pid, signum)
-
     def wait(self) -> int:
         while self.returncode is None:
             try:

@@ -250,8 +250,3 @@ def evaluate(rule: str, res: dict[str, Any]) -> tuple[bool, str]:
     if command is None:
         return _evaluate_in_thread(rule, res)
     return _evaluate_in_child(command, rule, res)
-
-
-def evaluate_rule(rule: str, res: dict[str, Any]) -> bool:
-    """True when the rule, run against `res`, is truthy in JavaScript; False on any failure (fail closed)."""
-    return evaluate(rule, res)[0]

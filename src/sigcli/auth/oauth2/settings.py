@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import os
 
-from ...core.duration import parse_duration_ms
 from ...core.errors import ErrorCode, SigError
 from ...core.secret import Secret
 
@@ -98,7 +97,6 @@ class OAuth2Settings:
             self.scope = text("scope") or (literal(str(scopes), "scopes", pid) if scopes else "")
         grant = text("grant") or (stored.extra.get("oauth2Grant", "") if stored is not None else "")
         self.grant = grant or ("client_credentials" if self.client_secret is not None else "")
-        self.skew_ms = parse_duration_ms(str(conf.get("skew") or "60s")) or 60_000
         try:
             self.timeout = float(conf.get("timeout") or 30)
         except (TypeError, ValueError):
