@@ -63,6 +63,8 @@ VISIBLE_HEADLESS_ENV = "SIG_BROWSER_VISIBLE_HEADLESS"
 
 
 class Capture:
+    """What a successful browser login captured: values, when they expire, and the session cookies to keep."""
+
     def __init__(self, values: dict[str, str], expires_at_ms: int | None,
                  session_cookies: SessionCookies | None = None) -> None:
         self.values = values
@@ -160,6 +162,7 @@ class Cascade:
     # ---- running ------------------------------------------------------------------------------------
 
     def run(self) -> Capture:
+        """Log in: attached browser, or headless then visible (by mode); the capture, or a SigError."""
         headless_s = float(self.cfg.get("headlessTimeout") or 20000) / 1000
         visible_s = float(self.cfg.get("visibleTimeout") or 120000) / 1000
         mode = self.mode

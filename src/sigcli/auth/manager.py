@@ -39,11 +39,15 @@ def _skew_ms(provider: Provider, credential: Credential) -> int:
 
 
 class AuthManager:
+    """The credential lifecycle over one store: stored → valid? → refresh (single flight) → or say what to
+    run."""
+
     def __init__(self, store: CredentialStore, log: Callable[[str], None] | None = None) -> None:
         self.store = store
         self._log = log or (lambda _m: None)
 
     def stored(self, provider: Provider) -> Credential | None:
+        """The stored credential of `provider` as it is (maybe expired), or None."""
         return self.store.read(provider.id)
 
     def credential(self, provider: Provider, ahead_ms: int = 0) -> Credential:

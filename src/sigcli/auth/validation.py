@@ -57,6 +57,7 @@ class Verdict:
 
     @property
     def value(self) -> str:
+        """The verdict in lower case ("valid", "invalid", "unknown"), as logs and JSON show it."""
         return self.name.lower()
 
     def __repr__(self) -> str:

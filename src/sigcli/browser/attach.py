@@ -119,11 +119,13 @@ class WebSocketTransport:
 
     @property
     def closed(self) -> bool:
+        """Whether the WebSocket is no longer open."""
         from websockets.protocol import State
 
         return self._ws.protocol.state is not State.OPEN
 
     def send(self, text: str, timeout: float) -> None:
+        """Send one CDP message; BrowserError once the browser end is gone."""
         from websockets.exceptions import ConnectionClosed
 
         try:
@@ -132,6 +134,7 @@ class WebSocketTransport:
             raise BrowserError(CONNECTION_CLOSED) from None
 
     def recv(self, timeout: float) -> str | bytes | None:
+        """One whole message, or None when none came within `timeout`."""
         from websockets.exceptions import ConnectionClosed
 
         try:
@@ -143,6 +146,7 @@ class WebSocketTransport:
             raise BrowserError(CONNECTION_CLOSED) from None
 
     def close(self) -> None:
+        """Close the WebSocket (the user's browser keeps running)."""
         try:
             self._ws.close()
         except Exception:

@@ -42,14 +42,17 @@ if TYPE_CHECKING:
         """One CDP message stream. send/recv raise BrowserError(CONNECTION_CLOSED) once the browser end is gone."""
 
         @property
-        def closed(self) -> bool: ...
+        def closed(self) -> bool:
+            """Whether the browser end (or ours) is gone."""
 
-        def send(self, text: str, timeout: float) -> None: ...
+        def send(self, text: str, timeout: float) -> None:
+            """Send one whole message within `timeout`."""
 
         def recv(self, timeout: float) -> str | bytes | None:
             """One whole message, or None when none came within `timeout` (0 = only a ready one)."""
 
-        def close(self) -> None: ...
+        def close(self) -> None:
+            """Close our end (idempotent)."""
 
 _MAX_TRACKED = 2000  # requestId -> URL entries kept for ExtraInfo events (a long visible login is busy)
 _NETWORK_IDLE_S = 0.5
@@ -87,6 +90,7 @@ class PipeTransport:
 
     @property
     def closed(self) -> bool:
+        """Whether the browser closed its end or we closed ours."""
         return self._eof or self._fds_closed
 
     def _wait(self, fd: int, writing: bool, timeout: float) -> bool:
@@ -101,6 +105,7 @@ class PipeTransport:
         return bool(poller.poll(max(0, int(timeout * 1000 + 0.999))))
 
     def send(self, text: str, timeout: float) -> None:
+        """Write one NUL-terminated message to the browser's pipe, within `timeout`."""
         if self.closed:
             raise BrowserError(CONNECTION_CLOSED)
         # json.dumps escapes every control character, so the text itself never holds the NUL.
@@ -135,6 +140,7 @@ class PipeTransport:
         return msg
 
     def recv(self, timeout: float) -> str | bytes | None:
+        """One whole message, or None when none came within `timeout` (0 = only a ready one)."""
         deadline = time.monotonic() + max(0.0, timeout)
         while True:
             msg = self._pop()
@@ -162,6 +168,7 @@ class PipeTransport:
                 return None
 
     def close(self) -> None:
+        """Close both pipe ends (once)."""
         if self._fds_closed:
             return
         self._fds_closed = True
@@ -193,6 +200,7 @@ class SocketTransport(PipeTransport):
         super().__init__(sock.fileno(), sock.fileno())
 
     def close(self) -> None:
+        """Close the socket to the relay (once); the shared window stays open."""
         import socket
 
         if self._fds_closed:
@@ -232,10 +240,12 @@ class CdpConnection:
 
     @property
     def transport(self) -> Transport:
+        """The message stream this connection speaks over."""
         return self._transport
 
     @property
     def closed(self) -> bool:
+        """Whether this connection or its transport is closed."""
         return self._closed or self._transport.closed
 
     def on(self, method: str, callback: Handler) -> None:
@@ -331,6 +341,7 @@ class CdpConnection:
                 return
 
     def close(self) -> None:
+        """Close the connection and its transport."""
         self._closed = True
         self._transport.close()
 
@@ -354,6 +365,7 @@ class CdpPage:
         self.target_id = target_id
 
     def evaluate(self, expression: str, timeout: float = 10.0) -> Any:
+        """The value of a JavaScript expression in the page (promises awaited); BrowserError when it throws."""
         result = self._conn.call("Runtime.evaluate", {"expression": expression, "returnByValue": True,
                                                       "awaitPromise": True}, self.session_id, timeout)
         details = result.get("exceptionDetails")
@@ -368,6 +380,7 @@ class CdpPage:
         return value.get("value")
 
     def url(self) -> str:
+        """The page's current URL ("" when it cannot be read now)."""
         try:
             href = self.evaluate("location.href", timeout=5.0)
             if isinstance(href, str):
@@ -382,6 +395,7 @@ class CdpPage:
             return ""
 
     def ready_state(self) -> str:
+        """document.readyState ("" when it cannot be read now)."""
         try:
             state = self.evaluate("document.readyState", timeout=5.0)
         except BrowserError:
@@ -616,6 +630,7 @@ class CdpSession:
 
     @property
     def page(self) -> CdpPage:
+        """The tab sig opened."""
         if self._page is None:
             raise BrowserError("no page is open")
         return self._page
@@ -627,9 +642,11 @@ class CdpSession:
 
     @property
     def kind(self) -> str:
+        """How the browser was reached: its own (pipe), the shared window (relay) or attached (cdpUrl)."""
         return self._kind
 
     def cookies(self) -> list[dict[str, Any]]:
+        """The browser's cookie jar, in the CDP shape."""
         try:
             raw = self._conn.call("Storage.getCookies").get("cookies")
         except BrowserError:
@@ -639,6 +656,7 @@ class CdpSession:
         return [_cookie(c) for c in raw or [] if isinstance(c, dict)]
 
     def authorization_headers(self) -> list[tuple[str, str]]:
+        """(request URL, Authorization header value) of requests the page sent since launch."""
         try:
             self._conn.pump(0)  # take in what the browser already sent us
         except BrowserError:
@@ -646,6 +664,7 @@ class CdpSession:
         return list(self._auth)
 
     def wait(self, seconds: float) -> None:
+        """Wait `seconds`, handling the browser's events meanwhile."""
         end = time.monotonic() + max(0.0, seconds)
         try:
             self._conn.pump(seconds)
@@ -660,6 +679,7 @@ class CdpSession:
             return ""
 
     def alive(self) -> bool:
+        """Whether the browser and our tab are still there."""
         if self._closed:
             return False
         try:
@@ -669,6 +689,7 @@ class CdpSession:
         return not self._tab_gone and not self._browser_gone()
 
     def close(self) -> None:
+        """Close our tab, and the browser when it is ours alone (its cookies written to the profile)."""
         if self._closed:
             return
         self._closed = True
@@ -751,9 +772,12 @@ def answers(conn: CdpConnection, proc: Process, budget: float) -> bool | None:
 
 
 class CdpAdapter:
+    """The native adapter: Chromium over the DevTools protocol (pipe, shared window relay, or cdpUrl)."""
+
     name = "cdp"
 
     def launch(self, options: LaunchOptions) -> CdpSession:
+        """Start (or join, or attach to) a browser and open the entry page in a tab of ours."""
         if options.cdp_url:
             return self._attach(options)
         if options.shared:

@@ -31,6 +31,7 @@ class Extraction:
 
     @property
     def complete(self) -> bool:
+        """Whether every rule found its value."""
         return not self.missing and bool(self.values)
 
 
@@ -96,6 +97,7 @@ def cookie_value(cookies: list[dict[str, Any]], match: str) -> tuple[str | None,
 
 
 def missing_required(cookies: list[dict[str, Any]], required: list[str]) -> list[str]:
+    """The requiredCookies names the jar does not hold."""
     names = {c.get("name") for c in cookies}
     return [r for r in required if r not in names]
 

@@ -23,6 +23,8 @@ if TYPE_CHECKING:
 
 @dataclass
 class LaunchOptions:
+    """How to start (or reach) a browser and which page to open."""
+
     executable: str  # absolute path of chrome / chromium / msedge
     user_data_dir: str  # the profile; created 0700 if missing
     url: str  # the page to open
@@ -47,6 +49,8 @@ class LaunchOptions:
 if TYPE_CHECKING:
 
     class BrowserPage(Protocol):
+        """The one tab sig opened and watches."""
+
         def url(self) -> str:
             """location.href of the page sig opened; "" when it cannot be read right now."""
 
@@ -57,10 +61,13 @@ if TYPE_CHECKING:
             """Evaluate a JS expression in the page, return its JSON value. Raises BrowserError."""
 
     class BrowserSession(Protocol):
+        """A running (or joined, or attached) browser with sig's tab open in it."""
+
         adapter: str  # "cdp" | "playwright"
 
         @property
-        def page(self) -> BrowserPage: ...
+        def page(self) -> BrowserPage:
+            """The tab sig opened."""
 
         def cookies(self) -> list[dict[str, Any]]:
             """Every cookie of the profile (all domains and paths, HttpOnly included)."""
@@ -81,6 +88,8 @@ if TYPE_CHECKING:
         restored_cookies: int
 
     class BrowserAdapter(Protocol):
+        """A way to drive a browser (native CDP, Playwright): launch → session → page."""
+
         name: str
 
         def launch(self, options: LaunchOptions) -> BrowserSession:

@@ -24,6 +24,8 @@ if TYPE_CHECKING:
 
 @dataclass(frozen=True)
 class BrowserProxy:
+    """A networkProxy as Chromium takes it: scheme, host and port on the command line, credentials answered."""
+
     scheme: str  # as Chromium spells it: http or socks5
     host: str  # brackets kept around an IPv6 address
     port: int
@@ -37,6 +39,7 @@ class BrowserProxy:
 
     @property
     def has_auth(self) -> bool:
+        """Whether the proxy needs a user name and password."""
         return self.username is not None
 
 

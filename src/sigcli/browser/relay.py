@@ -82,6 +82,8 @@ def _peer_uid(sock: socket.socket) -> int | None:
 
 
 class Relay:
+    """Owns the shared visible browser's pipe and lets several sig logins use it over a Unix socket."""
+
     def __init__(self, proc: SpawnedProcess, read_fd: int, write_fd: int, pending: bytes,
                  listener: socket.socket, path: str, user_data_dir: str, hello: dict[str, Any]) -> None:
         self.proc = proc
@@ -370,6 +372,7 @@ class Relay:
             self.listener = None
 
     def serve(self) -> None:
+        """Relay messages until the browser exits, SIGTERM arrives, or no client is left."""
         def on_term(_signum: int, _frame: object) -> None:
             self.stop = True
 
@@ -477,6 +480,7 @@ def _answer(result: dict[str, Any]) -> None:
 
 
 def main() -> int:
+    """The relay process (`python -m sigcli.browser.relay`): start the browser, serve, exit status."""
     # Our own session (no terminal): a login's Ctrl-C is that login's; SIGTERM closes the window.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     signal.signal(signal.SIGHUP, signal.SIG_IGN)

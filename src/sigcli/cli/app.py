@@ -22,6 +22,8 @@ if TYPE_CHECKING:
 
 
 class App:
+    """What a command is given: terminal output and prompts, and the services (config, store, auth, audit)."""
+
     def __init__(self, verbose: bool = False) -> None:
         self.verbose = verbose
         self._config: Config | None = None
@@ -42,6 +44,7 @@ class App:
             live.redraw()
 
     def log(self, message: str) -> None:
+        """A --verbose line on stderr (nothing without --verbose)."""
         if self.verbose:
             self._err(f"[sig] {printable(message)}\n")
 
@@ -51,6 +54,7 @@ class App:
         self._err(printable(message) + "\n")
 
     def warn(self, message: str) -> None:
+        """A "Warning: …" line on stderr."""
         self._err(f"Warning: {printable(message)}\n")
 
     def waiting(self, what: str, timeout_s: float, prompt_below: bool) -> WaitLine:
@@ -65,6 +69,7 @@ class App:
         return self._live
 
     def out(self, text: str) -> None:
+        """Data on stdout (a newline added when missing)."""
         sys.stdout.write(text if text.endswith("\n") or not text else text + "\n")
 
     def ask(self, prompt: str, secret: bool) -> str | None:
@@ -87,6 +92,7 @@ class App:
     # -- services ---------------------------------------------------------------------------------------
     @property
     def config(self) -> Config:
+        """The config, loaded once (its warnings shown when it was parsed afresh)."""
         if self._config is None:
             from ..config.load import load_config
 
@@ -125,6 +131,7 @@ class App:
 
     def audit(self, action: str, status: str, provider: str | None = None,
               metadata: dict[str, Any] | None = None) -> None:
+        """Append an event to the audit log (names and outcomes, never a secret)."""
         from ..store.audit import record
 
         if metadata is not None:

@@ -52,6 +52,7 @@ def _unknown_command(word: str) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
+    """Parse, dispatch to one command module, map a SigError to its message and exit code."""
     from .streams import setup
 
     setup()  # an ASCII or Latin-1 terminal gets escapes and ASCII glyphs, never a UnicodeEncodeError

@@ -117,6 +117,7 @@ def fits(text: str, stream: TextIO | None = None) -> str:
 
 
 def for_stdout(text: str) -> str:
+    """`text` in glyphs stdout's encoding can show (ASCII fallbacks otherwise)."""
     return fits(text, sys.stdout)
 
 

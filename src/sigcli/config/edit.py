@@ -49,6 +49,7 @@ def _block(value: Any) -> Any:
 
 
 def to_block(value: Any) -> Any:
+    """`value` (dicts and lists, deeply) as round-trip nodes written in block style."""
     return _block(value)
 
 
@@ -119,6 +120,7 @@ def provider_entry(provider: dict[str, Any]) -> dict[str, Any]:
 
 
 def set_provider(doc: Any, provider_id: str, entry: dict[str, Any]) -> None:
+    """Add or replace the provider entry `provider_id` under providers:."""
     providers = _ensure_map(doc, "providers")
     providers[provider_id] = _block(entry)
 
@@ -145,6 +147,7 @@ def rename_provider(doc: Any, old: str, new: str) -> bool:
 
 
 def remove_provider(doc: Any, provider_id: str) -> bool:
+    """Remove the provider entry and its watch-list entry; True when there was one."""
     removed = False
     providers = doc.get("providers")
     if isinstance(providers, dict) and provider_id in providers:

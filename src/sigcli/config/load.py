@@ -37,26 +37,32 @@ class Config:
 
     @property
     def mode(self) -> str:
+        """"browser" or "browserless" (no browser on this machine)."""
         mode: str = self.data.get("mode", "browser")
         return mode
 
     @property
     def browser(self) -> dict[str, Any]:
+        """The browser section (binary, profile, timeouts, adapter, cdpUrl)."""
         return dict(self.data.get("browser") or {})
 
     @property
     def credentials_dir(self) -> str:
+        """storage.credentialsDir, expanded (default ~/.sig/credentials)."""
         return paths.expand_path((self.data.get("storage") or {}).get("credentialsDir") or "~/.sig/credentials")
 
     @property
     def remotes(self) -> dict[str, Any]:
+        """The SSH remotes by name."""
         return dict(self.data.get("remotes") or {})
 
     @property
     def watch(self) -> dict[str, Any]:
+        """The watch section: interval and the providers watched."""
         return dict(self.data.get("watch") or {"interval": "5m", "providers": {}})
 
     def get(self, provider_id: str) -> Provider | None:
+        """The provider with this exact id, or None."""
         return self.providers.get(provider_id)
 
     def resolve(self, text: str) -> Provider | None:
@@ -72,6 +78,7 @@ class Config:
         return self.resolve_host(text)
 
     def resolve_host(self, text: str) -> Provider | None:
+        """The provider whose domains cover the host of `text` (exact domains before globs), or None."""
         _, host, _ = split_url(text)
         if not host:
             return None
@@ -158,6 +165,7 @@ def provider_not_found(target: str) -> SigError:
 
 
 def missing_config_error(path: str) -> SigError:
+    """CONFIG_ERROR for a missing config file, saying to run `sig init`."""
     return SigError(
         ErrorCode.CONFIG_ERROR,
         f"no config file found at {path}",
@@ -228,6 +236,7 @@ def parse_yaml(text: str, path: str) -> Any:
 
 
 def parse_config(text: str, path: str) -> Config:
+    """The Config of YAML `text`; CONFIG_ERROR listing every problem."""
     from .schema import normalise
 
     doc = parse_yaml(text, path)

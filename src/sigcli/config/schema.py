@@ -358,6 +358,7 @@ def _provider(pid: str, entry: Any, report: _Report, pline: int | None) -> dict[
 
 
 def normalise(doc: Any) -> tuple[dict[str, Any], list[str], list[str]]:
+    """(normalised config, errors, warnings) of a parsed document, every problem collected."""
     report = _Report()
     if doc is None or not isinstance(doc, dict):
         report.error("the config is empty or not a mapping")

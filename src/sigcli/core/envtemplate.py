@@ -47,6 +47,7 @@ def _placeholders(template: str) -> list[tuple[int, int, str]]:
 
 
 def template_keys(template: str) -> list[str]:
+    """The keys a `{key}` / `${key}` template names, in order."""
     return [key for _s, _e, key in _placeholders(template)]
 
 

@@ -46,6 +46,7 @@ _EXIT_BY_CODE = {
 
 
 def exit_code_for(code: str) -> int:
+    """The exit code of an error code (README "Exit codes")."""
     return _EXIT_BY_CODE.get(code, EXIT_GENERAL)
 
 
@@ -61,11 +62,14 @@ class SigError(Exception):
 
     @property
     def exit_code(self) -> int:
+        """The process exit code for this error."""
         return self._exit_status if self._exit_status is not None else exit_code_for(self.code)
 
     def to_dict(self) -> dict[str, str]:
+        """{code, message, hint}, as `--format json` prints an error."""
         return {"code": self.code, "message": self.message, "hint": self.hint}
 
 
 def usage_error(message: str, hint: str = "") -> SigError:
+    """A USAGE_ERROR with its hint."""
     return SigError(ErrorCode.USAGE_ERROR, message, hint)

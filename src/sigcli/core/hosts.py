@@ -118,6 +118,7 @@ def derive_short_id(hostname: str) -> str:
 
 
 def unique_id(base: str, taken: set[str]) -> str:
+    """`base`, or `base-2`, `base-3`, … whichever is not taken."""
     if base not in taken:
         return base
     n = 2

@@ -25,41 +25,50 @@ class Provider:
 
     @property
     def id(self) -> str:
+        """The provider's id (its key under providers:)."""
         pid: str = self.data["id"]
         return pid
 
     @property
     def name(self) -> str:
+        """The display name (the id when none is set)."""
         name: str = self.data.get("name") or self.data["id"]
         return name
 
     @property
     def strategy(self) -> str:
+        """The login strategy's name (a row of core/strategies.py)."""
         strategy: str = self.data.get("strategy", DEFAULT_STRATEGY)
         return strategy
 
     @property
     def domains(self) -> list[str]:
+        """The hosts its credentials may go to ("*" = one label)."""
         return list(self.data.get("domains") or [])
 
     @property
     def entry_url(self) -> str:
+        """The page a login starts at ("" when none)."""
         return self.data.get("entryUrl") or ""
 
     @property
     def apply(self) -> list[dict[str, Any]]:
+        """The apply rules: how values become headers, query or body fields."""
         return list(self.data.get("apply") or [])
 
     @property
     def extract(self) -> list[dict[str, Any]]:
+        """The extract rules: what a login captures."""
         return list(self.data.get("extract") or [])
 
     @property
     def ttl_ms(self) -> int | None:
+        """The configured lifetime in ms, or None."""
         ms = parse_duration_ms(self.data.get("ttl"))
         return ms or None
 
     def get(self, key: str, default: Any = None) -> Any:
+        """Any other field of the entry."""
         return self.data.get(key, default)
 
     def login_target(self) -> str:
@@ -94,6 +103,7 @@ class Credential:
         self.extra = extra or {}
 
     def revealed(self) -> dict[str, str]:
+        """The values in clear (only the apply engine, the env builder and the store call this)."""
         return {k: v.reveal() for k, v in self.values.items()}
 
     def expiry_ms(self, ttl_ms: int | None) -> int | None:
@@ -107,6 +117,7 @@ class Credential:
         return None
 
     def is_valid(self, ttl_ms: int | None, at_ms: int | None = None) -> bool:
+        """Whether it holds a value and has not expired at `at_ms` (now), by its expiry or the ttl."""
         if not self.values or not any(v.reveal() for v in self.values.values()):
             return False
         expiry = self.expiry_ms(ttl_ms)
@@ -132,6 +143,8 @@ class Credential:
 
     @classmethod
     def from_payload(cls, payload: dict[str, Any]) -> Credential:
+        """A credential from its decrypted JSON payload (`values`, or a v1 file's `credentials`; other keys
+        kept as extra)."""
         raw_values = payload.get("values")
         if raw_values is None:
             raw_values = payload.get("credentials")  # v1 plaintext

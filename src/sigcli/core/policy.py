@@ -11,6 +11,7 @@ if TYPE_CHECKING:
 
 
 def host_allowed(provider: Provider, host: str) -> bool:
+    """Whether one of the provider's domains matches `host` exactly (or by its one-label glob)."""
     return any(domain_matches(d, host) for d in provider.domains)
 
 

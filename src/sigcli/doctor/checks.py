@@ -28,15 +28,19 @@ class Report:
 
     @property
     def failures(self) -> list[dict[str, Any]]:
+        """The checks that failed."""
         return [c for c in self.checks if not c["ok"]]
 
     def ok(self, label: str, detail: str = "") -> None:
+        """A check that passed."""
         self.checks.append({"check": label, "ok": True, "detail": detail})
 
     def fail(self, label: str, hint: str, detail: str = "") -> None:
+        """A check that failed, with its fix."""
         self.checks.append({"check": label, "ok": False, "detail": detail, "hint": hint})
 
     def note(self, label: str, detail: str) -> None:
+        """Information that is not a failure."""
         self.checks.append({"check": label, "ok": True, "detail": detail, "note": True})
 
 

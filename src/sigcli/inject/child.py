@@ -67,6 +67,7 @@ class Child:
         self.returncode: int | None = None
 
     def wait(self) -> int:
+        """Wait for the child; its exit code (-N when signal N ended it, as os.waitstatus_to_exitcode says)."""
         while self.returncode is None:
             try:
                 _pid, status = os.waitpid(self.pid, 0)
@@ -469,6 +470,7 @@ def _restore_signals(previous: dict[int, object]) -> None:
 
 
 def exit_status_note(code: int) -> str:
+    """" (killed by SIGTERM)" and the like for a status above 128; "" otherwise."""
     if code > 128:
         import signal as named
 

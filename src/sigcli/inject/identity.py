@@ -73,6 +73,7 @@ def local_identity(credential: Credential) -> dict[str, Any] | None:
 
 
 def userinfo_url(provider: Provider) -> str | None:
+    """The provider's userinfoUrl (or oauth2.userinfoUrl), or None."""
     url = provider.get("userinfoUrl") or (provider.get("oauth2") or {}).get("userinfoUrl")
     return url if isinstance(url, str) and url else None
 

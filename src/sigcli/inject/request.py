@@ -44,21 +44,26 @@ class Result:
 
     @property
     def response(self) -> http.client.HTTPResponse:
+        """The last response (after redirects), its body unread."""
         return self.exchange.response
 
     @property
     def url(self) -> Url:
+        """The URL that answered (after redirects)."""
         return self.exchange.url
 
     @property
     def redirects(self) -> int:
+        """How many redirects were followed."""
         return self.exchange.redirects
 
     @property
     def status(self) -> int:
+        """The HTTP status of the last response."""
         return self.exchange.status
 
     def close(self) -> None:
+        """Close the response and its connection."""
         self.exchange.close()
 
 

@@ -50,9 +50,11 @@ class Exchange:
 
     @property
     def status(self) -> int:
+        """The HTTP status of the last response."""
         return self.response.status
 
     def close(self) -> None:
+        """Close the response and its connection."""
         self.response.close()
         self.conn.close()
 

@@ -44,6 +44,7 @@ class SigResponse:
 
     @property
     def ok(self) -> bool:
+        """Whether the status is 2xx."""
         return 200 <= self.status < 300
 
     @property
@@ -125,10 +126,12 @@ class SigClient:
 
     @property
     def config_path(self) -> str:
+        """The config file of this client's sig folder."""
         return os.path.join(self.sig_home, "config.yaml")
 
     @property
     def key_path(self) -> str:
+        """The key file of this client's sig folder."""
         return os.path.join(self.sig_home, "encryption.key")
 
     # -- services ---------------------------------------------------------------------------------------

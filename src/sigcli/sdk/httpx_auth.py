@@ -55,6 +55,7 @@ class SigAuth(_Base):  # type: ignore[misc]
         self._injected = Injected()
 
     def auth_flow(self, request: httpx.Request) -> Generator[httpx.Request, httpx.Response, None]:
+        """httpx's hook: add the provider's headers and query parameters (refused off its domains)."""
         url = str(request.url)
         applied = self.client.apply(self.provider, url)  # raises SigError when refused
         if applied.body:

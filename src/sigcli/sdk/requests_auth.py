@@ -47,6 +47,7 @@ class SigRequestsAuth(_Base):
         self._injected = Injected()
 
     def __call__(self, r: PreparedRequest) -> PreparedRequest:
+        """requests' hook: add the provider's headers and query parameters (refused off its domains)."""
         url = str(r.url)
         applied = self.client.apply(self.provider, url)  # raises SigError when refused
         if applied.body:

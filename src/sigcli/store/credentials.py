@@ -44,6 +44,8 @@ if TYPE_CHECKING:
 
 
 class CredentialStore:
+    """Sealed credential files (one per provider) in one folder, with locks and atomic writes."""
+
     def __init__(self, credentials_dir: str, key_path: str, log: Callable[[str], None] | None = None) -> None:
         self.dir = credentials_dir
         self.key_path = key_path
@@ -126,6 +128,7 @@ class CredentialStore:
 
     # -- paths -----------------------------------------------------------------------------------------
     def path_for(self, provider_id: str) -> str:
+        """The credential file of a provider."""
         return os.path.join(self.dir, sanitize_filename(provider_id))
 
     def _json_files(self) -> list[str]:
@@ -143,6 +146,7 @@ class CredentialStore:
 
     # -- reading ---------------------------------------------------------------------------------------
     def read(self, provider_id: str) -> Credential | None:
+        """The provider's credential, or None when there is none; STORAGE_ERROR when it cannot be read."""
         return self._read_path(self.path_for(provider_id), provider_id, provider_id)
 
     def _key_exists(self) -> bool:
@@ -213,6 +217,7 @@ class CredentialStore:
         return Credential.from_payload(data)
 
     def is_sealed(self, provider_id: str) -> bool:
+        """Whether the provider's file is an encrypted envelope."""
         raw = read_file(self.path_for(provider_id))
         if raw is None:
             return False
@@ -407,6 +412,7 @@ class CredentialStore:
             return None
 
     def delete(self, provider_id: str) -> bool:
+        """Remove the provider's credential file; True when there was one."""
         path = self.path_for(provider_id)
         if not os.path.lexists(path):
             return False

@@ -18,6 +18,7 @@ if TYPE_CHECKING:
 
 
 def is_envelope(data: Any) -> bool:
+    """Whether parsed JSON is a sealed envelope."""
     return (
         isinstance(data, dict)
         and data.get("encrypted") is True
@@ -46,6 +47,7 @@ def aesgcm() -> type[AESGCM]:
 
 
 def seal(plaintext: bytes, key: bytes) -> dict[str, Any]:
+    """`plaintext` encrypted with AES-256-GCM under `key`, as an envelope dict."""
     import base64
     import os
 

@@ -41,6 +41,7 @@ class Snapshot:
 
 
 def fetch(conn: Connection) -> Snapshot:
+    """Read the remote's config and credential files in one SSH round trip."""
     import tarfile
 
     from ..store.keyfile import decode_key
@@ -202,6 +203,7 @@ def _merged_remote_config(text: str | None, nodes: dict[str, Any]) -> bytes:
 
 def push(config: Config, store: CredentialStore, remote: Remote, ids: list[str] | None, force: bool,
          log: Callable[[str], None]) -> dict[str, Any]:
+    """Copy providers' credentials (and their config entries) to the remote; a summary of what moved."""
     result: dict[str, Any] = {"remote": remote.name, "host": remote.describe(), "pushed": [], "unchanged": [],
                               "skipped": [], "errors": [], "configSynced": {"providers": []}}
     local = [(stem, cred, err) for stem, cred, err in store.list()]

@@ -66,6 +66,7 @@ NEEDS_HUMAN = (
 
 
 def format_duration(seconds: float) -> str:
+    """Seconds as "5m", "1h", "90s" or "1h30m", for the loop's messages."""
     s = max(0, round(seconds))
     if s >= 3600 and s % 3600 == 0:
         return f"{s // 3600}h"
@@ -125,6 +126,8 @@ class _RemoteQueue:
 
 
 class WatchLoop:
+    """Keeps watched credentials fresh: checks each pass, renews what is due, auto-syncs what changed."""
+
     def __init__(
         self,
         load_config: Callable[[], Config],
@@ -177,6 +180,7 @@ class WatchLoop:
         return config
 
     def interval_ms(self) -> int:
+        """The pass interval: --interval, else watch.interval (at least a second)."""
         if self._interval_override is not None:
             return max(self._interval_override, MIN_INTERVAL_MS)
         return interval_ms_of(self._config)
@@ -404,6 +408,7 @@ class WatchLoop:
                 self._flush(config)
 
     def pending(self) -> dict[str, list[str]]:
+        """Per remote, the providers waiting to be pushed."""
         return {remote: sorted(q.pending) for remote, q in self._queues.items() if q.pending}
 
     # -- the loop -----------------------------------------------------------------------------------

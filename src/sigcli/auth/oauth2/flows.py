@@ -78,6 +78,8 @@ class _Callback:
 
 
 def authorization_code(settings: OAuth2Settings, ctx: LoginContext) -> TokenResponse:
+    """Authorization code + PKCE: open (or print) the sign-in URL, wait for the loopback callback, swap the
+    code."""
     import os
     import threading
     from hashlib import sha256
@@ -139,6 +141,7 @@ def authorization_code(settings: OAuth2Settings, ctx: LoginContext) -> TokenResp
 
 
 def device_code(settings: OAuth2Settings, ctx: LoginContext, sleep: object = time.sleep) -> TokenResponse:
+    """Device code (RFC 8628): show the code and URL, poll the token endpoint until approved or expired."""
     settings.require("device_url", "token_url", "client_id")
     fields = {"client_id": settings.client_id}
     if settings.scope:

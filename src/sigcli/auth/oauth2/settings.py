@@ -111,6 +111,7 @@ class OAuth2Settings:
             self.redirect_port = 0
 
     def require(self, *fields: str) -> None:
+        """USAGE_ERROR naming the settings (and their flags) a grant needs and does not have."""
         names = {"token_url": "tokenUrl (--token-url)", "client_id": "clientId (--client-id)",
                  "auth_url": "authUrl (--auth-url)", "device_url": "deviceUrl (--device-url)"}
         missing = [names[f] for f in fields if not getattr(self, f)]
@@ -139,6 +140,7 @@ class OAuth2Settings:
 
     @property
     def network_proxy(self) -> NetworkProxy | None:
+        """The provider's networkProxy for token calls, or None."""
         from ...net.proxy import for_provider
 
         return for_provider(self.provider)

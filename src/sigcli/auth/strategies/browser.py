@@ -48,9 +48,12 @@ def capture_as(provider: Provider, ctx: LoginContext, strategy: str, credential_
 
 
 class BrowserStrategy(StaticStrategy):
+    """Log in in a real browser and capture what the provider's extract rules name."""
+
     name = "browser"
 
     def authenticate(self, provider: Provider, ctx: LoginContext) -> Credential:
+        """Run the login cascade (auth/browser_login.py), restoring the session cookies kept last time."""
         from ...browser.session_cookies import PAYLOAD_KEY, SessionCookies
         from ..browser_login import Cascade
 
@@ -92,6 +95,7 @@ def renews_in_browser(provider: Provider, credential: Credential, browser_cfg: d
 
 
 def headless_timeout_s(browser_cfg: dict[str, Any]) -> float:
+    """browser.headlessTimeout in seconds (the default when missing or not a number)."""
     try:
         return float(browser_cfg.get("headlessTimeout") or DEFAULT_HEADLESS_MS) / 1000
     except (TypeError, ValueError):

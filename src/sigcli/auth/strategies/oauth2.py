@@ -11,9 +11,12 @@ if TYPE_CHECKING:
 
 
 class OAuth2Strategy:
+    """OAuth2: client credentials, authorization code + PKCE, device code; renews by refresh token."""
+
     name = "oauth2"
 
     def authenticate(self, provider: Provider, ctx: LoginContext) -> Credential:
+        """Run the grant the settings name (or a browser capture without a token endpoint)."""
         from ..oauth2 import flows
         from ..oauth2.credential import to_credential
         from ..oauth2.settings import OAuth2Settings
@@ -59,6 +62,7 @@ class OAuth2Strategy:
         return captured
 
     def validate(self, provider: Provider, credential: Credential) -> bool:
+        """Valid until the token's expiry (or the provider's ttl)."""
         return credential.is_valid(provider.ttl_ms)
 
     def refresh(self, provider: Provider, credential: Credential | None) -> Credential | None:

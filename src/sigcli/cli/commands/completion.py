@@ -52,12 +52,14 @@ _IDS = _AWK + ' "${SIG_HOME:-$HOME/.sig}/config.yaml" 2>/dev/null'  # POSIX-styl
 
 
 def commands() -> tuple[str, ...]:
+    """The command names, for completion."""
     from ..main import COMMANDS
 
     return COMMANDS
 
 
 def aliases() -> dict[str, str]:
+    """The command aliases, for completion."""
     from ..main import ALIASES
 
     return ALIASES
@@ -125,6 +127,7 @@ def _file_flags() -> list[str]:
 
 
 def bash_script() -> str:
+    """The bash completion script."""
     flags = command_flags()
     kinds = _flag_kinds()
     alias_case = " ".join(f"{a}) cmd={c};;" for a, c in aliases().items())
@@ -199,6 +202,7 @@ def _takes_value(kinds: dict[str, dict[str, str]]) -> str:
 
 
 def zsh_script() -> str:
+    """The zsh completion script."""
     flags = command_flags()
     kinds = _flag_kinds()
     alias_case = " ".join(f"{a}) cmd={c};;" for a, c in aliases().items())
@@ -270,6 +274,7 @@ _sig() {{
 
 
 def fish_script() -> str:
+    """The fish completion script."""
     kinds = _flag_kinds()
     alias_of: dict[str, list[str]] = {}
     for alias, command in aliases().items():

@@ -127,6 +127,7 @@ class LoginOptions:
                 self.oauth[key] = value
 
     def check_new_id(self) -> None:
+        """Usage error for an --as that is not a valid provider id."""
         if self.new_id is not None and not valid_provider_id(self.new_id):
             raise usage_error(f'"{self.new_id}" is not a valid provider id',
                               "use letters, digits, '.', '_' and '-', starting with a letter or digit")
