@@ -152,6 +152,23 @@ def test_no_import_cycles_between_packages() -> None:
     assert _cycles(dict(packages)) == []
 
 
+def test_no_package_imports_another_packages_private_names() -> None:
+    """A `_name` is its package's own: another package (the CLI above all) asks through a public one."""
+    known = _modules()
+    wrong = []
+    for module, path in known.items():
+        here = module.split(".") if path.name == "__init__.py" else module.split(".")[:-1]
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            if not isinstance(node, ast.ImportFrom):
+                continue
+            base = here[: len(here) - node.level + 1] if node.level else []
+            target = ".".join([*base, *([node.module] if node.module else [])]) if node.level else node.module or ""
+            private = [a.name for a in node.names if a.name.startswith("_") and not a.name.startswith("__")]
+            if private and target.startswith("sigcli") and _package(target) != _package(module):
+                wrong.append(f"{module}: {target}.{', '.join(private)}")
+    assert wrong == []
+
+
 def test_the_checker_sees_local_and_type_only_imports(tmp_path: Path) -> None:
     """The walk must not miss the imports that hide cycles: inside functions and under TYPE_CHECKING."""
     pkg = tmp_path / "sigcli"
