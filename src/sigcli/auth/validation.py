@@ -214,7 +214,7 @@ def probe(provider: Provider, values: Mapping[str, str], *, timeout: float = 10.
 
     from ..core.policy import may_inject
     from ..net.http import Url, send
-    from ..net.proxy import for_provider
+    from ..net.network_proxy import for_provider
 
     missing = _missing_value(provider, values)
     if missing:

@@ -241,7 +241,7 @@ def _provider(pid: str, entry: Any, report: _Report, pline: int | None) -> dict[
                 out[key] = str(entry[key])
     if "networkProxy" in out:
         # Read here with the parser every user of it shares, so a bad one is reported now, with its line.
-        from ..net.proxy import NetworkProxy
+        from ..net.network_proxy import NetworkProxy
 
         try:
             NetworkProxy.parse(out["networkProxy"])

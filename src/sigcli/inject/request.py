@@ -1,6 +1,6 @@
 """One authenticated request (`sig request`, `SigClient.request`, the userinfo lookup of `sig status`).
 
-The credentials layer of the HTTP client (see net/client.py for the layers below): choose the providers,
+The credentials layer of the HTTP client (see net/redirects.py for the layers below): choose the providers,
 check that their credentials may go to the URL (core/policy.py), apply their rules (core/apply.py), send
 with origin-safe redirects, and after a 401 send once more if a strategy renewed a credential. Credentials
 come from the AuthManager (store + refresh broker), never from here.
@@ -9,8 +9,8 @@ come from the AuthManager (store + refresh broker), never from here.
 from __future__ import annotations
 
 from ..core.errors import ErrorCode, SigError
-from ..net.client import Additions, header, send_following
 from ..net.http import Url
+from ..net.redirects import Additions, header, send_following
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -20,8 +20,8 @@ if TYPE_CHECKING:
     from ..auth.manager import AuthManager
     from ..config.load import Config
     from ..core.model import Credential, Provider
-    from ..net.client import Exchange
-    from ..net.proxy import NetworkProxy
+    from ..net.network_proxy import NetworkProxy
+    from ..net.redirects import Exchange
 
 
 class Prepared:
@@ -112,7 +112,7 @@ def prepare(auth: AuthManager, providers: list[Provider], url: Url) -> Prepared:
 def network_proxy(providers: list[Provider]) -> NetworkProxy | None:
     """The providers' networkProxy (the request and its redirects all go through it); providers that
     name different proxies cannot share one request."""
-    from ..net.proxy import for_provider
+    from ..net.network_proxy import for_provider
 
     chosen = {str(p.get("networkProxy") or "").strip() for p in providers} - {""}
     if len(chosen) > 1:

@@ -9,7 +9,7 @@ if TYPE_CHECKING:
     import http.client
     import ssl
 
-    from .proxy import NetworkProxy
+    from .network_proxy import NetworkProxy
 
 
 class Url:

@@ -12,7 +12,7 @@ from ...core.secret import Secret
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     from ...core.model import Credential, Provider
-    from ...net.proxy import NetworkProxy
+    from ...net.network_proxy import NetworkProxy
 
 GRANTS = ("client_credentials", "authorization_code", "device_code")
 DEVICE_GRANT = "urn:ietf:params:oauth:grant-type:device_code"
@@ -141,6 +141,6 @@ class OAuth2Settings:
     @property
     def network_proxy(self) -> NetworkProxy | None:
         """The provider's networkProxy for token calls, or None."""
-        from ...net.proxy import for_provider
+        from ...net.network_proxy import for_provider
 
         return for_provider(self.provider)

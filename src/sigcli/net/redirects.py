@@ -2,7 +2,7 @@
 
 The HTTP client is layered as httpx's is, each layer over the one below:
   inject/request.py   credentials: the providers' apply rules, one retry after a 401 with a renewed credential
-  net/client.py       redirects (here): 301/302/303/307/308, at most MAX_REDIRECTS hops
+  net/redirects.py    redirects (here): 301/302/303/307/308, at most MAX_REDIRECTS hops
   net/http.py         one exchange (`send`): TLS, a networkProxy (http or SOCKS), a streamed body
 Nothing here knows a provider or a credential: the layer above hands over `Additions` (plain names and
 values) and this one decides, hop by hop, whether they may go along (same scheme, host and port only).
@@ -18,7 +18,7 @@ if TYPE_CHECKING:
     import http.client
     from collections.abc import Callable
 
-    from .proxy import NetworkProxy
+    from .network_proxy import NetworkProxy
 
 REDIRECTS = (301, 302, 303, 307, 308)
 MAX_REDIRECTS = 10
