@@ -37,6 +37,13 @@ def test_every_row_names_a_class_that_satisfies_the_protocol(name: str) -> None:
         assert list(got.parameters) == list(wanted.parameters), f"{class_name}.{method}{got} != {wanted}"
 
 
+def test_the_default_strategy_is_spelled_alike_in_the_model() -> None:
+    from sigcli.core.model import DEFAULT_STRATEGY, Provider
+
+    assert DEFAULT_STRATEGY == strategies.DEFAULT in strategies.TABLE
+    assert Provider({"id": "x"}).strategy == strategies.DEFAULT
+
+
 def test_an_unknown_name_is_a_config_error() -> None:
     with pytest.raises(SigError) as caught:
         strategy_for("kerberos")

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from ..core.errors import ErrorCode, SigError
 from ..core.model import Credential, Provider
-from ..core.strategies import spec
 from ..core.timeutil import iso_from_ms, now_ms
 from ..store.credentials import CredentialStore
 from .strategies import strategy_for
@@ -18,6 +17,8 @@ if TYPE_CHECKING:
 
 def renews(provider: Provider) -> bool:
     """Whether the provider's strategy renews credentials without the user (core/strategies.py `renews`)."""
+    from ..core.strategies import spec
+
     row = spec(provider.strategy)
     return row is not None and row.renews
 

@@ -4,12 +4,15 @@ from __future__ import annotations
 
 from .duration import parse_duration_ms
 from .secret import Secret
-from .strategies import DEFAULT as DEFAULT_STRATEGY
 from .timeutil import iso_from_ms, ms_from_iso, now_ms
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     from typing import Any
+
+# The strategy of a provider entry that names none (core/strategies.py `DEFAULT` is this one; spelled here
+# so that reading a provider does not load the strategy table, which `sig status` never needs).
+DEFAULT_STRATEGY = "browser"
 
 # Keys that name a person rather than prove identity: `sig get` shows them in clear (as the original does).
 IDENTIFIER_KEYS = frozenset({"username", "user", "login", "email"})

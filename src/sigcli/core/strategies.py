@@ -19,7 +19,8 @@ if TYPE_CHECKING:
 
 # The names a specific strategy's own code refers to (its flags, its config section): one spelling each.
 BROWSER, PROMPT, OAUTH2, API_TOKEN, COOKIE, BASIC = "browser", "prompt", "oauth2", "api-token", "cookie", "basic"
-# The strategy of a provider entry that names none (and of a new provider made from a URL).
+# The strategy of a provider entry that names none (and of a new provider made from a URL); core/model.py
+# spells the same name as DEFAULT_STRATEGY (test_strategy_table checks they agree).
 DEFAULT = BROWSER
 
 _COOKIE_JAR: Rules = [{"from": "cookies", "as": "cookie", "match": "*"}]

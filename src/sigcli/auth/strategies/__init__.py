@@ -8,7 +8,6 @@ from __future__ import annotations
 import importlib
 
 from ...core.errors import ErrorCode, SigError
-from ...core.strategies import NAMES, spec
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -17,6 +16,11 @@ if TYPE_CHECKING:
 
 def strategy_for(name: str) -> Strategy:
     """An instance of the strategy called `name`; CONFIG_ERROR for a name the table does not have."""
+    from ...core.strategies import (  # the table: loaded by the first strategy used, not by `status`
+        NAMES,
+        spec,
+    )
+
     row = spec(name)
     if row is None:
         raise SigError(
