@@ -6,7 +6,6 @@ from __future__ import annotations
 from ..core.apply import apply_rules
 from ..core.hosts import env_name
 from ..core.secret_forms import cookie_pairs
-from ..core.strategies import spec
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -18,6 +17,8 @@ def credential_type(provider: Provider, credential: Credential) -> str:
     explicit = credential.extra.get("credentialType")
     if isinstance(explicit, str) and explicit:
         return explicit
+    from ..core.strategies import spec  # only for credentials that do not record it (start-up of `sig run`)
+
     row = spec(provider.strategy)
     return row.credential_type_for(provider.data, credential.values) if row is not None else "bearer"
 
