@@ -204,3 +204,14 @@ def downstream_head(resp: ResponseHead) -> bytes:
     """The client's copy of a fast-path response head: hop-by-hop headers dropped, the rest (each
     Set-Cookie line included) as it came, Content-Length kept."""
     return response_bytes(resp.status_code, resp.reason, h1.downstream_response_headers(resp.headers))
+
+
+def downstream_head_bytes(buf: bytes, resp: ResponseHead) -> bytes:
+    """The client's copy of a fast-path response head from the buffer it was parsed from: the upstream's
+    own bytes when it has no hop-by-hop header (the fast parser validated them; nothing to rebuild),
+    else rebuilt without those."""
+    hop = h1.HOP_BY_HOP
+    for name, _value in resp.headers:
+        if name in hop:
+            return downstream_head(resp)
+    return buf[: resp.size]

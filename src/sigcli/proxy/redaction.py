@@ -119,6 +119,20 @@ class Detector:
         return True
 
 
+    def found_raw(self, forms: tuple[bytes, ...], *parts: bytes) -> bool:
+        """found() over raw message bytes (a head as received, a body): a form in a header name or the
+        status line can only cause a needless exact pass, never a miss."""
+        redactor = self._redactor
+        if redactor is None or forms != self._forms:
+            redactor = self._redactor = StreamRedactor(forms)
+            self._forms = forms
+        blob = b"".join(parts)
+        if redactor.feed(blob) + redactor.flush() == blob:
+            return False
+        self._redactor = None
+        return True
+
+
 def found(forms: tuple[bytes, ...], headers: Iterable[tuple[bytes, bytes]], body: bytes = b"") -> bool:
     """Detector.found with a fresh redactor."""
     return Detector().found(forms, headers, body)
