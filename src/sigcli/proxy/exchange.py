@@ -45,6 +45,7 @@ HALF_CLOSE_GRACE = 30.0
 # upstream pauses longer than this, what is held leaves and the rest streams (a server-sent event
 # stream or a slow download is not held back until it ends).
 HOLD_GRACE = 0.02
+ROUTINE_EVERY = 60.0  # seconds between two routine lines of one kind for one origin (see routine_line)
 _IDEMPOTENT = frozenset((b"GET", b"HEAD", b"OPTIONS", b"PUT", b"DELETE", b"TRACE"))
 
 
@@ -82,6 +83,7 @@ class Forwarder:
         self.on_injected = on_injected
         self.on_blocked = on_blocked
         self.closing = False
+        self._routine: dict[tuple[str, str, bytes], list[float]] = {}
 
     # -- logs and canned answers ---------------------------------------------------------------------
 
@@ -90,10 +92,29 @@ class Forwarder:
             self._logf(message)
 
     def request_line(self, message: str, notable: bool = False) -> None:
-        """A request's log line: written with log_requests, or when it says something went wrong or sig
-        masked something."""
+        """A request's log line: written with log_requests, or when it says something went wrong."""
         if self.log_requests or notable:
             self.log(message)
+
+    def routine_line(self, kind: str, route: Route, message: str) -> None:
+        """A request's line about something routine but worth knowing (sig masked an answer; it added
+        nothing to a provider's host because of the port). With log_requests every one is written;
+        otherwise at most one per kind and origin every ROUTINE_EVERY seconds, the next one saying how
+        many were left out, so a busy client cannot grow the log a line per request."""
+        if self.log_requests:
+            self.log(message)
+            return
+        key = (kind, route.scheme, route.host_value)
+        now = self.loop.now
+        slot = self._routine.get(key)
+        if slot is not None and now - slot[0] < ROUTINE_EVERY:
+            slot[1] += 1
+            return
+        if len(self._routine) > 1024:
+            self._routine.clear()
+        self._routine[key] = [now, 0]
+        skipped = int(slot[1]) if slot is not None else 0
+        self.log(message + (f" [and {skipped} more like it in the last {ROUTINE_EVERY:.0f} s]" if skipped else ""))
 
     async def reply(self, client: Peer, status: int, text: str,
                     extra: list[tuple[bytes, bytes]] | None = None) -> None:
@@ -261,9 +282,11 @@ class Forwarder:
                                                  resp.status_code)
             if whole is not None:
                 out, masked = whole
-                if self.log_requests or masked:
-                    self.request_line(f"{method} {where(route, target)} -> {resp.status_code} "
-                                      f"injected={verdict}{masked}", bool(masked))
+                if masked:
+                    self.routine_line("masked", route, f"{method} {where(route, target)} -> {resp.status_code} "
+                                      f"injected={verdict}{masked}")
+                elif self.log_requests:
+                    self.log(f"{method} {where(route, target)} -> {resp.status_code} injected={verdict}")
                 if done is not None:
                     done(resp.status_code)
                 try:
@@ -288,9 +311,11 @@ class Forwarder:
                                      forms)
 
         # 4. the response: head plus what body arrived in one write, then the rest as it comes
-        if self.log_requests or route.refusal:
-            self.request_line(f"{method} {where(route, target)} -> {resp.status_code} injected={verdict}"
-                              + (f" ({route.refusal})" if route.refusal else ""), bool(route.refusal))
+        if route.refusal:
+            self.routine_line("refused", route, f"{method} {where(route, target)} -> {resp.status_code} "
+                              f"injected={verdict} ({route.refusal})")
+        elif self.log_requests:
+            self.log(f"{method} {where(route, target)} -> {resp.status_code} injected={verdict}")
         if done is not None:
             done(resp.status_code)
         buf = upstream.buf
@@ -334,6 +359,14 @@ class Forwarder:
         self._keep(pool, route, upstream)
         return True
 
+    def _line(self, route: Route, message: str, note: str, kind: str = "refused") -> None:
+        """A response's log line: routine (rate-limited) when it carries a note, else only with
+        log_requests."""
+        if note:
+            self.routine_line(kind, route, message)
+        elif self.log_requests:
+            self.log(message)
+
     def _keep(self, pool: Pool, route: Route, upstream: Peer) -> None:
         self.dialer.keep_session(route.key, upstream)
         pool.put(route.key, upstream)
@@ -346,7 +379,7 @@ class Forwarder:
         end = resp.size + resp.length
         if resp.length > redaction.BUFFER_MAX:
             return None
-        codings = redaction.content_codings(resp.headers) if len(upstream.buf) else []
+        codings = redaction.content_codings(resp.headers)
         if codings and redaction.undecodable(codings) is not None:
             return None
         while len(upstream.buf) < end:
@@ -355,12 +388,22 @@ class Forwarder:
             if not await upstream.fill(self.loop.now + self.upstream_timeout):
                 raise Gone("upstream", "closed mid-body")
         buf = upstream.buf
+        head = buf[:resp.size]
         body = buf[resp.size:end]
-        if client.detector is None:
-            client.detector = redaction.Detector()
-        if not codings and not client.detector.found_raw(forms, buf[:resp.size], body):  # the usual case
-            upstream.buf = buf[end:]
-            return fast.downstream_head_bytes(buf, resp) + body, ""
+        if not codings:
+            detector = client.detector
+            if detector is None:
+                detector = client.detector = redaction.Detector()
+            masked = detector.mask_message(forms, head, body)
+            if masked is None:  # the usual case: one pass, nothing found
+                upstream.buf = buf[end:]
+                return fast.downstream_head_bytes(buf, resp) + body, ""
+            cut = masked.find(b"\r\n\r\n") + 4
+            if masked[:cut] == head:  # only the body held a secret: the head as it came, a new length
+                upstream.buf = buf[end:]
+                new_body = masked[cut:]
+                return fast.with_length(fast.downstream_head_bytes(buf, resp), len(new_body)) + new_body, \
+                    " (masked in the body)"
         headers = h1.downstream_response_headers(resp.headers)
         got = redaction.whole(forms, codings, body)
         if got is None:
@@ -616,7 +659,7 @@ class Forwarder:
         # 5a. WebSocket (or other) upgrade accepted: relay the 101, then splice bytes both ways. Its head
         #     is redacted; what flows after it is not (frames would need rewriting: see README)
         if response.status_code == 101:
-            self.request_line(f"{method} {where(route, target)} -> 101 injected={verdict}{note}", bool(note))
+            self._line(route, f"{method} {where(route, target)} -> 101 injected={verdict}{note}", note)
             headers = h1.downstream_response_headers(response.headers, upgrade=True)
             if forms:
                 headers = redaction.redact_headers(forms, headers)[0]
@@ -642,8 +685,8 @@ class Forwarder:
             return False
 
         # 5b. an ordinary response: head, then the body streamed with backpressure
-        self.request_line(f"{method} {where(route, target)} -> {response.status_code} injected={verdict}{note}",
-                          bool(note))
+        self._line(route, f"{method} {where(route, target)} -> {response.status_code} injected={verdict}{note}",
+                   note)
         try:
             # Events already buffered (a small response is head + body + end in one read) leave in one
             # write; otherwise each read's worth is written before waiting for more (backpressure).
@@ -740,7 +783,8 @@ class Forwarder:
 
         try:
             if flt is None:
-                self.request_line(f"{method} {where(route, target)} -> {status} injected={verdict}{note}", bool(note))
+                self._line(route, f"{method} {where(route, target)} -> {status} injected={verdict}{note}", note,
+                           "masked")
                 await client.write(head(headers))
                 written = True
             while True:
@@ -782,16 +826,16 @@ class Forwarder:
                         message, body = head(headers), original
                     if body:
                         message += client.encode(h11.Data(data=body))
-                    self.request_line(f"{method} {where(route, target)} -> {status} injected={verdict}{note}",
-                                      bool(note))
+                    self._line(route, f"{method} {where(route, target)} -> {status} injected={verdict}{note}",
+                               note, "masked")
                     await client.write(message + client.encode(h11.EndOfMessage()))
                     written = True
                     return self._next_cycle(client, upstream, route, pool)
                 stream(b"")
                 await drain()
                 masked = flt.changed or headers_changed
-                self.request_line(f"{method} {where(route, target)} -> {status} injected={verdict} (streamed"
-                                  + (", masked)" if masked else ")"), masked)
+                self._line(route, f"{method} {where(route, target)} -> {status} injected={verdict} (streamed"
+                           + (", masked)" if masked else ")"), "masked" if masked else "", "masked")
             await client.write(client.encode(h11.EndOfMessage()))
         except redaction.CannotInspect as exc:
             if not written:

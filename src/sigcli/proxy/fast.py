@@ -215,3 +215,11 @@ def downstream_head_bytes(buf: bytes, resp: ResponseHead) -> bytes:
         if name in hop:
             return downstream_head(resp)
     return buf[: resp.size]
+
+
+_CONTENT_LENGTH = re.compile(rb"(\r\ncontent-length:[ \t]*)[0-9]+", re.IGNORECASE)
+
+
+def with_length(head: bytes, length: int) -> bytes:
+    """A fast-path response head (exactly one Content-Length: the parser took no other) with a new one."""
+    return _CONTENT_LENGTH.sub(lambda m: m.group(1) + str(length).encode("ascii"), head, count=1)

@@ -119,19 +119,20 @@ class Detector:
         return True
 
 
-    def found_raw(self, forms: tuple[bytes, ...], *parts: bytes) -> bool:
-        """found() over raw message bytes (a head as received, a body): a form in a header name or the
-        status line can only cause a needless exact pass, never a miss."""
+    def mask_message(self, forms: tuple[bytes, ...], head: bytes, body: bytes) -> bytes | None:
+        """A whole message (its head as received, then its body) with every secret form masked, in one
+        redactor pass; None when nothing was masked (the usual answer).
+
+        The redactor is kept even after it masked something: a feed+flush leaves it empty but for
+        whether its output ended in a mask, which matters only to a secret at the very start of the next
+        feed, and a message always starts with its status line."""
         redactor = self._redactor
         if redactor is None or forms != self._forms:
             redactor = self._redactor = StreamRedactor(forms)
             self._forms = forms
-        blob = b"".join(parts)
-        if redactor.feed(blob) + redactor.flush() == blob:
-            return False
-        self._redactor = None
-        return True
-
+        blob = head + body
+        out = redactor.feed(blob) + redactor.flush()
+        return None if out == blob else out
 
 def found(forms: tuple[bytes, ...], headers: Iterable[tuple[bytes, bytes]], body: bytes = b"") -> bool:
     """Detector.found with a fresh redactor."""

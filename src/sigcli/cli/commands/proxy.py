@@ -46,7 +46,7 @@ def run(args: Args, app: App) -> int:
             app.warn("--no-auth: any local program (of any user) can use your credentials through the proxy")
         if args.flag("foreground"):
             return _foreground(app, _port(args), args.flag("no-auth"))
-        state, started = daemon.start(_port(args), args.flag("no-auth"))
+        state, started = daemon.start(_port(args), args.flag("no-auth"), verbose=app.verbose)
         app.audit("proxy_start", "success", None, {"port": state["port"]})
         app.say(f"Proxy {'started' if started else 'already running'} on 127.0.0.1:{state['port']} "
                 f"(pid {state['pid']}). Use it with: eval \"$(sig proxy env)\"")
