@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any
 
 import h11
 
-from . import redaction
+from . import fast, redaction
 from .streams import READ_SIZE, AnyStream, Stream, nodelay
 
 if TYPE_CHECKING:
@@ -60,7 +60,7 @@ class Peer:
     """`buf` holds bytes received and not yet used. `conn` is None on the fast path; while h11 handles an
     exchange it is a fresh h11 connection holding those bytes, handed back by release()."""
 
-    __slots__ = ("buf", "conn", "detector", "head", "max_head", "role", "side", "stream")
+    __slots__ = ("buf", "conn", "detector", "head", "max_head", "memo", "role", "side", "stream")
 
     def __init__(self, stream: AnyStream, role: Any, max_head: int, side: str) -> None:
         self.stream = stream
@@ -71,6 +71,7 @@ class Peer:
         self.conn: h11.Connection | None = None
         self.head = b""  # the raw head of the request on the fast path (to prime h11 for an error reply)
         self.detector: redaction.Detector | None = None  # a client's: finds secrets in its answers
+        self.memo = fast.Memo()  # its last header block, parsed
 
     # -- raw bytes (fast path) --
 

@@ -96,13 +96,13 @@ class Forwarder:
         if self.log_requests or notable:
             self.log(message)
 
-    def routine_line(self, kind: str, route: Route, message: str) -> None:
+    def routine_line(self, kind: str, route: Route, message: str | Callable[[], str]) -> None:
         """A request's line about something routine but worth knowing (sig masked an answer; it added
         nothing to a provider's host because of the port). With log_requests every one is written;
         otherwise at most one per kind and origin every ROUTINE_EVERY seconds, the next one saying how
         many were left out, so a busy client cannot grow the log a line per request."""
         if self.log_requests:
-            self.log(message)
+            self.log(message if isinstance(message, str) else message())
             return
         key = (kind, route.scheme, route.host_value)
         now = self.loop.now
@@ -114,7 +114,8 @@ class Forwarder:
             self._routine.clear()
         self._routine[key] = [now, 0]
         skipped = int(slot[1]) if slot is not None else 0
-        self.log(message + (f" [and {skipped} more like it in the last {ROUTINE_EVERY:.0f} s]" if skipped else ""))
+        text = message if isinstance(message, str) else message()
+        self.log(text + (f" [and {skipped} more like it in the last {ROUTINE_EVERY:.0f} s]" if skipped else ""))
 
     async def reply(self, client: Peer, status: int, text: str,
                     extra: list[tuple[bytes, bytes]] | None = None) -> None:
@@ -237,8 +238,7 @@ class Forwarder:
             body_length = None
         forms = route.forms if injected else ()
         up_target = h1.with_query(target, route.add_query) if route.add_query else target
-        message = route.upstream_head(method_b, up_target, req.headers, body_length, bool(forms)) + body
-        done = self._done_hook(route, method, target) if injected else None
+        message = route.upstream_head(method_b, up_target, req.headers, body_length, bool(forms), req.block) + body
 
         # 3. send, read the response head; a reused connection that died in between is retried once
         #    when the request is idempotent (the body is buffered, so it can be replayed)
@@ -246,17 +246,29 @@ class Forwarder:
         resp: fast.ResponseHead | Any = None
         for attempt in (0, 1):
             try:
-                await upstream.write(message)
+                try:
+                    await upstream.stream.send(message)
+                except OSError as exc:
+                    raise Gone("upstream", f"connection failed ({type(exc).__name__})") from None
                 deadline = loop.now + self.upstream_timeout
                 while True:
-                    resp = fast.parse_response(upstream.buf, upstream.max_head, head_request=head_request)
-                    if resp is not None:
-                        break
-                    if not await upstream.fill(deadline):
+                    if upstream.buf:
+                        resp = fast.parse_response(upstream.buf, upstream.max_head, head_request=head_request,
+                                                   memo=upstream.memo)
+                        if resp is not None:
+                            break
+                    try:
+                        data = await upstream.stream.recv(READ_SIZE, deadline)
+                    except TimeoutError:
+                        raise Gone("upstream", "timed out", timeout=True) from None
+                    except OSError as exc:
+                        raise Gone("upstream", f"connection failed ({type(exc).__name__})") from None
+                    if not data:
                         if not upstream.buf:
                             raise Gone("upstream", "closed before answering")
                         resp = fast.FALLBACK  # EOF mid-head: h11 words the error
                         break
+                    upstream.buf = upstream.buf + data if upstream.buf else data
                 break
             except Gone as gone:
                 upstream.stream.close()
@@ -266,10 +278,14 @@ class Forwarder:
                         return False
                     upstream, reused = got
                     continue
+                done = self._done_hook(route, method, target) if injected else None
                 return await self._upstream_gone(client, gone, method, route, target, done)
 
         if injected:
             self.stats["injected"] += 1
+            done = self._done_hook(route, method, target)
+        else:
+            done = None
         verdict = "yes" if injected else "no"
         if forms and isinstance(resp, fast.ResponseHead):
             try:
@@ -283,15 +299,15 @@ class Forwarder:
             if whole is not None:
                 out, masked = whole
                 if masked:
-                    self.routine_line("masked", route, f"{method} {where(route, target)} -> {resp.status_code} "
-                                      f"injected={verdict}{masked}")
+                    self.routine_line("masked", route, lambda: f"{method} {where(route, target)} -> "
+                                      f"{resp.status_code} injected={verdict}{masked}")
                 elif self.log_requests:
                     self.log(f"{method} {where(route, target)} -> {resp.status_code} injected={verdict}")
                 if done is not None:
                     done(resp.status_code)
                 try:
-                    await client.write(out)
-                except Gone:
+                    await client.stream.send(out)
+                except OSError:
                     upstream.stream.close()
                     return False
                 self._keep(pool, route, upstream)
@@ -312,7 +328,7 @@ class Forwarder:
 
         # 4. the response: head plus what body arrived in one write, then the rest as it comes
         if route.refusal:
-            self.routine_line("refused", route, f"{method} {where(route, target)} -> {resp.status_code} "
+            self.routine_line("refused", route, lambda: f"{method} {where(route, target)} -> {resp.status_code} "
                               f"injected={verdict} ({route.refusal})")
         elif self.log_requests:
             self.log(f"{method} {where(route, target)} -> {resp.status_code} injected={verdict}")

@@ -24,7 +24,7 @@ _DROP = h1.HOP_BY_HOP | {b"host", b"content-length", b"expect"}
 
 
 class Route:
-    __slots__ = ("add_body", "add_headers", "add_names", "add_query", "drop", "error", "forms", "host",
+    __slots__ = ("_memo", "add_body", "add_headers", "add_names", "add_query", "drop", "error", "forms", "host",
                  "host_value", "injects", "invalid", "key", "passthrough", "port", "providers", "refusal",
                  "scheme", "swaps", "until")
 
@@ -50,6 +50,7 @@ class Route:
         self.key = (scheme, host, port, tuple(getattr(additions, "cafiles", None) or ()))
         self.injects = bool(self.add_headers or self.add_query)
         self.swaps = swaps or {}  # placeholder -> real value, for this origin's providers
+        self._memo: tuple[bytes, bool, bytes] | None = None  # (client header block, limit, upstream lines)
 
     @classmethod
     def failed(cls, scheme: str, host: str, port: int, until: float, status: int, text: str) -> Route:
@@ -58,12 +59,26 @@ class Route:
         return route
 
     def upstream_head(self, method: bytes, target: bytes, headers: h1.Headers, length: int | None,
-                      limit_encoding: bool) -> bytes:
+                      limit_encoding: bool, block: bytes = b"") -> bytes:
         """The request head sent upstream on the fast path: the client's headers minus hop-by-hop ones
         (the fast path took no Connection header but keep-alive), Host set to the real target, sig's
-        headers replacing any of the same name, Content-Length when the message has a body."""
+        headers replacing any of the same name, Content-Length when the message has a body. The header
+        lines are built once per distinct client header block (`block`, the bytes they came from)."""
+        memo = self._memo
+        if memo is not None and block and memo[0] == block and memo[1] is limit_encoding:
+            lines = memo[2]
+        else:
+            lines = self._lines(headers, limit_encoding)
+            if block:
+                self._memo = (block, limit_encoding, lines)
+        if length is None:
+            return b"".join((method, b" ", target, b" HTTP/1.1\r\nhost: ", self.host_value, b"\r\n", lines, b"\r\n"))
+        return b"".join((method, b" ", target, b" HTTP/1.1\r\nhost: ", self.host_value, b"\r\n", lines,
+                         b"content-length: ", str(length).encode("ascii"), b"\r\n\r\n"))
+
+    def _lines(self, headers: h1.Headers, limit_encoding: bool) -> bytes:
         drop = self.drop
-        parts = [method, b" ", target, b" HTTP/1.1\r\nhost: ", self.host_value, b"\r\n"]
+        parts: list[bytes] = []
         for name, value in headers:
             if name in drop:
                 continue
@@ -74,7 +89,4 @@ class Route:
             parts += (name, b": ", value, b"\r\n")
         for name, value in self.add_headers:
             parts += (name, b": ", value, b"\r\n")
-        if length is not None:
-            parts += (b"content-length: ", str(length).encode("ascii"), b"\r\n")
-        parts.append(b"\r\n")
         return b"".join(parts)

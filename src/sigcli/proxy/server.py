@@ -397,7 +397,7 @@ class ProxyServer:
         try:
             while True:
                 if client.conn is None:
-                    head = fast.parse_request(client.buf, self._max_head)
+                    head = fast.parse_request(client.buf, self._max_head, client.memo)
                     if head.__class__ is fast.RequestHead:
                         assert isinstance(head, fast.RequestHead)
                         if head.length > FAST_BODY_MAX:
@@ -698,7 +698,9 @@ class ProxyServer:
         peer = Peer(tls, h11.SERVER, self._max_head, "client")
         client.peer = peer
         fwd = self._fwd
-        hosts_ok = client.hosts_ok
+        loop = self._loop
+        checked = None  # the last header block whose Host values named the CONNECT target
+        route = await self._route(client, "https", host, port)
         while True:
             req = await self._read_request(peer, self._idle_timeout)
             if req is None:
@@ -721,18 +723,19 @@ class ProxyServer:
                     await fwd.reply(peer, 421, "sig proxy: the request URL names another origin than "
                                     "the CONNECT target")
                     return
-            for name, value in req.headers:
-                if name == b"host" and value not in hosts_ok:
-                    if not h1.host_matches(value, host, port, 443):
+            block = getattr(req, "block", None)
+            if block is None or block != checked:
+                for name, value in req.headers:
+                    if name == b"host" and not h1.host_matches(value, host, port, 443):
                         method = req.method.decode("ascii", "replace")
                         self._log(f"{method} https://{host}:{port}{h1.loggable_path(target)} -> 421 "
                                   "(Host header names another host)")
                         await fwd.reply(peer, 421, "sig proxy: the Host header names another host than "
                                         "the CONNECT target")
                         return
-                    if len(hosts_ok) < 8:
-                        hosts_ok.add(value)
-            route = await self._route(client, "https", host, port)
+                checked = block
+            if route.until <= loop.now:
+                route = await self._route(client, "https", host, port)
             if client.profile.placeholders and not await self._guard(client, req, route, target):
                 return
             if not await fwd.exchange(peer, req, route, target, pool):
