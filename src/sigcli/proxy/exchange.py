@@ -104,15 +104,21 @@ class Forwarder:
         if self.log_requests:
             self.log(message if isinstance(message, str) else message())
             return
-        key = (kind, route.scheme, route.host_value)
         now = self.loop.now
-        slot = self._routine.get(key)
+        slot = route.log_slots.get(kind)
         if slot is not None and now - slot[0] < ROUTINE_EVERY:
-            slot[1] += 1
+            slot[1] += 1  # (the common case: the slot is the route's own reference to the shared one)
             return
+        key = (kind, route.scheme, route.host_value)
+        slot = self._routine.get(key)
+        if slot is not None:
+            route.log_slots[kind] = slot
+            if now - slot[0] < ROUTINE_EVERY:
+                slot[1] += 1
+                return
         if len(self._routine) > 1024:
             self._routine.clear()
-        self._routine[key] = [now, 0]
+        self._routine[key] = route.log_slots[kind] = [now, 0]
         skipped = int(slot[1]) if slot is not None else 0
         text = message if isinstance(message, str) else message()
         self.log(text + (f" [and {skipped} more like it in the last {ROUTINE_EVERY:.0f} s]" if skipped else ""))
@@ -286,6 +292,7 @@ class Forwarder:
             done = self._done_hook(route, method, target)
         else:
             done = None
+        # (the hook's call: `done(status)`; one closure per injected request)
         verdict = "yes" if injected else "no"
         if forms and isinstance(resp, fast.ResponseHead):
             try:
@@ -395,7 +402,13 @@ class Forwarder:
         end = resp.size + resp.length
         if resp.length > redaction.BUFFER_MAX:
             return None
-        codings = redaction.content_codings(resp.headers)
+        memo = upstream.memo
+        if memo.block == resp.block and memo.codings is not None:
+            codings = memo.codings
+        else:
+            codings = redaction.content_codings(resp.headers)
+            if memo.block == resp.block:
+                memo.codings = codings
         if codings and redaction.undecodable(codings) is not None:
             return None
         while len(upstream.buf) < end:
@@ -418,7 +431,7 @@ class Forwarder:
             if masked[:cut] == head:  # only the body held a secret: the head as it came, a new length
                 upstream.buf = buf[end:]
                 new_body = masked[cut:]
-                return fast.with_length(fast.downstream_head_bytes(buf, resp), len(new_body)) + new_body, \
+                return fast.with_length(head, resp, len(new_body), upstream.memo) + new_body, \
                     " (masked in the body)"
         headers = h1.downstream_response_headers(resp.headers)
         got = redaction.whole(forms, codings, body)

@@ -86,13 +86,17 @@ class Memo:
     headers, so a keep-alive connection usually parses them once. Holds only what the parser derived
     from exactly these bytes."""
 
-    __slots__ = ("block", "headers", "hop", "length")
+    __slots__ = ("block", "codings", "headers", "hop", "length", "length_span", "whole", "whole_head")
 
     def __init__(self) -> None:
         self.block: bytes | None = None
         self.headers: Headers = []
         self.length = -1
         self.hop = False
+        self.codings: list[bytes] | None = None  # Content-Encoding of the block (redaction), once asked
+        self.length_span: tuple[int, int] | None = None  # where the Content-Length value is in the block
+        self.whole: bytes | None = None  # the last whole response head (status line too) ...
+        self.whole_head: ResponseHead | None = None  # ... and what it parsed to
 
 
 def _head_end(buf: bytes, max_head: int) -> int | _Fallback | None:
@@ -185,6 +189,8 @@ def parse_response(buf: bytes, max_head: int, *, head_request: bool,
     assert isinstance(end, int)
     if head_request:
         return FALLBACK
+    if memo is not None and memo.whole is not None and len(memo.whole) == end and buf.startswith(memo.whole):
+        return memo.whole_head  # the same head as last time (status line and headers): parsed already
     eol = buf.find(b"\r\n")
     m = _STATUS_LINE.fullmatch(buf, 0, eol)
     if m is None:
@@ -194,7 +200,9 @@ def parse_response(buf: bytes, max_head: int, *, head_request: bool,
         return FALLBACK
     block = buf[eol + 2 : end - 2]
     if memo is not None and memo.block == block:
-        return ResponseHead(status, m.group(2) or b"", memo.headers, end, memo.length, memo.hop, block)
+        head = ResponseHead(status, m.group(2) or b"", memo.headers, end, memo.length, memo.hop, block)
+        memo.whole, memo.whole_head = buf[:end], head
+        return head
     headers = _fields(block)
     if headers is FALLBACK:
         return FALLBACK
@@ -206,6 +214,8 @@ def parse_response(buf: bytes, max_head: int, *, head_request: bool,
     head = ResponseHead(status, m.group(2) or b"", headers, end, length, None, block)
     if memo is not None:
         memo.block, memo.headers, memo.length, memo.hop = block, headers, length, head.hop
+        memo.codings, memo.length_span = None, None
+        memo.whole, memo.whole_head = buf[:end], head
     return head
 
 
@@ -253,9 +263,23 @@ def downstream_head_bytes(buf: bytes, resp: ResponseHead) -> bytes:
     return buf[: resp.size]
 
 
-_CONTENT_LENGTH = re.compile(rb"(\r\ncontent-length:[ \t]*)[0-9]+", re.IGNORECASE)
+_CONTENT_LENGTH = re.compile(rb"(?:^|\r\n)content-length:[ \t]*([0-9]+)", re.IGNORECASE)
 
 
-def with_length(head: bytes, length: int) -> bytes:
-    """A fast-path response head (exactly one Content-Length: the parser took no other) with a new one."""
-    return _CONTENT_LENGTH.sub(lambda m: m.group(1) + str(length).encode("ascii"), head, count=1)
+def with_length(head: bytes, resp: ResponseHead, length: int, memo: Memo | None = None) -> bytes:
+    """The client's copy of a fast-path response head (`head`: from downstream_head_bytes) with a new
+    Content-Length (the parser took exactly one). Where the value sits in the upstream's own header block
+    is found once per distinct block."""
+    if head is not None and not resp.hop:
+        span = memo.length_span if memo is not None and memo.block == resp.block else None
+        if span is None:
+            m = _CONTENT_LENGTH.search(resp.block)
+            assert m is not None
+            span = m.span(1)
+            if memo is not None and memo.block == resp.block:
+                memo.length_span = span
+        at = resp.size - 2 - len(resp.block)
+        return head[: at + span[0]] + str(length).encode("ascii") + head[at + span[1] :]
+    headers = [(n, v) for n, v in h1.downstream_response_headers(resp.headers) if n != b"content-length"]
+    headers.append((b"content-length", str(length).encode("ascii")))
+    return response_bytes(resp.status_code, resp.reason, headers)

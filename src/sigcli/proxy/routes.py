@@ -24,7 +24,7 @@ _DROP = h1.HOP_BY_HOP | {b"host", b"content-length", b"expect"}
 
 
 class Route:
-    __slots__ = ("_memo", "add_body", "add_headers", "add_names", "add_query", "drop", "error", "forms", "host",
+    __slots__ = ("_memo", "log_slots", "add_body", "add_headers", "add_names", "add_query", "drop", "error", "forms", "host",
                  "host_value", "injects", "invalid", "key", "passthrough", "port", "providers", "refusal",
                  "scheme", "swaps", "until")
 
@@ -51,6 +51,7 @@ class Route:
         self.injects = bool(self.add_headers or self.add_query)
         self.swaps = swaps or {}  # placeholder -> real value, for this origin's providers
         self._memo: tuple[bytes, bool, bytes] | None = None  # (client header block, limit, upstream lines)
+        self.log_slots: dict[str, list[float]] = {}  # the Forwarder's rate-limit slots for this origin
 
     @classmethod
     def failed(cls, scheme: str, host: str, port: int, until: float, status: int, text: str) -> Route:
