@@ -1,8 +1,9 @@
 #!/usr/bin/env python3
 """Proxy speed against direct, measured side by side in one run (issue: proxy speed).
 
-An HTTPS echo upstream runs in its own process (a thread per connection, keep-alive; it answers each
-GET with the Authorization value it received). Clients are lean raw-socket HTTPS clients in this process
+An HTTPS echo upstream runs in its own process (the standard library's HTTP server, a thread per
+connection, keep-alive; it answers each GET with the Authorization value it received; `--lean-upstream`
+swaps in a minimal hand-written one). Clients are lean raw-socket HTTPS clients in this process
 (one thread each), so the figures weigh the proxy, not a client library. Every answer through the proxy
 is checked: it must carry "Bearer ****" (sig injected the token, and redacted its echo) and never the
 token itself (a leak fails the bench).
@@ -17,7 +18,7 @@ measured back to back in every round so both see the same machine load:
    plain TLS upstream; once with full handshakes, once with the client resuming its TLS session;
 and the daemon's RSS, the machine's load average before and after (a busy machine shows there).
 
-Usage: python bench/proxy_speed.py [--rounds 5] [--requests 2000] [--audit off]
+Usage: python bench/proxy_speed.py [--rounds 5] [--requests 2000] [--audit off] [--lean-upstream]
 """
 
 from __future__ import annotations
@@ -42,50 +43,52 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 # -- the upstream (its own process) ---------------------------------------------------------------------
 
 
-def serve_upstream(certfile: str, keyfile: str) -> None:
-    """`--serve-upstream CERT KEY`: print the port, then serve until stdin closes."""
+def serve_upstream(certfile: str, keyfile: str, lean: bool) -> None:
+    """`--serve-upstream CERT KEY [lean]`: print the port, then serve until stdin closes.
+
+    Default: the standard library's HTTP server (ThreadingHTTPServer + BaseHTTPRequestHandler, HTTP/1.1
+    keep-alive, TLS in each connection's thread), as the project's test echo servers are built: what
+    "a loopback HTTPS echo server" costs per request in Python. `lean`: a hand-written minimal server
+    (a few µs per request), against which any proxy's ratio is far lower."""
     ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
     ctx.load_cert_chain(certfile, keyfile)
+    if not lean:
+        from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+        class Echo(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+            disable_nagle_algorithm = True
+
+            def do_GET(self) -> None:  # noqa: N802
+                auth = (self.headers.get("Authorization") or "none").encode()
+                body = b'{"auth": "' + auth + b'", "ok": true}'
+                self.send_response(200)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+
+            def log_message(self, *args: object) -> None:
+                pass
+
+        class Server(ThreadingHTTPServer):
+            daemon_threads = True
+            request_queue_size = 1024
+
+            def finish_request(self, request: socket.socket, client_address: object) -> None:
+                try:
+                    conn = ctx.wrap_socket(request, server_side=True)
+                except OSError:
+                    return
+                self.RequestHandlerClass(conn, client_address, self)
+
+        server = Server(("127.0.0.1", 0), Echo)
+        print(server.server_address[1], flush=True)
+        threading.Thread(target=server.serve_forever, daemon=True).start()
+        sys.stdin.read()
+        return
     listener = socket.create_server(("127.0.0.1", 0), backlog=1024)
     print(listener.getsockname()[1], flush=True)
-
-    def one(raw: socket.socket) -> None:
-        raw.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-        try:
-            conn = ctx.wrap_socket(raw, server_side=True)
-        except OSError:
-            raw.close()
-            return
-        buf = b""
-        try:
-            while True:
-                while b"\r\n\r\n" not in buf:
-                    data = conn.recv(65536)
-                    if not data:
-                        return
-                    buf += data
-                head, _, buf = buf.partition(b"\r\n\r\n")
-                auth = b"none"
-                for line in head.split(b"\r\n")[1:]:
-                    name, _, value = line.partition(b":")
-                    if name.strip().lower() == b"authorization":
-                        auth = value.strip()
-                body = b'{"auth": "' + auth + b'", "ok": true}'
-                conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: "
-                             + str(len(body)).encode() + b"\r\n\r\n" + body)
-        except OSError:
-            return
-        finally:
-            conn.close()
-
-    def accept() -> None:
-        while True:
-            raw, _ = listener.accept()
-            threading.Thread(target=one, args=(raw,), daemon=True).start()
-
-    threading.Thread(target=accept, daemon=True).start()
-    sys.stdin.read()
-
 
 # -- a lean client -------------------------------------------------------------------------------------
 
@@ -276,8 +279,8 @@ def pct(xs: list[float], q: float) -> float:
 
 
 def main() -> int:
-    if len(sys.argv) == 4 and sys.argv[1] == "--serve-upstream":
-        serve_upstream(sys.argv[2], sys.argv[3])
+    if len(sys.argv) >= 4 and sys.argv[1] == "--serve-upstream":
+        serve_upstream(sys.argv[2], sys.argv[3], sys.argv[4:] == ["lean"])
         return 0
     rounds = int(sys.argv[sys.argv.index("--rounds") + 1]) if "--rounds" in sys.argv else 5
     n = int(sys.argv[sys.argv.index("--requests") + 1]) if "--requests" in sys.argv else 2000
@@ -295,8 +298,9 @@ def main() -> int:
     cert_path, key_path = os.path.join(folder, "cert.pem"), os.path.join(folder, "key.pem")
     leaf.cert_chain_pems[0].write_to_path(cert_path)
     leaf.private_key_pem.write_to_path(key_path)
-    upstream = subprocess.Popen([sys.executable, os.path.abspath(__file__), "--serve-upstream", cert_path, key_path],
-                                stdin=subprocess.PIPE, stdout=subprocess.PIPE)
+    lean = "--lean-upstream" in sys.argv
+    upstream = subprocess.Popen([sys.executable, os.path.abspath(__file__), "--serve-upstream", cert_path, key_path,
+                                 *(["lean"] if lean else [])], stdin=subprocess.PIPE, stdout=subprocess.PIPE)
     assert upstream.stdout is not None
     port = int(upstream.stdout.readline())
     load_before = os.getloadavg()
@@ -306,7 +310,8 @@ def main() -> int:
     proxy = (daemon.port, daemon.auth)
     try:
         print(f"sig proxy vs direct: {rounds} rounds, {n} keep-alive requests per concurrency and side; "
-              f"{os.cpu_count()} cpus, load average before {load_before[0]:.2f}; audit {audit}")
+              f"{os.cpu_count()} cpus, load average before {load_before[0]:.2f}; audit {audit}; upstream: "
+              + ("lean hand-written server" if lean else "stdlib http.server echo"))
         keep_alive(8, 800, port, direct_ctx, None)  # warm both sides
         keep_alive(8, 800, port, daemon.ctx, proxy)
         results: dict[int, dict[str, list[float]]] = {}

@@ -24,6 +24,9 @@ if TYPE_CHECKING:
     from .loop import Loop, Task
 
 IDLE_UPSTREAMS_PER_CLIENT = 4
+SHARED_IDLE = 2.0  # seconds an upstream connection left by a client connection waits for the next one
+SHARED_PER_KEY = 64
+SHARED_MAX = 512
 SESSION_CACHE = 256  # upstream TLS sessions kept, one per (host, port, CA files)
 
 
@@ -331,26 +334,89 @@ class Predial:
             self.peer = None
 
 
+class Shared:
+    """Idle upstream connections left by client connections that ended, for the next client connection
+    of the same profile to the same upstream: a client that opens a connection per request (or 50 at
+    once) then costs one TLS handshake (with the proxy), not two. They are kept only SHARED_IDLE seconds
+    (a keep-alive connection's own pool keeps its upstreams as long as it lives) and at most
+    SHARED_PER_KEY per upstream; one that the server closed meanwhile is dropped when taken."""
+
+    def __init__(self, loop: Loop) -> None:
+        self._loop = loop
+        self._idle: dict[tuple[object, UpstreamKey], list[tuple[float, Peer]]] = {}
+        self._count = 0
+        self._sweeping = False
+
+    def has(self, owner: object, key: UpstreamKey) -> bool:
+        return bool(self._idle.get((owner, key)))
+
+    def take(self, owner: object, key: UpstreamKey) -> Peer | None:
+        stack = self._idle.get((owner, key))
+        now = self._loop.now
+        while stack:
+            since, peer = stack.pop()
+            self._count -= 1
+            if now - since < SHARED_IDLE and not peer.stream.stale():
+                return peer
+            peer.stream.close()
+        return None
+
+    def give(self, owner: object, key: UpstreamKey, peer: Peer) -> None:
+        stack = self._idle.setdefault((owner, key), [])
+        if len(stack) >= SHARED_PER_KEY or self._count >= SHARED_MAX:
+            peer.stream.close()
+            return
+        peer.stream.mark_idle()
+        stack.append((self._loop.now, peer))
+        self._count += 1
+        if not self._sweeping:
+            self._sweeping = True
+            self._loop.call_later(SHARED_IDLE, self._sweep)
+
+    def _sweep(self) -> None:
+        """Close what waited SHARED_IDLE seconds (an upstream is not held open for nobody)."""
+        now = self._loop.now
+        for k in list(self._idle):
+            stack = self._idle[k]
+            keep = [(since, peer) for since, peer in stack if now - since < SHARED_IDLE]
+            for since, peer in stack:
+                if now - since >= SHARED_IDLE:
+                    peer.stream.close()
+            self._count -= len(stack) - len(keep)
+            if keep:
+                self._idle[k] = keep
+            else:
+                del self._idle[k]
+        self._sweeping = bool(self._idle)
+        if self._sweeping:
+            self._loop.call_later(SHARED_IDLE / 2, self._sweep)
+
+    def close(self) -> None:
+        for stack in self._idle.values():
+            for _since, peer in stack:
+                peer.stream.close()
+        self._idle.clear()
+        self._count = 0
+
+
 class Pool:
-    """Idle upstream connections of one client connection, keyed by (scheme, host, port, CA files)."""
+    """Idle upstream connections of one client connection, keyed by (scheme, host, port, CA files); what
+    is left when the client connection ends goes to the server's Shared pool (for its `owner`: the
+    client's profile)."""
 
-    __slots__ = ("_dialer", "_idle", "_loop", "_predial")
+    __slots__ = ("_dialer", "_idle", "_loop", "_owner", "_predial", "_shared")
 
-    def __init__(self, loop: Loop, dialer: Dialer, predial: Predial | None = None) -> None:
+    def __init__(self, loop: Loop, dialer: Dialer, predial: Predial | None = None, *,
+                 shared: Shared | None = None, owner: object = None) -> None:
         self._loop = loop
         self._dialer = dialer
         self._idle: dict[UpstreamKey, Peer] = {}
         self._predial = predial
+        self._shared = shared
+        self._owner = owner
 
     async def get(self, key: UpstreamKey, connect_timeout: float) -> tuple[Peer, bool]:
         """(peer, reused); UpstreamFailed when none can be had."""
-        predial = self._predial
-        if predial is not None:
-            self._predial = None
-            peer = await predial.take(key, self._loop.now + connect_timeout)
-            if peer is not None:
-                return peer, False
-            predial.discard()
         idle = self._idle
         if idle:
             peer = idle.pop(key, None)  # type: ignore[assignment]
@@ -358,7 +424,27 @@ class Pool:
                 if not peer.buf and peer.conn is None and not peer.stream.stale():
                     return peer, True
                 peer.stream.close()
+        if self._shared is not None:
+            peer = self._shared.take(self._owner, key)  # type: ignore[assignment]
+            if peer is not None:
+                if self._predial is not None:
+                    self._predial.discard()
+                    self._predial = None
+                return peer, True
+        predial = self._predial
+        if predial is not None:
+            self._predial = None
+            peer = await predial.take(key, self._loop.now + connect_timeout)  # type: ignore[assignment]
+            if peer is not None:
+                return peer, False
+            predial.discard()
         return await self._dialer.open(key), False
+
+    def rebind(self, owner: object) -> None:
+        """The client connection now acts for another profile: what it holds goes back, for the old one."""
+        if owner is not self._owner:
+            self.close()
+            self._owner = owner
 
     def put(self, key: UpstreamKey, peer: Peer) -> None:
         idle = self._idle
@@ -375,6 +461,10 @@ class Pool:
         if self._predial is not None:
             self._predial.discard()
             self._predial = None
-        for peer in self._idle.values():
-            peer.stream.close()
+        shared = self._shared
+        for key, peer in self._idle.items():
+            if shared is not None and not peer.buf and peer.conn is None and not peer.stream.stale():
+                shared.give(self._owner, key, peer)
+            else:
+                peer.stream.close()
         self._idle.clear()

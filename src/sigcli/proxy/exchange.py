@@ -412,10 +412,15 @@ class Forwarder:
         if codings and redaction.undecodable(codings) is not None:
             return None
         while len(upstream.buf) < end:
-            if not await upstream.stream.readable(HOLD_GRACE):
+            try:  # the rest of the body, if it keeps coming (a read consumes only what it returns)
+                data = await upstream.stream.recv(READ_SIZE, self.loop.now + HOLD_GRACE)
+            except TimeoutError:
                 return None  # the upstream paused: h11 streams the rest (nothing was consumed)
-            if not await upstream.fill(self.loop.now + self.upstream_timeout):
+            except OSError as exc:
+                raise Gone("upstream", f"connection failed ({type(exc).__name__})") from None
+            if not data:
                 raise Gone("upstream", "closed mid-body")
+            upstream.buf += data
         buf = upstream.buf
         head = buf[:resp.size]
         body = buf[resp.size:end]

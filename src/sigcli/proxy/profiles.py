@@ -43,7 +43,7 @@ PLACEHOLDER_MARK = b"sig-ph-"
 OTHER_HOSTS = ("tunnel", "mitm", "refuse")
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)  # compared and hashed by identity: it keys pools of connections
 class Profile:
     name: str
     providers: frozenset[str] | None = None  # None: every provider
@@ -64,6 +64,11 @@ class Profile:
     @property
     def restricted(self) -> bool:
         return self is not USER
+
+    def same_as(self, other: Profile) -> bool:
+        return (self.name, self.providers, self.other_hosts, self.allow_hosts, self.tcp, dict(self.placeholders)) \
+            == (other.name, other.providers, other.other_hosts, other.allow_hosts, other.tcp,
+                dict(other.placeholders))
 
 
 USER = Profile("user")
@@ -201,7 +206,7 @@ class TokenTable:
                         raise ValueError("tokenSha256 is not a SHA-256")
                     old = self._files.get(digest)
                     profile = profile_from_json(data)
-                    files[digest] = old if old == profile else profile
+                    files[digest] = old if old is not None and old.same_as(profile) else profile
                 except (OSError, ValueError, KeyError, TypeError) as exc:
                     if callable(self._log):
                         with contextlib.suppress(Exception):

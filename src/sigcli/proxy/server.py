@@ -47,7 +47,7 @@ import h11
 from ..core.errors import SigError
 from ..core.hosts import canonical_host
 from . import fast, h1
-from .conn import Dialer, Gone, Peer, Pool, Predial, UpstreamFailed
+from .conn import Dialer, Gone, Peer, Pool, Predial, Shared, UpstreamFailed
 from .exchange import MAX_INJECT_BODY, MAX_RESPONSE_HEAD, Forwarder
 from .loop import INFINITE, Cancelled, Loop
 from .profiles import PLACEHOLDER_MARK, USER, Profile, TokenTable
@@ -192,6 +192,7 @@ class ProxyServer:
                               connect_timeout=connect_timeout, max_inject_body=max_inject_body,
                               on_injected=on_injected, on_blocked=on_blocked)
         self._connect_timeout = connect_timeout
+        self._shared = Shared(self._loop)
         self._contexts: dict[str, ssl.SSLContext] = {}
         self._listeners: list[socket.socket] = []
         self._clients: dict[Any, Profile] = {}  # task -> its profile (to close a revoked token's connections)
@@ -236,6 +237,7 @@ class ProxyServer:
         for sock in self._listeners:
             with contextlib.suppress(OSError):
                 sock.close()
+        self._shared.close()
         self._loop.cancel_all()
 
     def shutdown(self, timeout: float = 10.0) -> None:
@@ -463,7 +465,7 @@ class ProxyServer:
         """A connection to the proxy port: CONNECT, or absolute-form plain HTTP requests (keep-alive)."""
         peer = Peer(stream, h11.SERVER, self._max_head, "client")
         client = _Client(peer)
-        pool = Pool(self._loop, self._dialer)
+        pool = Pool(self._loop, self._dialer, shared=self._shared, owner=client.profile)
         fwd = self._fwd
         first_wait = self._header_timeout
         try:
@@ -483,6 +485,7 @@ class ProxyServer:
                     pool.close()
                     await self._connect(client, req)
                     return
+                pool.rebind(profile)
                 method = req.method.decode("ascii", "replace")
                 try:
                     scheme, host, port, target = h1.parse_absolute(req.target)
@@ -644,8 +647,9 @@ class ProxyServer:
             return
         route = await self._route(client, "https", host, port)
         predial = Predial(self._loop, self._dialer, route.key) \
-            if route.error is None and not route.invalid else None
-        pool = Pool(self._loop, self._dialer, predial)
+            if route.error is None and not route.invalid and not self._shared.has(client.profile, route.key) \
+            else None
+        pool = Pool(self._loop, self._dialer, predial, shared=self._shared, owner=client.profile)
         try:
             trailing = await self._established(peer)
             raw = peer.stream
