@@ -214,37 +214,56 @@ class Forwarder:
             return await self._invalid_injection(client, method, route, target)
         injected = route.injects
 
+        loop = self.loop
+        length = req.length
+        headers, block = req.headers, req.block
+        raw_body = received = b""
+        if route.placeholders:  # checked before anything goes upstream (the body too)
+            try:
+                raw_body = await client.take(length, loop.now + self.idle_timeout) if length else b""
+            except Gone as gone:
+                return await self._client_gone(client, gone, method, route, target)
+            received = raw_body
+            swapped = route.swap(target, raw_body, *(v for _n, v in headers))
+            if swapped is None:
+                return await self._blocked(client, method, route, target)
+            if swapped[0] != target or swapped[1] != raw_body or swapped[2:] != [v for _n, v in headers]:
+                injected = True
+                target, raw_body = swapped[0], swapped[1]
+                headers = [(n, v) for (n, _v), v in zip(headers, swapped[2:], strict=True)]
+                block = b""  # (not the bytes these headers came from any more)
+            length = 0
+
         # 1. the upstream connection first: a dead upstream costs the client no upload
         got = await self._upstream(client, pool, route, method, target)
         if got is None:
             return False
         upstream, reused = got
-        loop = self.loop
 
         # 2. the body (at most FAST_BODY_MAX, see read_request), with sig's fields when it takes them
-        length = req.length
-        raw_body = b""
         if length:
             if len(client.buf) >= length:
                 raw_body, client.buf = client.buf[:length], client.buf[length:]
+                received = raw_body
             else:
                 try:
                     raw_body = await client.take(length, loop.now + self.idle_timeout)
                 except Gone as gone:
                     upstream.stream.close()
                     return await self._client_gone(client, gone, method, route, target)
+            received = raw_body
         body = raw_body
-        kind = h1.body_kind(req.headers) if route.add_body else None
+        kind = h1.body_kind(headers) if route.add_body else None
         if kind is not None:
             body, added = self._inject_body(body, kind, route.add_body, method, route, target)
             injected = injected or added
-        if body or kind is not None or h1.get_header(req.headers, b"content-length") is not None:
+        if body or kind is not None or h1.get_header(headers, b"content-length") is not None:
             body_length: int | None = len(body)
         else:
             body_length = None
         forms = route.forms if injected else ()
         up_target = h1.with_query(target, route.add_query) if route.add_query else target
-        message = route.upstream_head(method_b, up_target, req.headers, body_length, bool(forms), req.block) + body
+        message = route.upstream_head(method_b, up_target, headers, body_length, bool(forms), block) + body
 
         # 3. send, read the response head; a reused connection that died in between is retried once
         #    when the request is idempotent (the body is buffered, so it can be replayed)
@@ -323,7 +342,7 @@ class Forwarder:
         if not isinstance(resp, fast.ResponseHead):
             # 1xx, HEAD, chunked, close-delimited, odd: h11 takes over, primed to where we are
             try:
-                self._to_h11(client, upstream, req, raw_body, up_target, message)
+                self._to_h11(client, upstream, req, received, up_target, message)
                 response = await self._response_head(client, upstream, forms)
             except (Gone, h11.ProtocolError) as gone:
                 upstream.stream.close()
@@ -508,6 +527,21 @@ class Forwarder:
         if route.invalid:
             return await self._invalid_injection(client, method, route, target)
 
+        early: bytes | None = None
+        if route.placeholders:  # the whole request is checked before anything goes upstream
+            try:
+                if client.conn.they_are_waiting_for_100_continue:
+                    await client.send(h11.InformationalResponse(status_code=100, headers=[], reason=b"Continue"))
+                early = await self._read_body(client, self.max_inject_body)
+            except Gone as gone:
+                return await self._client_gone(client, gone, method, route, target)
+            if early is None:
+                self.request_line(f"{method} {where(route, target)} -> 413 (body too large to check)", True)
+                await self.reply(client, 413, "sig proxy: the body is too large for sig to check")
+                return False
+            if route.swap(target, early, *(v for _n, v in req.headers)) is None:
+                return await self._blocked(client, method, route, target)
+
         # 2. the upstream connection, before 100 Continue: a dead upstream costs the client no upload
         got = await self._upstream(client, pool, route, method, target)
         if got is None:
@@ -517,10 +551,10 @@ class Forwarder:
 
         # 3. the body: buffered when sig adds fields to it (or it is empty), streamed otherwise
         try:
-            if client.conn.they_are_waiting_for_100_continue:
+            if early is None and client.conn.they_are_waiting_for_100_continue:
                 await client.send(h11.InformationalResponse(status_code=100, headers=[], reason=b"Continue"))
-            body: bytes | None = None
-            if kind is not None or framing in (("none", 0), ("length", 0)):
+            body: bytes | None = early
+            if early is None and (kind is not None or framing in (("none", 0), ("length", 0))):
                 body = await self._read_body(client, self.max_inject_body)
                 if body is None:
                     upstream.stream.close()
@@ -528,6 +562,7 @@ class Forwarder:
                                       "add fields to)", True)
                     await self.reply(client, 413, "sig proxy: the body is too large for sig to add fields to")
                     return False
+            if body is not None:
                 if kind is not None:
                     body, added = self._inject_body(body, kind, route.add_body, method, route, target)
                     injected = injected or added
@@ -537,10 +572,22 @@ class Forwarder:
             upstream.stream.close()
             return await self._client_gone(client, gone, method, route, target)
 
+        req_headers = list(req.headers)
+        if route.placeholders and body is not None:
+            swapped = route.swap(target, body, *(v for _n, v in req_headers))
+            if swapped is None:
+                upstream.stream.close()
+                return await self._blocked(client, method, route, target)
+            if swapped[0] != target or swapped[1] != body or swapped[2:] != [v for _n, v in req_headers]:
+                injected = True
+                target, body = swapped[0], swapped[1]
+                req_headers = [(n, v) for (n, _v), v in zip(req_headers, swapped[2:], strict=True)]
+                if framing[0] == "length":
+                    framing = ("length", len(body))
         forms = route.forms if injected else ()
         add = {n.decode("latin-1"): v.decode("utf-8") for n, v in route.add_headers}
         try:
-            up_headers = h1.upstream_request_headers(req.headers, host_value=route.host_value, add=add,
+            up_headers = h1.upstream_request_headers(req_headers, host_value=route.host_value, add=add,
                                                      framing=framing, upgrade=upgrade)
             if forms:
                 up_headers = redaction.limit_accept_encoding(up_headers)
@@ -611,6 +658,19 @@ class Forwarder:
         if done is not None:
             done(status)
         await self.reply(client, status, f"sig proxy: the upstream {route.host_value.decode()} {gone.why}")
+        return False
+
+    async def _blocked(self, client: Peer, method: str, route: Route, target: bytes) -> bool:
+        """A request carrying a placeholder to a host it does not belong to: refused (403) and reported to
+        the on_blocked hook (the audit log: an attempted exfiltration)."""
+        self.request_line(f"{method} {where(route, target)} -> 403 (a placeholder of profile {route.profile} "
+                          "sent to a host it does not belong to)", True)
+        hook = self.on_blocked
+        if hook is not None:
+            with contextlib.suppress(Exception):
+                hook(route.profile, method, route.host_value, target)
+        await self.reply(client, 403, "sig proxy: refused: this request carries a placeholder for a credential "
+                         "that does not belong to this host")
         return False
 
     async def _invalid_injection(self, client: Peer, method: str, route: Route, target: bytes) -> bool:

@@ -350,8 +350,8 @@ class Loop:
         self._stopping = True
 
     def run(self, on_stop: Callable[[], None] | None = None) -> None:
-        """Run until stop(); then `on_stop()` (on this thread), and the loop runs on until every task ended
-        or 5 s passed."""
+        """Run until stop(); then `on_stop()` (on this thread), every task is cancelled, and the loop runs on
+        until they all ended or 5 s passed."""
         self.thread = threading.current_thread()
         self._running = True
         epoll, watches, ready = self._epoll, self._watches, self._ready
@@ -363,6 +363,7 @@ class Loop:
                     stop_deadline = self.now + 5.0
                     if on_stop is not None:
                         on_stop()
+                    self.cancel_all()
                 if stop_deadline != INFINITE and (not self._tasks or self.now >= stop_deadline):
                     break
                 if ready or self._calls:

@@ -24,12 +24,13 @@ _DROP = h1.HOP_BY_HOP | {b"host", b"content-length", b"expect"}
 
 
 class Route:
-    __slots__ = ("_memo", "log_slots", "add_body", "add_headers", "add_names", "add_query", "drop", "error", "forms", "host",
+    __slots__ = ("_memo", "log_slots", "placeholders", "profile", "add_body", "add_headers", "add_names", "add_query", "drop", "error", "forms", "host",
                  "host_value", "injects", "invalid", "key", "passthrough", "port", "providers", "refusal",
                  "scheme", "swaps", "until")
 
     def __init__(self, scheme: str, host: str, port: int, additions: Any, until: float,
-                 swaps: dict[bytes, bytes] | None = None) -> None:
+                 swaps: dict[bytes, bytes] | None = None, placeholders: frozenset[bytes] = frozenset(),
+                 profile: str = "") -> None:
         self.scheme = scheme
         self.host = host
         self.port = port
@@ -50,8 +51,31 @@ class Route:
         self.key = (scheme, host, port, tuple(getattr(additions, "cafiles", None) or ()))
         self.injects = bool(self.add_headers or self.add_query)
         self.swaps = swaps or {}  # placeholder -> real value, for this origin's providers
+        self.placeholders = placeholders  # every placeholder of the client's profile
+        self.profile = profile
         self._memo: tuple[bytes, bool, bytes] | None = None  # (client header block, limit, upstream lines)
         self.log_slots: dict[str, list[float]] = {}  # the Forwarder's rate-limit slots for this origin
+
+    def swap(self, *parts: bytes) -> list[bytes] | None:
+        """The placeholder hook: `parts` (target, header values, body) with this profile's placeholders
+        swapped for the real values where they belong to this origin's providers; None when one that
+        belongs elsewhere is there (the request must be refused). Only called for profiles that have
+        placeholders."""
+        from .profiles import PLACEHOLDER_MARK
+
+        if not any(PLACEHOLDER_MARK in part for part in parts):
+            return list(parts)
+        out = []
+        for part in parts:
+            if PLACEHOLDER_MARK in part:
+                for placeholder in self.placeholders:
+                    if placeholder in part:
+                        real = self.swaps.get(placeholder)
+                        if real is None:
+                            return None
+                        part = part.replace(placeholder, real)
+            out.append(part)
+        return out
 
     @classmethod
     def failed(cls, scheme: str, host: str, port: int, until: float, status: int, text: str) -> Route:

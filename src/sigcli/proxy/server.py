@@ -50,7 +50,7 @@ from . import fast, h1
 from .conn import Dialer, Gone, Peer, Pool, Predial, Shared, UpstreamFailed
 from .exchange import MAX_INJECT_BODY, MAX_RESPONSE_HEAD, Forwarder
 from .loop import INFINITE, Cancelled, Loop
-from .profiles import PLACEHOLDER_MARK, USER, Profile, TokenTable
+from .profiles import USER, Profile, TokenTable
 from .routes import ROUTE_TTL, Route
 from .streams import READ_SIZE, BioStream, Stream, nodelay
 
@@ -238,7 +238,6 @@ class ProxyServer:
             with contextlib.suppress(OSError):
                 sock.close()
         self._shared.close()
-        self._loop.cancel_all()
 
     def shutdown(self, timeout: float = 10.0) -> None:
         """Stop accepting, end every connection, and wait for the loop's thread (bounded)."""
@@ -503,8 +502,6 @@ class ProxyServer:
                     await fwd.reply(peer, 400, "sig proxy: the request would loop back into the proxy")
                     return
                 route = await self._route(client, "http", host, port)
-                if not await self._guard(client, req, route, target):
-                    return
                 if not await fwd.exchange(peer, req, route, target, pool):
                     return
         finally:
@@ -557,42 +554,12 @@ class ProxyServer:
                 value = values.get(provider, {}).get(field)
                 if value is not None:
                     swaps[placeholder] = value.encode("utf-8")
-        route = Route(scheme, host, port, additions, until, swaps)
+        route = Route(scheme, host, port, additions, until, swaps, frozenset(profile.placeholders), profile.name)
         if (additions is None or not route.providers) and profile.other_hosts == "refuse" \
                 and not profile.host_allowed(host):
             return Route.failed(scheme, host, port, until, 403,
                                 f"sig proxy: {host} is not a host this client may reach (profile {profile.name})")
         return route
-
-    async def _guard(self, client: _Client, req: fast.RequestHead | h11.Request, route: Route,
-                     target: bytes) -> bool:
-        """Placeholders of a restricted profile: swapped into requests to their provider's hosts (head
-        only here; bodies in the exchange), refused anywhere else. True when the request may go on."""
-        profile = client.profile
-        if not profile.placeholders:
-            return True
-        head = client.peer.head or b""
-        if PLACEHOLDER_MARK not in head and PLACEHOLDER_MARK not in target:
-            if isinstance(req, fast.RequestHead) and req.length and PLACEHOLDER_MARK in client.peer.buf[:req.length]:
-                pass
-            else:
-                return True
-        foreign = [p for p in profile.placeholders if (p in head or p in target) and p not in route.swaps]
-        if isinstance(req, fast.RequestHead) and req.length:
-            body = client.peer.buf[:req.length]
-            foreign += [p for p in profile.placeholders if p in body and p not in route.swaps]
-        if foreign:
-            method = req.method.decode("ascii", "replace")
-            self._log(f"{method} {route.scheme}://{route.host_value.decode()}{h1.loggable_path(target)} -> 403 "
-                      f"(a placeholder of profile {profile.name} sent to a host it does not belong to)")
-            hook = self._fwd.on_blocked
-            if hook is not None:
-                with contextlib.suppress(Exception):
-                    hook(profile.name, method, route.host_value, target)
-            await self._fwd.reply(client.peer, 403, "sig proxy: refused: this request carries a placeholder "
-                                  "for another host's credential")
-            return False
-        return True
 
     # -- CONNECT -------------------------------------------------------------------------------------
 
@@ -740,8 +707,6 @@ class ProxyServer:
                 checked = block
             if route.until <= loop.now:
                 route = await self._route(client, "https", host, port)
-            if client.profile.placeholders and not await self._guard(client, req, route, target):
-                return
             if not await fwd.exchange(peer, req, route, target, pool):
                 return
 
