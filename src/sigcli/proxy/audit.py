@@ -86,11 +86,11 @@ class _Render:
 
     def __call__(self, item: _Item | _Blocked) -> bytes:
         if isinstance(item[0], str):  # a placeholder refused (rare): the generic writer
-            _kind, when_b, profile, method_b, host_b, target_b = item  # type: ignore[misc]
+            _kind, when_b, profile, method_b, host_b, target_b = item
             return event_line(int(when_b * 1000), BLOCKED, "failure", None, {
                 "host": host_b.decode("ascii", "replace"), "method": method_b, "path": audit_path(target_b),
                 "profile": profile, "reason": "placeholder sent to a host it does not belong to"})
-        when, providers, method, host, target, status = item  # type: ignore[misc]
+        when, providers, method, host, target, status = item
         key = (providers, method, host, target)
         parts = self._parts.get(key)
         if parts is None:

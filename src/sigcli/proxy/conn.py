@@ -419,13 +419,13 @@ class Pool:
         """(peer, reused); UpstreamFailed when none can be had."""
         idle = self._idle
         if idle:
-            peer = idle.pop(key, None)  # type: ignore[assignment]
+            peer = idle.pop(key, None)
             if peer is not None:
                 if not peer.buf and peer.conn is None and not peer.stream.stale():
                     return peer, True
                 peer.stream.close()
         if self._shared is not None:
-            peer = self._shared.take(self._owner, key)  # type: ignore[assignment]
+            peer = self._shared.take(self._owner, key)
             if peer is not None:
                 if self._predial is not None:
                     self._predial.discard()
@@ -434,7 +434,7 @@ class Pool:
         predial = self._predial
         if predial is not None:
             self._predial = None
-            peer = await predial.take(key, self._loop.now + connect_timeout)  # type: ignore[assignment]
+            peer = await predial.take(key, self._loop.now + connect_timeout)
             if peer is not None:
                 return peer, False
             predial.discard()

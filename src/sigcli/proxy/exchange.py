@@ -505,6 +505,7 @@ class Forwarder:
         sent = h11.Connection(h11.SERVER, max_incomplete_event_size=len(message) + 1)
         sent.receive_data(message)
         request = sent.next_event()
+        assert isinstance(request, h11.Request)
         up = upstream.h11()
         up.send(h11.Request(method=req.method, target=up_target, headers=request.headers))
         while True:

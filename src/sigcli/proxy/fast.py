@@ -149,7 +149,7 @@ def parse_request(buf: bytes, max_head: int, memo: Memo | None = None) -> Reques
     memo, a header block equal to the last one taken is not parsed again."""
     end = _head_end(buf, max_head)
     if end is None or end is FALLBACK:
-        return end  # type: ignore[return-value]
+        return end
     assert isinstance(end, int)
     eol = buf.find(b"\r\n")
     m = _REQUEST_LINE.fullmatch(buf, 0, eol)
@@ -185,7 +185,7 @@ def parse_response(buf: bytes, max_head: int, *, head_request: bool,
     responses to HEAD, chunked or close-delimited bodies, `Connection: close`, and anything odd."""
     end = _head_end(buf, max_head)
     if end is None or end is FALLBACK:
-        return end  # type: ignore[return-value]
+        return end
     assert isinstance(end, int)
     if head_request:
         return FALLBACK

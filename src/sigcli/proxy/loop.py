@@ -26,6 +26,7 @@ Everything here runs on the loop's thread except `call_soon_threadsafe`, `to_thr
 from __future__ import annotations
 
 import collections
+import functools
 import heapq
 import itertools
 import os
@@ -33,8 +34,7 @@ import queue
 import select
 import threading
 import time
-import types
-from collections.abc import Callable, Coroutine, Generator
+from collections.abc import Awaitable, Callable, Coroutine, Generator
 from typing import Any, TypeVar
 
 T = TypeVar("T")
@@ -97,15 +97,28 @@ class Timer:
         self.cancelled = True
 
 
-@types.coroutine
-def _park() -> Generator[None, Any, Any]:
-    return (yield)
+class _Park:
+    """`await PARK`: hand control back to the loop until it resumes this task (with a value or an
+    exception). One shared object: a wait allocates only the generator of __await__."""
+
+    __slots__ = ()
+
+    def __await__(self) -> Generator[None, Any, Any]:
+        return (yield)
 
 
-@types.coroutine
-def _nothing() -> Generator[None, Any, None]:
-    return
-    yield  # a generator that finishes at once: awaiting it costs no trip through the loop
+class _Nothing:
+    """`await NOTHING` finishes at once: no trip through the loop."""
+
+    __slots__ = ()
+
+    def __await__(self) -> Generator[None, Any, None]:
+        return
+        yield
+
+
+PARK: Awaitable[Any] = _Park()
+NOTHING: Awaitable[None] = _Nothing()
 
 
 class Loop:
@@ -155,28 +168,28 @@ class Loop:
                 self._unpark(task, exc=ConnectionAbortedError("the connection was closed"))
         w.reader = w.writer = None
 
-    def wait_readable(self, w: Watch, deadline: float) -> Coroutine[Any, Any, None] | Generator[None, Any, None]:
+    def wait_readable(self, w: Watch, deadline: float) -> Awaitable[None]:
         """Await until `w` may be readable (TimeoutError past `deadline`)."""
         if w.rflag:
             w.rflag = False
-            return _nothing()
+            return NOTHING
         task = self.current
         assert task is not None
         w.reader = task
         task.parked = w
         self._arm(task, _IO, deadline)
-        return _park()
+        return PARK
 
-    def wait_writable(self, w: Watch, deadline: float) -> Coroutine[Any, Any, None] | Generator[None, Any, None]:
+    def wait_writable(self, w: Watch, deadline: float) -> Awaitable[None]:
         if w.wflag:
             w.wflag = False
-            return _nothing()
+            return NOTHING
         task = self.current
         assert task is not None
         w.writer = task
         task.parked = w
         self._arm(task, _IO, deadline)
-        return _park()
+        return PARK
 
     def _arm(self, task: Task, kind: int, deadline: float) -> None:
         task.kind = kind
@@ -193,16 +206,16 @@ class Loop:
         self._ready.append((task, None, None))
         return task
 
-    def sleep(self, seconds: float) -> Generator[None, Any, Any]:
+    def sleep(self, seconds: float) -> Awaitable[None]:
         task = self.current
         assert task is not None
         self._arm(task, _SLEEP, self.now + seconds)
-        return _park()
+        return PARK
 
-    def join(self, *others: Task, deadline: float) -> Generator[None, Any, Any]:
+    def join(self, *others: Task, deadline: float) -> Awaitable[None]:
         """Await the end of any of `others` (TimeoutError past `deadline`)."""
         if any(other.done for other in others):
-            return _nothing()
+            return NOTHING
         task = self.current
         assert task is not None
         for other in others:
@@ -211,7 +224,7 @@ class Loop:
             other.waiters.append(task)
         task.joining = others
         self._arm(task, _JOIN, deadline)
-        return _park()
+        return PARK
 
     def cancel(self, task: Task, exc: BaseException | None = None) -> None:
         """Throw `exc` (Cancelled) into `task` at its current wait, or its next one."""
@@ -301,7 +314,7 @@ class Loop:
             except OSError:
                 pass
 
-    def to_thread(self, fn: Callable[..., T], *args: Any) -> Generator[None, Any, T]:
+    def to_thread(self, fn: Callable[..., T], *args: Any) -> Awaitable[T]:
         """Await fn(*args) run by a worker thread; its exception is raised here."""
         task = self.current
         assert task is not None
@@ -313,7 +326,7 @@ class Loop:
         if spawn:
             threading.Thread(target=self._worker, name="sig-proxy-worker", daemon=True).start()
         self._jobs.put((task, fn, args))
-        return _park()
+        return PARK
 
     def _worker(self) -> None:
         jobs = self._jobs
@@ -331,9 +344,9 @@ class Loop:
             try:
                 result = fn(*args)
             except BaseException as exc:  # handed to the task
-                self.call_soon_threadsafe(lambda t=task, e=exc: self._resume(t, None, e))
+                self.call_soon_threadsafe(functools.partial(self._resume, task, None, exc))
             else:
-                self.call_soon_threadsafe(lambda t=task, r=result: self._resume(t, r, None))
+                self.call_soon_threadsafe(functools.partial(self._resume, task, result, None))
             del job, task, fn, args
 
     def _resume(self, task: Task, value: Any, exc: BaseException | None) -> None:

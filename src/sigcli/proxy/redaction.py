@@ -37,7 +37,7 @@ _BROTLI: list[bool] = []  # [whether brotli imports], once known
 def brotli_available() -> bool:
     if not _BROTLI:
         try:
-            import brotli  # noqa: F401  (a dependency; imported only when a br body or a request needs it)
+            import brotli  # type: ignore[import-untyped]  # noqa: F401  (a dependency; imported only when needed)
         except ImportError:
             _BROTLI.append(False)
         else:

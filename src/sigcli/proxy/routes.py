@@ -24,9 +24,31 @@ _DROP = h1.HOP_BY_HOP | {b"host", b"content-length", b"expect"}
 
 
 class Route:
-    __slots__ = ("_memo", "log_slots", "placeholders", "profile", "add_body", "add_headers", "add_names", "add_query", "drop", "error", "forms", "host",
-                 "host_value", "injects", "invalid", "key", "passthrough", "port", "providers", "refusal",
-                 "scheme", "swaps", "until")
+    __slots__ = (
+        "_memo",
+        "add_body",
+        "add_headers",
+        "add_names",
+        "add_query",
+        "drop",
+        "error",
+        "forms",
+        "host",
+        "host_value",
+        "injects",
+        "invalid",
+        "key",
+        "log_slots",
+        "passthrough",
+        "placeholders",
+        "port",
+        "profile",
+        "providers",
+        "refusal",
+        "scheme",
+        "swaps",
+        "until",
+    )
 
     def __init__(self, scheme: str, host: str, port: int, additions: Any, until: float,
                  swaps: dict[bytes, bytes] | None = None, placeholders: frozenset[bytes] = frozenset(),

@@ -12,6 +12,10 @@ from __future__ import annotations
 import os
 import sys
 import time
+TYPE_CHECKING = False
+
+if TYPE_CHECKING:
+    import ssl
 
 _sink: list[object] = []  # the LogFile the detached daemon writes to (else stderr)
 
@@ -170,7 +174,7 @@ def serve(port: int, no_auth: bool = False, verbose: bool = False) -> int:
     return 0
 
 
-def _client_context(cafiles: list[str]) -> object:
+def _client_context(cafiles: list[str]) -> ssl.SSLContext:
     from ..net.tls import client_context
 
     return client_context(cafiles)

@@ -527,7 +527,7 @@ class ProxyServer:
         name = h1.authority(host, port, 443 if scheme == "https" else 80).decode("ascii")
         try:
             if profile.providers is not None and hasattr(self._policy, "additions_for"):
-                additions = await self._loop.to_thread(self._policy.additions_for,  # type: ignore[attr-defined]
+                additions = await self._loop.to_thread(self._policy.additions_for,
                                                        scheme, host, port, profile.providers)
             elif profile.providers is not None and len(profile.providers) == 0:
                 additions = None

@@ -289,7 +289,7 @@ class BioStream:
                 await self._flush()
                 data = await self.raw.recv(READ_SIZE, deadline)
                 if not data:
-                    raise ConnectionResetError("the peer closed the connection during the TLS handshake")
+                    raise ConnectionResetError("the peer closed the connection during the TLS handshake") from None
                 self._in.write(data)
             except ssl.SSLError:
                 with contextlib.suppress(OSError):
