@@ -59,7 +59,7 @@ def serve_upstream(certfile: str, keyfile: str, lean: bool) -> None:
             protocol_version = "HTTP/1.1"
             disable_nagle_algorithm = True
 
-            def do_GET(self) -> None:  # noqa: N802
+            def do_GET(self) -> None:
                 auth = (self.headers.get("Authorization") or "none").encode()
                 body = b'{"auth": "' + auth + b'", "ok": true}'
                 self.send_response(200)
@@ -90,6 +90,43 @@ def serve_upstream(certfile: str, keyfile: str, lean: bool) -> None:
     listener = socket.create_server(("127.0.0.1", 0), backlog=1024)
     print(listener.getsockname()[1], flush=True)
 
+    def one(raw: socket.socket) -> None:
+        raw.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        try:
+            conn = ctx.wrap_socket(raw, server_side=True)
+        except OSError:
+            raw.close()
+            return
+        buf = b""
+        try:
+            while True:
+                while b"\r\n\r\n" not in buf:
+                    data = conn.recv(65536)
+                    if not data:
+                        return
+                    buf += data
+                head, _, buf = buf.partition(b"\r\n\r\n")
+                auth = b"none"
+                for line in head.split(b"\r\n")[1:]:
+                    name, _, value = line.partition(b":")
+                    if name.strip().lower() == b"authorization":
+                        auth = value.strip()
+                body = b'{"auth": "' + auth + b'", "ok": true}'
+                conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: "
+                             + str(len(body)).encode() + b"\r\n\r\n" + body)
+        except OSError:
+            return
+        finally:
+            conn.close()
+
+    def accept() -> None:
+        while True:
+            raw, _ = listener.accept()
+            threading.Thread(target=one, args=(raw,), daemon=True).start()
+
+    threading.Thread(target=accept, daemon=True).start()
+    sys.stdin.read()
+
 # -- a lean client -------------------------------------------------------------------------------------
 
 
@@ -118,19 +155,26 @@ class Client:
         self.buf = b""
 
     def get(self) -> bytes:
+        """One GET; its body (Content-Length or chunked: the proxy re-frames an answer it masked while
+        streaming it, when the upstream paused between head and body)."""
         self.sock.sendall(self.request)
         buf = self.buf
         while True:
             end = buf.find(b"\r\n\r\n")
             if end != -1:
-                i = buf.find(b"content-length:", 0, end)
-                if i == -1:
-                    i = buf.find(b"Content-Length:", 0, end)
-                length = int(buf[i + 15:buf.find(b"\r\n", i)])
-                total = end + 4 + length
-                if len(buf) >= total:
-                    self.buf = buf[total:]
-                    return buf[end + 4:total]
+                head = buf[:end].lower()
+                i = head.find(b"\r\ncontent-length:")
+                if i != -1:
+                    length = int(head[i + 17:head.find(b"\r\n", i + 2) if head.find(b"\r\n", i + 2) != -1 else None])
+                    total = end + 4 + length
+                    if len(buf) >= total:
+                        self.buf = buf[total:]
+                        return buf[end + 4:total]
+                elif b"transfer-encoding: chunked" in head:
+                    body, rest = _chunked(buf[end + 4:])
+                    if body is not None:
+                        self.buf = rest
+                        return body
             data = self.sock.recv(65536)
             if not data:
                 raise RuntimeError("connection closed mid-answer")
@@ -138,6 +182,27 @@ class Client:
 
     def close(self) -> None:
         self.sock.close()
+
+
+def _chunked(data: bytes) -> tuple[bytes | None, bytes]:
+    """(body, what follows) of a complete chunked body at the start of `data`; (None, data) if incomplete."""
+    out = b""
+    pos = 0
+    while True:
+        eol = data.find(b"\r\n", pos)
+        if eol == -1:
+            return None, data
+        size = int(data[pos:eol].split(b";")[0], 16)
+        if size == 0:
+            end = data.find(b"\r\n\r\n", eol)
+            if end == -1 and data[eol:eol + 4] != b"\r\n\r\n":
+                return None, data
+            end = eol if data[eol:eol + 4] == b"\r\n\r\n" else end
+            return out, data[end + 4:]
+        if len(data) < eol + 2 + size + 2:
+            return None, data
+        out += data[eol + 2:eol + 2 + size]
+        pos = eol + 2 + size + 2
 
 
 def check(body: bytes, proxied: bool) -> None:
