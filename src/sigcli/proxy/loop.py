@@ -328,6 +328,15 @@ class Loop:
         self._jobs.put((task, fn, args))
         return PARK
 
+    def prestart(self, n: int) -> None:
+        """Start `n` workers now (the first handshakes then wait for no thread to start)."""
+        for _ in range(n):
+            with self._pool_lock:
+                if self._workers >= self._max_workers:
+                    return
+                self._workers += 1
+            threading.Thread(target=self._worker, name="sig-proxy-worker", daemon=True).start()
+
     def _worker(self) -> None:
         jobs = self._jobs
         while True:

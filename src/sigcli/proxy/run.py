@@ -12,6 +12,7 @@ from __future__ import annotations
 import os
 import sys
 import time
+
 TYPE_CHECKING = False
 
 if TYPE_CHECKING:
@@ -92,6 +93,11 @@ def _warm(policy: object, ca: object) -> None:
     import sigcli.inject.redact  # noqa: F401
 
     policy.warm()  # type: ignore[attr-defined]
+    # the redaction of a first answer: brotli (Accept-Encoding) and the matcher load on first use (~10 ms)
+    from . import redaction
+
+    redaction.brotli_available()
+    redaction.Detector().mask_message((b"sig-warm-up-form",), b"HTTP/1.1 200 OK\r\n\r\n", b"sig-warm-up-form")
     for provider in policy.config().providers.values():  # type: ignore[attr-defined]
         if provider.get("caFile"):
             try:

@@ -124,14 +124,13 @@ def _install_sni_check(ctx: ssl.SSLContext) -> None:
 class _Client:
     """One client connection: what was decided for it once."""
 
-    __slots__ = ("auth", "hosts_ok", "peer", "profile", "routes")
+    __slots__ = ("auth", "peer", "profile", "routes")
 
     def __init__(self, peer: Peer) -> None:
         self.peer = peer
         self.auth: list[bytes] | None = None  # the Proxy-Authorization values last accepted
         self.profile: Profile = USER
         self.routes: dict[tuple[str, str, int], Route] = {}
-        self.hosts_ok: set[bytes] = set()  # Host header values that named the CONNECT target
 
 
 class ProxyServer:
@@ -214,6 +213,7 @@ class ProxyServer:
         for sock in self._listeners:
             self._loop.spawn(self._accept_loop(sock), "accept")
         self._loop.call_later(1.0, self._check_tokens)
+        self._loop.prestart(4)
         self._thread = threading.Thread(target=self._run, name="sig-proxy-loop", daemon=True)
         self._thread.start()
         return self.port
