@@ -34,6 +34,9 @@ IDLE_CLEAR_MAX = 3
 PREFILTER_GROUP = 48  # keys per prefilter automaton (see _Forms.build)
 PREFIX_TABLE = 64  # proper prefixes up to this length are kept in a table for the held tail
 HEX_RUN = 16  # hex keys at least this long are looked for in runs of hex digits
+# A whole buffer up to this size (an API answer) is searched with one overlapping pass (see spans): on a
+# few kilobytes that costs what the leftmost-longest prefilter pass does, and a hit needs no second one.
+WHOLE_PASS_MAX = 2048
 _HEX_DIGITS = b"0123456789ABCDEFabcdef"
 _HEX_MARKS = bytes(1 if byte in _HEX_DIGITS else 0 for byte in range(256))
 _HEX_NEEDLE = b"\1" * HEX_RUN
@@ -311,6 +314,26 @@ class StreamRedactor:
                 spans += [(lo + s, lo + e) for i, s, e in hits if compiled.real(index[i], buf, lo + s, lo + e)]
             else:
                 spans += [(lo + s, lo + e) for _, s, e in hits]
+        return _merge(sorted(spans))
+
+    def spans(self, buf: bytes) -> list[list[int]]:
+        """Every complete occurrence of every form in a whole buffer, merged: what feed(buf) + flush() of a
+        fresh redactor masks. A small buffer takes one overlapping pass (no windows around the hits of a
+        first pass); a bigger one is searched as feed() searches it."""
+        if len(buf) > WHOLE_PASS_MAX or len(buf) < self._min_len or not self._automaton():
+            return self._spans(buf)
+        compiled = self._compiled
+        escapes = b"%" in buf or b"\\" in buf
+        view = buf.translate(_FOLD) if escapes else buf
+        hits = compiled.automata(escapes).every(view)
+        spans = compiled.hex_spans(buf)
+        if not hits and not spans:  # the usual case: nothing found
+            return []
+        if escapes:  # folded keys: check each hit against the original bytes
+            index = compiled.fold_index
+            spans += [(s, e) for i, s, e in hits if compiled.real(index[i], buf, s, e)]
+        else:
+            spans += [(s, e) for _, s, e in hits]
         return _merge(sorted(spans))
 
     def _find_spans(self, buf: bytes) -> list[list[int]]:

@@ -121,21 +121,31 @@ class Detector:
 
     def mask_message(self, forms: tuple[bytes, ...], head: bytes, body: bytes) -> bytes | None:
         """A whole message (its head as received, then its body) with every secret form masked, in one
-        redactor pass; None when nothing was masked (the usual answer).
+        redactor pass; None when nothing was masked (the usual answer)."""
+        return self.mask(forms, head + body)
 
-        The redactor is kept even after it masked something: a feed+flush leaves it empty but for
-        whether its output ended in a mask, which matters only to a secret at the very start of the next
-        feed, and a message always starts with its status line."""
+    def mask(self, forms: tuple[bytes, ...], blob: bytes) -> bytes | None:
+        """`blob` (a whole message) with every secret form masked; None when nothing was masked."""
+        spans = self.spans(forms, blob)
+        if spans is None:  # (another redactor version: the streaming interface, same result)
+            redactor = StreamRedactor(forms)
+            out = redactor.feed(blob) + redactor.flush()
+            return None if out == blob else out
+        return mask_spans(blob, spans)
+
+    def spans(self, forms: tuple[bytes, ...], blob: bytes) -> list[list[int]] | None:
+        """Where the secret forms are in `blob`, a whole message (sorted, merged; [] when nowhere), as
+        mask_spans() masks them; None from a redactor that cannot say (use mask()).
+
+        The redactor is kept even after it found something: it is asked about whole buffers only and
+        keeps nothing from one to the next."""
         redactor = self._redactor
         if redactor is None or forms != self._forms:
             redactor = self._redactor = StreamRedactor(forms)
             self._forms = forms
-        blob = head + body
-        spans = getattr(redactor, "_spans", None)
-        if spans is None:  # (another redactor version: the streaming interface, same result)
-            out = redactor.feed(blob) + redactor.flush()
-            return None if out == blob else out
-        return mask_spans(blob, spans(blob))
+        find = getattr(redactor, "spans", None) or getattr(redactor, "_spans", None)
+        return None if find is None else find(blob)
+
 
 def mask_spans(blob: bytes, spans: list[list[int]]) -> bytes | None:
     """`blob` with each span (sorted, merged: what StreamRedactor finds in a whole buffer) replaced by the
