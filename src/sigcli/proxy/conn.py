@@ -63,7 +63,7 @@ class Peer:
     """`buf` holds bytes received and not yet used. `conn` is None on the fast path; while h11 handles an
     exchange it is a fresh h11 connection holding those bytes, handed back by release()."""
 
-    __slots__ = ("buf", "conn", "detector", "head", "max_head", "memo", "role", "side", "stream")
+    __slots__ = ("buf", "conn", "detector", "head", "max_head", "memo", "role", "session_kept", "side", "stream")
 
     def __init__(self, stream: AnyStream, role: Any, max_head: int, side: str) -> None:
         self.stream = stream
@@ -75,6 +75,7 @@ class Peer:
         self.head = b""  # the raw head of the request on the fast path (to prime h11 for an error reply)
         self.detector: redaction.Detector | None = None  # a client's: finds secrets in its answers
         self.memo = fast.Memo()  # its last header block, parsed
+        self.session_kept = False  # an upstream's: its TLS session is (or was) in the Dialer's cache
 
     # -- raw bytes (fast path) --
 
@@ -273,6 +274,7 @@ class Dialer:
         handshake, so only now is there one), for the next connection to the same upstream."""
         stream = peer.stream
         if not stream.tls or key in self._sessions:
+            peer.session_kept = True  # (asked once per connection, not once per request)
             return
         with contextlib.suppress(Exception):
             session = stream.sock.session  # type: ignore[union-attr]
@@ -280,6 +282,7 @@ class Dialer:
                 if len(self._sessions) >= SESSION_CACHE:
                     self._sessions.clear()
                 self._sessions[key] = session
+                peer.session_kept = True
 
     def forget_session(self, key: UpstreamKey) -> None:
         self._sessions.pop(key, None)

@@ -209,7 +209,7 @@ class Forwarder:
         """The plain case without h11: a buffered Content-Length body (or none), a Content-Length
         response. A response the fast parser declines is handed to h11 mid-exchange (_to_h11)."""
         method_b = req.method
-        method = method_b.decode("ascii", "replace")
+        method = req.name
         if route.invalid:
             return await self._invalid_injection(client, method, route, target)
         injected = route.injects
@@ -257,13 +257,16 @@ class Forwarder:
         if kind is not None:
             body, added = self._inject_body(body, kind, route.add_body, method, route, target)
             injected = injected or added
-        if body or kind is not None or h1.get_header(headers, b"content-length") is not None:
+        if body or kind is not None or req.framed:  # (placeholders change values only: same names)
             body_length: int | None = len(body)
         else:
             body_length = None
         forms = route.forms if injected else ()
         up_target = h1.with_query(target, route.add_query) if route.add_query else target
-        message = route.upstream_head(method_b, up_target, headers, body_length, bool(forms), block) + body
+        if headers is req.headers:  # as the client sent them: the head may be the one built last time
+            message = route.request_head(req, up_target, body_length, bool(forms)) + body
+        else:
+            message = route.upstream_head(method_b, up_target, headers, body_length, bool(forms), block) + body
 
         # 3. send, read the response head; a reused connection that died in between is retried once
         #    when the request is idempotent (the body is buffered, so it can be replayed)
@@ -306,31 +309,34 @@ class Forwarder:
                 done = self._done_hook(route, method, target) if injected else None
                 return await self._upstream_gone(client, gone, method, route, target, done)
 
+        hook = self.on_injected if injected else None
         if injected:
             self.stats["injected"] += 1
-            done = self._done_hook(route, method, target)
-        else:
-            done = None
-        # (the hook's call: `done(status)`; one closure per injected request)
         verdict = "yes" if injected else "no"
-        if forms and isinstance(resp, fast.ResponseHead):
+        if forms and resp.__class__ is fast.ResponseHead:
             try:
                 whole = await self._fast_redacted(client, upstream, resp, forms)
             except Gone as gone:
                 upstream.stream.close()
-                return await self._upstream_gone(client, gone, method, route, target, done)
+                return await self._upstream_gone(client, gone, method, route, target,
+                                                 self._done_hook(route, method, target) if hook else None)
             except redaction.CannotInspect as exc:
-                return await self._uninspectable(client, upstream, exc, method, route, target, done,
+                return await self._uninspectable(client, upstream, exc, method, route, target,
+                                                 self._done_hook(route, method, target) if hook else None,
                                                  resp.status_code)
             if whole is not None:
                 out, masked = whole
                 if masked:
-                    self.routine_line("masked", route, lambda: f"{method} {where(route, target)} -> "
-                                      f"{resp.status_code} injected={verdict}{masked}")
+                    slot = route.log_slots.get("masked")
+                    if slot is not None and not self.log_requests and loop.now - slot[0] < ROUTINE_EVERY:
+                        slot[1] += 1  # (routine_line's own first test, without making its message)
+                    else:
+                        self.routine_line("masked", route, lambda: f"{method} {where(route, target)} -> "
+                                          f"{resp.status_code} injected={verdict}{masked}")
                 elif self.log_requests:
                     self.log(f"{method} {where(route, target)} -> {resp.status_code} injected={verdict}")
-                if done is not None:
-                    done(resp.status_code)
+                if hook is not None:
+                    hook(route.providers, method, route.host_value, target, resp.status_code)
                 try:
                     await client.stream.send(out)
                 except OSError:
@@ -341,6 +347,7 @@ class Forwarder:
             resp = fast.FALLBACK  # too big to hold: h11 streams it through the redactor
         if not isinstance(resp, fast.ResponseHead):
             # 1xx, HEAD, chunked, close-delimited, odd: h11 takes over, primed to where we are
+            done = self._done_hook(route, method, target) if hook else None
             try:
                 self._to_h11(client, upstream, req, received, up_target, message)
                 response = await self._response_head(client, upstream, forms)
@@ -358,8 +365,8 @@ class Forwarder:
                               f"injected={verdict} ({route.refusal})")
         elif self.log_requests:
             self.log(f"{method} {where(route, target)} -> {resp.status_code} injected={verdict}")
-        if done is not None:
-            done(resp.status_code)
+        if hook is not None:
+            hook(route.providers, method, route.host_value, target, resp.status_code)
         buf = upstream.buf
         remaining = resp.length
         end = resp.size + remaining
@@ -410,7 +417,8 @@ class Forwarder:
             self.log(message)
 
     def _keep(self, pool: Pool, route: Route, upstream: Peer) -> None:
-        self.dialer.keep_session(route.key, upstream)
+        if not upstream.session_kept:
+            self.dialer.keep_session(route.key, upstream)
         pool.put(route.key, upstream)
 
     async def _fast_redacted(self, client: Peer, upstream: Peer, resp: fast.ResponseHead,
@@ -441,22 +449,27 @@ class Forwarder:
                 raise Gone("upstream", "closed mid-body")
             upstream.buf += data
         buf = upstream.buf
-        head = buf[:resp.size]
-        body = buf[resp.size:end]
+        size = resp.size
         if not codings:
             detector = client.detector
             if detector is None:
                 detector = client.detector = redaction.Detector()
-            masked = detector.mask_message(forms, head, body)
-            if masked is None:  # the usual case: one pass, nothing found
+            message = buf if len(buf) == end else buf[:end]  # (usually all of buf: no copy)
+            spans = detector.spans(forms, message)  # one pass over head and body
+            if spans is not None and not spans:  # the usual case: nothing found
                 upstream.buf = buf[end:]
-                return fast.downstream_head_bytes(buf, resp) + body, ""
-            cut = masked.find(b"\r\n\r\n") + 4
-            if masked[:cut] == head:  # only the body held a secret: the head as it came, a new length
+                if resp.hop:
+                    return fast.downstream_head(resp) + buf[size:end], ""
+                return message, ""
+            if spans is not None and spans[0][0] >= size:
+                # only the body held a secret: the head as it came, with the new length
+                masked = redaction.mask_spans(message, spans)
+                assert masked is not None
                 upstream.buf = buf[end:]
-                new_body = masked[cut:]
-                return fast.with_length(head, resp, len(new_body), upstream.memo) + new_body, \
+                new_body = masked[size:]
+                return fast.with_length(buf[:size], resp, len(new_body), upstream.memo) + new_body, \
                     " (masked in the body)"
+        body = buf[size:end]
         headers = h1.downstream_response_headers(resp.headers)
         got = redaction.whole(forms, codings, body)
         if got is None:

@@ -50,19 +50,23 @@ FALLBACK: Final = _Fallback()
 
 class RequestHead:
     """A request head the fast path took. `headers` are (lower-case name, value) pairs as h11 yields
-    them; `size` is the head's length in the buffer (body bytes follow), `length` the Content-Length;
-    `block` the header lines as received (equal blocks mean equal headers: callers memoize on it)."""
+    them; `size` is the head's length in the buffer (body bytes follow), `length` the Content-Length
+    (`framed`: whether there was one); `block` the header lines as received (equal blocks mean equal
+    headers: callers memoize on it). Read-only once made: a head equal to the last one (a keep-alive
+    client repeating a request) is handed out again, so callers may also memoize on its identity."""
 
-    __slots__ = ("block", "headers", "length", "method", "size", "target")
+    __slots__ = ("block", "framed", "headers", "length", "method", "name", "size", "target")
 
     def __init__(self, method: bytes, target: bytes, headers: Headers, size: int, length: int,
-                 block: bytes = b"") -> None:
+                 block: bytes = b"", framed: bool = False) -> None:
         self.method = method
+        self.name = method.decode("ascii")  # (a token: ASCII) the method as log lines and hooks use it
         self.target = target
         self.headers = headers
         self.size = size
         self.length = length
         self.block = block
+        self.framed = framed
 
 
 class ResponseHead:
@@ -86,7 +90,8 @@ class Memo:
     headers, so a keep-alive connection usually parses them once. Holds only what the parser derived
     from exactly these bytes."""
 
-    __slots__ = ("block", "codings", "headers", "hop", "length", "length_span", "whole", "whole_head")
+    __slots__ = ("block", "codings", "headers", "hop", "length", "length_span", "request", "request_head",
+                 "whole", "whole_head")
 
     def __init__(self) -> None:
         self.block: bytes | None = None
@@ -97,6 +102,8 @@ class Memo:
         self.length_span: tuple[int, int] | None = None  # where the Content-Length value is in the block
         self.whole: bytes | None = None  # the last whole response head (status line too) ...
         self.whole_head: ResponseHead | None = None  # ... and what it parsed to
+        self.request = b""  # the last whole request head taken (request line too) ...
+        self.request_head: RequestHead | None = None  # ... and what it parsed to
 
 
 def _head_end(buf: bytes, max_head: int) -> int | _Fallback | None:
@@ -146,7 +153,12 @@ def _length_and_connection(headers: Headers) -> int | _Fallback:
 
 def parse_request(buf: bytes, max_head: int, memo: Memo | None = None) -> RequestHead | _Fallback | None:
     """The request head at the start of `buf`: RequestHead, None (need more bytes) or FALLBACK. With a
-    memo, a header block equal to the last one taken is not parsed again."""
+    memo, a header block equal to the last one taken is not parsed again, and a whole head equal to the
+    last one gives the same RequestHead."""
+    if memo is not None and memo.request_head is not None and buf.startswith(memo.request):
+        # The same bytes as the last head taken, up to its CRLF CRLF: that head is complete and was
+        # accepted, and its first blank line is its end, so buf's head is exactly it.
+        return memo.request_head
     end = _head_end(buf, max_head)
     if end is None or end is FALLBACK:
         return end
@@ -176,21 +188,26 @@ def parse_request(buf: bytes, max_head: int, memo: Memo | None = None) -> Reques
     method = m.group(1)
     if method == b"CONNECT" and length != -1:
         return FALLBACK
-    return RequestHead(method, m.group(2), headers, end, max(length, 0), block)
+    head = RequestHead(method, m.group(2), headers, end, max(length, 0), block, length != -1)
+    if memo is not None:
+        memo.request, memo.request_head = buf[:end], head
+    return head
 
 
 def parse_response(buf: bytes, max_head: int, *, head_request: bool,
                    memo: Memo | None = None) -> ResponseHead | _Fallback | None:
     """A final response with a Content-Length body at the start of `buf`; FALLBACK for 1xx, 204, 304,
     responses to HEAD, chunked or close-delimited bodies, `Connection: close`, and anything odd."""
+    if memo is not None and memo.whole is not None and not head_request and buf.startswith(memo.whole):
+        # the same head as last time (status line and headers, up to its CRLF CRLF, where it ends: see
+        # parse_request): parsed already
+        return memo.whole_head
     end = _head_end(buf, max_head)
     if end is None or end is FALLBACK:
         return end
     assert isinstance(end, int)
     if head_request:
         return FALLBACK
-    if memo is not None and memo.whole is not None and len(memo.whole) == end and buf.startswith(memo.whole):
-        return memo.whole_head  # the same head as last time (status line and headers): parsed already
     eol = buf.find(b"\r\n")
     m = _STATUS_LINE.fullmatch(buf, 0, eol)
     if m is None:

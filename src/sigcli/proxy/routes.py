@@ -25,6 +25,7 @@ _DROP = h1.HOP_BY_HOP | {b"host", b"content-length", b"expect"}
 
 class Route:
     __slots__ = (
+        "_head",
         "_memo",
         "add_body",
         "add_headers",
@@ -76,6 +77,8 @@ class Route:
         self.placeholders = placeholders  # every placeholder of the client's profile
         self.profile = profile
         self._memo: tuple[bytes, bool, bytes] | None = None  # (client header block, limit, upstream lines)
+        # (request head, target, body length, limit, upstream head) of the last request_head() call
+        self._head: tuple[fast.RequestHead, bytes, int | None, bool, bytes] | None = None
         self.log_slots: dict[str, list[float]] = {}  # the Forwarder's rate-limit slots for this origin
 
     def swap(self, *parts: bytes) -> list[bytes] | None:
@@ -122,6 +125,18 @@ class Route:
             return b"".join((method, b" ", target, b" HTTP/1.1\r\nhost: ", self.host_value, b"\r\n", lines, b"\r\n"))
         return b"".join((method, b" ", target, b" HTTP/1.1\r\nhost: ", self.host_value, b"\r\n", lines,
                          b"content-length: ", str(length).encode("ascii"), b"\r\n\r\n"))
+
+    def request_head(self, req: fast.RequestHead, target: bytes, length: int | None, limit_encoding: bool) -> bytes:
+        """upstream_head() for a fast-path request sent with the client's own headers. A keep-alive client
+        repeating a request hands over the same RequestHead (fast.parse_request): its upstream head is
+        the one built last time, when the target (query fields added), length and limit are the same."""
+        last = self._head
+        if last is not None and last[0] is req and last[1] == target and last[2] == length \
+                and last[3] is limit_encoding:
+            return last[4]
+        head = self.upstream_head(req.method, target, req.headers, length, limit_encoding, req.block)
+        self._head = (req, target, length, limit_encoding, head)
+        return head
 
     def _lines(self, headers: h1.Headers, limit_encoding: bool) -> bytes:
         drop = self.drop
