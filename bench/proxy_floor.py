@@ -1,0 +1,210 @@
+#!/usr/bin/env python3
+"""The floor under `sig proxy`'s CPU per request: a feature-free relay on sig's own event loop, measured
+side by side with `sig proxy` and direct, in one run (issue: proxy speed).
+
+The relay (`--serve-relay`, its own process like the daemon) uses sig's `proxy.loop.Loop` and
+`proxy.streams.Stream` (non-blocking `ssl.SSLSocket`s on edge-triggered epoll, handshakes in worker
+threads) and does only what every proxied request through sig needs at the least: answer CONNECT, TLS
+with the client and with the upstream (verified), find the end of each request head, add an
+Authorization header, read a Content-Length response, mask the token in it (`bytes.replace`) with the
+length fixed, write it back. No policy, no routes, no parsing beyond that, no audit, no limits, no
+redaction engine, no logs, no error answers. Whatever sig spends beyond this relay is what its
+features and guarantees cost; what the relay spends is the loop, TLS and the kernel on this machine.
+
+Same upstream, clients and checks as bench/proxy_speed.py (every answer must carry "Bearer ****" and
+never the token). Usage: python bench/proxy_floor.py [--rounds 5] [--requests 2000] [--lean-upstream]
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import socket
+import ssl
+import subprocess
+import sys
+import tempfile
+import threading
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+
+import proxy_speed as speed  # (this folder, after the path above)
+
+
+def serve_relay(certfile: str, keyfile: str, cafile: str, upstream_port: int) -> None:
+    """`--serve-relay CERT KEY CA UPSTREAM_PORT`: print the port, then relay until stdin closes."""
+    from sigcli.proxy.loop import INFINITE, Loop
+    from sigcli.proxy.streams import READ_SIZE, Stream, nodelay
+
+    server_ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    server_ctx.load_cert_chain(certfile, keyfile)
+    client_ctx = ssl.create_default_context(cafile=cafile)
+    auth = b"authorization: Bearer " + speed.TOKEN.encode() + b"\r\n\r\n"
+    token = speed.TOKEN.encode()
+    length_re = re.compile(rb"(?i)\r\ncontent-length: *([0-9]+)")
+    loop = Loop(workers=8)
+    listener = socket.create_server(("127.0.0.1", 0), backlog=1024)
+    listener.setblocking(False)
+    print(listener.getsockname()[1], flush=True)
+
+    async def upstream() -> Stream:
+        sock = socket.socket()
+        sock.setblocking(False)
+        up = Stream(loop, sock, 60.0)
+        if sock.connect_ex(("127.0.0.1", upstream_port)):
+            await loop.wait_writable(up.watch, loop.now + 10)
+        nodelay(sock)
+        await up.start_tls(client_ctx, server_side=False, deadline=loop.now + 10, server_hostname="127.0.0.1")
+        return up
+
+    async def serve(client: Stream) -> None:
+        try:
+            buf = b""
+            while b"\r\n\r\n" not in buf:
+                data = await client.recv(READ_SIZE, loop.now + 60)
+                if not data:
+                    return
+                buf += data
+            await client.send(b"HTTP/1.1 200 Connection established\r\n\r\n")
+            await client.start_tls(server_ctx, server_side=True, deadline=loop.now + 10)
+            up = await upstream()
+            cbuf = ubuf = b""
+            while True:
+                end = cbuf.find(b"\r\n\r\n")
+                while end == -1:
+                    data = await client.recv(READ_SIZE, loop.now + 60)
+                    if not data:
+                        return
+                    cbuf += data
+                    end = cbuf.find(b"\r\n\r\n")
+                head, cbuf = cbuf[:end + 2], cbuf[end + 4:]  # GETs: no body
+                await up.send(head + auth)
+                end = ubuf.find(b"\r\n\r\n")
+                while end == -1:
+                    data = await up.recv(READ_SIZE, loop.now + 60)
+                    if not data:
+                        return
+                    ubuf += data
+                    end = ubuf.find(b"\r\n\r\n")
+                m = length_re.search(ubuf, 0, end + 2)
+                if m is None:
+                    return
+                total = end + 4 + int(m.group(1))
+                while len(ubuf) < total:
+                    data = await up.recv(READ_SIZE, loop.now + 60)
+                    if not data:
+                        return
+                    ubuf += data
+                body = ubuf[end + 4:total].replace(token, b"****")
+                out = ubuf[:m.start(1)] + str(len(body)).encode() + ubuf[m.end(1):end + 4] + body
+                ubuf = ubuf[total:]
+                await client.send(out)
+        except OSError:
+            return
+        finally:
+            client.close()
+
+    async def accept() -> None:
+        watch = loop.watch(listener.fileno())
+        while True:
+            try:
+                sock, _ = listener.accept()
+            except BlockingIOError:
+                await loop.wait_readable(watch, INFINITE)
+                continue
+            nodelay(sock)
+            loop.spawn(serve(Stream(loop, sock, 60.0)), "client")
+
+    def stop_at_eof() -> None:
+        sys.stdin.read()
+        loop.stop()
+
+    loop.spawn(accept(), "accept")
+    threading.Thread(target=stop_at_eof, daemon=True).start()
+    loop.run()
+
+
+class Relay:
+    def __init__(self, python: str, cert: str, key: str, ca: str, upstream_port: int) -> None:
+        self.proc = subprocess.Popen([python, os.path.abspath(__file__), "--serve-relay", cert, key, ca,
+                                      str(upstream_port)], stdin=subprocess.PIPE, stdout=subprocess.PIPE)
+        assert self.proc.stdout is not None
+        self.port = int(self.proc.stdout.readline())
+        self.pid = self.proc.pid
+        self.auth = "Basic none"
+
+    def cpu(self) -> float:
+        with open(f"/proc/{self.pid}/stat") as fh:
+            fields = fh.read().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+    def close(self) -> None:
+        self.proc.terminate()
+        self.proc.wait(10)
+
+
+def main() -> int:
+    if len(sys.argv) >= 6 and sys.argv[1] == "--serve-relay":
+        serve_relay(sys.argv[2], sys.argv[3], sys.argv[4], int(sys.argv[5]))
+        return 0
+    rounds = int(sys.argv[sys.argv.index("--rounds") + 1]) if "--rounds" in sys.argv else 5
+    n = int(sys.argv[sys.argv.index("--requests") + 1]) if "--requests" in sys.argv else 2000
+    from _common import setup
+
+    sig = setup(needs=("trustme",))
+    import trustme
+
+    ca = trustme.CA()
+    folder = tempfile.mkdtemp(prefix="sig-floor-")
+    ca_path = os.path.join(folder, "ca.pem")
+    ca.cert_pem.write_to_path(ca_path)
+    leaf = ca.issue_cert("127.0.0.1")
+    cert, key = os.path.join(folder, "cert.pem"), os.path.join(folder, "key.pem")
+    leaf.cert_chain_pems[0].write_to_path(cert)
+    leaf.private_key_pem.write_to_path(key)
+    lean = "--lean-upstream" in sys.argv
+    upstream = subprocess.Popen([sys.executable, speed.__file__, "--serve-upstream", cert, key,
+                                 *(["lean"] if lean else [])], stdin=subprocess.PIPE, stdout=subprocess.PIPE)
+    assert upstream.stdout is not None
+    port = int(upstream.stdout.readline())
+    load_before = os.getloadavg()
+    daemon = speed.Daemon(sig, f"https://127.0.0.1:{port}", ca_path, {})
+    relay = Relay(sys.executable, cert, key, ca_path, port)
+    direct_ctx = ssl.create_default_context(cafile=ca_path)
+    sides: dict[str, tuple[speed.Daemon | Relay, ssl.SSLContext, tuple[int, str]]] = {
+        "sig": (daemon, daemon.ctx, (daemon.port, daemon.auth)),
+        "relay": (relay, direct_ctx, (relay.port, relay.auth))}
+    try:
+        print(f"sig proxy and a feature-free relay on sig's loop vs direct: {rounds} rounds, {n} keep-alive "
+              f"requests per concurrency and side; load average before {load_before[0]:.2f}; upstream: "
+              + ("lean hand-written server" if lean else "stdlib http.server echo"))
+        for _proc, ctx, proxy in sides.values():
+            speed.keep_alive(8, 800, port, ctx, proxy)
+        got: dict[tuple[int, str], list[float]] = {}
+        for r in range(rounds):
+            for c in (1, 8, 50):
+                direct, _ = speed.keep_alive(c, n, port, direct_ctx, None)
+                for name in (("sig", "relay") if r % 2 == 0 else ("relay", "sig")):
+                    proc, ctx, proxy = sides[name]
+                    before = proc.cpu()
+                    rate, _ = speed.keep_alive(c, n, port, ctx, proxy)
+                    got.setdefault((c, name + " cpu"), []).append((proc.cpu() - before) / (n // c * c) * 1e6)
+                    got.setdefault((c, name + " ratio"), []).append(rate / direct)
+        for c in (1, 8, 50):
+            print(f"  c={c:<2} " + "   ".join(
+                f"{name}: ratio {speed.spread(got[(c, name + ' ratio')])} CPU "
+                f"{speed.spread(got[(c, name + ' cpu')], '{:.0f}')} µs/request" for name in ("sig", "relay")))
+        print(f"load average after {os.getloadavg()[0]:.2f} (before {load_before[0]:.2f})")
+        print("  (medians (min..max) over rounds)")
+    finally:
+        daemon.close()
+        relay.close()
+        upstream.terminate()
+        import shutil
+
+        shutil.rmtree(folder, ignore_errors=True)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
