@@ -418,15 +418,23 @@ class Pool:
         self._shared = shared
         self._owner = owner
 
-    async def get(self, key: UpstreamKey, connect_timeout: float) -> tuple[Peer, bool]:
-        """(peer, reused); UpstreamFailed when none can be had."""
+    def take_idle(self, key: UpstreamKey) -> Peer | None:
+        """This client connection's idle connection to `key` when it can carry a request (the usual case
+        on a keep-alive connection: no waiting), else None (see get)."""
         idle = self._idle
         if idle:
             peer = idle.pop(key, None)
             if peer is not None:
                 if not peer.buf and peer.conn is None and not peer.stream.stale():
-                    return peer, True
+                    return peer
                 peer.stream.close()
+        return None
+
+    async def get(self, key: UpstreamKey, connect_timeout: float) -> tuple[Peer, bool]:
+        """(peer, reused); UpstreamFailed when none can be had."""
+        peer = self.take_idle(key)
+        if peer is not None:
+            return peer, True
         if self._shared is not None:
             peer = self._shared.take(self._owner, key)
             if peer is not None:

@@ -235,10 +235,14 @@ class Forwarder:
             length = 0
 
         # 1. the upstream connection first: a dead upstream costs the client no upload
-        got = await self._upstream(client, pool, route, method, target)
-        if got is None:
-            return False
-        upstream, reused = got
+        upstream = pool.take_idle(route.key)
+        if upstream is not None:
+            reused = True
+        else:
+            got = await self._upstream(client, pool, route, method, target)
+            if got is None:
+                return False
+            upstream, reused = got
 
         # 2. the body (at most FAST_BODY_MAX, see read_request), with sig's fields when it takes them
         if length:

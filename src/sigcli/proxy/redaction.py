@@ -13,7 +13,7 @@ the caller writes each piece before asking for the next.
 from __future__ import annotations
 
 import zlib
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 
 from ..core.redactor import MASK, StreamRedactor
 
@@ -101,11 +101,12 @@ class Detector:
     a redactor that masked anything is dropped. A match across two parts (a form would have to contain a
     newline) or across messages only costs the caller the exact per-part pass."""
 
-    __slots__ = ("_forms", "_redactor")
+    __slots__ = ("_find", "_forms", "_redactor")
 
     def __init__(self) -> None:
         self._forms: tuple[bytes, ...] = ()
         self._redactor: StreamRedactor | None = None
+        self._find: Callable[[bytes], list[list[int]]] | None = None  # spans() of the redactor of mask/spans
 
     def found(self, forms: tuple[bytes, ...], headers: Iterable[tuple[bytes, bytes]], body: bytes = b"") -> bool:
         blob = b"\n".join([v for n, v in headers if n not in _FRAMING] + [body])
@@ -113,9 +114,10 @@ class Detector:
         if redactor is None or forms != self._forms:
             redactor = self._redactor = StreamRedactor(forms)
             self._forms = forms
+            self._find = None
         if redactor.feed(blob) + redactor.flush() == blob:
             return False
-        self._redactor = None
+        self._redactor = self._find = None
         return True
 
 
@@ -139,12 +141,14 @@ class Detector:
 
         The redactor is kept even after it found something: it is asked about whole buffers only and
         keeps nothing from one to the next."""
-        redactor = self._redactor
-        if redactor is None or forms != self._forms:
+        find = self._find
+        if find is None or self._redactor is None or (forms is not self._forms and forms != self._forms):
             redactor = self._redactor = StreamRedactor(forms)
             self._forms = forms
-        find = getattr(redactor, "spans", None) or getattr(redactor, "_spans", None)
-        return None if find is None else find(blob)
+            find = self._find = getattr(redactor, "spans", None) or getattr(redactor, "_spans", None)
+            if find is None:
+                return None
+        return find(blob)
 
 
 def mask_spans(blob: bytes, spans: list[list[int]]) -> bytes | None:

@@ -398,7 +398,7 @@ class ProxyServer:
         try:
             while True:
                 if client.conn is None:
-                    head = fast.parse_request(client.buf, self._max_head, client.memo)
+                    head = fast.parse_request(client.buf, self._max_head, client.memo) if client.buf else None
                     if head.__class__ is fast.RequestHead:
                         assert isinstance(head, fast.RequestHead)
                         if head.length > FAST_BODY_MAX:
@@ -671,11 +671,19 @@ class ProxyServer:
         fwd = self._fwd
         loop = self._loop
         checked = None  # the last header block whose Host values named the CONNECT target
+        passed: tuple[Any, bytes] | None = None  # the last request head that passed the checks below, its target
         route = await self._route(client, "https", host, port)
         while True:
             req = await self._read_request(peer, self._idle_timeout)
             if req is None:
                 return
+            if passed is not None and req is passed[0]:
+                # the same head as the last request (fast.parse_request hands it out again): checked
+                if route.until <= loop.now:
+                    route = await self._route(client, "https", host, port)
+                if not await fwd.exchange(peer, req, route, passed[1], pool):
+                    return
+                continue
             target = req.target
             if req.method == b"CONNECT":
                 self._log(f"CONNECT inside the tunnel to {host}:{port} -> 400")
@@ -705,6 +713,7 @@ class ProxyServer:
                                         "the CONNECT target")
                         return
                 checked = block
+            passed = (req, target)
             if route.until <= loop.now:
                 route = await self._route(client, "https", host, port)
             if not await fwd.exchange(peer, req, route, target, pool):
