@@ -418,18 +418,6 @@ class Pool:
         self._shared = shared
         self._owner = owner
 
-    def take_idle(self, key: UpstreamKey) -> Peer | None:
-        """This client connection's idle connection to `key` when it can carry a request (the usual case
-        on a keep-alive connection: no waiting), else None (see get)."""
-        idle = self._idle
-        if idle:
-            peer = idle.pop(key, None)
-            if peer is not None:
-                if not peer.buf and peer.conn is None and not peer.stream.stale():
-                    return peer
-                peer.stream.close()
-        return None
-
     async def get(self, key: UpstreamKey, connect_timeout: float) -> tuple[Peer, bool]:
         """(peer, reused); UpstreamFailed when none can be had."""
         peer = self.take_idle(key)
@@ -456,6 +444,18 @@ class Pool:
         if owner is not self._owner:
             self.close()
             self._owner = owner
+
+    def take_idle(self, key: UpstreamKey) -> Peer | None:
+        """get() without waiting: this client connection's idle connection to `key` when it can carry a
+        request (the usual case on a keep-alive connection), else None (then get() has its other ways)."""
+        idle = self._idle
+        if idle:
+            peer = idle.pop(key, None)
+            if peer is not None:
+                if not peer.buf and peer.conn is None and not peer.stream.stale():
+                    return peer
+                peer.stream.close()
+        return None
 
     def put(self, key: UpstreamKey, peer: Peer) -> None:
         idle = self._idle
