@@ -18,7 +18,7 @@ TYPE_CHECKING = False
 if TYPE_CHECKING:
     from typing import Any
 
-CACHE_VERSION = 5  # 4: files with YAML anchors/aliases no longer load; 5: stricter types (NUL in paths, NaN, …)
+CACHE_VERSION = 6  # 4: files with YAML anchors/aliases no longer load; 5: stricter types (NUL in paths, NaN, …); 6: sandbox section
 
 
 class Config:

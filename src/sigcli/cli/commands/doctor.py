@@ -100,6 +100,18 @@ def _start_headless(exec_path: str) -> tuple[bool, str]:
     return True, version or "running"
 
 
+def _check_sandbox(report: Report) -> None:
+    """`run --sandbox` needs bubblewrap and user namespaces: really start one (an optional feature, so a
+    missing sandbox is a note with its fix, not a failure)."""
+    from ...sandbox.detect import probe
+
+    works, detail = probe()
+    if works:
+        report.ok("Sandbox (run --sandbox)", detail)
+    else:
+        report.note("Sandbox (run --sandbox)", f"not available: {detail}")
+
+
 def run(args: Args, app: App) -> int:
     report = Report()
     report.ok("Python", sys.version.split()[0])
@@ -172,6 +184,7 @@ def run(args: Args, app: App) -> int:
         report.ok("Playwright", "installed (optional)")
     else:
         report.note("Playwright", "not installed (optional; sig drives Chrome over CDP itself)")
+    _check_sandbox(report)
     if time.time() < 1_704_067_200:  # 2024-01-01
         report.fail("Clock", "set the system clock (expiry checks depend on it)", time.ctime())
     else:

@@ -21,6 +21,12 @@ USAGE = "sig get <provider|url> [--format json|header|value] [--no-redaction]"
 
 def run(args: Args, app: App) -> int:
     target = one_positional(args.positionals, USAGE)
+    from ...sandbox.inside import in_sandbox
+
+    if in_sandbox():
+        from ...sandbox.inside import values_unavailable
+
+        raise values_unavailable("get")
     fmt = args.value("format") or "json"
     if fmt not in FORMATS:
         raise usage_error(f'unknown format "{fmt}"', f"use one of: {', '.join(FORMATS)}")

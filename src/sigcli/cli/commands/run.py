@@ -9,7 +9,10 @@ from ..app import App
 from ..args import Args
 
 FLAGS = {"expand-cookies": "bool", "mount": "value", "mount-format": "value", "mount-force": "bool",
-         "command": "value", "no-redaction": "bool", "proxy": "bool", "format": "value", "env": "multi"}
+         "command": "value", "no-redaction": "bool", "proxy": "bool", "format": "value", "env": "multi",
+         "sandbox": "bool", "allow-write": "multi", "hide": "multi", "allow-host": "multi", "allow-tcp": "multi",
+         "deny-other-hosts": "bool"}
+SANDBOX_FLAGS = ("allow-write", "hide", "allow-host", "allow-tcp", "deny-other-hosts")
 USAGE = "sig run [provider[,provider]...] [--env NAME=P.key]... [--mount PATH] -- <command> [args...]" \
         "   (or --command 'shell string')"
 
@@ -83,6 +86,17 @@ def _env_options(config: Config, specs: list[str]) -> list[tuple[str, Provider, 
 def run(args: Args, app: App) -> int:
     from ...config import paths
 
+    if args.flag("sandbox"):
+        return _run_sandboxed(args, app)
+    given = [f"--{f}" for f in SANDBOX_FLAGS if args.given(f)]
+    if given:
+        raise usage_error(f"{given[0]} works with --sandbox only", f"e.g. sig run --sandbox {given[0]} … -- cmd")
+    from ...sandbox.inside import in_sandbox
+
+    if in_sandbox():
+        from ...sandbox.inside import values_unavailable
+
+        raise values_unavailable("run")
     if args.flag("proxy"):
         return _run_through_proxy(args, app)
     if args.rest is None and args.value("command") is None and args.positionals:
@@ -214,4 +228,64 @@ def _run_through_proxy(args: Args, app: App) -> int:
     from ...inject.child import run_child
 
     code, _masks = run_child(argv, env, [], redact=False)
+    return code
+
+
+def _run_sandboxed(args: Args, app: App) -> int:
+    """`run --sandbox`: the command runs under bubblewrap where sig's data and the user's secret stores are
+    not, reaching the network only through the proxy; named providers' variables hold placeholders."""
+    from ...sandbox.inside import in_sandbox
+
+    if in_sandbox():
+        raise SigError(ErrorCode.NOT_AVAILABLE, "this is already inside sig's sandbox",
+                       "run the command directly: it is sandboxed already")
+    for flag in ("proxy", "mount", "no-redaction", "expand-cookies"):
+        if args.given(flag):
+            why = {"proxy": "--sandbox always goes through the proxy",
+                   "mount": "--mount writes secret values to a file",
+                   "no-redaction": "the sandbox holds no value to redact",
+                   "expand-cookies": "placeholders stand for whole values"}[flag]
+            raise usage_error(f"--{flag} does not go with --sandbox: {why}", "drop one of them")
+    from ...sandbox.detect import find_bwrap
+
+    bwrap = find_bwrap()  # before anything else: no bubblewrap, no run (never a run without it)
+    argv = _command(args)
+    config = app.config
+    env_options = _env_options(config, args.values("env"))
+    chosen = []
+    if args.positionals:
+        wanted = _providers(config, args.positionals)
+        wanted += [p for _n, p, _k in env_options if p not in wanted]
+        for provider in wanted:
+            chosen.append((provider, app.auth.credential(provider)))  # exit 3 when missing/expired
+    elif env_options:
+        for _n, provider, _k in env_options:
+            if all(p is not provider for p, _c in chosen):
+                chosen.append((provider, app.auth.credential(provider)))
+    from ...proxy import daemon
+    from ...sandbox import runner
+    from ...sandbox.settings import merge
+
+    settings = merge(config.data.get("sandbox"), hide=args.values("hide"), allow_write=args.values("allow-write"),
+                     allow_hosts=args.values("allow-host"), allow_tcp=args.values("allow-tcp"),
+                     deny_other_hosts=args.flag("deny-other-hosts"))
+    token = daemon.token()
+    folder = daemon.folder()
+    if not os.path.exists(os.path.join(folder, "ca.crt")):
+        from ...sandbox.control import not_running
+
+        raise not_running()
+    plan = runner.plan(config, bwrap, argv, settings, chosen, env_options, folder, token)
+    for note in plan.view.notes:
+        app.warn(note)
+    ids = [p.id for p, _c in chosen]
+    app.log(f"sandbox: {len(plan.view.hidden_dirs) + len(plan.view.hidden_files)} path(s) hidden, writable: "
+            f"{', '.join((plan.view.cwd, *plan.view.writable))}; other hosts: {settings.other_hosts}")
+    app.audit("run", "success", None, {"providers": ids, "command": os.path.basename(argv[0]),
+                                       "providerCount": len(ids), "sandbox": True})
+    code = runner.execute(plan, folder, token)
+    if code > 128:
+        from ...inject.child import exit_status_note
+
+        app.log(f"command ended with status {code}{exit_status_note(code)}")
     return code
