@@ -20,7 +20,7 @@ from typing import Any
 
 
 class StandInProxy:
-    def __init__(self, folder: Path, token: str = "", refuse: str | None = None) -> None:
+    def __init__(self, folder: Path, token: str = "", refuse: str | None = None, owner: int | None = None) -> None:
         self.folder = Path(folder)
         self.folder.mkdir(parents=True, exist_ok=True, mode=0o700)
         self.token = token
@@ -36,6 +36,8 @@ class StandInProxy:
             dir_fd = os.open(self.folder, os.O_PATH | os.O_DIRECTORY)
             path = f"/proc/self/fd/{dir_fd}/sandbox.sock"
         self._server.bind(path)
+        if owner is not None:  # the user sig runs as must be able to connect
+            os.chown(path, owner, owner)
         if dir_fd is not None:
             os.close(dir_fd)
         self._server.listen(8)
