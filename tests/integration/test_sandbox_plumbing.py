@@ -184,10 +184,12 @@ def test_sandbox_flags_need_sandbox(user: SandboxUser) -> None:
 def test_sig_get_and_run_inside_say_plainly(user: SandboxUser, standin: StandInProxy) -> None:
     user.sig("login", "https://api.example.test", "--token-stdin", "--as", "api", input="tok-INSIDE-12345678",
              check=0)
-    r = user.sig("run", "--sandbox", "--", "sh", "-c", "sig get api; echo get=$?; sig run api -- env; echo run=$?",
-                 cwd=user.home)
+    sdk = f"{user.python} -c \"from sigcli import SigClient; SigClient().get_headers('api')\"; echo sdk=$?"
+    r = user.sig("run", "--sandbox", "--", "sh", "-c",
+                 f"sig get api; echo get=$?; sig run api -- env; echo run=$?; {sdk}", cwd=user.home)
     assert "credential values are not available inside the sandbox (sig get)" in r.stderr
     assert "(sig run)" in r.stderr and "get=1" in r.stdout and "run=1" in r.stdout
+    assert "inside the sandbox (sdk: SigClient)" in r.stderr and "sdk=1" in r.stdout
     assert "tok-INSIDE-12345678" not in r.stdout + r.stderr
 
 

@@ -26,6 +26,6 @@ def in_sandbox() -> bool:
 def values_unavailable(command: str) -> SigError:
     """The error `sig get`, `sig run` (without --sandbox) and the SDK give inside the sandbox."""
     return SigError(ErrorCode.NOT_AVAILABLE,
-                    f"credential values are not available inside the sandbox (sig {command})",
+                    f"credential values are not available inside the sandbox ({command})",
                     "send the request through the proxy instead: `sig request URL`, or any HTTP client "
                     "(HTTPS_PROXY is set); the proxy adds the credential on the way out")

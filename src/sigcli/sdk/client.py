@@ -163,6 +163,12 @@ class SigClient:
         return paths.expand_path(raw)
 
     def _services(self) -> tuple[Config, AuthManager]:
+        from ..sandbox.inside import in_sandbox
+
+        if in_sandbox():  # say it plainly (the data is not there either way)
+            from ..sandbox.inside import values_unavailable
+
+            raise values_unavailable("sdk: SigClient")
         stamp = _stat_key(self.config_path)
         with self._lock:
             if self._config is None or self._auth is None or stamp != self._stamp:

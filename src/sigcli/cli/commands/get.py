@@ -26,7 +26,7 @@ def run(args: Args, app: App) -> int:
     if in_sandbox():
         from ...sandbox.inside import values_unavailable
 
-        raise values_unavailable("get")
+        raise values_unavailable("sig get")
     fmt = args.value("format") or "json"
     if fmt not in FORMATS:
         raise usage_error(f'unknown format "{fmt}"', f"use one of: {', '.join(FORMATS)}")

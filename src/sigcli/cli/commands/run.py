@@ -96,7 +96,7 @@ def run(args: Args, app: App) -> int:
     if in_sandbox():
         from ...sandbox.inside import values_unavailable
 
-        raise values_unavailable("run")
+        raise values_unavailable("sig run")
     if args.flag("proxy"):
         return _run_through_proxy(args, app)
     if args.rest is None and args.value("command") is None and args.positionals:
