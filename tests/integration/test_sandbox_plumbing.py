@@ -203,3 +203,10 @@ def test_doctor_reports_the_sandbox(user: SandboxUser) -> None:
     checks = {c["check"]: c for c in __import__("json").loads(r.stdout)["checks"]}
     assert "not available" in checks["Sandbox (run --sandbox)"]["detail"]
     assert "apt-get install bubblewrap" in checks["Sandbox (run --sandbox)"]["detail"]
+
+
+def test_sig_request_inside_goes_through_the_proxy(user: SandboxUser, standin: StandInProxy) -> None:
+    r = user.sig("run", "--sandbox", "--", "sig", "request", "http://example.test/inside?q=1", "--format", "body",
+                 cwd=user.home)  # (nobody's `sig` is in ~/bin, under /tmp: visible from the home folder only)
+    assert r.returncode == 0, r.stderr
+    assert r.stdout == "stand-in saw: GET http://example.test/inside?q=1 HTTP/1.1\n"

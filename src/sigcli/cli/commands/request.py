@@ -98,6 +98,10 @@ def run(args: Args, app: App) -> int:
         app.warn("a credential header in the command line is visible to other processes and shell history; "
                  "log in once (sig login) and let sig add it")
     body = _body(args.value("body"))
+    from ...sandbox.inside import in_sandbox
+
+    if in_sandbox():  # no credential here: the proxy adds it (and redacts the answer)
+        return _in_sandbox(args, app, url, method, headers, body, timeout, fmt, output)
     names = [n.strip() for spec in args.values("provider") for n in spec.split(",") if n.strip()]
     if args.flag("no-redaction"):
         from ..guard import require_person
@@ -138,6 +142,30 @@ def run(args: Args, app: App) -> int:
     if status == 401:
         app.say(f'The server answered 401: the credential of "{provider_id}" may be revoked or expired. '
                 f"Run: sig login {result.prepared.providers[0].login_target()}")
+    return 0 if 200 <= status < 300 else 1
+
+
+def _in_sandbox(args: Args, app: App, url: str, method: str, headers: list[tuple[str, str]], body: bytes | None,
+                timeout: float, fmt: str, output: str | None) -> int:
+    """`sig request` in `sig run --sandbox`: sent through the sandbox's proxy, which adds the credential."""
+    from ...sandbox.request import through_proxy
+
+    result = through_proxy(url, method=method, headers=headers, body=body, timeout=timeout,
+                           cafiles=[args.value("cacert")] if args.value("cacert") else [],
+                           user_agent=f"sig/{__version__}")
+    status = result.status
+    if output is not None:
+        _save_body(result, fmt, output, None, False)
+    else:
+        out = _Out(None)
+        try:
+            _render(result, fmt, out)
+        finally:
+            out.close()
+            result.close()
+    if status == 401:
+        app.say("The server answered 401: the credential may be missing or expired; the person outside the "
+                "sandbox can check with: sig status")
     return 0 if 200 <= status < 300 else 1
 
 
