@@ -225,7 +225,7 @@ def _redaction_costs() -> float:
     (the same calls server.py makes, on this run's answer head and body)."""
     import timeit
 
-    from sigcli.inject.redact import secret_forms
+    from sigcli.core.secret_forms import secret_forms
     from sigcli.proxy import h1, redaction
 
     forms = tuple(sorted({f.encode() for f in secret_forms({"token": "tok-BENCH-PROXY-0001"})},

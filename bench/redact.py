@@ -132,9 +132,9 @@ def bench_in_process(data: bytes, secrets: list[str], runs: int) -> None:
         import sigcli  # noqa: F401
     except ImportError:  # not installed in this interpreter: use the checkout's sources
         sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "src"))
-    from sigcli.inject import redactor as redactor_module
-    from sigcli.inject.redact import secret_forms
-    from sigcli.inject.redactor import StreamRedactor
+    from sigcli.core import redactor as redactor_module
+    from sigcli.core.redactor import StreamRedactor
+    from sigcli.core.secret_forms import secret_forms
 
     forms = [form for secret in secrets for form in secret_forms({"token": secret})]
     chunks = [data[i : i + CHUNK] for i in range(0, len(data), CHUNK)]

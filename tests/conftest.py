@@ -15,6 +15,7 @@ TESTS_DIR = Path(__file__).resolve().parent
 if str(TESTS_DIR) not in sys.path:
     sys.path.insert(0, str(TESTS_DIR))
 
+from harness import sshd  # noqa: E402
 from harness.servers import ServerHandle, start_http_echo, start_https_echo  # noqa: E402
 from harness.sigproc import Sig  # noqa: E402
 
@@ -42,6 +43,15 @@ def sig_init(sig: Sig) -> Sig:
     """Like ``sig`` but after a successful ``sig init --yes``."""
     sig("init", "--yes", check=0)
     return sig
+
+
+@pytest.fixture(scope="module")
+def ssh_server() -> Iterator[sshd.SshServer]:
+    """A real OpenSSH server on 127.0.0.1 (harness/sshd.py), one per test module; skipped without sshd."""
+    if not sshd.available():
+        pytest.skip("OpenSSH server not installed (apt-get install openssh-server)")
+    with sshd.SshServer() as server:
+        yield server
 
 
 @pytest.fixture

@@ -2,7 +2,7 @@
 
 
 def __getattr__(name: str) -> object:
-    """`from sigcli import SigClient` (SPEC §3.6) without importing the SDK when `sig` starts."""
+    """`from sigcli import SigClient` (README "Python SDK") without importing the SDK when `sig` starts."""
     if name in ("SigClient", "SigResponse", "SigAuth", "SigRequestsAuth"):
         from . import sdk
 

@@ -6,6 +6,7 @@ import sys
 
 
 def main() -> None:
+    """Run the CLI and exit with its status (stdout flushed; a closed pipe is not an error)."""
     from .cli.main import main as cli_main
 
     code = cli_main()

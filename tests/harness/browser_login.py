@@ -9,11 +9,11 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import time
 from collections.abc import Callable
 from typing import Any, TypeVar
 
 from harness.sigproc import Sig
+from harness.waiting import wait_for as _wait_for
 
 CHROMIUM = next((p for p in (shutil.which("chromium"), shutil.which("chromium-browser"),
                              shutil.which("google-chrome")) if p), None)
@@ -68,12 +68,5 @@ def browser_pids(profile: str) -> list[int]:
 
 
 def wait_for(check: Callable[[], T], what: str, timeout_s: float = STATE_WAIT_S) -> T:
-    """Poll `check` until it returns something truthy; that. Fails naming `what` after `timeout_s`."""
-    deadline = time.monotonic() + timeout_s
-    while True:
-        value = check()
-        if value:
-            return value
-        if time.monotonic() >= deadline:
-            raise AssertionError(f"timed out after {timeout_s:.0f}s waiting for {what}")
-        time.sleep(0.1)
+    """`harness.waiting.wait_for` with the browser tests' bound (a cold browser start on a busy machine)."""
+    return _wait_for(check, what, timeout_s)

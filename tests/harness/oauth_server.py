@@ -663,6 +663,14 @@ class OAuthServer:
         with self._log_lock:
             return [dict(e) for e in self._token_requests]
 
+    def provider_entry(self, pid: str = "api", **oauth2: object) -> str:
+        """A provider of this server for `Sig.add_providers`: domains [127.0.0.1], its entryUrl, strategy
+        oauth2 and the `oauth2:` settings given (tokenUrl defaults to this server's)."""
+        settings = {"tokenUrl": self.token_url, **oauth2}
+        lines = [f"  {pid}:", "    domains: [127.0.0.1]", f"    entryUrl: {self.url}/", "    strategy: oauth2",
+                 "    oauth2:", *(f"      {key}: {json.dumps(value)}" for key, value in settings.items())]
+        return "\n".join(lines) + "\n"
+
     def count(self, grant_type: str | None = None) -> int:
         with self._log_lock:
             return sum(1 for e in self._token_requests if grant_type is None or e["grant_type"] == grant_type)

@@ -421,3 +421,40 @@ def start_http_echo() -> ServerHandle:
 
 def start_https_echo(ca: trustme.CA | None = None, names: tuple[str, ...] = ()) -> ServerHandle:
     return start_echo_server(tls=True, ca=ca, names=names)
+
+
+class PageServer:
+    """One HTML page, answered for any GET path, on 127.0.0.1: what a browser test opens. Use as a
+    context manager (or close()); `url` has no trailing slash."""
+
+    def __init__(self, body: bytes, headers: tuple[tuple[str, str], ...] = ()) -> None:
+        class Page(BaseHTTPRequestHandler):
+            def log_message(self, *args: object) -> None:
+                pass
+
+            def do_GET(self) -> None:
+                self.send_response(200)
+                self.send_header("Content-Type", "text/html")
+                self.send_header("Content-Length", str(len(body)))
+                for name, value in headers:
+                    self.send_header(name, value)
+                self.end_headers()
+                self.wfile.write(body)
+
+        self._server = ThreadingHTTPServer((LOOPBACK, 0), Page)
+        self._server.daemon_threads = True
+        self._server.block_on_close = False
+        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
+        self._thread.start()
+        self.url = f"http://{LOOPBACK}:{self._server.server_address[1]}"
+
+    def close(self) -> None:
+        self._server.shutdown()
+        self._server.server_close()
+        self._thread.join(JOIN_TIMEOUT_S)
+
+    def __enter__(self) -> PageServer:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()

@@ -114,6 +114,14 @@ class Sig:
     def argv(self, *args: str) -> list[str]:
         return [*self.cmd, *map(str, args)]
 
+    def add_providers(self, entries: str) -> None:
+        """Write provider entries (YAML as it goes under `providers:`, indented two spaces) into the
+        config `sig init` wrote."""
+        cfg = self.home / "config.yaml"
+        text = cfg.read_text()
+        assert "providers: {}\n" in text, "add_providers needs the config as `sig init` writes it"
+        cfg.write_text(text.replace("providers: {}\n", "providers:\n" + entries))
+
     def __call__(
         self,
         *args: str,

@@ -11,6 +11,10 @@ import tempfile
 import time
 from pathlib import Path
 
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from harness.sigproc import Sig
+
 SSHD = shutil.which("sshd") or "/usr/sbin/sshd"
 
 
@@ -79,6 +83,13 @@ LogLevel ERROR
         with open(ssh / "known_hosts", "a") as fh:
             fh.write(self.host_key_line())
 
+    def add_remote(self, sig: Sig, name: str, sig_home: Path) -> None:
+        """`sig remote add NAME` for this server (sig's folder there: `sig_home`), with the client key; the
+        server's host key is trusted in sig's HOME, as after a first connection a user accepted."""
+        self.trust(sig.user_home)
+        sig("remote", "add", name, f"ssh://{self.user}@127.0.0.1:{self.port}{sig_home}",
+            "--ssh-key", str(self.client_key), check=0)
+
     def stop(self) -> None:
         if self.proc.poll() is None:
             self.proc.terminate()
@@ -93,3 +104,9 @@ LogLevel ERROR
         if self.proc.stderr:
             self.proc.stderr.close()
         shutil.rmtree(self.dir, ignore_errors=True)
+
+    def __enter__(self) -> SshServer:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()

@@ -4,18 +4,13 @@ the terminal (`sig get|run|request --no-redaction`), and a person at a real term
 from __future__ import annotations
 
 import json
-import os
-import select
-import shlex
-import shutil
-import subprocess
-import time
 from pathlib import Path
 
 import pytest
 
 from harness.servers import ServerHandle
 from harness.sigproc import SCRUBBED_ENV, Result, Sig
+from harness.terminal import at_terminal
 
 TOKEN = "tok-GUARD-5ec2e7-31337"
 MARKERS = ("SIG_AGENT", "CLAUDECODE")
@@ -111,36 +106,8 @@ def test_harness_scrubs_every_marker() -> None:
 
 
 def _at_terminal(sig: Sig, argv: list[str], answer: bytes, timeout: float = 30) -> tuple[int, str]:
-    """Run sig under `script` (a pseudo-terminal that becomes its controlling terminal), wait for the
-    question, type `answer` + Enter like a person; (exit code, everything the terminal showed)."""
-    if shutil.which("script") is None:
-        pytest.skip("util-linux `script` is not installed")
-    env = sig._env({"CLAUDECODE": "1"})
-    proc = subprocess.Popen(["script", "-qfec", shlex.join(sig.argv(*argv)), "/dev/null"], env=env,
-                            cwd=sig.user_home, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-                            stderr=subprocess.STDOUT, start_new_session=True)
-    assert proc.stdin is not None and proc.stdout is not None
-    shown = b""
-    try:
-        deadline = time.monotonic() + timeout
-        while PROMPT not in shown:
-            left = deadline - time.monotonic()
-            assert left > 0, f"no question on the terminal: {shown!r}"
-            ready, _w, _x = select.select([proc.stdout], [], [], left)
-            if ready:
-                chunk = os.read(proc.stdout.fileno(), 4096)
-                assert chunk, f"sig ended without asking: {shown!r}"
-                shown += chunk
-        proc.stdin.write(answer + b"\r")
-        proc.stdin.flush()
-        while chunk := proc.stdout.read(4096):
-            shown += chunk
-        code = proc.wait(timeout=timeout)
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait(timeout=5)
-    return code, shown.decode("utf-8", "replace")
+    """sig under `script` with an agent marker; the question answered like a person (harness/terminal.py)."""
+    return at_terminal(sig, argv, PROMPT, answer, env=sig._env({"CLAUDECODE": "1"}), timeout=timeout)
 
 
 @pytest.mark.parametrize("command", ["get", "run", "request"])

@@ -24,11 +24,6 @@ def _login(sig: Sig) -> Path:
     return sig.home / "credentials" / "api-example.json"
 
 
-def _append_providers(sig: Sig, text: str) -> None:
-    cfg = sig.home / "config.yaml"
-    cfg.write_text(cfg.read_text().replace("providers: {}", "providers:\n" + text))
-
-
 def test_malformed_yaml(sig_init: Sig) -> None:
     (sig_init.home / "config.yaml").write_text("providers:\n  a: [\n")
     r = sig_init("status", check=1)
@@ -38,7 +33,7 @@ def test_malformed_yaml(sig_init: Sig) -> None:
 
 
 def test_all_config_errors_reported_at_once(sig_init: Sig) -> None:
-    _append_providers(sig_init, """\
+    sig_init.add_providers("""\
   nodomains:
     strategy: api-token
   badstrat:
@@ -63,7 +58,7 @@ def test_all_config_errors_reported_at_once(sig_init: Sig) -> None:
 
 
 def test_unknown_key_is_a_warning(sig_init: Sig) -> None:
-    _append_providers(sig_init, """\
+    sig_init.add_providers("""\
   api:
     domains: [api.example.com]
     strategy: api-token

@@ -17,6 +17,7 @@ from pathlib import Path
 
 import pytest
 
+from harness.waiting import wait_while
 from sigcli.browser import launch as launch_mod
 from sigcli.browser.cdp import CdpAdapter, CdpConnection, CdpSession, PipeTransport, SocketTransport, answers
 from sigcli.browser.protocol import BrowserError, LaunchOptions
@@ -142,12 +143,7 @@ def _profile_processes(profile: Path) -> list[int]:
 
 
 def _wait_gone(profile: Path, timeout_s: float = 10.0) -> list[int]:
-    deadline = time.monotonic() + timeout_s
-    while True:
-        left = _profile_processes(profile)
-        if not left or time.monotonic() >= deadline:
-            return left
-        time.sleep(0.1)
+    return wait_while(lambda: _profile_processes(profile), timeout_s)
 
 
 def _wait_auth(session: CdpSession, timeout_s: float = 10.0) -> list[tuple[str, str]]:

@@ -15,6 +15,7 @@ from pathlib import Path
 
 import pytest
 
+from harness.waiting import wait_while
 from sigcli.browser.playwright_adapter import PlaywrightAdapter
 from sigcli.browser.protocol import BrowserError, LaunchOptions
 from sigcli.core.errors import ErrorCode, SigError
@@ -119,10 +120,7 @@ def _profile_pids(profile: Path) -> list[int]:
 
 
 def _wait_no_profile_process(profile: Path, budget_s: float = 15.0) -> list[int]:
-    deadline = time.monotonic() + budget_s
-    while (left := _profile_pids(profile)) and time.monotonic() < deadline:
-        time.sleep(0.1)
-    return left
+    return wait_while(lambda: _profile_pids(profile), budget_s)
 
 
 def _driver_children() -> list[int]:
@@ -145,10 +143,7 @@ def _driver_children() -> list[int]:
 
 
 def _wait_no_driver(budget_s: float = 10.0) -> list[int]:
-    deadline = time.monotonic() + budget_s
-    while (left := _driver_children()) and time.monotonic() < deadline:
-        time.sleep(0.1)
-    return left
+    return wait_while(_driver_children, budget_s)
 
 
 @needs_browser

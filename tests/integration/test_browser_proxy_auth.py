@@ -5,15 +5,14 @@ page loads through the proxy. The password holds / and # as typed (no percent-en
 from __future__ import annotations
 
 import secrets
-import threading
 from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
 
 from harness.browser_login import CHROMIUM, cmdlines
 from harness.forward_proxy import ForwardProxy
+from harness.servers import PageServer
 from sigcli.browser.cdp import CdpAdapter
 from sigcli.browser.protocol import LaunchOptions
 from sigcli.browser.proxy_url import parse_proxy_url
@@ -31,34 +30,10 @@ pytestmark = [
 ]
 
 
-class _Pages(ThreadingHTTPServer):
-    daemon_threads = True
-    block_on_close = False
-
-
-class _Page(BaseHTTPRequestHandler):
-    def log_message(self, *args: object) -> None:
-        pass
-
-    def do_GET(self) -> None:
-        body = b"<!doctype html><html><body>through the proxy</body></html>"
-        self.send_response(200)
-        self.send_header("Content-Type", "text/html")
-        self.send_header("Content-Length", str(len(body)))
-        self.end_headers()
-        self.wfile.write(body)
-
-
 @pytest.fixture(scope="module")
 def site() -> Iterator[str]:
-    server = _Pages(("127.0.0.1", 0), _Page)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
-        yield f"http://127.0.0.1:{server.server_address[1]}"
-    finally:
-        server.shutdown()
-        server.server_close()
+    with PageServer(b"<!doctype html><html><body>through the proxy</body></html>") as page:
+        yield page.url
 
 
 def _launch(adapter: str, options: LaunchOptions):  # type: ignore[no-untyped-def]

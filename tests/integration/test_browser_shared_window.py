@@ -14,21 +14,21 @@ import signal
 import socket
 import subprocess
 import tempfile
-import threading
 import time
 from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
 
+from harness.browser_login import CHROMIUM
+from harness.servers import PageServer
+from harness.waiting import wait_while
 from sigcli.browser import launch as launch_mod
 from sigcli.browser.cdp import CdpAdapter, SocketTransport
 from sigcli.browser.protocol import BrowserError, LaunchOptions
 from sigcli.browser.shared import socket_path
 
-BROWSER = next((p for p in (shutil.which("chromium"), shutil.which("chromium-browser"),
-                            shutil.which("google-chrome")) if p), None)
+BROWSER = CHROMIUM
 SYSTEM_PYTHON = "/usr/bin/python3"  # one `nobody` may run (a venv's interpreter may sit under /root)
 pytestmark = [
     pytest.mark.skipif(BROWSER is None, reason="no Chromium/Chrome installed (apt-get install chromium)"),
@@ -52,35 +52,11 @@ print(json.dumps({"connected": True, "received": data.decode("utf-8", "replace")
 """
 
 
-class _Pages(ThreadingHTTPServer):
-    daemon_threads = True
-    block_on_close = False
-
-
-class _Page(BaseHTTPRequestHandler):
-    def log_message(self, *args: object) -> None:
-        pass
-
-    def do_GET(self) -> None:
-        body = b"<!doctype html><html><body>page</body></html>"
-        self.send_response(200)
-        self.send_header("Content-Type", "text/html")
-        self.send_header("Content-Length", str(len(body)))
-        self.send_header("Set-Cookie", "sid=cookie-only-sig-may-read; Path=/; HttpOnly")
-        self.end_headers()
-        self.wfile.write(body)
-
-
 @pytest.fixture(scope="module")
 def site() -> Iterator[str]:
-    server = _Pages(("127.0.0.1", 0), _Page)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
-        yield f"http://127.0.0.1:{server.server_address[1]}"
-    finally:
-        server.shutdown()
-        server.server_close()
+    with PageServer(b"<!doctype html><html><body>page</body></html>",
+                    (("Set-Cookie", "sid=cookie-only-sig-may-read; Path=/; HttpOnly"),)) as page:
+        yield page.url
 
 
 @pytest.fixture
@@ -113,12 +89,7 @@ def _nobody_connects(path: str) -> dict[str, object]:
 
 
 def _wait_gone(pid: int, timeout_s: float = 15.0) -> bool:
-    deadline = time.monotonic() + timeout_s
-    while launch_mod.pid_alive(pid):
-        if time.monotonic() >= deadline:
-            return False
-        time.sleep(0.05)
-    return True
+    return not wait_while(lambda: launch_mod.pid_alive(pid), timeout_s, interval_s=0.05)
 
 
 needs_root = pytest.mark.skipif(os.geteuid() != 0 or shutil.which("setpriv") is None

@@ -115,8 +115,7 @@ def test_browserless_machine_offers_alternatives(sig: Sig) -> None:
 
 
 def test_prompt_strategy_reads_answers(sig_init: Sig) -> None:
-    cfg = sig_init.home / "config.yaml"
-    cfg.write_text(cfg.read_text().replace("providers: {}", """providers:
+    sig_init.add_providers("""\
   echo:
     domains: [127.0.0.1]
     entryUrl: http://127.0.0.1:1/
@@ -127,7 +126,7 @@ def test_prompt_strategy_reads_answers(sig_init: Sig) -> None:
     apply:
       - {in: header, name: X-User, value: "${username}"}
       - {in: header, name: X-Password, value: "${password}"}
-"""))
+""")
     r = sig_init("login", "echo", input=f"bob\n{PASSWORD}\n", check=0)
     assert "Username" in r.err and "Password" in r.err
     assert sig_init("get", "echo", check=0).json()["headers"] == {"X-User": "bob", "X-Password": "****"}

@@ -34,20 +34,14 @@ def _provider(entry_url: str, domains: list[str], **extra: Any) -> Provider:
 
 @pytest.fixture
 def other_http() -> Iterator[ServerHandle]:
-    handle = start_http_echo()
-    try:
+    with start_http_echo() as handle:
         yield handle
-    finally:
-        handle.close()
 
 
 @pytest.fixture
 def corp_https() -> Iterator[ServerHandle]:
-    handle = start_https_echo(names=("app.corp.test",))
-    try:
+    with start_https_echo(names=("app.corp.test",)) as handle:
         yield handle
-    finally:
-        handle.close()
 
 
 def _cookies_seen(server: ServerHandle) -> list[str]:

@@ -32,23 +32,13 @@ PROXY_PASSWORD = "px/pa#ss@w0rd"  # "/", "#" and "@" as they are: the user info 
 
 @pytest.fixture
 def socks() -> Iterator[Socks5Server]:
-    server = Socks5Server()
-    try:
+    with Socks5Server() as server:
         yield server
-    finally:
-        server.close()
-
-
-def _configure(sig: Sig, providers: str) -> None:
-    cfg = sig.home / "config.yaml"
-    text = cfg.read_text()
-    assert "providers: {}\n" in text
-    cfg.write_text(text.replace("providers: {}\n", "providers:\n" + providers))
 
 
 def _token_provider(sig: Sig, host: str, port: int, proxy: str = "", extra: str = "") -> None:
     url_host = f"[{host}]" if ":" in host else host
-    _configure(sig, f"""  look:
+    sig.add_providers(f"""  look:
     domains: ["{host}"]
     entryUrl: https://{url_host}:{port}/
     strategy: api-token
@@ -121,7 +111,7 @@ def oauth() -> Iterator[OAuthServer]:
 
 
 def _oauth_provider(sig: Sig, oauth2: str, proxy: str = "", extra: str = "") -> None:
-    _configure(sig, f"""  api:
+    sig.add_providers(f"""  api:
     domains: [api.corp.test]
     entryUrl: https://api.corp.test/
     strategy: oauth2
@@ -220,7 +210,7 @@ def corp_https() -> Iterator[ServerHandle]:
 
 
 def _corp_provider(sig: Sig, server: ServerHandle, proxy: str) -> None:
-    _configure(sig, f"""  corp:
+    sig.add_providers(f"""  corp:
     domains: [app.corp.test]
     entryUrl: https://app.corp.test:{server.port}/
     strategy: api-token
@@ -246,7 +236,7 @@ def test_request_through_socks5h_with_password(sig_init: Sig, corp_https: Server
 
 
 def test_socks5_resolves_names_locally(sig_init: Sig, https_echo: ServerHandle, socks: Socks5Server) -> None:
-    _configure(sig_init, f"""  local:
+    sig_init.add_providers(f"""  local:
     domains: [localhost]
     entryUrl: https://localhost:{https_echo.port}/
     strategy: api-token
@@ -288,7 +278,7 @@ def test_look_alike_hosts_never_share_credentials(sig_init: Sig, http_echo: Serv
 
     for name in (provider_host, other_host):
         socks.hosts[canonical_host(name)] = "127.0.0.1"
-    _configure(sig_init, f"""  idn:
+    sig_init.add_providers(f"""  idn:
     domains: ["{provider_host}"]
     entryUrl: https://{provider_host}:{http_echo.port}/
     strategy: api-token

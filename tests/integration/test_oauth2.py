@@ -60,35 +60,15 @@ def test_client_credentials_login_and_use(sig_init: Sig, oauth: OAuthServer) -> 
 
 
 def test_client_secret_post(sig_init: Sig, oauth: OAuthServer) -> None:
-    cfg = sig_init.home / "config.yaml"
     _login_cc(sig_init, oauth, client="svc-post", check=1)  # basic auth is refused for this client
-    cfg.write_text(cfg.read_text().replace("providers: {}", f"""providers:
-  api:
-    domains: [127.0.0.1]
-    entryUrl: {oauth.url}/
-    strategy: oauth2
-    oauth2:
-      tokenUrl: {oauth.token_url}
-      clientId: svc-post
-      clientAuth: client_secret_post
-"""))
+    sig_init.add_providers(oauth.provider_entry(clientId="svc-post", clientAuth="client_secret_post"))
     sig_init("login", "api", "--client-secret-stdin", input=SECRET, check=0)
     assert _api_me(sig_init, oauth)["client_id"] == "svc-post"
 
 
 def test_env_references_in_config(sig_init: Sig, oauth: OAuthServer) -> None:
-    cfg = sig_init.home / "config.yaml"
-    cfg.write_text(cfg.read_text().replace("providers: {}", f"""providers:
-  api:
-    domains: [127.0.0.1]
-    entryUrl: {oauth.url}/
-    strategy: oauth2
-    oauth2:
-      tokenUrl: {oauth.token_url}
-      clientId: ${{MY_CLIENT_ID}}
-      clientSecret: ${{MY_CLIENT_SECRET}}
-      grant: client_credentials
-"""))
+    sig_init.add_providers(oauth.provider_entry(clientId="${MY_CLIENT_ID}", clientSecret="${MY_CLIENT_SECRET}",
+                                                grant="client_credentials"))
     r = sig_init("login", "api", check=1)
     assert "MY_CLIENT_ID" in r.err and "CONFIG_ERROR" not in r.out
     sig_init("login", "api", env={"MY_CLIENT_ID": "svc", "MY_CLIENT_SECRET": SECRET}, check=0)
@@ -220,14 +200,7 @@ def test_token_endpoint_failures(sig_init: Sig, oauth: OAuthServer, mode: str, m
 
 
 def test_slow_endpoint_times_out(sig_init: Sig, oauth: OAuthServer) -> None:
-    cfg = sig_init.home / "config.yaml"
-    cfg.write_text(cfg.read_text().replace("providers: {}", f"""providers:
-  api:
-    domains: [127.0.0.1]
-    entryUrl: {oauth.url}/
-    strategy: oauth2
-    oauth2: {{tokenUrl: "{oauth.token_url}", clientId: svc, timeout: 1}}
-"""))
+    sig_init.add_providers(oauth.provider_entry(clientId="svc", timeout=1))
     oauth.mode = "slow"
     oauth.slow_seconds = 3
     r = sig_init("login", "api", "--client-secret-stdin", input=SECRET, check=1)
@@ -258,19 +231,8 @@ def test_failed_refresh_keeps_credential(sig_init: Sig, oauth: OAuthServer) -> N
 
 
 def test_callback_never_arrives(sig_init: Sig, oauth: OAuthServer) -> None:
-    cfg = sig_init.home / "config.yaml"
-    cfg.write_text(cfg.read_text().replace("providers: {}", f"""providers:
-  app:
-    domains: [127.0.0.1]
-    entryUrl: {oauth.url}/
-    strategy: oauth2
-    oauth2:
-      grant: authorization_code
-      authUrl: {oauth.authorize_url}
-      tokenUrl: {oauth.token_url}
-      clientId: cli
-      callbackTimeout: 1
-"""))
+    sig_init.add_providers(oauth.provider_entry("app", grant="authorization_code", authUrl=oauth.authorize_url,
+                                                clientId="cli", callbackTimeout=1))
     r = sig_init("login", "app", check=1)
     assert "no sign-in response arrived within 1 seconds" in r.err
     assert "http://127.0.0.1" in r.err  # the URL was printed for the user
@@ -300,8 +262,7 @@ def test_invalid_grant_after_rotation_elsewhere(sig_init: Sig, oauth: OAuthServe
 
 
 def test_seed_001_config_form(sig_init: Sig, oauth: OAuthServer) -> None:
-    cfg = sig_init.home / "config.yaml"
-    cfg.write_text(cfg.read_text().replace("providers: {}", f"""providers:
+    sig_init.add_providers(f"""\
   api-example:
     domains:
       - 127.0.0.1
@@ -319,7 +280,7 @@ def test_seed_001_config_form(sig_init: Sig, oauth: OAuthServer) -> None:
       - in: header
         name: Authorization
         value: 'Bearer ${{access_token}}'
-"""))
+""")
     env = {"CLIENT_ID": "svc", "CLIENT_SECRET": SECRET}
     # never logged in, but the config holds the client credentials: the first get fetches a token
     assert sig_init("get", "api-example", env=env, check=0).json()["provider"] == "api-example"

@@ -3,19 +3,14 @@ gives up, on stderr only; a live line on a terminal, an occasional line off one.
 
 from __future__ import annotations
 
-import os
 import re
-import select
-import shlex
-import shutil
-import subprocess
-import time
 import urllib.request
 from collections.abc import Iterator
 
 import pytest
 
 from harness.sigproc import Sig
+from harness.terminal import Terminal, read_until
 
 pytest.importorskip("authlib")
 from harness.oauth_server import OAuthServer
@@ -36,28 +31,12 @@ def _device_argv(oauth: OAuthServer) -> list[str]:
             "--device-url", oauth.device_url, "--token-url", oauth.token_url, "--client-id", "cli"]
 
 
-def _read_until(fd: int, seen: bytes, pattern: bytes, timeout: float) -> tuple[bytes, re.Match[bytes]]:
-    """Read `fd` (bounded by `timeout`) until `pattern` matches what was read so far."""
-    deadline = time.monotonic() + timeout
-    while True:
-        found = re.search(pattern, seen)
-        if found:
-            return seen, found
-        left = deadline - time.monotonic()
-        assert left > 0, f"{pattern!r} not seen in {seen[-2000:]!r}"
-        ready, _w, _x = select.select([fd], [], [], left)
-        if ready:
-            chunk = os.read(fd, 4096)
-            assert chunk, f"output ended before {pattern!r}: {seen[-2000:]!r}"
-            seen += chunk
-
-
 def test_device_code_off_a_terminal_prints_an_occasional_line(sig_init: Sig, oauth: OAuthServer) -> None:
     proc = sig_init.popen(*_device_argv(oauth), text=False, encoding=None, errors=None)
     assert proc.stderr is not None
-    err, found = _read_until(proc.stderr.fileno(), b"", rb"enter the code: (\S+)", 30)
+    err, found = read_until(proc.stderr.fileno(), b"", rb"enter the code: (\S+)", 30)
     code = found.group(1).decode()
-    err, _ = _read_until(proc.stderr.fileno(), err,
+    err, _ = read_until(proc.stderr.fileno(), err,
                          rb"Waiting for the code to be approved: still waiting after \ds \(gives up in 4m \d\ds\)\n",
                          30)
     oauth.approve_device(code)
@@ -68,59 +47,32 @@ def test_device_code_off_a_terminal_prints_an_occasional_line(sig_init: Sig, oau
     assert err.count(b"still waiting") == 1  # occasional: not every poll
 
 
-def _script(sig: Sig, argv: list[str]) -> subprocess.Popen[bytes]:
-    """sig under `script`: stdin, stdout and stderr are a pseudo-terminal, as in a person's shell."""
-    if shutil.which("script") is None:
-        pytest.skip("util-linux `script` is not installed")
-    return subprocess.Popen(["script", "-qfec", shlex.join(sig.argv(*argv)), "/dev/null"], env=sig.env,
-                            cwd=sig.user_home, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-                            stderr=subprocess.STDOUT, start_new_session=True)
-
-
-def _finish(proc: subprocess.Popen[bytes], shown: bytes) -> bytes:
-    assert proc.stdout is not None
-    try:
-        while chunk := proc.stdout.read(4096):
-            shown += chunk
-        assert proc.wait(timeout=60) == 0, shown.decode("utf-8", "replace")
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait(timeout=5)
-    return shown
-
-
 def test_device_code_on_a_terminal_is_one_live_line(sig_init: Sig, oauth: OAuthServer) -> None:
-    proc = _script(sig_init, _device_argv(oauth))
-    assert proc.stdout is not None
-    fd = proc.stdout.fileno()
-    shown, found = _read_until(fd, b"", rb"enter the code: (\S+)", 30)
-    code = found.group(1).decode()
+    term = Terminal.running(sig_init, _device_argv(oauth))
+    code = term.expect(rb"enter the code: (\S+)").group(1).decode()
     # the same line redrawn in place: 0s, then 1s, then 2s…
-    shown, _ = _read_until(fd, shown, re.escape("\r\x1b[2KWaiting for the code to be approved… 2s (gives up in 4m 5"
-                                                .encode()), 30)
-    assert "\r\x1b[2KWaiting for the code to be approved… 1s".encode() in shown
+    term.expect(re.escape("\r\x1b[2KWaiting for the code to be approved… 2s (gives up in 4m 5".encode()))
+    assert "\r\x1b[2KWaiting for the code to be approved… 1s".encode() in term.seen
     oauth.approve_device(code)
-    shown = _finish(proc, shown)
+    assert term.finish() == 0, term.seen.decode("utf-8", "replace")
+    shown = term.seen
     tail = shown[shown.rindex(b"Waiting for the code"):]
     assert b"\r\x1b[2K" in tail and b"Logged in" in tail  # the line is cleared before the result
     assert b"still waiting" not in shown
 
 
 def test_authorization_code_line_sits_above_the_paste_prompt(sig_init: Sig, oauth: OAuthServer) -> None:
-    proc = _script(sig_init, ["login", f"{oauth.url}/", "--as", "app", "--strategy", "oauth2", "--grant",
-                              "authorization_code", "--auth-url", oauth.authorize_url, "--token-url",
-                              oauth.token_url, "--client-id", "cli"])
-    assert proc.stdout is not None
-    fd = proc.stdout.fileno()
-    shown, found = _read_until(fd, b"", rb"(http://127\.0\.0\.1:\d+/oauth/authorize\?\S+)", 30)
-    url = found.group(1).decode()
-    shown, _ = _read_until(fd, shown, b"paste the full URL the browser was redirected to: ", 30)
+    term = Terminal.running(sig_init, ["login", f"{oauth.url}/", "--as", "app", "--strategy", "oauth2", "--grant",
+                                       "authorization_code", "--auth-url", oauth.authorize_url, "--token-url",
+                                       oauth.token_url, "--client-id", "cli"])
+    url = term.expect(rb"(http://127\.0\.0\.1:\d+/oauth/authorize\?\S+)").group(1).decode()
+    term.expect(b"paste the full URL the browser was redirected to: ")
     # redrawn above the prompt: cursor saved, one line up, line cleared, text, cursor restored
-    shown, _ = _read_until(fd, shown, re.escape("\x1b7\x1b[1A\r\x1b[2KWaiting for the sign-in in the browser… 1s"
-                                                " (gives up in 4m 5".encode()), 30)
+    term.expect(re.escape("\x1b7\x1b[1A\r\x1b[2KWaiting for the sign-in in the browser… 1s"
+                          " (gives up in 4m 5".encode()))
     with urllib.request.urlopen(url, timeout=30) as resp:  # the user's browser finishes the sign-in
         assert resp.status == 200
-    shown = _finish(proc, shown)
+    assert term.finish() == 0, term.seen.decode("utf-8", "replace")
+    shown = term.seen
     plain = re.sub(rb"\x1b7.*?\x1b8", b"", shown, flags=re.DOTALL)  # without the redraws above the prompt
     assert re.search(rb"redirected to: \r?\nLogged in", plain), shown  # not glued to the prompt

@@ -10,7 +10,6 @@ import re
 import select
 import shlex
 import shutil
-import subprocess
 import sys
 import time
 from urllib.parse import quote, quote_plus
@@ -19,6 +18,7 @@ import pytest
 
 from harness.servers import ServerHandle
 from harness.sigproc import Sig
+from harness.terminal import Terminal
 
 PY = sys.executable
 MASK = "****"
@@ -182,44 +182,6 @@ def test_request_json_body_that_is_not_json_stays_a_string(sig_init: Sig, http_e
 # -- a real terminal: /dev/tty, the keyboard, Ctrl-C -------------------------------------------------------
 
 
-class Terminal:
-    """`sig` run under `script`, which gives it a real pseudo-terminal as stdin, stdout and controlling
-    terminal; we type into script's stdin and read what the terminal shows."""
-
-    def __init__(self, sig: Sig, shell_line: str) -> None:
-        env = dict(sig.env, SHELL="/bin/sh", TERM="dumb")
-        self.proc = subprocess.Popen(["script", "-qefc", shell_line, "/dev/null"], stdin=subprocess.PIPE,
-                                     stdout=subprocess.PIPE, stderr=subprocess.STDOUT, env=env,
-                                     cwd=sig.user_home)
-        self.seen = b""
-
-    def expect(self, pattern: bytes, timeout: float = 20) -> float:
-        """Read until `pattern` (a regex) shows; returns how long that took."""
-        start = time.monotonic()
-        assert self.proc.stdout is not None
-        fd = self.proc.stdout.fileno()
-        while not re.search(pattern, self.seen):
-            left = start + timeout - time.monotonic()
-            assert left > 0, f"{pattern!r} not seen in {timeout}s; terminal showed {self.seen[-300:]!r}"
-            ready, _, _ = select.select([fd], [], [], left)
-            if ready:
-                chunk = os.read(fd, 4096)
-                assert chunk, f"{pattern!r} not seen before the end; terminal showed {self.seen[-300:]!r}"
-                self.seen += chunk
-        return time.monotonic() - start
-
-    def type(self, keys: bytes) -> None:
-        assert self.proc.stdin is not None
-        self.proc.stdin.write(keys)
-        self.proc.stdin.flush()
-
-    def close(self) -> bytes:
-        if self.proc.poll() is None:
-            self.proc.kill()
-        rest, _ = self.proc.communicate(timeout=10)
-        return self.seen + (rest or b"")
-
-
 @pytest.fixture
 def terminal(sig_init: Sig) -> object:
     if shutil.which("script") is None:
@@ -228,7 +190,7 @@ def terminal(sig_init: Sig) -> object:
     opened: list[Terminal] = []
 
     def start(inner: str) -> Terminal:
-        term = Terminal(sig_init, inner)
+        term = Terminal(sig_init, inner, env=dict(sig_init.env, SHELL="/bin/sh", TERM="dumb"))
         opened.append(term)
         return term
 

@@ -85,8 +85,7 @@ def test_cross_origin_redirect_drops_credentials(echo_login: Sig, http_echo: Ser
 
 
 def test_query_and_body_rules(sig_init: Sig, http_echo: ServerHandle) -> None:
-    cfg = sig_init.home / "config.yaml"
-    cfg.write_text(cfg.read_text().replace("providers: {}", f"""providers:
+    sig_init.add_providers(f"""\
   q:
     domains: [127.0.0.1]
     entryUrl: {http_echo.url}/
@@ -94,7 +93,7 @@ def test_query_and_body_rules(sig_init: Sig, http_echo: ServerHandle) -> None:
     apply:
       - {{in: query, name: api_key, value: "${{token}}"}}
       - {{in: body, name: auth, value: "${{token}}"}}
-"""))
+""")
     sig_init("login", "q", "--token-stdin", input=TOKEN, check=0)
     sig_init("request", f"{http_echo.url}/a?api_key=old&b=2", "--method", "POST", "--body", '{"x": 1}', check=0)
     seen = http_echo.requests[-1]

@@ -3,53 +3,14 @@
 
 from __future__ import annotations
 
-import os
-import pty
-import select
-import subprocess
-import time
 from collections.abc import Iterator
 
 import pytest
 
 from harness.sigproc import Sig
+from harness.terminal import on_pty
 
 TOKEN = "tok-STATE-aaaa1111"
-
-
-def _on_tty(sig: Sig, *args: str, answer: str | None, timeout: float = 30) -> tuple[int, str]:
-    """Run `sig *args` with a terminal as stdin/stdout/stderr; type `answer` once sig asks (the prompt
-    ends with "]: "). Returns the exit code and everything sig wrote to the terminal."""
-    master, slave = pty.openpty()
-    proc = subprocess.Popen(sig.argv(*args), stdin=slave, stdout=slave, stderr=slave, env=sig.env,
-                            cwd=sig.user_home, close_fds=True, start_new_session=True)
-    os.close(slave)
-    seen = b""
-    deadline = time.monotonic() + timeout
-    answered = answer is None
-    try:
-        while time.monotonic() < deadline:
-            ready, _, _ = select.select([master], [], [], 0.2)
-            if ready:
-                try:
-                    chunk = os.read(master, 4096)
-                except OSError:  # EIO: the terminal's last writer is gone
-                    break
-                if not chunk:
-                    break
-                seen += chunk
-            if not answered and b"]: " in seen:
-                os.write(master, answer.encode() + b"\n")  # type: ignore[union-attr]
-                answered = True
-            if proc.poll() is not None and not ready:
-                break
-        code = proc.wait(timeout=max(1.0, deadline - time.monotonic()))
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait()
-        os.close(master)
-    return code, seen.decode("utf-8", "replace").replace("\r\n", "\n")
 
 
 def _two_logins(sig: Sig) -> None:
@@ -80,16 +41,16 @@ def test_logout_all_off_a_terminal_refuses_without_all_force(sig_init: Sig) -> N
 
 def test_logout_all_on_a_terminal_asks_and_says_which(sig_init: Sig) -> None:
     _two_logins(sig_init)
-    code, screen = _on_tty(sig_init, "logout", answer="n")
+    code, _out, screen = on_pty(sig_init, ["logout"], answer="n")
     assert code == 0, screen
     assert "Clear 2 stored credentials (a-example, b-example)?" in screen and "Aborted" in screen
     assert _stored(sig_init) == ["a-example", "b-example"]
-    code, screen = _on_tty(sig_init, "logout", answer="y")
+    code, _out, screen = on_pty(sig_init, ["logout"], answer="y")
     assert code == 0 and "Cleared 2 stored credentials" in screen, screen
     assert _stored(sig_init) == []
     # --all --force asks nothing, on a terminal too
     _two_logins(sig_init)
-    code, screen = _on_tty(sig_init, "logout", "--all", "--force", answer=None)
+    code, _out, screen = on_pty(sig_init, ["logout", "--all", "--force"], answer=None)
     assert code == 0 and "[y/N]" not in screen and _stored(sig_init) == []
 
 
@@ -164,18 +125,7 @@ def oauth() -> Iterator[OAuthServer]:
 
 
 def config_only_provider(sig: Sig, oauth: OAuthServer, secret: str = "${SVC_SECRET}") -> None:
-    cfg = sig.home / "config.yaml"
-    cfg.write_text(cfg.read_text().replace("providers: {}", f"""providers:
-  api:
-    domains: [127.0.0.1]
-    entryUrl: {oauth.url}/
-    strategy: oauth2
-    oauth2:
-      tokenUrl: {oauth.token_url}
-      clientId: svc
-      clientSecret: "{secret}"
-      grant: client_credentials
-"""))
+    sig.add_providers(oauth.provider_entry(clientId="svc", clientSecret=secret, grant="client_credentials"))
 
 
 def test_config_only_client_credentials_fetches_its_first_token(sig_init: Sig, oauth: OAuthServer) -> None:

@@ -126,7 +126,7 @@ def test_status_stays_light(sig_init: Sig) -> None:
     proc = subprocess.run([sys.executable, "-c", code], env=sig_init.env, capture_output=True, text=True,
                           timeout=60)
     loaded = set(proc.stderr.split())
-    assert "sigcli.auth.identity" in loaded
+    assert "sigcli.inject.identity" in loaded
     heavy = {"json", "re", "ssl", "http", "urllib", "socket", "asyncio", "yaml", "ruamel"} & {
         m.split(".")[0] for m in loaded}
     assert heavy == set(), heavy

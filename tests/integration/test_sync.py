@@ -7,7 +7,6 @@ import json
 import os
 import stat
 import subprocess
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -20,25 +19,14 @@ pytestmark = pytest.mark.skipif(not sshd.available(), reason="OpenSSH server not
 TOKEN = "tok-SYNC-a1b2c3d4"
 
 
-@pytest.fixture(scope="module")
-def server() -> Iterator[sshd.SshServer]:
-    srv = sshd.SshServer()
-    try:
-        yield srv
-    finally:
-        srv.close()
-
-
 @pytest.fixture
 def remote_home(tmp_path: Path) -> Path:
     return tmp_path / "remote side" / ".sig"  # a path with a space
 
 
 @pytest.fixture
-def local(sig_init: Sig, server: sshd.SshServer, remote_home: Path) -> Sig:
-    server.trust(sig_init.user_home)
-    sig_init("remote", "add", "box", f"ssh://{server.user}@127.0.0.1:{server.port}{remote_home}",
-             "--ssh-key", str(server.client_key), check=0)
+def local(sig_init: Sig, ssh_server: sshd.SshServer, remote_home: Path) -> Sig:
+    ssh_server.add_remote(sig_init, "box", remote_home)
     sig_init("login", "https://api.example.com", "--token-stdin", "--as", "api", input=TOKEN, check=0)
     sig_init("login", "https://jira.example.com", "--cookie-stdin", "--as", "jira", input="S=sess-SYNC-77aa",
              check=0)
@@ -86,13 +74,11 @@ def test_push_then_use_on_the_remote(local: Sig, remote_home: Path) -> None:
     assert '"action":"sync_push"' in audit and TOKEN not in audit
 
 
-def test_pull_into_another_machine(local: Sig, remote_home: Path, server: sshd.SshServer, tmp_path: Path) -> None:
+def test_pull_into_another_machine(local: Sig, remote_home: Path, ssh_server: sshd.SshServer, tmp_path: Path) -> None:
     local("sync", "push", "box", check=0)
     other = Sig(tmp_path / "other" / ".sig", tmp_path / "other", cmd=local.cmd)
     other("init", "--remote", check=0)
-    server.trust(other.user_home)
-    other("remote", "add", "box", f"ssh://{server.user}@127.0.0.1:{server.port}{remote_home}", "--ssh-key",
-          str(server.client_key), check=0)
+    ssh_server.add_remote(other, "box", remote_home)
     # a remote is trusted only with what was exchanged with it: a first plain pull takes nothing, says why
     r = other("sync", "pull", check=0)  # the only remote is used by default
     assert r.json()["pulled"] == [] and r.json()["notExchanged"] == ["api", "jira"]
@@ -155,24 +141,24 @@ def test_oauth2_secrets_travel(local: Sig, remote_home: Path) -> None:
     assert plain["oauth2"] == payload["oauth2"] and plain["values"] == payload["values"]
 
 
-def test_remote_down_and_host_key_changed(local: Sig, remote_home: Path, server: sshd.SshServer,
+def test_remote_down_and_host_key_changed(local: Sig, remote_home: Path, ssh_server: sshd.SshServer,
                                           tmp_path: Path) -> None:
-    local("remote", "add", "dead", "127.0.0.1", "--port", "1", "--ssh-key", str(server.client_key), check=0)
+    local("remote", "add", "dead", "127.0.0.1", "--port", "1", "--ssh-key", str(ssh_server.client_key), check=0)
     r = local("sync", "push", "dead", check=1)
     assert "cannot reach" in r.err and "Traceback" not in r.err
     known = local.user_home / ".ssh" / "known_hosts"
     other_key = tmp_path / "other_host"
     subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(other_key)], check=True, timeout=30)
     pub = other_key.with_suffix(".pub").read_text().split()
-    known.write_text(f"[127.0.0.1]:{server.port} {pub[0]} {pub[1]}\n")
+    known.write_text(f"[127.0.0.1]:{ssh_server.port} {pub[0]} {pub[1]}\n")
     r = local("sync", "push", "box", check=1)
     assert "host key" in r.err
     assert not remote_home.exists()  # nothing written
 
 
-def test_remote_permission_problem_writes_nothing(local: Sig, server: sshd.SshServer) -> None:
-    local("remote", "add", "bad", f"ssh://{server.user}@127.0.0.1:{server.port}/proc/sig-cannot-write",
-          "--ssh-key", str(server.client_key), check=0)
+def test_remote_permission_problem_writes_nothing(local: Sig, ssh_server: sshd.SshServer) -> None:
+    local("remote", "add", "bad", f"ssh://{ssh_server.user}@127.0.0.1:{ssh_server.port}/proc/sig-cannot-write",
+          "--ssh-key", str(ssh_server.client_key), check=0)
     r = local("sync", "push", "bad", check=1)
     assert "failed" in r.err and "Traceback" not in r.err
 

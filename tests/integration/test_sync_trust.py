@@ -7,9 +7,7 @@ from __future__ import annotations
 import base64
 import json
 import os
-import select
 import stat
-import subprocess
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -17,25 +15,15 @@ from pathlib import Path
 import pytest
 
 from harness import sshd
-from harness.servers import ServerHandle, start_http_echo
+from harness.servers import ServerHandle
 from harness.sigproc import Sig
+from harness.terminal import on_pty
 
 pytestmark = pytest.mark.skipif(not sshd.available(), reason="OpenSSH server not installed")
 
 CI_TOKEN = "tok-CI-TRUST-5e6f7a8b"
 CORP_SECRET = "cs-CORP-TRUST-91a2b3c4"
 AWS_SECRET = "aws-SECRET-TRUST-0d1e2f3a"
-AGENT_MARKERS = ("SIG_AGENT", "CLAUDECODE", "CLAUDE_CODE", "CODEX_SANDBOX", "CURSOR_AGENT", "GEMINI_CLI",
-                 "AIDER", "OPENHANDS")
-
-
-@pytest.fixture(scope="module")
-def server() -> Iterator[sshd.SshServer]:
-    srv = sshd.SshServer()
-    try:
-        yield srv
-    finally:
-        srv.close()
 
 
 @pytest.fixture
@@ -49,13 +37,9 @@ def oauth() -> Iterator[object]:
 
 
 @pytest.fixture
-def thief() -> Iterator[ServerHandle]:
+def thief(http_echo: ServerHandle) -> ServerHandle:
     """The remote's own server: it must never receive anything."""
-    handle = start_http_echo()
-    try:
-        yield handle
-    finally:
-        handle.close()
+    return http_echo
 
 
 @pytest.fixture
@@ -64,12 +48,10 @@ def remote_home(tmp_path: Path) -> Path:
 
 
 @pytest.fixture
-def local(sig_init: Sig, server: sshd.SshServer, remote_home: Path, oauth: object) -> Sig:
+def local(sig_init: Sig, ssh_server: sshd.SshServer, remote_home: Path, oauth: object) -> Sig:
     """A machine with `ci` (API token) and `corp` (OAuth2 client credentials, renewing soon), which gave
     the remote `box` only `ci`."""
-    server.trust(sig_init.user_home)
-    sig_init("remote", "add", "box", f"ssh://{server.user}@127.0.0.1:{server.port}{remote_home}",
-             "--ssh-key", str(server.client_key), check=0)
+    ssh_server.add_remote(sig_init, "box", remote_home)
     sig_init("login", "https://ci.example.com", "--token-stdin", "--as", "ci", input=CI_TOKEN, check=0)
     oauth.token_lifetime = 30  # type: ignore[attr-defined]  # due for renewal at the next watch pass
     sig_init("login", f"{oauth.url}/", "--as", "corp", "--strategy", "oauth2",  # type: ignore[attr-defined]
@@ -149,58 +131,19 @@ def test_explicit_pull_of_a_changed_destination_is_refused_off_a_terminal(
     local.assert_no_secret(CORP_SECRET, AWS_SECRET)
 
 
-def _on_tty(sig: Sig, args: list[str], answer: str, timeout: float = 60) -> tuple[int, str, str]:
-    """Run sig with its stdin and stderr on a pseudo-terminal; type `answer` at the [y/N] prompt."""
-    import pty
-
-    master, slave = pty.openpty()
-    env = {k: v for k, v in sig.env.items() if k not in AGENT_MARKERS}
-    proc = subprocess.Popen(sig.argv(*args), stdin=slave, stderr=slave, stdout=subprocess.PIPE, env=env,
-                            cwd=sig.user_home)
-    os.close(slave)
-    seen = b""
-    answered = False
-    deadline = time.monotonic() + timeout
-    try:
-        while time.monotonic() < deadline:
-            ready, _, _ = select.select([master], [], [], 0.2)
-            if ready:
-                try:
-                    chunk = os.read(master, 65536)
-                except OSError:
-                    break  # the child closed the terminal (exited)
-                if not chunk:
-                    break
-                seen += chunk
-                if not answered and b"[y/N]" in seen:
-                    os.write(master, answer.encode() + b"\n")
-                    answered = True
-            elif proc.poll() is not None:
-                break
-        else:
-            proc.kill()
-            raise AssertionError(f"sig {args} did not finish on the terminal:\n{seen.decode(errors='replace')}")
-        out = proc.stdout.read() if proc.stdout else b""
-        code = proc.wait(timeout=10)
-    finally:
-        os.close(master)
-        if proc.stdout:
-            proc.stdout.close()
-    assert answered, seen.decode(errors="replace")
-    return code, out.decode(), seen.decode(errors="replace")
-
-
 def test_a_person_at_a_terminal_sees_the_change_and_decides(
         local: Sig, remote_home: Path, thief: ServerHandle) -> None:
     url = _remote_rewrites_corp(local, remote_home, thief)
     before = (local.home / "config.yaml").read_text()
-    code, out, screen = _on_tty(local, ["sync", "pull", "box", "--provider", "corp"], "n")
+    code, out, screen = on_pty(local, ["sync", "pull", "box", "--provider", "corp"], answer="n",
+                               prompt=b"[y/N]", capture_stdout=True, timeout=60)
     assert code == 0, screen
     assert "oauth2.tokenUrl" in screen and url in screen and "here:" in screen
     assert CORP_SECRET not in screen
     assert json.loads(out)["refused"][0]["provider"] == "corp"
     assert (local.home / "config.yaml").read_text() == before
-    code, out, screen = _on_tty(local, ["sync", "pull", "box", "--provider", "corp"], "y")
+    code, out, screen = on_pty(local, ["sync", "pull", "box", "--provider", "corp"], answer="y",
+                               prompt=b"[y/N]", capture_stdout=True, timeout=60)
     assert code == 0, screen
     assert json.loads(out)["configSynced"]["providers"] == ["corp"]
     assert url in (local.home / "config.yaml").read_text()

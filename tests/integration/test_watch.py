@@ -199,13 +199,12 @@ def test_start_once_renews_credential_about_to_expire(sig_init: Sig, oauth: Any)
 
 
 def test_start_once_reports_needs_login(sig_init: Sig) -> None:
-    cfg = sig_init.home / "config.yaml"
-    cfg.write_text(cfg.read_text().replace("providers: {}", """providers:
+    sig_init.add_providers("""\
   jira:
     domains: [jira.example.com]
     entryUrl: https://jira.example.com/
     strategy: cookie
-"""))
+""")
     _login_token(sig_init)
     r = sig_init("watch", "add", "jira", check=0)
     assert "no credential" in r.err and "sig login" in r.err

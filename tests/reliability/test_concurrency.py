@@ -146,18 +146,7 @@ def test_50_processes_on_one_expired_credential_make_one_token_request(sig_init:
 
 def test_50_first_gets_of_a_config_only_provider_make_one_token_request(sig_init: Sig,
                                                                         oauth: OAuthServer) -> None:
-    cfg = sig_init.home / "config.yaml"
-    cfg.write_text(cfg.read_text().replace("providers: {}", f"""providers:
-  api:
-    domains: [127.0.0.1]
-    entryUrl: {oauth.url}/
-    strategy: oauth2
-    oauth2:
-      tokenUrl: {oauth.token_url}
-      clientId: svc
-      clientSecret: ${{SVC_SECRET}}
-      grant: client_credentials
-"""))
+    sig_init.add_providers(oauth.provider_entry(clientId="svc", clientSecret="${SVC_SECRET}", grant="client_credentials"))
     sig_init.env["SVC_SECRET"] = SECRET
     results = _all(sig_init, [["get", "api"]] * N)
     assert _failures(results) == []

@@ -48,15 +48,6 @@ def oauth() -> Iterator[OAuthServer]:
         server.close()
 
 
-@pytest.fixture
-def ssh_server() -> Iterator[sshd.SshServer]:
-    server = sshd.SshServer()
-    try:
-        yield server
-    finally:
-        server.close()
-
-
 def _decrypt_all(home: Path) -> dict[str, dict[str, object]]:
     """Every credential file, decrypted in this process with the key: {file stem: payload}."""
     from cryptography.hazmat.primitives.ciphers.aead import AESGCM
@@ -126,9 +117,7 @@ def test_kill_9_during_200_writes_loses_nothing(sig_init: Sig, oauth: OAuthServe
     sig("init", "--remote", env=remote, check=0)
     sig("login", "https://synced.example.com", "--as", "synced", "--token-stdin", input=SYNCED_TOKEN,
         env=remote, check=0)
-    ssh_server.trust(sig.user_home)
-    sig("remote", "add", "box", f"ssh://{ssh_server.user}@127.0.0.1:{ssh_server.port}{remote_home}",
-        "--ssh-key", str(ssh_server.client_key), check=0)
+    ssh_server.add_remote(sig, "box", remote_home)
 
     def argv(op: str, n: int) -> tuple[list[str], str | None]:
         if op == "login":

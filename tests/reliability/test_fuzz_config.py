@@ -50,9 +50,9 @@ LINE = re.compile(r"\(line (\d+)\)$")
 
 def exercise(config: Config) -> None:
     """Use an accepted config the way commands do; any exception here is a defect."""
-    from sigcli.inject.apply import apply_rules
+    from sigcli.core.apply import apply_rules
+    from sigcli.core.policy import may_inject
     from sigcli.inject.env import app_env, provider_env
-    from sigcli.inject.policy import may_inject
     from sigcli.sync.remotes import Remote
 
     # The cache keeps the normalised model as JSON and must give the same config back.

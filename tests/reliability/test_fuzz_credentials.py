@@ -78,9 +78,9 @@ def sealed(payload: Any, key: bytes) -> dict[str, Any]:
 def exercise(credential: Credential) -> None:
     """Use a credential that was read the way commands do; any exception here is a defect."""
     from sigcli.auth.manager import AuthManager
-    from sigcli.inject.apply import apply_rules
+    from sigcli.core.apply import apply_rules
+    from sigcli.core.secret_forms import secret_forms
     from sigcli.inject.env import app_env, provider_env
-    from sigcli.inject.redact import secret_forms
 
     assert credential.provider_id == PID
     values = credential.revealed()

@@ -21,6 +21,7 @@ from collections.abc import Iterator
 import pytest
 
 from harness.proxyrig import ProxyDaemon, ScriptedUpstream
+from harness.waiting import wait_for
 
 pytestmark = pytest.mark.timeout(240)
 
@@ -55,15 +56,6 @@ def _get(conn: http.client.HTTPSConnection, path: str = "/plain") -> tuple[int, 
     conn.request("GET", path)
     resp = conn.getresponse()
     return resp.status, resp.read()
-
-
-def _wait_for(predicate: object, timeout: float, what: str) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():  # type: ignore[operator]
-            return
-        time.sleep(0.05)
-    raise AssertionError(f"not within {timeout} s: {what}")
 
 
 def test_5000_requests_at_concurrency_50(rig: tuple[ProxyDaemon, ScriptedUpstream, ScriptedUpstream]) -> None:
@@ -186,8 +178,8 @@ def test_slowloris_200_idle_connections_others_still_answered(
         assert statistics.median(fresh) < LATENCY_LIMIT_S, fresh
 
         # The silent and trickling ones are cut once the head has not come within the header timeout.
-        _wait_for(lambda: all(_closed_by_peer(s) for s in idle + trickling),
-                  HEADER_TIMEOUT_S + 15 - (time.monotonic() - opened), "slow connections closed by the proxy")
+        wait_for(lambda: all(_closed_by_peer(s) for s in idle + trickling), "slow connections closed by the proxy",
+                 timeout_s=HEADER_TIMEOUT_S + 15 - (time.monotonic() - opened), interval_s=0.05)
         assert "not received in time -> 408" in daemon.log()
     finally:
         stop.set()
@@ -226,8 +218,8 @@ def test_no_proxy_token_is_407_and_no_upstream_connection(
         sock.sendall(f"GET http://127.0.0.1:{plain.port}/ok HTTP/1.1\r\nHost: x\r\nConnection: close\r\n"
                      f"Proxy-Authorization: {daemon.auth}\r\n\r\n".encode())
         assert sock.recv(4096).startswith(b"HTTP/1.1 200")
-    _wait_for(lambda: tls.connections >= tls_before + 1 and plain.connections >= plain_before + 1, 10,
-              "the authorised requests' upstream connections")
+    wait_for(lambda: tls.connections >= tls_before + 1 and plain.connections >= plain_before + 1,
+             "the authorised requests' upstream connections", timeout_s=10, interval_s=0.05)
     assert (tls.connections, plain.connections) == (tls_before + 1, plain_before + 1)
 
 
@@ -280,7 +272,8 @@ def test_sni_or_tunnel_naming_another_host_gets_no_credential(
         sock.sendall(f"GET http://localhost:{plain.port}/host-check HTTP/1.1\r\nHost: 127.0.0.1:{plain.port}\r\n"
                      f"Connection: close\r\nProxy-Authorization: {daemon.auth}\r\n\r\n".encode())
         assert sock.recv(4096).startswith(b"HTTP/1.1 200")
-    _wait_for(lambda: plain.requests and plain.requests[-1]["path"] == "/host-check", 10, "the plain request")
+    wait_for(lambda: plain.requests and plain.requests[-1]["path"] == "/host-check", "the plain request",
+             timeout_s=10, interval_s=0.05)
     assert plain.requests[-1]["headers"]["host"] == f"localhost:{plain.port}"
     assert "authorization" not in plain.requests[-1]["headers"]
     assert TOKEN.encode() not in tls.received_since(mark_tls) + plain.received_since(mark_plain)

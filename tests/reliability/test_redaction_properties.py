@@ -31,8 +31,8 @@ from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
 from harness.sigproc import Sig
-from sigcli.inject.redact import secret_forms
-from sigcli.inject.redactor import IDLE_CLEAR_MAX, StreamRedactor
+from sigcli.core.redactor import IDLE_CLEAR_MAX, StreamRedactor
+from sigcli.core.secret_forms import secret_forms
 
 MASK = b"****"
 SETTINGS = {"derandomize": True, "database": None, "deadline": None, "print_blob": False,

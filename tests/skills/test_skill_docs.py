@@ -7,6 +7,7 @@ import argparse
 import importlib.util
 import io
 import re
+import sys
 from pathlib import Path
 from types import ModuleType
 
@@ -24,10 +25,16 @@ SHARED = {"sigreq.py": ["outlook", "msteams", "slack"], "graphapi.py": ["outlook
 
 
 def load(path: Path) -> ModuleType:
+    """Import a skill script as running it would: its own folder first on sys.path (for its sibling modules,
+    such as sigreq.py), whichever test of this worker ran before."""
     spec = importlib.util.spec_from_file_location(f"doc_{path.stem}", path)
     assert spec is not None and spec.loader is not None
     module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
+    sys.path.insert(0, str(path.parent))
+    try:
+        spec.loader.exec_module(module)
+    finally:
+        sys.path.remove(str(path.parent))
     return module
 
 

@@ -75,7 +75,7 @@ def test_the_suffix_list_is_the_bundled_one_and_loads_only_when_asked() -> None:
     code = ("import sys, socket\n"
             "def refuse(*a, **k): raise AssertionError('network use')\n"
             "socket.socket.connect = refuse; socket.create_connection = refuse; socket.getaddrinfo = refuse\n"
-            "import sigcli.browser.cascade\n"
+            "import sigcli.auth.browser_login\n"
             "assert 'publicsuffixlist' not in sys.modules\n"
             "from sigcli.browser.site import registrable\n"
             "assert registrable('x.alice.github.io') == 'alice.github.io'\n"

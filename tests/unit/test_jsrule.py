@@ -7,13 +7,18 @@ import time
 
 import pytest
 
-from sigcli.auth import jsrule
-from sigcli.auth.jsrule import MAX_RULE_LENGTH, evaluate, evaluate_rule, rule_syntax_error
+from sigcli.rules import jsrule
+from sigcli.rules.jsrule import MAX_RULE_LENGTH, evaluate, rule_syntax_error
 
 JSON_RES = {"status": 200, "body": json.dumps({"ok": True, "data": {"items": [1, 2, 3]}}),
             "headers": {"content-type": "application/json; charset=utf-8"}}
 HTML_RES = {"status": 200, "body": "<html><body>welcome back, Ada</body></html>",
             "headers": {"content-type": "text/html"}}
+
+
+def evaluate_rule(rule: str, res: dict[str, object]) -> bool:
+    """The verdict alone (what the validation probe acts on)."""
+    return evaluate(rule, res)[0]
 
 
 # -- syntax ---------------------------------------------------------------------------------------------

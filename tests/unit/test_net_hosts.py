@@ -12,7 +12,7 @@ import pytest
 from sigcli.core.errors import SigError
 from sigcli.core.hosts import canonical_host, domain_matches, is_loopback, is_valid_host
 from sigcli.core.model import Provider
-from sigcli.inject.policy import cleartext_refusal, endpoint_refusal, may_inject
+from sigcli.core.policy import cleartext_refusal, endpoint_refusal, may_inject
 from sigcli.net.http import Url
 
 # -- loopback --------------------------------------------------------------------------------------------

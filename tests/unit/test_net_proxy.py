@@ -11,7 +11,7 @@ from sigcli.browser.launch import chrome_args
 from sigcli.browser.protocol import LaunchOptions
 from sigcli.browser.proxy_url import browser_proxy, parse_proxy_url
 from sigcli.core.errors import ErrorCode, SigError
-from sigcli.net.proxy import NetworkProxy
+from sigcli.net.network_proxy import NetworkProxy
 
 
 @pytest.mark.parametrize(("raw", "label", "server", "user", "password"), [

@@ -1,4 +1,4 @@
-"""Adversarial corpus for the streaming redactor (inject/redactor.py) fed with `secret_forms` output.
+"""Adversarial corpus for the streaming redactor (core/redactor.py) fed with `secret_forms` output.
 
 Every case is checked against an independent reference: mark each byte covered by any occurrence of any
 secret form, replace each maximal run of covered bytes by one mask, leave every other byte as it was. The
@@ -21,9 +21,9 @@ from urllib.parse import quote, quote_plus
 
 import pytest
 
-from sigcli.inject import redactor as redactor_module
-from sigcli.inject.redact import secret_forms
-from sigcli.inject.redactor import StreamRedactor
+from sigcli.core import redactor as redactor_module
+from sigcli.core.redactor import StreamRedactor
+from sigcli.core.secret_forms import secret_forms
 
 MASK = b"****"
 

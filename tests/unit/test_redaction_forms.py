@@ -1,4 +1,4 @@
-"""The forms a secret takes on the wire (inject/redact.py `secret_forms`) as real encoders write them, each
+"""The forms a secret takes on the wire (core/secret_forms.py `secret_forms`) as real encoders write them, each
 masked by the streaming redactor: URL-encoding families and hex case, JSON escaping families, base64 at
 every alignment inside a longer stream, hex, and the minimum length of the encoded forms."""
 
@@ -11,8 +11,8 @@ from urllib.parse import quote, quote_plus
 
 import pytest
 
-from sigcli.inject.redact import MIN_ENCODED_LEN, secret_forms
-from sigcli.inject.redactor import StreamRedactor
+from sigcli.core.redactor import StreamRedactor
+from sigcli.core.secret_forms import MIN_ENCODED_LEN, secret_forms
 
 MASK = b"****"
 SECRETS = ["tok/LIVE+9f8e7d6c5b4a/39281706f5e4", "hunter2=abc", 'sk"quo\\ted <a&b> ~*!\'()', "pässwörd-ünï 🔑",

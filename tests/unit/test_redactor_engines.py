@@ -1,4 +1,4 @@
-"""The two matchers of the streaming redactor (inject/redactor.py): ahocorasick-rs and the `bytes.find`
+"""The two matchers of the streaming redactor (core/redactor.py): ahocorasick-rs and the `bytes.find`
 fallback must give byte-identical output, and ahocorasick_rs is imported only when a redactor with secrets
 first scans. The adversarial corpus (test_redaction_corpus.py) runs in both modes too."""
 
@@ -13,8 +13,8 @@ import sys
 import pytest
 
 from harness.sigproc import Sig
-from sigcli.inject import redactor as redactor_module
-from sigcli.inject.redactor import StreamRedactor
+from sigcli.core import redactor as redactor_module
+from sigcli.core.redactor import StreamRedactor
 
 MASK = b"****"
 
@@ -134,7 +134,7 @@ def test_automata_shared_and_overlapping_one_built_only_on_a_hit() -> None:
 _PROBE = """
 import sys
 before = set(sys.modules)
-from sigcli.inject.redactor import StreamRedactor
+from sigcli.core.redactor import StreamRedactor
 r = StreamRedactor([b"probe-secret"])
 r.feed(b"") ; r.flush()
 assert "ahocorasick_rs" not in sys.modules, "imported before any scan"

@@ -9,8 +9,8 @@ import pytest
 
 from sigcli.config.load import parse_config
 from sigcli.config.schema import normalise
+from sigcli.core.apply import apply_rules
 from sigcli.core.errors import ErrorCode, SigError
-from sigcli.inject.apply import apply_rules
 
 
 def _config_error(text: str, path: str = "/tmp/x/config.yaml") -> SigError:

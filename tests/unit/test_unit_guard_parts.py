@@ -75,9 +75,9 @@ def test_presets_cover_seed_sites_and_provision_validly() -> None:
 
 
 def test_identity_from_a_jwt_inside_a_cookie_and_never_a_value() -> None:
-    from sigcli.auth.identity import local_identity
     from sigcli.core.model import Credential
     from sigcli.core.secret import Secret
+    from sigcli.inject.identity import local_identity
 
     token = _jwt({"preferred_username": "dave", "sub": "s-9", "password": "not-shown"})
     cookie = Credential("p", "browser", {"cookie": Secret(f"theme=dark; id_token={token}; sid=abc123")})

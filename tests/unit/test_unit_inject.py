@@ -1,4 +1,4 @@
-"""inject/apply.py (templates and apply rules) and inject/redact.py (secret forms, redaction)."""
+"""core/apply.py (templates and apply rules) and core/secret_forms.py (secret forms, redaction)."""
 
 from __future__ import annotations
 
@@ -10,8 +10,8 @@ from urllib.parse import quote, quote_plus
 
 import pytest
 
-from sigcli.inject.apply import apply_rules, referenced_keys, render
-from sigcli.inject.redact import MASK, secret_forms
+from sigcli.core.apply import apply_rules, referenced_keys, render
+from sigcli.core.secret_forms import MASK, secret_forms
 
 # -- render --------------------------------------------------------------------------------------------
 
@@ -203,7 +203,7 @@ def test_secret_forms_custom_keep_in_clear() -> None:
 
 
 def _redact(text: str, forms: list[str]) -> str:
-    from sigcli.inject.redact import redact_text
+    from sigcli.core.secret_forms import redact_text
 
     return redact_text(text, forms)
 

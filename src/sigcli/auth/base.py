@@ -1,6 +1,13 @@
-"""The one interface every login strategy implements, and what a login is given to work with."""
+"""The one interface every login strategy implements (`Strategy`), and what a login is given to work with.
+
+A strategy is a class in auth/strategies/ with one row in the strategy table (core/strategies.py). mypy
+checks each class against `Strategy` (the `_check` line at the end of each strategy module) and
+tests/unit/test_strategy_table.py checks every row's class at run time.
+"""
 
 from __future__ import annotations
+
+from typing import Protocol, runtime_checkable
 
 from ..core.model import Credential, Provider
 from ..core.secret import Secret
@@ -8,15 +15,14 @@ from ..core.secret import Secret
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     from collections.abc import Callable
-    from typing import Protocol
 
     # ask(prompt, secret) -> the answer, or None when nobody can answer.
     Ask = Callable[[str, bool], str | None]
 
 
-class Waiting:
+class Waiting(Protocol):
     """A wait the user should see the progress of (a device code to approve, a browser sign-in to finish).
-    The CLI draws it; this default shows nothing."""
+    The CLI draws it (cli/waiting.py WaitLine)."""
 
     def input_ended(self) -> None:
         """The prompt shown below the waiting line was answered."""
@@ -25,8 +31,18 @@ class Waiting:
         """The wait is over (success, failure or interrupt): remove or end the line."""
 
 
+class _NoWaiting:
+    """The default when nobody watches: shows nothing."""
+
+    def input_ended(self) -> None:
+        pass
+
+    def stop(self) -> None:
+        pass
+
+
 def _no_waiting(_what: str, _timeout_s: float, _prompt_below: bool) -> Waiting:
-    return Waiting()
+    return _NoWaiting()
 
 
 class LoginContext:
@@ -70,27 +86,25 @@ class LoginContext:
         # The provider's stored credential, if any: a browser login restores the session cookies kept in it.
         self.previous = previous
 
-    def supplied_kind(self) -> str | None:
-        """The strategy the supplied material implies (token → api-token, cookie, username → basic)."""
-        if self.token is not None:
-            return "api-token"
-        if self.cookie is not None:
-            return "cookie"
-        if self.username is not None or self.password is not None:
-            return "basic"
-        return None
 
+@runtime_checkable
+class Strategy(Protocol):
+    """A login method. `name` is its row in the strategy table."""
 
-if TYPE_CHECKING:
+    name: str
 
-    class Strategy(Protocol):
-        name: str
+    def authenticate(self, provider: Provider, ctx: LoginContext) -> Credential:
+        """Log in (may ask, open a browser, wait for a device code): a complete credential, or a SigError."""
+        ...
 
-        def authenticate(self, provider: Provider, ctx: LoginContext) -> Credential: ...
+    def validate(self, provider: Provider, credential: Credential) -> bool:
+        """Whether `credential` can be used now (not expired), without asking any server."""
+        ...
 
-        def validate(self, provider: Provider, credential: Credential) -> bool: ...
-
-        def refresh(self, provider: Provider, credential: Credential) -> Credential | None: ...
+    def refresh(self, provider: Provider, credential: Credential | None) -> Credential | None:
+        """A new credential without the user (refresh token, client credentials), or None when this
+        strategy cannot make one. `credential` None: nothing is stored yet (a first token, if possible)."""
+        ...
 
 
 class StaticStrategy:
@@ -99,7 +113,9 @@ class StaticStrategy:
     name = "static"
 
     def validate(self, provider: Provider, credential: Credential) -> bool:
+        """Valid until its expiry (or the provider's ttl)."""
         return credential.is_valid(provider.ttl_ms)
 
-    def refresh(self, provider: Provider, credential: Credential) -> Credential | None:
+    def refresh(self, provider: Provider, credential: Credential | None) -> Credential | None:
+        """Nothing to renew with: the user logs in again."""
         return None

@@ -13,13 +13,20 @@ if TYPE_CHECKING:
     from collections.abc import Callable
     from typing import Any
 
-    from .base import LoginContext
+
+
+def renews(provider: Provider) -> bool:
+    """Whether the provider's strategy renews credentials without the user (core/strategies.py `renews`)."""
+    from ..core.strategies import spec
+
+    row = spec(provider.strategy)
+    return row is not None and row.renews
 
 
 def _skew_ms(provider: Provider, credential: Credential) -> int:
     """How long before expiry a renewable credential is renewed: oauth2.skew (default 60 s), but at most
     a quarter of the token's lifetime, so short-lived tokens are not renewed on every use."""
-    if provider.strategy != "oauth2":
+    if not renews(provider):
         return 0
     from ..core.duration import parse_duration_ms
     from ..core.timeutil import ms_from_iso
@@ -33,11 +40,15 @@ def _skew_ms(provider: Provider, credential: Credential) -> int:
 
 
 class AuthManager:
+    """The credential lifecycle over one store: stored → valid? → refresh (single flight) → or say what to
+    run."""
+
     def __init__(self, store: CredentialStore, log: Callable[[str], None] | None = None) -> None:
         self.store = store
         self._log = log or (lambda _m: None)
 
     def stored(self, provider: Provider) -> Credential | None:
+        """The stored credential of `provider` as it is (maybe expired), or None."""
         return self.store.read(provider.id)
 
     def credential(self, provider: Provider, ahead_ms: int = 0) -> Credential:
@@ -47,13 +58,13 @@ class AuthManager:
         `ahead_ms` renews a renewable credential that expires within that time (the watch loop)."""
         credential = self.stored(provider)
         if credential is None:
-            if provider.strategy != "oauth2":
+            if not renews(provider):
                 raise self._not_found(provider)
             # Nothing stored yet, but the config may hold all a client-credentials grant needs (tokenUrl,
             # clientId, clientSecret): fetch the first token through the broker, as a renewal would be, so
             # concurrent first uses make one token request. The strategy returns None when it cannot.
             return self._refresh(provider, None, 0)
-        skew = max(_skew_ms(provider, credential), ahead_ms if provider.strategy == "oauth2" else 0)
+        skew = max(_skew_ms(provider, credential), ahead_ms if renews(provider) else 0)
         if credential.values and credential.is_valid(provider.ttl_ms, now_ms() + skew):
             self._log(f"{provider.id}: stored credential is valid")
             return credential
@@ -179,7 +190,7 @@ class AuthManager:
             return headless_login(provider, current, cfg, self._log)
 
         # Waiters wait for the whole of another process's attempt: its browser start and headlessTimeout.
-        from ..browser.cascade import LAUNCH_BUDGET_S
+        from .browser_login import LAUNCH_BUDGET_S
 
         wait_s = headless_timeout_s(cfg) + LAUNCH_BUDGET_S + 30.0
         result = self.store.renew_once(provider.id, needs_renewal, change, timeout_s=wait_s)
@@ -188,14 +199,6 @@ class AuthManager:
         if not result.is_valid(ttl):
             raise SigError(ErrorCode.CREDENTIAL_EXPIRED, f'the credential for "{provider.id}" expired', how)
         return result
-
-    def login(self, provider: Provider, ctx: LoginContext) -> Credential:
-        """Authenticate and store. The old credential stays untouched unless the new one is complete."""
-        strategy = strategy_for(provider.strategy)
-        self._log(f"{provider.id}: authenticating via {provider.strategy}")
-        credential = strategy.authenticate(provider, ctx)
-        self.store.write(credential)
-        return credential
 
     def status(self, provider: Provider) -> dict[str, Any]:
         """The original's ProviderStatus: {id, name, configured, valid, strategy, expiresAt?, expiresInMinutes?}."""

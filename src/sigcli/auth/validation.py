@@ -1,11 +1,11 @@
 """The validation probe run after each browser extraction: do these values log us in?
 
-The original's `validate`/`isAuthenticatedResponse` (reference §4.2.6) with its flaws fixed:
+The original sigcli's `validate`/`isAuthenticatedResponse` (README "Browser login") with its flaws fixed:
 - a network error or timeout is UNKNOWN (the caller retries), never "valid";
 - custom `loginUrlPatterns` are matched case-insensitively, and also on a redirect's Location;
 - credentials go only where `may_inject` allows (domains, ports, https rule), as for every other sender;
 - a networkProxy (http, socks5, socks5h) carries the probe as it carries the browser;
-- validateRule runs in a sandboxed engine that fails closed (auth/jsrule.py).
+- validateRule runs in a sandboxed engine that fails closed (rules/jsrule.py).
 
 Reasons are short and never hold a value: names, status codes and URLs without their query string.
 """
@@ -57,6 +57,7 @@ class Verdict:
 
     @property
     def value(self) -> str:
+        """The verdict in lower case ("valid", "invalid", "unknown"), as logs and JSON show it."""
         return self.name.lower()
 
     def __repr__(self) -> str:
@@ -99,7 +100,7 @@ def judge_response(
     """(authenticated?, short reason) for one probe response: the original's isAuthenticatedResponse, fixed."""
     lower = {str(k).lower(): str(v) for k, v in (headers or {}).items()}
     if rule:
-        from .jsrule import evaluate
+        from ..rules.jsrule import evaluate
 
         ok, reason = evaluate(rule, {"status": status, "body": body, "headers": lower})
         return ok, reason
@@ -141,7 +142,7 @@ def _request_headers(provider: Provider, values: Mapping[str, str]) -> tuple[lis
     from urllib.parse import urlencode
 
     from .._version import __version__
-    from ..inject.apply import apply_rules
+    from ..core.apply import apply_rules
 
     applied = apply_rules(provider.apply, values)
     out: list[tuple[str, str]] = []
@@ -211,9 +212,9 @@ def probe(provider: Provider, values: Mapping[str, str], *, timeout: float = 10.
     import http.client
     import time
 
-    from ..inject.policy import may_inject
+    from ..core.policy import may_inject
     from ..net.http import Url, send
-    from ..net.proxy import for_provider
+    from ..net.network_proxy import for_provider
 
     missing = _missing_value(provider, values)
     if missing:

@@ -13,10 +13,11 @@ cookie of that browser and drive it, and sees what sig captures.
 from __future__ import annotations
 
 from ..core.errors import ErrorCode, SigError
+from .protocol import CONNECTION_CLOSED, BrowserError
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
-    from .cdp import WebSocketTransport
+    from typing import Any
 
 SCHEMES = ("http", "https", "ws", "wss")
 START_HINT = ("start the browser with --remote-debugging-port=9222 --user-data-dir=<a folder of its own> "
@@ -89,8 +90,6 @@ def websocket_url(url: str, timeout_s: float, allow_remote: bool = False) -> str
 
 def connect(url: str, timeout_s: float, allow_remote: bool = False) -> WebSocketTransport:
     """A CDP connection to the browser behind `url` (BROWSER_LAUNCH_ERROR with the fix when none)."""
-    from .cdp import WebSocketTransport
-
     ws_url = websocket_url(url, timeout_s, allow_remote)
     try:
         return WebSocketTransport(ws_url, open_timeout=max(1.0, timeout_s))
@@ -98,3 +97,57 @@ def connect(url: str, timeout_s: float, allow_remote: bool = False) -> WebSocket
         raise SigError(ErrorCode.BROWSER_LAUNCH_ERROR,
                        f"cannot open the DevTools connection at {url.strip()} ({type(exc).__name__})",
                        START_HINT) from None
+
+
+class WebSocketTransport:
+    """CDP over a WebSocket to the browser-level endpoint of a debugging port."""
+
+    def __init__(self, ws_url: str, open_timeout: float = 10.0) -> None:
+        from websockets.sync.client import connect
+
+        # No keep-alive pings: a busy browser that misses one would look closed; a dead one closes TCP.
+        # No proxy: an http_proxy in the environment (maybe sig's own) must not see loopback CDP traffic.
+        kwargs: dict[str, Any] = {"max_size": None, "open_timeout": open_timeout, "ping_interval": None,
+                                  "compression": None}
+        try:
+            ws = connect(ws_url, proxy=None, **kwargs)
+        except TypeError:  # websockets < 15 has no proxy support (and so no proxy to avoid)
+            ws = connect(ws_url, **kwargs)
+        # __enter__ returns the connection itself on every websockets version and marks it as managed
+        # (websockets 17 warns about a connection used without a context manager).
+        self._ws = ws.__enter__()
+
+    @property
+    def closed(self) -> bool:
+        """Whether the WebSocket is no longer open."""
+        from websockets.protocol import State
+
+        return self._ws.protocol.state is not State.OPEN
+
+    def send(self, text: str, timeout: float) -> None:
+        """Send one CDP message; BrowserError once the browser end is gone."""
+        from websockets.exceptions import ConnectionClosed
+
+        try:
+            self._ws.send(text)
+        except ConnectionClosed:
+            raise BrowserError(CONNECTION_CLOSED) from None
+
+    def recv(self, timeout: float) -> str | bytes | None:
+        """One whole message, or None when none came within `timeout`."""
+        from websockets.exceptions import ConnectionClosed
+
+        try:
+            message: str | bytes = self._ws.recv(timeout=max(0.0, timeout))
+            return message
+        except TimeoutError:
+            return None
+        except ConnectionClosed:
+            raise BrowserError(CONNECTION_CLOSED) from None
+
+    def close(self) -> None:
+        """Close the WebSocket (the user's browser keeps running)."""
+        try:
+            self._ws.close()
+        except Exception:
+            pass

@@ -27,7 +27,7 @@ from .launch import (
     wait_exit,
     wait_ready,
 )
-from .protocol import BrowserError, LaunchOptions
+from .protocol import CONNECTION_CLOSED, BrowserError, LaunchOptions
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -39,76 +39,29 @@ if TYPE_CHECKING:
     Handler = Callable[[dict[str, Any], str | None], None]
 
     class Transport(Protocol):
-        """One CDP message stream. send/recv raise BrowserError(_CLOSED) once the browser end is gone."""
+        """One CDP message stream. send/recv raise BrowserError(CONNECTION_CLOSED) once the browser end is gone."""
 
         @property
-        def closed(self) -> bool: ...
+        def closed(self) -> bool:
+            """Whether the browser end (or ours) is gone."""
 
-        def send(self, text: str, timeout: float) -> None: ...
+        def send(self, text: str, timeout: float) -> None:
+            """Send one whole message within `timeout`."""
 
         def recv(self, timeout: float) -> str | bytes | None:
             """One whole message, or None when none came within `timeout` (0 = only a ready one)."""
 
-        def close(self) -> None: ...
+        def close(self) -> None:
+            """Close our end (idempotent)."""
 
 _MAX_TRACKED = 2000  # requestId -> URL entries kept for ExtraInfo events (a long visible login is busy)
 _NETWORK_IDLE_S = 0.5
 _CLOSE_WAIT_S = 3.0
 _LAUNCH_HINT = "run sig doctor; if it keeps failing, try another browser (browser.execPath)"
-_CLOSED = "the browser connection closed (the browser exited or crashed)"
 _PIPE_CHUNK = 1 << 18
 # How often a pipe read that waits long looks whether the browser still runs: its helpers do not hold
 # the pipe, so its exit normally reads as EOF at once; this covers a wrapper that keeps it open.
 _PIPE_LIVENESS_S = 0.25
-
-
-class WebSocketTransport:
-    """CDP over a WebSocket to the browser-level endpoint of a debugging port."""
-
-    def __init__(self, ws_url: str, open_timeout: float = 10.0) -> None:
-        from websockets.sync.client import connect
-
-        # No keep-alive pings: a busy browser that misses one would look closed; a dead one closes TCP.
-        # No proxy: an http_proxy in the environment (maybe sig's own) must not see loopback CDP traffic.
-        kwargs: dict[str, Any] = {"max_size": None, "open_timeout": open_timeout, "ping_interval": None,
-                                  "compression": None}
-        try:
-            ws = connect(ws_url, proxy=None, **kwargs)
-        except TypeError:  # websockets < 15 has no proxy support (and so no proxy to avoid)
-            ws = connect(ws_url, **kwargs)
-        # __enter__ returns the connection itself on every websockets version and marks it as managed
-        # (websockets 17 warns about a connection used without a context manager).
-        self._ws = ws.__enter__()
-
-    @property
-    def closed(self) -> bool:
-        from websockets.protocol import State
-
-        return self._ws.protocol.state is not State.OPEN
-
-    def send(self, text: str, timeout: float) -> None:
-        from websockets.exceptions import ConnectionClosed
-
-        try:
-            self._ws.send(text)
-        except ConnectionClosed:
-            raise BrowserError(_CLOSED) from None
-
-    def recv(self, timeout: float) -> str | bytes | None:
-        from websockets.exceptions import ConnectionClosed
-
-        try:
-            return self._ws.recv(timeout=max(0.0, timeout))
-        except TimeoutError:
-            return None
-        except ConnectionClosed:
-            raise BrowserError(_CLOSED) from None
-
-    def close(self) -> None:
-        try:
-            self._ws.close()
-        except Exception:
-            pass
 
 
 class PipeTransport:
@@ -137,6 +90,7 @@ class PipeTransport:
 
     @property
     def closed(self) -> bool:
+        """Whether the browser closed its end or we closed ours."""
         return self._eof or self._fds_closed
 
     def _wait(self, fd: int, writing: bool, timeout: float) -> bool:
@@ -151,8 +105,9 @@ class PipeTransport:
         return bool(poller.poll(max(0, int(timeout * 1000 + 0.999))))
 
     def send(self, text: str, timeout: float) -> None:
+        """Write one NUL-terminated message to the browser's pipe, within `timeout`."""
         if self.closed:
-            raise BrowserError(_CLOSED)
+            raise BrowserError(CONNECTION_CLOSED)
         # json.dumps escapes every control character, so the text itself never holds the NUL.
         data = memoryview(text.encode() + b"\0")
         deadline = time.monotonic() + max(0.0, timeout)
@@ -163,7 +118,7 @@ class PipeTransport:
                 written = 0
             except OSError:  # EPIPE: the browser closed its end (Python ignores SIGPIPE)
                 self._eof = True
-                raise BrowserError(_CLOSED) from None
+                raise BrowserError(CONNECTION_CLOSED) from None
             data = data[written:]
             if not data:
                 return
@@ -185,13 +140,14 @@ class PipeTransport:
         return msg
 
     def recv(self, timeout: float) -> str | bytes | None:
+        """One whole message, or None when none came within `timeout` (0 = only a ready one)."""
         deadline = time.monotonic() + max(0.0, timeout)
         while True:
             msg = self._pop()
             if msg is not None:
                 return msg
             if self.closed:
-                raise BrowserError(_CLOSED)
+                raise BrowserError(CONNECTION_CLOSED)
             left = deadline - time.monotonic()
             if self._wait(self._read_fd, False, max(0.0, min(left, _PIPE_LIVENESS_S))):
                 try:
@@ -212,6 +168,7 @@ class PipeTransport:
                 return None
 
     def close(self) -> None:
+        """Close both pipe ends (once)."""
         if self._fds_closed:
             return
         self._fds_closed = True
@@ -243,6 +200,7 @@ class SocketTransport(PipeTransport):
         super().__init__(sock.fileno(), sock.fileno())
 
     def close(self) -> None:
+        """Close the socket to the relay (once); the shared window stays open."""
         import socket
 
         if self._fds_closed:
@@ -268,12 +226,7 @@ class SocketTransport(PipeTransport):
 class CdpConnection:
     """Request/response over one CDP transport; events read meanwhile go to registered handlers."""
 
-    def __init__(self, ws_url: str | None = None, open_timeout: float = 10.0, *,
-                 transport: Transport | None = None) -> None:
-        if transport is None:
-            if ws_url is None:
-                raise ValueError("CdpConnection needs a ws_url or a transport")
-            transport = WebSocketTransport(ws_url, open_timeout)
+    def __init__(self, *, transport: Transport) -> None:
         self._transport = transport
         self._next_id = 0
         self._handlers: dict[str, list[Handler]] = {}
@@ -287,10 +240,12 @@ class CdpConnection:
 
     @property
     def transport(self) -> Transport:
+        """The message stream this connection speaks over."""
         return self._transport
 
     @property
     def closed(self) -> bool:
+        """Whether this connection or its transport is closed."""
         return self._closed or self._transport.closed
 
     def on(self, method: str, callback: Handler) -> None:
@@ -386,6 +341,7 @@ class CdpConnection:
                 return
 
     def close(self) -> None:
+        """Close the connection and its transport."""
         self._closed = True
         self._transport.close()
 
@@ -409,6 +365,7 @@ class CdpPage:
         self.target_id = target_id
 
     def evaluate(self, expression: str, timeout: float = 10.0) -> Any:
+        """The value of a JavaScript expression in the page (promises awaited); BrowserError when it throws."""
         result = self._conn.call("Runtime.evaluate", {"expression": expression, "returnByValue": True,
                                                       "awaitPromise": True}, self.session_id, timeout)
         details = result.get("exceptionDetails")
@@ -423,6 +380,7 @@ class CdpPage:
         return value.get("value")
 
     def url(self) -> str:
+        """The page's current URL ("" when it cannot be read now)."""
         try:
             href = self.evaluate("location.href", timeout=5.0)
             if isinstance(href, str):
@@ -437,6 +395,7 @@ class CdpPage:
             return ""
 
     def ready_state(self) -> str:
+        """document.readyState ("" when it cannot be read now)."""
         try:
             state = self.evaluate("document.readyState", timeout=5.0)
         except BrowserError:
@@ -671,6 +630,7 @@ class CdpSession:
 
     @property
     def page(self) -> CdpPage:
+        """The tab sig opened."""
         if self._page is None:
             raise BrowserError("no page is open")
         return self._page
@@ -682,9 +642,11 @@ class CdpSession:
 
     @property
     def kind(self) -> str:
+        """How the browser was reached: its own (pipe), the shared window (relay) or attached (cdpUrl)."""
         return self._kind
 
     def cookies(self) -> list[dict[str, Any]]:
+        """The browser's cookie jar, in the CDP shape."""
         try:
             raw = self._conn.call("Storage.getCookies").get("cookies")
         except BrowserError:
@@ -694,6 +656,7 @@ class CdpSession:
         return [_cookie(c) for c in raw or [] if isinstance(c, dict)]
 
     def authorization_headers(self) -> list[tuple[str, str]]:
+        """(request URL, Authorization header value) of requests the page sent since launch."""
         try:
             self._conn.pump(0)  # take in what the browser already sent us
         except BrowserError:
@@ -701,6 +664,7 @@ class CdpSession:
         return list(self._auth)
 
     def wait(self, seconds: float) -> None:
+        """Wait `seconds`, handling the browser's events meanwhile."""
         end = time.monotonic() + max(0.0, seconds)
         try:
             self._conn.pump(seconds)
@@ -715,6 +679,7 @@ class CdpSession:
             return ""
 
     def alive(self) -> bool:
+        """Whether the browser and our tab are still there."""
         if self._closed:
             return False
         try:
@@ -724,6 +689,7 @@ class CdpSession:
         return not self._tab_gone and not self._browser_gone()
 
     def close(self) -> None:
+        """Close our tab, and the browser when it is ours alone (its cookies written to the profile)."""
         if self._closed:
             return
         self._closed = True
@@ -806,9 +772,12 @@ def answers(conn: CdpConnection, proc: Process, budget: float) -> bool | None:
 
 
 class CdpAdapter:
+    """The native adapter: Chromium over the DevTools protocol (pipe, shared window relay, or cdpUrl)."""
+
     name = "cdp"
 
     def launch(self, options: LaunchOptions) -> CdpSession:
+        """Start (or join, or attach to) a browser and open the entry page in a tab of ours."""
         if options.cdp_url:
             return self._attach(options)
         if options.shared:

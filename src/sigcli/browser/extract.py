@@ -6,7 +6,7 @@ why it produced nothing, so a login that never completes can say what was missin
 
 from __future__ import annotations
 
-from ..core.hosts import canonical_host, domain_matches, split_url
+from ..core.hosts import cookie_domain_matches, domain_matches, split_url
 from ..core.timeutil import now_ms
 
 TYPE_CHECKING = False
@@ -16,7 +16,7 @@ if TYPE_CHECKING:
     from ..core.model import Provider
     from .protocol import BrowserPage
 
-# A cookie that ends this soon is a tracker's heartbeat, not a session (reference §4.2.7).
+# A cookie that ends this soon is a tracker's heartbeat, not a session (the original sigcli's rule, kept).
 TRACKING_WINDOW_MS = 60_000
 
 
@@ -31,27 +31,11 @@ class Extraction:
 
     @property
     def complete(self) -> bool:
+        """Whether every rule found its value."""
         return not self.missing and bool(self.values)
 
 
 # ---- cookies ---------------------------------------------------------------------------------------
-
-
-def cookie_domain_matches(cookie_domain: str, domains: list[str]) -> bool:
-    """Would the browser send a cookie set for `cookie_domain` to one of the provider's hosts?
-    Exact host, a parent domain (`.example.com` for `jira.example.com`), or a host a `*` glob covers."""
-    cd = canonical_host(cookie_domain.lstrip("."))
-    if not cd:
-        return False
-    for pattern in domains:
-        p = canonical_host(pattern)
-        if "*" in p:
-            base = p.split("*.", 1)[-1] if p.startswith("*.") else ""
-            if domain_matches(p, cd) or (base and (cd == base or base.endswith("." + cd))):
-                return True
-        elif cd == p or p.endswith("." + cd):
-            return True
-    return False
 
 
 def _path_allowed(path: str, allowed: list[str] | None) -> bool:
@@ -113,6 +97,7 @@ def cookie_value(cookies: list[dict[str, Any]], match: str) -> tuple[str | None,
 
 
 def missing_required(cookies: list[dict[str, Any]], required: list[str]) -> list[str]:
+    """The requiredCookies names the jar does not hold."""
     names = {c.get("name") for c in cookies}
     return [r for r in required if r not in names]
 
@@ -310,7 +295,7 @@ def extract(provider: Provider, cookies: list[dict[str, Any]], page: BrowserPage
 
 
 def expiry_ms(extraction: Extraction, ttl_ms: int | None, now: int | None = None) -> int | None:
-    """The reference §4.2.7 algorithm: the earliest of localStorage expiries in the future, persistent
+    """The original sigcli's expiry rule: the earliest of localStorage expiries in the future, persistent
     cookies ending more than a minute from now, and now + ttl for session cookies."""
     now = now_ms() if now is None else now
     candidates = [e for e in extraction.storage_expiries if e > now]

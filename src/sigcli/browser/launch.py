@@ -423,6 +423,7 @@ def profile_lock_owner(user_data_dir: str) -> int | None:
 
 
 def profile_in_use_error(user_data_dir: str, pid: int) -> SigError:
+    """BROWSER_LAUNCH_ERROR for a profile another browser holds, with what to do."""
     return SigError(
         ErrorCode.BROWSER_LAUNCH_ERROR,
         f"the browser profile {user_data_dir} is in use by another browser (pid {pid})",
@@ -495,6 +496,7 @@ def start_browser_piped(options: LaunchOptions) -> tuple[SpawnedProcess, int, in
 
 
 def state_lock_path(user_data_dir: str) -> str:
+    """The lock file that serialises starts on a profile."""
     return os.path.join(user_data_dir, LOCK_FILE)
 
 
@@ -554,6 +556,7 @@ def _one_pid(value: Any) -> bool:
 
 
 def write_state(user_data_dir: str, state: dict[str, Any]) -> None:
+    """Record the running shared browser of a profile (pid, relay socket), atomically."""
     import json
 
     from ..store.files import atomic_write
@@ -562,6 +565,7 @@ def write_state(user_data_dir: str, state: dict[str, Any]) -> None:
 
 
 def remove_state(user_data_dir: str) -> None:
+    """Forget the profile's running browser (no error when there is none)."""
     try:
         os.unlink(os.path.join(user_data_dir, STATE_FILE))
     except OSError:

@@ -142,6 +142,7 @@ class PlaywrightPage:
         self._session = session
 
     def url(self) -> str:
+        """The page's current URL ("" when it cannot be read now)."""
         page = self._session._live_page()
         if page is None:
             return ""
@@ -151,6 +152,7 @@ class PlaywrightPage:
             return ""
 
     def ready_state(self) -> str:
+        """document.readyState ("" when it cannot be read now)."""
         try:
             value = self.evaluate("document.readyState")
         except BrowserError:
@@ -210,9 +212,11 @@ class PlaywrightSession:
 
     @property
     def page(self) -> PlaywrightPage:
+        """The page sig opened."""
         return self._page_view
 
     def cookies(self) -> list[dict[str, Any]]:
+        """The context's cookie jar, in the CDP shape."""
         if self._closed or self._context_closed:
             raise BrowserError("the browser is closed")
         try:
@@ -222,9 +226,11 @@ class PlaywrightSession:
         return [_cdp_cookie(c) for c in raw]
 
     def authorization_headers(self) -> list[tuple[str, str]]:
+        """(request URL, Authorization header value) of requests the page sent since launch."""
         return list(self._auth)
 
     def wait(self, seconds: float) -> None:
+        """Wait `seconds`, letting Playwright handle the browser's events meanwhile."""
         seconds = max(0.0, float(seconds))
         deadline = time.monotonic() + seconds
         page = self._live_page()
@@ -239,6 +245,7 @@ class PlaywrightSession:
             time.sleep(remaining)
 
     def alive(self) -> bool:
+        """Whether the browser and the page are still there."""
         if self._closed or self._context_closed:
             return False
         if self._browser_pid is not None and not _pid_running(self._browser_pid):

@@ -2,7 +2,7 @@
 
 An adapter starts (or reuses) a real Chromium-family browser on a profile directory, opens one page on a
 URL and answers a few questions about it. Everything else (when to look, what to extract, whether the
-login is done) lives above, in the cascade, and is the same for every adapter.
+login is done) lives above, in the login cascade (auth/browser_login.py), and is the same for every adapter.
 
 Cookies come back as plain dicts in the CDP shape, whatever the adapter:
     {"name", "value", "domain", "path", "expires" (seconds since epoch, -1 for a session cookie),
@@ -23,6 +23,8 @@ if TYPE_CHECKING:
 
 @dataclass
 class LaunchOptions:
+    """How to start (or reach) a browser and which page to open."""
+
     executable: str  # absolute path of chrome / chromium / msedge
     user_data_dir: str  # the profile; created 0700 if missing
     url: str  # the page to open
@@ -47,6 +49,8 @@ class LaunchOptions:
 if TYPE_CHECKING:
 
     class BrowserPage(Protocol):
+        """The one tab sig opened and watches."""
+
         def url(self) -> str:
             """location.href of the page sig opened; "" when it cannot be read right now."""
 
@@ -57,10 +61,13 @@ if TYPE_CHECKING:
             """Evaluate a JS expression in the page, return its JSON value. Raises BrowserError."""
 
     class BrowserSession(Protocol):
+        """A running (or joined, or attached) browser with sig's tab open in it."""
+
         adapter: str  # "cdp" | "playwright"
 
         @property
-        def page(self) -> BrowserPage: ...
+        def page(self) -> BrowserPage:
+            """The tab sig opened."""
 
         def cookies(self) -> list[dict[str, Any]]:
             """Every cookie of the profile (all domains and paths, HttpOnly included)."""
@@ -81,11 +88,17 @@ if TYPE_CHECKING:
         restored_cookies: int
 
     class BrowserAdapter(Protocol):
+        """A way to drive a browser (native CDP, Playwright): launch → session → page."""
+
         name: str
 
         def launch(self, options: LaunchOptions) -> BrowserSession:
             """Start the browser and open options.url. Raises SigError(BROWSER_LAUNCH_ERROR) with the fix."""
 
 
+# What a transport's send/recv raise (as BrowserError) once the browser end of the connection is gone.
+CONNECTION_CLOSED = "the browser connection closed (the browser exited or crashed)"
+
+
 class BrowserError(Exception):
-    """A page-level failure (evaluate threw, target went away). The cascade treats it as "not yet"."""
+    """A page-level failure (evaluate threw, target went away). The login cascade treats it as "not yet"."""

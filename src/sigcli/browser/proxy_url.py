@@ -1,7 +1,8 @@
 """The browser's view of a provider's ``networkProxy``.
 
-The URL itself is read by the one parser every part of sig shares (``net/proxy.py``: the last ``@`` ends the
-user info, ambiguous input refused, errors never quote the URL). What is Chromium's alone lives here:
+The URL itself is read by the one parser every part of sig shares (``net/network_proxy.py``: the last ``@``
+ends the user info, ambiguous input refused, errors never quote the URL). What is Chromium's alone lives
+here:
 
 * the browser sees ``scheme://host:port`` only (``--proxy-server=``, never the user name or password, which
   are answered over CDP when the proxy asks), and Chromium spells ``socks5h`` as ``socks5`` (it resolves
@@ -19,11 +20,13 @@ from ..core.secret import Secret
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
-    from ..net.proxy import NetworkProxy
+    from ..net.network_proxy import NetworkProxy
 
 
 @dataclass(frozen=True)
 class BrowserProxy:
+    """A networkProxy as Chromium takes it: scheme, host and port on the command line, credentials answered."""
+
     scheme: str  # as Chromium spells it: http or socks5
     host: str  # brackets kept around an IPv6 address
     port: int
@@ -37,6 +40,7 @@ class BrowserProxy:
 
     @property
     def has_auth(self) -> bool:
+        """Whether the proxy needs a user name and password."""
         return self.username is not None
 
 
@@ -53,7 +57,7 @@ def browser_proxy(proxy: NetworkProxy, owner: str = "") -> BrowserProxy:
 
 
 def parse_proxy_url(raw: str, owner: str = "") -> BrowserProxy:
-    """Parse with net/proxy.py's parser, then take the browser's view. `owner` names it in errors."""
-    from ..net.proxy import NetworkProxy
+    """Parse with net/network_proxy.py's parser, then take the browser's view. `owner` names it in errors."""
+    from ..net.network_proxy import NetworkProxy
 
     return browser_proxy(NetworkProxy.parse(raw, owner), owner)

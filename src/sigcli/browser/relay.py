@@ -82,6 +82,8 @@ def _peer_uid(sock: socket.socket) -> int | None:
 
 
 class Relay:
+    """Owns the shared visible browser's pipe and lets several sig logins use it over a Unix socket."""
+
     def __init__(self, proc: SpawnedProcess, read_fd: int, write_fd: int, pending: bytes,
                  listener: socket.socket, path: str, user_data_dir: str, hello: dict[str, Any]) -> None:
         self.proc = proc
@@ -157,7 +159,7 @@ class Relay:
             client, client_id, method = entry
             if client is None or client not in self.clients:
                 return  # the relay's own command, or its sender has gone
-            result = msg.get("result") if isinstance(msg.get("result"), dict) else {}
+            result: dict[str, Any] = msg["result"] if isinstance(msg.get("result"), dict) else {}
             if method == "Target.attachToTarget" and isinstance(result.get("sessionId"), str):
                 self.sessions[result["sessionId"]] = client
                 client.sessions.add(result["sessionId"])
@@ -223,7 +225,7 @@ class Relay:
         import select
 
         poller = select.poll()
-        owners: dict[int, Any] = {}
+        owners: dict[int, _Client | str] = {}
         poller.register(self.read_fd, select.POLLIN)
         if self.browser_out:
             poller.register(self.write_fd, select.POLLOUT)
@@ -249,9 +251,9 @@ class Relay:
             elif owners.get(fd) == "listener":
                 self._accept()
             else:
-                client = owners.get(fd)
-                if isinstance(client, _Client) and client in self.clients:
-                    self._serve_client(client, events)
+                owner = owners.get(fd)
+                if isinstance(owner, _Client) and owner in self.clients:
+                    self._serve_client(owner, events)
 
     def _read_browser(self) -> None:
         try:
@@ -370,6 +372,7 @@ class Relay:
             self.listener = None
 
     def serve(self) -> None:
+        """Relay messages until the browser exits, SIGTERM arrives, or no client is left."""
         def on_term(_signum: int, _frame: object) -> None:
             self.stop = True
 
@@ -477,6 +480,7 @@ def _answer(result: dict[str, Any]) -> None:
 
 
 def main() -> int:
+    """The relay process (`python -m sigcli.browser.relay`): start the browser, serve, exit status."""
     # Our own session (no terminal): a login's Ctrl-C is that login's; SIGTERM closes the window.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     signal.signal(signal.SIGHUP, signal.SIG_IGN)

@@ -5,7 +5,7 @@ browser. A site that logs in with session cookies alone would then need a person
 while its server still honours the session. So a successful browser login also keeps the session cookies of
 the provider's domains (the same domain rule as the extract rules: a provider domain, a parent of one, or a
 host a ``*`` pattern covers; every path), sealed with the provider's credential as the extra payload key
-``browserSessionCookies`` (SPEC §2: ``values`` stays the original's flat map), and the next login puts them
+``browserSessionCookies`` (README "Browser login": ``values`` stays the original's flat map), and the next login puts them
 back into the fresh browser before it opens the entry page — for the provider's domains only, and never
 over a cookie the browser already holds under the same name, domain and path.
 
@@ -68,7 +68,7 @@ def _parse(raw: Any) -> _Cookie | None:
 
 
 def _for_provider(cookies: list[_Cookie], provider: Provider) -> list[_Cookie]:
-    from .extract import cookie_domain_matches
+    from ..core.hosts import cookie_domain_matches
 
     return [c for c in cookies if cookie_domain_matches(c.domain, provider.domains)][:MAX_COOKIES]
 

@@ -58,10 +58,12 @@ _RELAYS: list[subprocess.Popen[bytes]] = []
 
 
 def socket_dir(user_data_dir: str) -> str:
+    """The private folder of the shared window's relay socket for a profile."""
     return os.path.join(user_data_dir, SOCKET_DIR)
 
 
 def socket_path(user_data_dir: str) -> str:
+    """The relay's Unix socket for a profile."""
     return os.path.join(socket_dir(user_data_dir), SOCKET_NAME)
 
 

@@ -1,4 +1,7 @@
-"""The composition root: wires config, store, audit and auth for one command. Built lazily, piece by piece."""
+"""The composition root: wires config, store, audit and auth for one command. Built lazily, piece by piece.
+
+Commands get their services from here (`app.config`, `app.store`, `app.auth`, `app.auth_for(config)` for a
+loop that reloads the config); they never build a store or a manager themselves."""
 
 from __future__ import annotations
 
@@ -9,6 +12,7 @@ from ..core.text import printable
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
+    from collections.abc import Callable
     from typing import Any
 
     from ..auth.manager import AuthManager
@@ -18,6 +22,8 @@ if TYPE_CHECKING:
 
 
 class App:
+    """What a command is given: terminal output and prompts, and the services (config, store, auth, audit)."""
+
     def __init__(self, verbose: bool = False) -> None:
         self.verbose = verbose
         self._config: Config | None = None
@@ -38,6 +44,7 @@ class App:
             live.redraw()
 
     def log(self, message: str) -> None:
+        """A --verbose line on stderr (nothing without --verbose)."""
         if self.verbose:
             self._err(f"[sig] {printable(message)}\n")
 
@@ -47,6 +54,7 @@ class App:
         self._err(printable(message) + "\n")
 
     def warn(self, message: str) -> None:
+        """A "Warning: …" line on stderr."""
         self._err(f"Warning: {printable(message)}\n")
 
     def waiting(self, what: str, timeout_s: float, prompt_below: bool) -> WaitLine:
@@ -61,6 +69,7 @@ class App:
         return self._live
 
     def out(self, text: str) -> None:
+        """Data on stdout (a newline added when missing)."""
         sys.stdout.write(text if text.endswith("\n") or not text else text + "\n")
 
     def ask(self, prompt: str, secret: bool) -> str | None:
@@ -83,6 +92,7 @@ class App:
     # -- services ---------------------------------------------------------------------------------------
     @property
     def config(self) -> Config:
+        """The config, loaded once (its warnings shown when it was parsed afresh)."""
         if self._config is None:
             from ..config.load import load_config
 
@@ -93,38 +103,40 @@ class App:
             self._config = config
         return self._config
 
-    def reload_config(self) -> Config:
-        self._config = None
-        return self.config
-
     @property
     def store(self) -> CredentialStore:
+        """The credential store the config names (built once, on first use)."""
         if self._store is None:
-            from ..store.credentials import CredentialStore
+            from ..config.load import open_store
 
-            self._store = CredentialStore(self.config.credentials_dir, paths.key_path(), self.log)
+            self._store = open_store(self.config, self.log)
         return self._store
 
     @property
     def auth(self) -> AuthManager:
+        """The AuthManager over `store`: stored → valid? → refresh (built once, on first use)."""
         if self._auth is None:
             from ..auth.manager import AuthManager
 
             self._auth = AuthManager(self.store, self.log)
         return self._auth
 
+    def auth_for(self, config: Config, log: Callable[[str], None] | None = None) -> AuthManager:
+        """A fresh AuthManager for `config` (long-running loops reload the config and rebuild with it)."""
+        from ..auth.manager import AuthManager
+        from ..config.load import open_store
+
+        quiet = log or (lambda _m: None)
+        return AuthManager(open_store(config, quiet), quiet)
+
     def audit(self, action: str, status: str, provider: str | None = None,
               metadata: dict[str, Any] | None = None) -> None:
+        """Append an event to the audit log (names and outcomes, never a secret)."""
         from ..store.audit import record
 
         if metadata is not None:
             metadata = _loggable(metadata)
         record(paths.audit_path(), action, status, provider, metadata)
-
-    def agent_detected(self) -> bool:
-        from .guard import agent_detected  # the marker list lives with the guard that uses it
-
-        return agent_detected()
 
 
 def _loggable(value: Any) -> Any:

@@ -16,6 +16,8 @@ SHORT = {"-h": "help"}
 
 
 class Args:
+    """The parsed command line: positionals, what follows `--`, and flags by name."""
+
     def __init__(self, command: str) -> None:
         self.command = command
         self.positionals: list[str] = []
@@ -24,9 +26,11 @@ class Args:
         self.spelled: dict[str, str] = {}  # flag name -> how it was given (--method, -X, --json)
 
     def flag(self, name: str) -> bool:
+        """Whether a bool flag was given."""
         return bool(self.flags.get(name))
 
     def value(self, name: str, default: str | None = None) -> str | None:
+        """The value of a value flag (the last one for a repeatable flag), or `default`."""
         v = self.flags.get(name)
         if isinstance(v, list):
             return v[-1] if v else default
@@ -35,12 +39,14 @@ class Args:
         return default
 
     def values(self, name: str) -> list[str]:
+        """Every value of a repeatable flag, in order."""
         v = self.flags.get(name)
         if isinstance(v, list):
             return v
         return [v] if isinstance(v, str) else []
 
     def given(self, name: str) -> bool:
+        """Whether the flag appears on the command line at all."""
         return name in self.flags
 
 
@@ -67,6 +73,7 @@ def unknown_word(what: str, word: str, choices: list[str] | tuple[str, ...], usa
 
 
 def parse(command: str, argv: list[str], spec: dict[str, str], short: dict[str, str] | None = None) -> Args:
+    """Parse `argv` of `command` against its flags {name: kind} and short forms; usage errors name the flag."""
     kinds = {**GLOBAL_FLAGS, **spec}
     shorts = short or {}
     args = Args(command)

@@ -40,6 +40,7 @@ def agent_markers(environ: Mapping[str, str] | None = None) -> list[str]:
 
 
 def agent_detected(environ: Mapping[str, str] | None = None) -> bool:
+    """Whether an AI agent's marker variable is set."""
     return bool(agent_markers(environ))
 
 

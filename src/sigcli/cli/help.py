@@ -393,4 +393,5 @@ ended) are reported as "needs login" once, not on every pass. The config is re-r
 
 
 def command_help(command: str) -> str | None:
+    """The --help text of a command, or None for an unknown one."""
     return _COMMANDS.get(command)

@@ -52,6 +52,7 @@ def _unknown_command(word: str) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
+    """Parse, dispatch to one command module, map a SigError to its message and exit code."""
     from .streams import setup
 
     setup()  # an ASCII or Latin-1 terminal gets escapes and ASCII glyphs, never a UnicodeEncodeError
@@ -132,10 +133,10 @@ def main(argv: list[str] | None = None) -> int:
             import traceback
 
             traceback.print_exc()
-        err = SigError(
+        internal = SigError(
             "GENERAL_ERROR",
             f"unexpected internal error ({type(exc).__name__})",
             "run again with --verbose for details, and report it at the project's issue tracker",
         )
-        _print_error(err, json_errors, verbose)
+        _print_error(internal, json_errors, verbose)
         return 1

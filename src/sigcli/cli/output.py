@@ -16,6 +16,7 @@ FORMATS = ("json", "yaml", "env", "table", "plain")
 
 
 def choose_format(requested: str | None, allowed: tuple[str, ...] = FORMATS) -> str:
+    """The output format asked for (default table on a terminal, json otherwise); usage error for another."""
     from ..core.errors import usage_error
 
     if requested is None:
@@ -26,6 +27,7 @@ def choose_format(requested: str | None, allowed: tuple[str, ...] = FORMATS) -> 
 
 
 def to_json(data: Any) -> str:
+    """`data` as indented JSON."""
     return dumps(data, indent=2)
 
 
@@ -105,6 +107,7 @@ def _yaml_inline(value: Any) -> str:
 
 
 def to_yaml(data: Any) -> str:
+    """`data` as YAML (plain scalars, no library needed)."""
     return "\n".join(_yaml_lines(data, 0))
 
 
@@ -119,6 +122,7 @@ def _env_quote(value: Any) -> str:
 
 
 def to_env(data: Any) -> str:
+    """`data` as NAME=value lines (quoted for a shell; a list's rows get _0, _1, … suffixes)."""
     from ..core.hosts import env_name
 
     lines: list[str] = []
@@ -131,6 +135,7 @@ def to_env(data: Any) -> str:
 
 
 def to_plain(data: Any) -> str:
+    """`data` as `key: value` blocks, one per row."""
     def block(row: dict[str, Any]) -> str:
         out = []
         for key, value in row.items():
@@ -150,6 +155,7 @@ def to_plain(data: Any) -> str:
 
 
 def to_table(rows: list[dict[str, Any]], max_widths: dict[str, int] | None = None) -> str:
+    """`rows` as an aligned table (columns cut to `max_widths`)."""
     if not rows:
         return ""
     max_widths = max_widths or {}
@@ -180,6 +186,7 @@ def to_table(rows: list[dict[str, Any]], max_widths: dict[str, int] | None = Non
 
 
 def render(data: Any, fmt: str, table_rows: list[dict[str, Any]] | None = None) -> str:
+    """`data` in `fmt`; `table_rows` are what the table shows when they differ from the data."""
     if fmt == "json":
         return to_json(data)
     if fmt == "yaml":

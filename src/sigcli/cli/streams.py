@@ -87,7 +87,7 @@ def setup() -> None:
     if stdin is not None and encoding and not _unicode_capable(encoding):
         try:
             if codecs.lookup(encoding).name == "ascii":
-                stdin.reconfigure(encoding="utf-8", errors="replace")  # type: ignore[attr-defined]
+                stdin.reconfigure(encoding="utf-8", errors="replace")  # type: ignore[union-attr]
         except (LookupError, AttributeError, ValueError, OSError):
             pass
 
@@ -117,6 +117,7 @@ def fits(text: str, stream: TextIO | None = None) -> str:
 
 
 def for_stdout(text: str) -> str:
+    """`text` in glyphs stdout's encoding can show (ASCII fallbacks otherwise)."""
     return fits(text, sys.stdout)
 
 

@@ -24,6 +24,7 @@ CLEAR = "\r\x1b[2K"
 
 
 def duration(seconds: float) -> str:
+    """Seconds as a short duration for the waiting line ("45s", "2m 05s", "1h 03m")."""
     seconds = max(int(seconds), 0)
     if seconds < 60:
         return f"{seconds}s"
@@ -64,6 +65,7 @@ class WaitLine:
             return False
 
     def text(self) -> str:
+        """The line as it reads now: what sig waits for, the time elapsed and left."""
         elapsed = time.monotonic() - self.started
         left = self.timeout_s - elapsed
         ellipsis = "…" if self.live else ""
@@ -119,10 +121,12 @@ class WaitLine:
             self._write(CLEAR)
 
     def redraw(self) -> None:
+        """Draw the line again (after a message printed above it)."""
         if self.live and not self.above:
             self._draw()
 
     def stop(self) -> None:
+        """End the wait: stop the clock and leave the terminal clean."""
         with self.lock:
             if self._stopped.is_set():
                 return

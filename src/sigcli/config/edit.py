@@ -13,7 +13,7 @@ from typing import Any
 from ..core.errors import ErrorCode, SigError
 from . import paths
 
-# Order in which the original persists an auto-provisioned provider's fields (§2.6).
+# Order in which the original sigcli persists an auto-provisioned provider's fields (files stay alike).
 PERSIST_ORDER = (
     "name", "domains", "entryUrl", "validateUrl", "validateRule", "strategy", "headerName", "headerPrefix",
     "extract", "apply", "ttl", "networkProxy", "loginMode", "oauth2", "env", "userinfoUrl",
@@ -49,6 +49,7 @@ def _block(value: Any) -> Any:
 
 
 def to_block(value: Any) -> Any:
+    """`value` (dicts and lists, deeply) as round-trip nodes written in block style."""
     return _block(value)
 
 
@@ -119,29 +120,34 @@ def provider_entry(provider: dict[str, Any]) -> dict[str, Any]:
 
 
 def set_provider(doc: Any, provider_id: str, entry: dict[str, Any]) -> None:
+    """Add or replace the provider entry `provider_id` under providers:."""
     providers = _ensure_map(doc, "providers")
     providers[provider_id] = _block(entry)
 
 
 def rename_provider(doc: Any, old: str, new: str) -> bool:
-    providers = doc.get("providers")
+    """Give provider `old` the id `new` in place (same position, comments kept), in the watch list too."""
+    providers: Any = doc.get("providers")
     if not isinstance(providers, dict) or old not in providers:
         return False
     position = list(providers.keys()).index(old)
     entry = providers.pop(old)
     if isinstance(entry, dict) and entry.get("name") == old:
         entry["name"] = new
-    providers.insert(position, new, entry)
+    ordered: Any = providers  # a round-trip CommentedMap: it can insert at a position
+    ordered.insert(position, new, entry)
     watch = doc.get("watch")
-    wp = watch.get("providers") if isinstance(watch, dict) else None
+    wp: Any = watch.get("providers") if isinstance(watch, dict) else None
     if isinstance(wp, dict) and old in wp:
         wpos = list(wp.keys()).index(old)
         spec = wp.pop(old)
-        wp.insert(wpos, new, spec)
+        watched: Any = wp
+        watched.insert(wpos, new, spec)
     return True
 
 
 def remove_provider(doc: Any, provider_id: str) -> bool:
+    """Remove the provider entry and its watch-list entry; True when there was one."""
     removed = False
     providers = doc.get("providers")
     if isinstance(providers, dict) and provider_id in providers:
@@ -202,7 +208,8 @@ def _hand_over_trailing(node: Any, new_key: str) -> None:
     container: Any = node
     while isinstance(container, dict | list) and container:
         key: Any = list(container.keys())[-1] if isinstance(container, dict) else len(container) - 1
-        entry = getattr(container, "ca", None) and container.ca.items.get(key)
+        comments = getattr(container, "ca", None)
+        entry = comments and comments.items.get(key)
         slot = 2 if isinstance(container, dict) else 0
         if entry and len(entry) > slot and entry[slot] is not None:
             holder = (entry, slot)

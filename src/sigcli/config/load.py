@@ -16,7 +16,10 @@ from . import paths
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
+    from collections.abc import Callable
     from typing import Any
+
+    from ..store.credentials import CredentialStore
 
 CACHE_VERSION = 6  # 4: files with YAML anchors/aliases no longer load; 5: stricter types (NUL in paths, NaN, …); 6: sandbox section
 
@@ -34,25 +37,32 @@ class Config:
 
     @property
     def mode(self) -> str:
-        return self.data.get("mode", "browser")
+        """"browser" or "browserless" (no browser on this machine)."""
+        mode: str = self.data.get("mode", "browser")
+        return mode
 
     @property
     def browser(self) -> dict[str, Any]:
+        """The browser section (binary, profile, timeouts, adapter, cdpUrl)."""
         return dict(self.data.get("browser") or {})
 
     @property
     def credentials_dir(self) -> str:
+        """storage.credentialsDir, expanded (default ~/.sig/credentials)."""
         return paths.expand_path((self.data.get("storage") or {}).get("credentialsDir") or "~/.sig/credentials")
 
     @property
     def remotes(self) -> dict[str, Any]:
+        """The SSH remotes by name."""
         return dict(self.data.get("remotes") or {})
 
     @property
     def watch(self) -> dict[str, Any]:
+        """The watch section: interval and the providers watched."""
         return dict(self.data.get("watch") or {"interval": "5m", "providers": {}})
 
     def get(self, provider_id: str) -> Provider | None:
+        """The provider with this exact id, or None."""
         return self.providers.get(provider_id)
 
     def resolve(self, text: str) -> Provider | None:
@@ -68,6 +78,7 @@ class Config:
         return self.resolve_host(text)
 
     def resolve_host(self, text: str) -> Provider | None:
+        """The provider whose domains cover the host of `text` (exact domains before globs), or None."""
         _, host, _ = split_url(text)
         if not host:
             return None
@@ -81,7 +92,8 @@ class Config:
 
 
 def stat_key(path: str) -> list[int] | None:
-    """What identifies a version of a file for caching: inode, size, mtime, ctime (None if missing)."""
+    """What identifies a version of a file: inode, size, mtime, ctime (None if missing). The one "has the
+    config changed?" test: the config cache (below) and the SDK's reload compare it."""
     try:
         st = os.stat(path)
     except OSError:
@@ -174,6 +186,7 @@ def provider_not_found(target: str) -> SigError:
 
 
 def missing_config_error(path: str) -> SigError:
+    """CONFIG_ERROR for a missing config file, saying to run `sig init`."""
     return SigError(
         ErrorCode.CONFIG_ERROR,
         f"no config file found at {path}",
@@ -196,7 +209,7 @@ class _Refused(Exception):
         self.what, self.line, self.column = what, line, column
 
 
-_CLASSES: Any = None
+_CLASSES: tuple[Any, Any] | None = None
 
 
 def _safe_yaml_classes() -> tuple[Any, Any]:
@@ -213,7 +226,7 @@ def _safe_yaml_classes() -> tuple[Any, Any]:
         from ruamel.yaml.constructor import RoundTripConstructor
         from ruamel.yaml.events import AliasEvent
 
-        class SafeComposer(Composer):  # type: ignore[misc]
+        class SafeComposer(Composer):
             _depth = 0
 
             def compose_node(self, parent: Any, index: Any) -> Any:
@@ -230,7 +243,7 @@ def _safe_yaml_classes() -> tuple[Any, Any]:
                 finally:
                     self._depth -= 1
 
-        class SafeConstructor(RoundTripConstructor):  # type: ignore[misc]
+        class SafeConstructor(RoundTripConstructor):
             def construct_object(self, node: Any, deep: bool = False) -> Any:
                 if isinstance(node.value, str) and not node.value.isascii():
                     node.value = _whole_characters(node.value, node.start_mark)
@@ -322,6 +335,7 @@ def parse_yaml(text: str, path: str) -> Any:
 
 
 def parse_config(text: str, path: str) -> Config:
+    """The Config of YAML `text`; CONFIG_ERROR listing every problem."""
     from .schema import normalise
 
     doc = parse_yaml(text, path)
@@ -367,3 +381,18 @@ def load_config(path: str | None = None) -> tuple[Config, bool]:
     if stat_key(path) == key:
         _write_cache(path, key, config)
     return config, True
+
+
+def open_store(config: Config | None, log: Callable[[str], None] | None = None, *,
+               credentials_dir: str | None = None, key_path: str | None = None) -> CredentialStore:
+    """The credential store a config names (storage.credentialsDir), sealed with the key file of SIG_HOME:
+    the one place a CredentialStore is built (cli/app.py's App, the watch loop, sync, doctor, init, the
+    SDK). `credentials_dir` / `key_path` replace the config's and SIG_HOME's (init before a config exists,
+    an SDK client on another sig folder)."""
+    from ..store.credentials import CredentialStore
+
+    if credentials_dir is None:
+        if config is None:
+            raise ValueError("open_store needs a config or a credentials_dir")
+        credentials_dir = config.credentials_dir
+    return CredentialStore(credentials_dir, key_path or paths.key_path(), log)

@@ -6,10 +6,12 @@ import os
 
 
 def user_home() -> str:
+    """$HOME (the user's home folder)."""
     return os.environ.get("HOME") or os.path.expanduser("~")
 
 
 def sig_home() -> str:
+    """$SIG_HOME, else ~/.sig."""
     override = os.environ.get("SIG_HOME")
     if override:
         return os.path.abspath(os.path.expanduser(override))
@@ -17,18 +19,22 @@ def sig_home() -> str:
 
 
 def config_path() -> str:
+    """SIG_HOME/config.yaml."""
     return os.path.join(sig_home(), "config.yaml")
 
 
 def key_path() -> str:
+    """SIG_HOME/encryption.key."""
     return os.path.join(sig_home(), "encryption.key")
 
 
 def audit_path() -> str:
+    """SIG_HOME/audit.log."""
     return os.path.join(sig_home(), "audit.log")
 
 
 def cache_dir() -> str:
+    """SIG_HOME/cache (the parsed config's cache)."""
     return os.path.join(sig_home(), "cache")
 
 

@@ -1,4 +1,4 @@
-"""Validation presets for public sites (seed 001's "common validation URLs").
+"""Validation presets for public sites (README "Configuration", "Validation presets").
 
 On a public site the home page answers 200 whether or not you are logged in, so a provider made from its
 URL would take any visitor's tracking cookies for a login. A preset names a page that only a logged-in
@@ -26,7 +26,7 @@ PRESETS: dict[str, dict[str, Any]] = {
         "name": "X (Twitter)",
         "domains": ["x.com", "twitter.com"],
         "validateUrl": "https://x.com/i/api/2/notifications/all.json?count=1",
-        # The API also wants the ct0 cookie echoed as x-csrf-token (seed 001's X example).
+        # The API also wants the ct0 cookie echoed as x-csrf-token (README "Configuration").
         "extract": [{"from": "cookies", "as": "ct0", "match": "ct0"}],
         "apply": [{"in": "header", "name": "x-csrf-token", "value": "${ct0}"},
                   {"in": "header", "name": "authorization", "value": _X_WEB_BEARER}],

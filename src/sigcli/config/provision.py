@@ -1,16 +1,17 @@
-"""Auto-provisioning: a provider made from a URL the user logged in to (reference §2.6)."""
+"""Auto-provisioning: a provider made from a URL the user logged in to (`sig login <url>`, README "Commands")."""
 
 from __future__ import annotations
 
 from typing import Any
 
+from ..core import strategies
 from ..core.errors import ErrorCode, SigError
 from ..core.hosts import derive_short_id, split_url, unique_id
 from .presets import preset_for
 from .schema import default_apply
 
 
-def provision(url: str, taken: set[str], strategy: str = "browser") -> dict[str, Any]:
+def provision(url: str, taken: set[str], strategy: str = strategies.DEFAULT) -> dict[str, Any]:
     """A normalised provider dict for `url`; its id is derived from the host name and made unique.
     A public site with a validation preset (config/presets.py) gets the preset's id, name, domains and
     validateUrl/validateRule, so the login waits for a real session rather than any visitor's cookies."""
@@ -39,12 +40,13 @@ def provision(url: str, taken: set[str], strategy: str = "browser") -> dict[str,
         for key in ("validateUrl", "validateRule"):
             if preset[1].get(key):
                 provider[key] = preset[1][key]
-    if strategy == "browser":
+    captured = strategies.TABLE[strategy].needs_browser  # a browser login: its cookie jar, for 2 h by default
+    if captured:
         provider["ttl"] = "2h"
         provider["extract"] = [{"from": "cookies", "as": "cookie", "match": "*"}]
         if preset:
             provider["extract"] += [dict(rule) for rule in preset[1].get("extract", [])]
     provider["apply"] = default_apply(strategy, provider)
-    if preset and strategy == "browser":
+    if preset and captured:
         provider["apply"] += [dict(rule) for rule in preset[1].get("apply", [])]
     return provider

@@ -1,4 +1,5 @@
-"""Validate a parsed config and normalise both formats (v2 and seed 000) into one JSON-able model.
+"""Validate a parsed config and normalise both formats (v2 and the seed format, README "Configuration") into
+one JSON-able model.
 
 Pure: takes the mapping YAML gave (ruamel's, which knows line numbers, or a plain dict) and returns
 (normalised config, errors, warnings). Every problem is collected, never just the first.
@@ -9,11 +10,12 @@ from __future__ import annotations
 import math
 from typing import Any
 
+from ..core import strategies
 from ..core.duration import parse_duration_ms
 from ..core.envtemplate import env_name_problem
 from ..core.errors import SigError
 from ..core.hosts import split_url, valid_provider_id
-from ..core.model import STRATEGIES
+from ..core.strategies import NAMES as STRATEGIES
 from ..core.text import printable
 
 TOP_KEYS = {"version", "mode", "browser", "storage", "remotes", "watch", "providers", "browserChannel", "sandbox"}
@@ -131,25 +133,13 @@ def _plain(value: Any) -> Any:
 
 
 def default_apply(strategy: str, entry: dict[str, Any]) -> list[dict[str, str]]:
-    """Apply rules a strategy implies when the entry gives none (seed 000 style providers)."""
-    if strategy in ("cookie", "browser"):
-        return [{"in": "header", "name": "Cookie", "value": "${cookie}"}]
-    if strategy == "api-token":
-        header = entry.get("headerName") or "Authorization"
-        prefix = entry.get("headerPrefix")
-        if prefix is None:
-            prefix = "Bearer" if header.lower() == "authorization" else ""
-        value = f"{prefix} ${{token}}" if prefix else "${token}"
-        return [{"in": "header", "name": header, "value": value}]
-    if strategy == "basic":
-        return [{"in": "header", "name": "Authorization", "value": "Basic ${basic_auth}"}]
-    if strategy == "oauth2":
-        return [{"in": "header", "name": "Authorization", "value": "Bearer ${access_token}"}]
-    return []
+    """Apply rules a strategy implies when the entry gives none (core/strategies.py)."""
+    row = strategies.spec(strategy)
+    return row.default_apply(entry) if row is not None else []
 
 
 def _inject_to_apply(rule: Any, where: str, report: _Report, line: int | None) -> dict[str, str] | None:
-    """Seed 000 `proxy.inject` rule (`from: credential.*`) -> an apply rule with a ${key} template."""
+    """A seed-format `proxy.inject` rule (`from: credential.*`) -> an apply rule with a ${key} template."""
     if not isinstance(rule, dict):
         report.error(f"{where} must be a mapping", line)
         return None
@@ -312,11 +302,12 @@ def _provider(key: Any, entry: Any, report: _Report, pline: int | None) -> dict[
     strategy_known = strategy in STRATEGIES
     if strategy is None:
         report.error(f'Provider "{pid}": missing required field "strategy" ({", ".join(STRATEGIES)})', pline)
-        strategy = "browser"
+        strategy = strategies.DEFAULT
     elif strategy not in STRATEGIES:
         report.error(f'Provider "{pid}": invalid strategy "{_shown(strategy)}". Valid: {", ".join(STRATEGIES)}', sline)
-        strategy = "browser"
+        strategy = strategies.DEFAULT
     out["strategy"] = strategy
+    row = strategies.TABLE[strategy]
     for key in ("name", "entryUrl", "validateUrl", "validateRule", "networkProxy", "headerName",
                 "headerPrefix", "caFile", "setupInstructions", "userinfoUrl"):
         if key in entry and entry[key] is not None:
@@ -329,7 +320,7 @@ def _provider(key: Any, entry: Any, report: _Report, pline: int | None) -> dict[
                 out[key] = str(entry[key])
     if "networkProxy" in out:
         # Read here with the parser every user of it shares, so a bad one is reported now, with its line.
-        from ..net.proxy import NetworkProxy
+        from ..net.network_proxy import NetworkProxy
 
         try:
             NetworkProxy.parse(out["networkProxy"])
@@ -343,11 +334,11 @@ def _provider(key: Any, entry: Any, report: _Report, pline: int | None) -> dict[
         report.error(f'Provider "{pid}": headerPrefix holds a line break or NUL', _line(entry, "headerPrefix"))
     if "entryUrl" not in out and _is_str(seed_url):
         out["entryUrl"] = str(seed_url)
-    if strategy_known and strategy in ("browser", "prompt") and not out.get("entryUrl"):
+    if strategy_known and row.rules_from_config and not out.get("entryUrl"):
         report.error(f'Provider "{pid}": missing required field "entryUrl"', pline)
     if "validateRule" in out:
         # Checked once when the config cache is rebuilt (quickjs stays off the hot path).
-        from ..auth.jsrule import rule_syntax_error
+        from ..rules.jsrule import rule_syntax_error
 
         problem = rule_syntax_error(out["validateRule"])
         if problem:
@@ -406,29 +397,29 @@ def _provider(key: Any, entry: Any, report: _Report, pline: int | None) -> dict[
                 report.error(f'Provider "{pid}": oauth2.scopes must be a list of strings', _line(o, "scopes"))
             _check_oauth2_fields(o, pid, report, _line(entry, "oauth2"))
             out["oauth2"] = {k: _plain(v) for k, v in o.items() if k in OAUTH2_KEYS}
-    # Seed 001 writes the OAuth2 settings at the provider's top level: fold them into oauth2.
+    # The seed format may give the OAuth2 settings at the provider's top level: fold them into oauth2.
     flat = {k: entry[k] for k in ("tokenUrl", "clientId", "clientSecret", "scopes") if k in entry}
     if flat:
-        if strategy != "oauth2":
+        if strategy != strategies.OAUTH2:
             report.warn(f'Provider "{pid}": {", ".join(flat)} only apply to strategy oauth2 (ignored)', pline)
         elif "scopes" in flat and not (isinstance(flat["scopes"], list)
                                        and all(isinstance(x, str) for x in flat["scopes"])):
             report.error(f'Provider "{pid}": scopes must be a list of strings', _line(entry, "scopes"))
         else:
             out["oauth2"] = {**{k: _plain(v) for k, v in flat.items()}, **(out.get("oauth2") or {})}
-    if strategy == "oauth2" and seed_url is None and not (out.get("oauth2") or {}).get("tokenUrl"):
+    if strategy == strategies.OAUTH2 and seed_url is None and not (out.get("oauth2") or {}).get("tokenUrl"):
         report.error(f'Provider "{pid}": strategy "oauth2" requires an "oauth2" section with "tokenUrl"',
                      _line(entry, "oauth2") or sline)
     # extract / apply
     if "extract" in entry:
         out["extract"] = _check_rules("extract", entry["extract"], pid, report, _line(entry, "extract"))
-    elif strategy_known and strategy in ("browser", "prompt"):
+    elif strategy_known and row.rules_from_config:
         report.error(f'Provider "{pid}": missing required field "extract" (list)', pline)
-    elif strategy == "cookie":
-        out["extract"] = [{"from": "cookies", "as": "cookie", "match": "*"}]
+    elif row.default_extract is not None:
+        out["extract"] = [dict(rule) for rule in row.default_extract]
     if "apply" in entry:
         out["apply"] = _check_rules("apply", entry["apply"], pid, report, _line(entry, "apply"))
-    elif strategy_known and strategy in ("browser", "prompt") and seed_url is None:
+    elif strategy_known and row.rules_from_config and seed_url is None:
         report.error(f'Provider "{pid}": missing required field "apply" (list)', pline)
     else:
         out["apply"] = default_apply(strategy, out)
@@ -499,6 +490,7 @@ def _sandbox(raw: Any, report: _Report, line: int | None) -> dict[str, Any] | No
 
 
 def normalise(doc: Any) -> tuple[dict[str, Any], list[str], list[str]]:
+    """(normalised config, errors, warnings) of a parsed document, every problem collected."""
     report = _Report()
     if doc is None or not isinstance(doc, dict):
         report.error("the config is empty or not a mapping")

@@ -28,7 +28,7 @@ def env_name_problem(name: str) -> str | None:
 
 def _placeholders(template: str) -> list[tuple[int, int, str]]:
     """(start, end, key) of each `{key}` / `${key}` in `template`; other braces are left as text."""
-    found = []
+    found: list[tuple[int, int, str]] = []
     i = 0
     while True:
         open_at = template.find("{", i)
@@ -47,6 +47,7 @@ def _placeholders(template: str) -> list[tuple[int, int, str]]:
 
 
 def template_keys(template: str) -> list[str]:
+    """The keys a `{key}` / `${key}` template names, in order."""
     return [key for _s, _e, key in _placeholders(template)]
 
 

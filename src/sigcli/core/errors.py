@@ -4,7 +4,7 @@ from __future__ import annotations
 
 
 class ErrorCode:
-    """Error codes (SPEC §1). Plain strings so they serialise as themselves."""
+    """Error codes (README "Exit codes"). Plain strings so they serialise as themselves."""
 
     GENERAL_ERROR = "GENERAL_ERROR"
     USAGE_ERROR = "USAGE_ERROR"
@@ -26,7 +26,7 @@ class ErrorCode:
     COMMAND_NOT_FOUND = "COMMAND_NOT_FOUND"
 
 
-# Exit codes (seed 000): 0 ok, 1 general, 2 provider not found, 3 credential not found, 4 remote not found.
+# Exit codes (README "Exit codes"): 0 ok, 1 general, 2 provider not found, 3 credential not found, 4 remote not found.
 EXIT_OK = 0
 EXIT_GENERAL = 1
 EXIT_PROVIDER_NOT_FOUND = 2
@@ -39,13 +39,14 @@ _EXIT_BY_CODE = {
     # An expired credential that cannot be renewed needs the same fix as a missing one: sig login.
     ErrorCode.CREDENTIAL_EXPIRED: EXIT_CREDENTIAL_NOT_FOUND,
     # REFRESH_FAILED surfaces only when the stored credential is expired and renewing it failed (a
-    # still-valid one is used as it is): it is that same case. Seed 000 gives both the fix "sig login".
+    # still-valid one is used as it is): it is that same case. Both have the same fix, "sig login".
     ErrorCode.REFRESH_FAILED: EXIT_CREDENTIAL_NOT_FOUND,
     ErrorCode.REMOTE_NOT_FOUND: EXIT_REMOTE_NOT_FOUND,
 }
 
 
 def exit_code_for(code: str) -> int:
+    """The exit code of an error code (README "Exit codes")."""
     return _EXIT_BY_CODE.get(code, EXIT_GENERAL)
 
 
@@ -61,11 +62,14 @@ class SigError(Exception):
 
     @property
     def exit_code(self) -> int:
+        """The process exit code for this error."""
         return self._exit_status if self._exit_status is not None else exit_code_for(self.code)
 
     def to_dict(self) -> dict[str, str]:
+        """{code, message, hint}, as `--format json` prints an error."""
         return {"code": self.code, "message": self.message, "hint": self.hint}
 
 
 def usage_error(message: str, hint: str = "") -> SigError:
+    """A USAGE_ERROR with its hint."""
     return SigError(ErrorCode.USAGE_ERROR, message, hint)

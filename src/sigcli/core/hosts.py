@@ -105,7 +105,7 @@ def domain_matches(pattern: str, host: str) -> bool:
 
 
 def derive_short_id(hostname: str) -> str:
-    """Provider id from a host name, exactly as the original (§2.6): jira.example.com -> jira-example."""
+    """Provider id from a host name, exactly as the original sigcli: jira.example.com -> jira-example."""
     labels = hostname.split(".")
     if len(labels[0]) >= 8:
         base = labels[0]
@@ -118,6 +118,7 @@ def derive_short_id(hostname: str) -> str:
 
 
 def unique_id(base: str, taken: set[str]) -> str:
+    """`base`, or `base-2`, `base-3`, … whichever is not taken."""
     if base not in taken:
         return base
     n = 2
@@ -139,5 +140,22 @@ def valid_provider_id(provider_id: object) -> bool:
 
 
 def env_name(text: str) -> str:
-    """Upper case, every char outside [A-Z0-9] becomes "_" (SPEC §2 env names)."""
+    """Upper case, every char outside [A-Z0-9] becomes "_" (SIG_<PROVIDER>_<KEY> names, README "`sig run`")."""
     return "".join(c if ("A" <= c <= "Z" or "0" <= c <= "9") else "_" for c in text.upper())
+
+
+def cookie_domain_matches(cookie_domain: str, domains: list[str]) -> bool:
+    """Would the browser send a cookie set for `cookie_domain` to one of the provider's hosts?
+    Exact host, a parent domain (`.example.com` for `jira.example.com`), or a host a `*` glob covers."""
+    cd = canonical_host(cookie_domain.lstrip("."))
+    if not cd:
+        return False
+    for pattern in domains:
+        p = canonical_host(pattern)
+        if "*" in p:
+            base = p.split("*.", 1)[-1] if p.startswith("*.") else ""
+            if domain_matches(p, cd) or (base and (cd == base or base.endswith("." + cd))):
+                return True
+        elif cd == p or p.endswith("." + cd):
+            return True
+    return False

@@ -77,7 +77,7 @@ def _loads(text: str) -> Any:
     if _scanner is None:
         ctx = _Context()
         ctx.parse_constant = _constant  # type: ignore[assignment]
-        _scanner = _json.make_scanner(ctx)
+        _scanner = _json.make_scanner(ctx)  # type: ignore[arg-type]  # the C scanner reads only these attributes
     start = 0
     while start < len(text) and text[start] in _WS:
         start += 1

@@ -10,9 +10,9 @@ TYPE_CHECKING = False
 if TYPE_CHECKING:
     from typing import Any
 
-# Strategies sig knows. browser/prompt/oauth2 are the original's; the others come from seed 000.
-STRATEGIES = ("browser", "prompt", "oauth2", "api-token", "cookie", "basic")
-BROWSER_STRATEGIES = ("browser",)
+# The strategy of a provider entry that names none (core/strategies.py `DEFAULT` is this one; spelled here
+# so that reading a provider does not load the strategy table, which `sig status` never needs).
+DEFAULT_STRATEGY = "browser"
 
 # Keys that name a person rather than prove identity: `sig get` shows them in clear (as the original does).
 IDENTIFIER_KEYS = frozenset({"username", "user", "login", "email"})
@@ -28,38 +28,50 @@ class Provider:
 
     @property
     def id(self) -> str:
-        return self.data["id"]
+        """The provider's id (its key under providers:)."""
+        pid: str = self.data["id"]
+        return pid
 
     @property
     def name(self) -> str:
-        return self.data.get("name") or self.data["id"]
+        """The display name (the id when none is set)."""
+        name: str = self.data.get("name") or self.data["id"]
+        return name
 
     @property
     def strategy(self) -> str:
-        return self.data.get("strategy", "browser")
+        """The login strategy's name (a row of core/strategies.py)."""
+        strategy: str = self.data.get("strategy", DEFAULT_STRATEGY)
+        return strategy
 
     @property
     def domains(self) -> list[str]:
+        """The hosts its credentials may go to ("*" = one label)."""
         return list(self.data.get("domains") or [])
 
     @property
     def entry_url(self) -> str:
+        """The page a login starts at ("" when none)."""
         return self.data.get("entryUrl") or ""
 
     @property
     def apply(self) -> list[dict[str, Any]]:
+        """The apply rules: how values become headers, query or body fields."""
         return list(self.data.get("apply") or [])
 
     @property
     def extract(self) -> list[dict[str, Any]]:
+        """The extract rules: what a login captures."""
         return list(self.data.get("extract") or [])
 
     @property
     def ttl_ms(self) -> int | None:
+        """The configured lifetime in ms, or None."""
         ms = parse_duration_ms(self.data.get("ttl"))
         return ms or None
 
     def get(self, key: str, default: Any = None) -> Any:
+        """Any other field of the entry."""
         return self.data.get(key, default)
 
     def login_target(self) -> str:
@@ -94,6 +106,7 @@ class Credential:
         self.extra = extra or {}
 
     def revealed(self) -> dict[str, str]:
+        """The values in clear (only the apply engine, the env builder and the store call this)."""
         return {k: v.reveal() for k, v in self.values.items()}
 
     def expiry_ms(self, ttl_ms: int | None) -> int | None:
@@ -107,6 +120,7 @@ class Credential:
         return None
 
     def is_valid(self, ttl_ms: int | None, at_ms: int | None = None) -> bool:
+        """Whether it holds a value and has not expired at `at_ms` (now), by its expiry or the ttl."""
         if not self.values or not any(v.reveal() for v in self.values.values()):
             return False
         expiry = self.expiry_ms(ttl_ms)
@@ -132,10 +146,10 @@ class Credential:
 
     @classmethod
     def from_payload(cls, payload: dict[str, Any]) -> Credential:
-        """The credential in a decrypted payload. ValueError when `values` or `oauth2` hold something other
-        than text (a nested list or map, true/false, a NUL character): SPEC §2 keeps `values` a flat string
-        map, and such a value has no single form to send. Numbers become their text, as the original's JS
-        would."""
+        """A credential from its decrypted JSON payload (`values`, or a v1 file's `credentials`; other keys
+        kept as extra). ValueError when `values` or `oauth2` hold something other than text (a nested list
+        or map, true/false, a NUL character): `values` stays a flat string map (README, "Compatibility"),
+        and such a value has no single form to send. Numbers become their text, as the original's JS would."""
         raw_values = payload.get("values")
         if raw_values is None:
             raw_values = payload.get("credentials")  # v1 plaintext

@@ -4,12 +4,15 @@ from __future__ import annotations
 
 
 class Secret:
+    """A value that prints as ****: reveal() is the one way to the text."""
+
     __slots__ = ("_value",)
 
     def __init__(self, value: str) -> None:
         self._value = value
 
     def reveal(self) -> str:
+        """The value in clear."""
         return self._value
 
     def __bool__(self) -> bool:

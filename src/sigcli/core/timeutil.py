@@ -6,10 +6,12 @@ import time
 
 
 def now_ms() -> int:
+    """Now, in ms since the epoch."""
     return int(time.time() * 1000)
 
 
 def iso_from_ms(ms: int) -> str:
+    """ms since the epoch as an ISO 8601 UTC timestamp with milliseconds (…Z)."""
     seconds, millis = divmod(int(ms), 1000)
     t = time.gmtime(seconds)
     return f"{t.tm_year:04d}-{t.tm_mon:02d}-{t.tm_mday:02d}T{t.tm_hour:02d}:{t.tm_min:02d}:{t.tm_sec:02d}.{millis:03d}Z"

@@ -14,16 +14,19 @@ child's terminal, and programs that prompt on /dev/tty (ssh, sudo, git) get what
 
 from __future__ import annotations
 
-import _signal as signal
 import os
 import time
 
 from ..core.errors import ErrorCode, SigError
-from .redactor import StreamRedactor
+from ..core.redactor import StreamRedactor
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
+    import signal
     from collections.abc import Callable
+    from typing import Any
+else:
+    import _signal as signal  # the C module: `signal` imports enum, which `sig run` need not pay for
 
 FORWARDED = ("SIGTERM", "SIGHUP", "SIGQUIT", "SIGUSR1", "SIGUSR2", "SIGINT", "SIGWINCH", "SIGCONT")
 # How long a stream may stay quiet before the redactor lets out the tail it holds back (a prompt such as
@@ -63,11 +66,8 @@ class Child:
         self.pid = pid
         self.returncode: int | None = None
 
-    def send_signal(self, signum: int) -> None:
-        if self.returncode is None:
-            os.kill(self.pid, signum)
-
     def wait(self) -> int:
+        """Wait for the child; its exit code (-N when signal N ended it, as os.waitstatus_to_exitcode says)."""
         while self.returncode is None:
             try:
                 _pid, status = os.waitpid(self.pid, 0)
@@ -97,7 +97,7 @@ class _Keyboard:
         import termios
 
         self._termios = termios
-        self.saved: list[object] = []
+        self.saved: list[Any] = []
         self.raw = False
 
     def update(self) -> bool:
@@ -470,6 +470,7 @@ def _restore_signals(previous: dict[int, object]) -> None:
 
 
 def exit_status_note(code: int) -> str:
+    """" (killed by SIGTERM)" and the like for a status above 128; "" otherwise."""
     if code > 128:
         import signal as named
 

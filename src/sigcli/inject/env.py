@@ -1,31 +1,30 @@
-"""Environment variables for `sig run`: SIG_<PROVIDER>_PROVIDER, SIG_<PROVIDER>_<KEY> and the seed extras."""
+"""Environment variables for `sig run`: SIG_<PROVIDER>_PROVIDER, SIG_<PROVIDER>_<KEY> and the derived ones
+(CREDENTIAL_TYPE, AUTH_HEADER, TOKEN, COOKIE: README "`sig run`")."""
 
 from __future__ import annotations
 
+from ..core.apply import apply_rules
 from ..core.hosts import env_name
-from .apply import apply_rules
-from .redact import cookie_pairs
+from ..core.secret_forms import cookie_pairs
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     from ..core.model import Credential, Provider
 
-_TYPES = {"api-token": "bearer", "oauth2": "bearer", "basic": "basic", "cookie": "cookie", "browser": "cookie"}
-
 
 def credential_type(provider: Provider, credential: Credential) -> str:
+    """SIG_<ID>_CREDENTIAL_TYPE: what the credential records, else what its strategy's row says."""
     explicit = credential.extra.get("credentialType")
     if isinstance(explicit, str) and explicit:
         return explicit
-    if provider.strategy == "api-token" and provider.get("headerName") not in (None, "", "Authorization"):
-        return "api-key"
-    if "cookie" in credential.values and provider.strategy in ("prompt", "browser", "cookie"):
-        return "cookie"
-    return _TYPES.get(provider.strategy, "bearer")
+    from ..core.strategies import spec  # only for credentials that do not record it (start-up of `sig run`)
+
+    row = spec(provider.strategy)
+    return row.credential_type_for(provider.data, credential.values) if row is not None else "bearer"
 
 
 def _extras(provider: Provider, credential: Credential, values: dict[str, str]) -> dict[str, str]:
-    """The seed's derived variables (without prefix): CREDENTIAL_TYPE, AUTH_HEADER, TOKEN, COOKIE."""
+    """The derived variables (without prefix): CREDENTIAL_TYPE, AUTH_HEADER, TOKEN, COOKIE."""
     extras: dict[str, str] = {"CREDENTIAL_TYPE": credential_type(provider, credential)}
     headers = apply_rules(provider.apply, values).headers
     auth_header = next((v for k, v in headers.items() if k.lower() == "authorization"), None)
@@ -60,7 +59,7 @@ def provider_env(provider: Provider, credential: Credential, expand_cookies: boo
 
 
 def template_values(provider: Provider, credential: Credential) -> dict[str, str]:
-    """What a `{key}` in an app variable can name: the credential's values, then the seed's derived ones
+    """What a `{key}` in an app variable can name: the credential's values, then the derived ones
     in lower case (`{token}` also works for an OAuth2 access token, `{auth_header}`, `{cookie}`)."""
     values = credential.revealed()
     out = dict(values)

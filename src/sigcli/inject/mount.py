@@ -18,6 +18,8 @@ def _valid_name(name: str) -> bool:
 
 
 def render(env: dict[str, str], fmt: str) -> str:
+    """The variables as a file in `fmt` (env, dotenv, json, yaml); GENERAL_ERROR for a name no format can
+    hold."""
     for name in env:
         if not _valid_name(name):
             raise SigError(ErrorCode.GENERAL_ERROR, f'"{name}" cannot be written as a variable name',
@@ -45,7 +47,7 @@ def _registry(sig_home: str) -> str:
 
 def sweep_stale(sig_home: str) -> list[str]:
     """Remove mount files recorded by `sig run` processes that are gone (crash, kill -9)."""
-    removed = []
+    removed: list[str] = []
     folder = _registry(sig_home)
     try:
         names = os.listdir(folder)
@@ -88,6 +90,8 @@ def sweep_stale(sig_home: str) -> list[str]:
 
 
 class MountFile:
+    """A 0600 file of variables for a child, removed when it exits (and by the next run after a crash)."""
+
     def __init__(self, path: str, sig_home: str, force: bool = False) -> None:
         self.path = os.path.abspath(path)
         self.sig_home = sig_home
@@ -96,6 +100,8 @@ class MountFile:
         self.created = False
 
     def write(self, text: str) -> None:
+        """Write the file 0600 (refused through a symlinked folder or link, or over an existing file without
+        force)."""
         parent = os.path.dirname(self.path)
         if os.path.realpath(parent) != os.path.normpath(parent):
             raise SigError(ErrorCode.GENERAL_ERROR, f"refusing to write {self.path}: its folder is reached "
@@ -134,6 +140,7 @@ class MountFile:
         os.close(fd)
 
     def remove(self) -> None:
+        """Remove the file if this run created it."""
         if self.created:
             try:
                 os.unlink(self.path)

@@ -9,7 +9,7 @@ if TYPE_CHECKING:
     import http.client
     import ssl
 
-    from .proxy import NetworkProxy
+    from .network_proxy import NetworkProxy
 
 
 class Url:
@@ -22,6 +22,7 @@ class Url:
 
     @classmethod
     def parse(cls, text: str) -> Url:
+        """The URL of `text`; USAGE_ERROR for anything but a valid absolute http(s) URL."""
         from urllib.parse import urlsplit
 
         from ..core.hosts import canonical_host, is_valid_host
@@ -47,20 +48,24 @@ class Url:
 
     @property
     def origin(self) -> tuple[str, str, int]:
+        """(scheme, host, port): what credentials are bound to."""
         return (self.scheme, self.host, self.port)
 
     def netloc(self) -> str:
+        """host[:port] as a Host header says it (default port left out, IPv6 in brackets)."""
         host = f"[{self.host}]" if ":" in self.host else self.host
         default = 443 if self.scheme == "https" else 80
         return host if self.port == default else f"{host}:{self.port}"
 
     def target(self) -> str:
+        """The request target: path and query."""
         return self.path + (f"?{self.query}" if self.query else "")
 
     def __str__(self) -> str:
         return f"{self.scheme}://{self.netloc()}{self.target()}"
 
     def join(self, location: str) -> Url:
+        """The URL a redirect's Location names, relative to this one."""
         from urllib.parse import urljoin
 
         return Url.parse(urljoin(str(self), location))

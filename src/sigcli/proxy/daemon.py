@@ -47,9 +47,9 @@ def token(create: bool = False) -> str | None:
     if not create:
         return None
     ensure_dir(folder())
-    value = os.urandom(24).hex()
-    atomic_write(path, value.encode("ascii"))
-    return value
+    fresh = os.urandom(24).hex()
+    atomic_write(path, fresh.encode("ascii"))
+    return fresh
 
 
 def _alive(pid: int) -> bool:

@@ -15,7 +15,7 @@ from __future__ import annotations
 import zlib
 from collections.abc import Iterable, Iterator
 
-from ..inject.redactor import StreamRedactor
+from ..core.redactor import StreamRedactor
 
 PIECE = 64 * 1024  # the most decoded output produced in one step
 # A body (as sent, and once decoded) up to this size is redacted whole before anything is written: the

@@ -58,7 +58,7 @@ def serve(port: int, no_auth: bool = False, verbose: bool = False) -> int:
     from ..net.tls import client_context
     from . import audit, daemon
     from .ca import CertificateAuthority
-    from .policy import ConfigPolicy
+    from .routing import ConfigPolicy
     from .server import ProxyServer
 
     ca = CertificateAuthority.load_or_create(daemon.folder())
@@ -67,8 +67,8 @@ def serve(port: int, no_auth: bool = False, verbose: bool = False) -> int:
     # Warm what the first request would otherwise pay for: system roots for upstream TLS (~30 ms), the
     # leaf machinery, and leaves for the configured exact hosts.
     client_context([])
-    import sigcli.inject.apply
-    import sigcli.inject.redact  # noqa: F401
+    import sigcli.core.apply
+    import sigcli.core.secret_forms  # noqa: F401
     for provider in policy.config().providers.values():
         try:  # also loads the store, the key and libcrypto once, off the first request's path
             policy._auth.credential(provider)  # type: ignore[union-attr]

@@ -21,6 +21,8 @@ INSIDE_FD = 3  # where the inside end lands in the sandbox (shim.CHANNEL_FD)
 
 
 class Channel:
+    """The socketpair: `inside` goes to the sandbox as fd 3, `outside` stays with sig run."""
+
     def __init__(self) -> None:
         self.outside, self.inside = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
         self.outside.setsockopt(socket.SOL_SOCKET, socket.SO_PASSCRED, 1)
@@ -30,6 +32,7 @@ class Channel:
         self.inside.close()
 
     def fileno(self) -> int:
+        """This end's descriptor (to wait on)."""
         return self.outside.fileno()
 
     def receive(self) -> tuple[socket.socket, int | None]:
@@ -77,6 +80,7 @@ class Channel:
         self.outside.close()
 
     def close(self) -> None:
+        """Close both ends (either may be closed already)."""
         for sock in (self.outside, self.inside):
             try:
                 sock.close()

@@ -24,23 +24,15 @@ from ..core.errors import ErrorCode, SigError
 
 SOCKET_NAME = "sandbox.sock"
 MAX_LINE = 64 * 1024
-SUN_PATH_MAX = 107  # sockaddr_un.sun_path holds 108 bytes with the NUL
 
 
 def socket_path(folder: str) -> str:
+    """The proxy's sandbox socket in the proxy folder."""
     return os.path.join(folder, SOCKET_NAME)
 
 
-def short_path(path: str) -> tuple[str, int | None]:
-    """A path connect()/bind() accepts for `path`: itself, or through /proc/self/fd/N of its folder when
-    it is longer than a Unix socket address holds. (path, the folder's fd to close afterwards, or None)."""
-    if len(os.fsencode(path)) <= SUN_PATH_MAX:
-        return path, None
-    folder_fd = os.open(os.path.dirname(path), os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
-    return f"/proc/self/fd/{folder_fd}/{os.path.basename(path)}", folder_fd
-
-
 def not_running() -> SigError:
+    """The error when no proxy answers: the sandbox has no other way out, so nothing runs."""
     return SigError(ErrorCode.GENERAL_ERROR, "the proxy is not running; the sandbox reaches the network only "
                     "through it", "start it first: sig proxy start")
 
@@ -53,6 +45,7 @@ class Registration:
         self.name = name
 
     def close(self) -> None:
+        """End the run in the proxy (its port and connections close there)."""
         try:
             self.sock.close()
         except OSError:
@@ -61,6 +54,8 @@ class Registration:
 
 def connect(folder: str, timeout: float = 5.0) -> socket.socket:
     """A connection to the proxy's sandbox socket (SigError with the fix when the proxy is not there)."""
+    from ..net.unix_path import short_path
+
     path, folder_fd = short_path(socket_path(folder)) if os.path.isdir(folder) else (socket_path(folder), None)
     sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
     sock.settimeout(timeout)

@@ -76,5 +76,6 @@ def probe(bwrap: str | None = None, timeout: float = 10.0) -> tuple[bool, str]:
 
 
 def unavailable(reason: str) -> SigError:
+    """The error for a sandbox that cannot start here (the command is never run without it)."""
     return SigError(ErrorCode.NOT_AVAILABLE, f"the sandbox cannot start here: {reason}" + NOT_RUN,
                     "run `sig doctor` for details")

@@ -16,6 +16,7 @@ MARKER = "SIG_SANDBOX"
 
 
 def in_sandbox() -> bool:
+    """True inside `sig run --sandbox` (marker set and sig's key absent); see the module's note."""
     if os.environ.get(MARKER) != "1":
         return False
     from ..config import paths

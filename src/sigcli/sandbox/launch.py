@@ -13,13 +13,13 @@ the control connection, which ends the run's profile in the proxy.
 
 from __future__ import annotations
 
-import _signal as signal
 import os
 
 from ..core.errors import ErrorCode, SigError
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
+    import signal
     import socket
     from collections.abc import Callable
     from typing import Protocol
@@ -27,7 +27,10 @@ if TYPE_CHECKING:
     class Registered(Protocol):
         """What the adopter returns: closed when the run ends (the proxy then forgets the run)."""
 
-        def close(self) -> None: ...
+        def close(self) -> None:
+            """End the run's profile in the proxy."""
+else:
+    import _signal as signal  # the C module: `signal` imports enum, which `sig run` need not pay for
 
 FORWARDED = ("SIGINT", "SIGTERM", "SIGHUP", "SIGQUIT", "SIGUSR1", "SIGUSR2", "SIGWINCH", "SIGCONT")
 SECCOMP_FD = 4  # inside bwrap's own descriptor table, before it loads the filter
@@ -165,6 +168,6 @@ def _forward(bwrap_pid: int, target: list[int]) -> dict[int, object]:
 def _restore(previous: dict[int, object]) -> None:
     for signum, old in previous.items():
         try:
-            signal.signal(signum, old)  # type: ignore[arg-type]
+            signal.signal(signum, old)  # type: ignore[arg-type,unused-ignore]
         except (OSError, ValueError, TypeError):
             pass

@@ -21,6 +21,7 @@ if TYPE_CHECKING:
 
 
 def new_placeholder() -> str:
+    """A fresh placeholder: the prefix and 128 random bits."""
     return PREFIX + os.urandom(16).hex()
 
 

@@ -14,14 +14,13 @@ from ..core.errors import ErrorCode, SigError
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
-    from ..net.fetch import Result
-
-REDIRECTS = (301, 302, 303, 307, 308)
-MAX_REDIRECTS = 10
+    from ..inject.request import Result
+    from ..net.network_proxy import NetworkProxy
 
 
-def _proxy() -> object:
-    from ..net.proxy import NetworkProxy
+def proxy() -> NetworkProxy:
+    """The sandbox's door as a networkProxy (HTTPS_PROXY as `sig run --sandbox` set it)."""
+    from ..net.network_proxy import NetworkProxy
     from .env import PROXY_PORT
 
     url = os.environ.get("HTTPS_PROXY") or os.environ.get("https_proxy") or f"http://127.0.0.1:{PROXY_PORT}"
@@ -34,31 +33,17 @@ def _proxy() -> object:
 
 def through_proxy(url_text: str, *, method: str, headers: list[tuple[str, str]], body: bytes | None,
                   cafiles: list[str], timeout: float, user_agent: str) -> Result:
-    from ..net.fetch import Prepared, Result
-    from ..net.http import Url, send
-    from ..net.tls import client_context
+    """Send the request as it is through the proxy (redirects followed: the proxy decides, hop by hop,
+    what each host gets); the caller reads and closes the Result."""
+    from ..inject.request import Prepared, Result
+    from ..net.http import Url
+    from ..net.redirects import Additions, send_following
     from .env import BUNDLE, CA
 
-    proxy = _proxy()
     cas = [p for p in (os.environ.get("SSL_CERT_FILE") or BUNDLE, CA) if os.path.exists(p)] + cafiles
-    current, current_method, current_body = Url.parse(url_text), method.upper(), body
-    sent = [("User-Agent", user_agent), ("Accept", "*/*")]
-    names = {n.lower() for n, _v in headers}
-    sent = [(n, v) for n, v in sent if n.lower() not in names] + list(headers)
-    if body is not None and "content-type" not in names:
+    sent = list(headers)
+    if body is not None and not any(n.lower() == "content-type" for n, _v in sent):
         sent.append(("Content-Type", "application/json"))
-    for hop in range(MAX_REDIRECTS + 1):
-        context = client_context(cas) if current.scheme == "https" else None
-        conn, response = send(current_method, current, sent, current_body, context=context, timeout=timeout,
-                              proxy=proxy)  # type: ignore[arg-type]
-        location = response.getheader("Location")
-        if response.status not in REDIRECTS or not location or hop == MAX_REDIRECTS:
-            return Result(conn, response, current, Prepared(), hop)
-        response.read(1 << 20)
-        response.close()
-        conn.close()
-        if response.status == 303 or (response.status in (301, 302) and current_method == "POST"):
-            current_method, current_body = ("GET" if current_method != "HEAD" else "HEAD"), None
-            sent = [(n, v) for n, v in sent if n.lower() != "content-type"]
-        current = current.join(location)
-    raise AssertionError("unreachable")
+    exchange = send_following(method.upper(), Url.parse(url_text), sent, body, Additions(), ca=cas,
+                              proxy=proxy(), timeout=timeout, user_agent=user_agent, log=lambda _m: None)
+    return Result(exchange, Prepared())

@@ -20,6 +20,8 @@ if TYPE_CHECKING:
 
 
 class Plan:
+    """Everything decided before a process starts (no credential value in it)."""
+
     __slots__ = ("argv", "env", "profile", "view")
 
     def __init__(self, argv: list[str], env: dict[str, str], profile: dict[str, object], view: View) -> None:
@@ -44,6 +46,7 @@ def sig_paths(config: Config) -> list[str]:
 def plan(config: Config, bwrap: str, command: list[str], settings: Settings,
          chosen: list[tuple[Provider, Credential]], env_options: list[tuple[str, Provider, str]],
          proxy_folder: str, user_token: str | None, environ: dict[str, str] | None = None) -> Plan:
+    """The run's view, bubblewrap argv, child environment (placeholders, no secret) and proxy profile."""
     from ..config import paths
     from ..proxy.daemon import bundle_path
     from ..proxy.noproxy import no_proxy

@@ -36,6 +36,8 @@ X32_SYSCALL_BIT = 0x40000000
 
 
 class Arch:
+    """The numbers the filter needs for one architecture."""
+
     def __init__(self, name: str, audit_arch: int, socket: int, io_uring: tuple[int, ...], x32: bool) -> None:
         self.name = name
         self.audit_arch = audit_arch

@@ -25,6 +25,8 @@ KEYS = ("hide", "show", "allowWrite", "allowHosts", "denyOtherHosts", "allowTcp"
 
 
 class Settings:
+    """The sandbox's settings for one run (config section + flags)."""
+
     def __init__(self, hide: list[str] | None = None, show: list[str] | None = None,
                  allow_write: list[str] | None = None, allow_hosts: list[str] | None = None,
                  deny_other_hosts: bool = False, allow_tcp: list[tuple[str, int]] | None = None) -> None:

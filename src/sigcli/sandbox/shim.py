@@ -33,6 +33,7 @@ def _fail(message: str, code: int) -> None:
 
 
 def main() -> None:
+    """Open the port, hand it out, wait for go, become the command."""
     if len(sys.argv) < 3 or not sys.argv[1].isdigit():
         _fail("the sandbox starter needs PORT COMMAND", 125)
     port, command = int(sys.argv[1]), sys.argv[2:]

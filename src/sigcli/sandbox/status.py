@@ -17,13 +17,14 @@ FIELDS = ("id", "name", "strategy", "configured", "valid", "expiresAt", "expires
 
 
 def statuses(timeout: float = 10.0) -> list[dict[str, object]]:
+    """The providers' statuses as the proxy gives them to this sandbox."""
     from ..core.jsonio import loads
     from ..net.http import Url, send
-    from .request import _proxy
+    from .request import proxy
 
     try:
         conn, response = send("GET", Url.parse(f"http://{STATUS_HOST}{STATUS_PATH}"), [("Accept", "application/json")],
-                              None, timeout=timeout, proxy=_proxy())  # type: ignore[arg-type]
+                              None, timeout=timeout, proxy=proxy())
     except SigError:
         raise SigError(ErrorCode.GENERAL_ERROR, "the sandbox's proxy did not answer",
                        "the proxy may have stopped: ask the person outside to run sig proxy start") from None

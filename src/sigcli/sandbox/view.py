@@ -232,7 +232,8 @@ def build_view(req: Request, mounts: list[tuple[str, str, str]] | None = None,
                  if os.path.lexists(p) and p not in explicit and not any(under(p, h) for h in hidden)]
     view = View(cwd=cwd, writable=tuple(writable), read_only=tuple(read_only), files=tuple(req.files),
                 private=private, notes=tuple(notes))
-    hidden_dirs, hidden_files = [], []
+    hidden_dirs: list[str] = []
+    hidden_files: list[str] = []
     for h in hidden:
         if not visible(h, view):
             continue  # under the private /tmp and not bound in: not there anyway

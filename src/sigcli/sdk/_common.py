@@ -62,6 +62,7 @@ def without_query(url: str, names: set[str]) -> str:
 
 
 def no_body_rules(provider: str) -> SigError:
+    """The USAGE_ERROR for body rules, which an auth adapter cannot merge."""
     return SigError(
         ErrorCode.USAGE_ERROR,
         f'provider "{provider}" adds body fields, which an auth adapter cannot merge into a request body',
@@ -88,6 +89,7 @@ class Injected:
         self.query: set[str] = set()
 
     def note(self, headers: Mapping[str, str], query: Mapping[str, str] | None) -> None:
+        """Remember the header values (as digests) and query names just injected."""
         with self._lock:
             for name, value in headers.items():
                 digests = self._headers.setdefault(name.lower(), [])
@@ -117,7 +119,7 @@ class Injected:
 
 def refuse_if_needed(provider: Provider, url: str) -> None:
     """Raise the SigError of `may_inject` when `provider`'s credential must not go to `url`."""
-    from ..inject.policy import may_inject
+    from ..core.policy import may_inject
 
     o = origin(url)
     if o is None or o[0] not in _DEFAULT_PORTS:

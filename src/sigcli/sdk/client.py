@@ -15,8 +15,8 @@ if TYPE_CHECKING:
 
     from ..auth.manager import AuthManager
     from ..config.load import Config
+    from ..core.apply import Applied
     from ..core.model import Provider
-    from ..inject.apply import Applied
 
     HeadersArg = Mapping[str, str] | Iterable[tuple[str, str]] | None
     BodyArg = bytes | bytearray | str | dict[str, Any] | list[Any] | None
@@ -44,6 +44,7 @@ class SigResponse:
 
     @property
     def ok(self) -> bool:
+        """Whether the status is 2xx."""
         return 200 <= self.status < 300
 
     @property
@@ -69,12 +70,6 @@ class SigResponse:
         return f"SigResponse({self.status} {self.reason})"
 
 
-def _stat_key(path: str) -> list[int] | None:
-    from ..config.load import stat_key
-
-    return stat_key(path)
-
-
 def _provider_not_found(text: str) -> SigError:
     from ..config.load import provider_not_found
 
@@ -86,7 +81,7 @@ def _header_list(headers: HeadersArg) -> list[tuple[str, str]]:
         return []
     items = headers.items() if hasattr(headers, "items") else headers
     out = []
-    for name, value in items:  # type: ignore[misc]
+    for name, value in items:
         name, value = str(name), str(value)
         if not name or any(c not in _TOKEN_CHARS for c in name):
             raise SigError(ErrorCode.USAGE_ERROR, f'"{name[:64]}" is not a valid header name',
@@ -125,16 +120,18 @@ class SigClient:
         self.sig_home = os.path.abspath(os.path.expanduser(os.fspath(sig_home))) if sig_home else current
         self._own_home = self.sig_home != current  # then SIG_HOME's config cache is not ours to use
         self._lock = threading.Lock()
-        self._stamp: tuple[int, ...] | None = None
+        self._stamp: list[int] | None = None
         self._config: Config | None = None
         self._auth: AuthManager | None = None
 
     @property
     def config_path(self) -> str:
+        """The config file of this client's sig folder."""
         return os.path.join(self.sig_home, "config.yaml")
 
     @property
     def key_path(self) -> str:
+        """The key file of this client's sig folder."""
         return os.path.join(self.sig_home, "encryption.key")
 
     # -- services ---------------------------------------------------------------------------------------
@@ -169,14 +166,16 @@ class SigClient:
             from ..sandbox.inside import values_unavailable
 
             raise values_unavailable("sdk: SigClient")
-        stamp = _stat_key(self.config_path)
+        from ..config.load import stat_key
+
+        stamp = stat_key(self.config_path)
         with self._lock:
             if self._config is None or self._auth is None or stamp != self._stamp:
                 from ..auth.manager import AuthManager
-                from ..store.credentials import CredentialStore
+                from ..config.load import open_store
 
                 config = self._load_config()
-                store = CredentialStore(self._credentials_dir(config), self.key_path)
+                store = open_store(config, credentials_dir=self._credentials_dir(config), key_path=self.key_path)
                 self._config, self._auth, self._stamp = config, AuthManager(store), stamp
             return self._config, self._auth
 
@@ -202,7 +201,7 @@ class SigClient:
         found = config.resolve(provider)
         if found is None:
             raise _provider_not_found(provider)
-        from ..inject.apply import apply_rules
+        from ..core.apply import apply_rules
 
         return apply_rules(found.apply, auth.credential(found).revealed()).headers
 
@@ -216,7 +215,7 @@ class SigClient:
         if found is None:
             raise _provider_not_found(provider)
         refuse_if_needed(found, url)
-        from ..inject.apply import apply_rules
+        from ..core.apply import apply_rules
 
         return apply_rules(found.apply, auth.credential(found).revealed())
 
@@ -238,7 +237,7 @@ class SigClient:
         sent only to the original origin. `cafile` adds a CA for HTTPS (the provider's caFile is used too).
         """
         from .._version import __version__
-        from ..net.fetch import authenticated_request
+        from ..inject.request import authenticated_request
 
         method = str(method).upper()
         if not method.isalpha():

@@ -36,7 +36,7 @@ def _require_httpx() -> None:
         raise ImportError(_MISSING)
 
 
-class SigAuth(_Base):  # type: ignore[misc,valid-type]
+class SigAuth(_Base):  # type: ignore[misc]
     """`httpx.Auth` that injects `provider`'s credential (headers and query parameters).
 
     Before injecting it checks the provider's domains and the https rule, and raises `SigError` when
@@ -55,6 +55,7 @@ class SigAuth(_Base):  # type: ignore[misc,valid-type]
         self._injected = Injected()
 
     def auth_flow(self, request: httpx.Request) -> Generator[httpx.Request, httpx.Response, None]:
+        """httpx's hook: add the provider's headers and query parameters (refused off its domains)."""
         url = str(request.url)
         applied = self.client.apply(self.provider, url)  # raises SigError when refused
         if applied.body:

@@ -29,7 +29,7 @@ if TYPE_CHECKING:
     from .client import SigClient
 
 
-class SigRequestsAuth(_Base):  # type: ignore[misc,valid-type]
+class SigRequestsAuth(_Base):
     """`requests.auth.AuthBase` that injects `provider`'s credential (headers and query parameters).
 
     Before injecting it checks the provider's domains and the https rule, and raises `SigError` when
@@ -47,6 +47,7 @@ class SigRequestsAuth(_Base):  # type: ignore[misc,valid-type]
         self._injected = Injected()
 
     def __call__(self, r: PreparedRequest) -> PreparedRequest:
+        """requests' hook: add the provider's headers and query parameters (refused off its domains)."""
         url = str(r.url)
         applied = self.client.apply(self.provider, url)  # raises SigError when refused
         if applied.body:
@@ -79,7 +80,8 @@ class SigRequestsAuth(_Base):  # type: ignore[misc,valid-type]
         except ValueError:
             target = ""
         if not same_origin(target, current):
-            for name in self._injected.headers_to_strip(request.headers):
+            # (headers_to_strip wants str values: those sig set are; others are never matched)
+            for name in self._injected.headers_to_strip(request.headers):  # type: ignore[arg-type]
                 del request.headers[name]
 
     def __repr__(self) -> str:

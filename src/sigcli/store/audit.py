@@ -84,6 +84,7 @@ class BatchAppender:
         self._thread.start()
 
     def add(self, item: Any) -> None:
+        """Queue one item (no lock, no I/O); the background thread writes the batch."""
         pending = self._pending
         queued = len(pending)
         pending.append(item)  # at max_pending the deque drops the oldest

@@ -44,6 +44,8 @@ if TYPE_CHECKING:
 
 
 class CredentialStore:
+    """Sealed credential files (one per provider) in one folder, with locks and atomic writes."""
+
     def __init__(self, credentials_dir: str, key_path: str, log: Callable[[str], None] | None = None) -> None:
         self.dir = credentials_dir
         self.key_path = key_path
@@ -63,6 +65,14 @@ class CredentialStore:
                 )
             self._key = key
         return self._key
+
+    def ensure_key(self) -> bool:
+        """Create the encryption key unless it exists (sealing plain credential files from before it).
+        True when it was created. A damaged key raises: it is never replaced."""
+        if load_key(self.key_path) is not None:
+            return False
+        self._key_for_writing()
+        return True
 
     def _key_for_writing(self) -> bytes:
         if self._key is not None:
@@ -118,6 +128,7 @@ class CredentialStore:
 
     # -- paths -----------------------------------------------------------------------------------------
     def path_for(self, provider_id: str) -> str:
+        """The credential file of a provider."""
         return os.path.join(self.dir, sanitize_filename(provider_id))
 
     def _json_files(self) -> list[str]:
@@ -135,6 +146,7 @@ class CredentialStore:
 
     # -- reading ---------------------------------------------------------------------------------------
     def read(self, provider_id: str) -> Credential | None:
+        """The provider's credential, or None when there is none; STORAGE_ERROR when it cannot be read."""
         return self._read_path(self.path_for(provider_id), provider_id, provider_id)
 
     def _key_exists(self) -> bool:
@@ -208,6 +220,7 @@ class CredentialStore:
             raise SigError(ErrorCode.STORAGE_ERROR, f"the credential file {path} is damaged ({exc})", fix) from None
 
     def is_sealed(self, provider_id: str) -> bool:
+        """Whether the provider's file is an encrypted envelope."""
         raw = read_file(self.path_for(provider_id))
         if raw is None:
             return False
@@ -402,6 +415,7 @@ class CredentialStore:
             return None
 
     def delete(self, provider_id: str) -> bool:
+        """Remove the provider's credential file; True when there was one."""
         path = self.path_for(provider_id)
         if not os.path.lexists(path):
             return False

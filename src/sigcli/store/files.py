@@ -139,6 +139,8 @@ class Guard:
         self.code = code
 
     def check(self, st: os.stat_result, path: str) -> None:
+        """Raise (the Guard's code, with the fix) when the file is not ours or root's, or its mode has a
+        forbidden bit."""
         me = os.geteuid()
         if st.st_uid not in (me, 0):
             you = _user_name(me)
@@ -268,6 +270,7 @@ def open_lock(path: str) -> int:
 
 
 def try_flock(fd: int, exclusive: bool = True) -> bool:
+    """Take the lock without waiting; False when another holds it."""
     import fcntl
 
     try:

@@ -15,6 +15,7 @@ KEY_GUARD = Guard("the encryption key", 0o077, 0o400,
 
 
 def decode_key(raw: bytes, path: str) -> bytes:
+    """The 32-byte key from the key file's text; STORAGE_ERROR when it is damaged."""
     import binascii
 
     text = raw.strip()

@@ -41,6 +41,7 @@ class Snapshot:
 
 
 def fetch(conn: Connection) -> Snapshot:
+    """Read the remote's config and credential files in one SSH round trip."""
     import tarfile
 
     from ..store.keyfile import decode_key
@@ -206,6 +207,7 @@ def _merged_remote_config(text: str | None, nodes: dict[str, Any]) -> bytes:
 
 def push(config: Config, store: CredentialStore, remote: Remote, ids: list[str] | None, force: bool,
          log: Callable[[str], None]) -> dict[str, Any]:
+    """Copy providers' credentials (and their config entries) to the remote; a summary of what moved."""
     result: dict[str, Any] = {"remote": remote.name, "host": remote.describe(), "pushed": [], "unchanged": [],
                               "skipped": [], "errors": [], "configSynced": {"providers": []}}
     local = [(stem, cred, err) for stem, cred, err in store.list()]
@@ -337,8 +339,8 @@ def pull(config: Config, store: CredentialStore, remote: Remote, ids: list[str] 
         if not wanted(pid):
             continue
         entry, problem = _normalised_entry(pid, node)
-        if problem is not None:
-            errors[pid] = problem
+        if problem is not None or entry is None:
+            errors[pid] = str(problem)
             continue
         local = config.providers.get(pid)
         if local is not None and local.data == entry:
@@ -429,11 +431,10 @@ def pull(config: Config, store: CredentialStore, remote: Remote, ids: list[str] 
 def push_for_watch(config: Config, remote_name: str, provider_ids: list[str],
                    log: Callable[[str], None]) -> None:
     """Auto-sync after a refresh (the watch loop). Raises SigError when the push fails."""
-    from ..config import paths
-    from ..store.credentials import CredentialStore
+    from ..config.load import open_store
 
     remote = get_remote(config.remotes, remote_name)
-    store = CredentialStore(config.credentials_dir, paths.key_path(), log)
+    store = open_store(config, log)
     result = push(config, store, remote, provider_ids, False, log)
     if result["errors"]:
         raise SigError(ErrorCode.SYNC_ERROR, f"auto-sync to {remote_name}: " +

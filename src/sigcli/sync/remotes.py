@@ -13,20 +13,25 @@ _USER_CHARS = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ012
 
 
 class Remote:
+    """An SSH remote: host, user, port, sig folder, key."""
+
     def __init__(self, name: str, host: str, user: str | None = None, port: int | None = None,
                  path: str | None = None, ssh_key: str | None = None) -> None:
         self.name, self.host, self.user, self.port, self.path, self.ssh_key = name, host, user, port, path, ssh_key
 
     @property
     def base(self) -> str:
+        """The sig folder on the remote (default ~/.sig)."""
         return self.path or "~/.sig"
 
     def describe(self) -> str:
+        """user@host:port, for messages."""
         who = f"{self.user}@" if self.user else ""
         port = f":{self.port}" if self.port else ""
         return f"{who}{self.host}{port}"
 
     def to_config(self) -> dict[str, Any]:
+        """The remote's config entry."""
         out: dict[str, Any] = {"type": "ssh", "host": self.host}
         if self.user:
             out["user"] = self.user
@@ -40,6 +45,7 @@ class Remote:
 
     @classmethod
     def from_config(cls, name: str, entry: dict[str, Any]) -> Remote:
+        """A Remote from its config entry."""
         port = entry.get("port")
         return cls(name, str(entry.get("host") or ""), entry.get("user") or None,
                    int(port) if isinstance(port, int) or (isinstance(port, str) and port.isdigit()) else None,
@@ -47,18 +53,21 @@ class Remote:
 
 
 def check_host(host: str) -> str:
+    """The host, or a usage error for one ssh could take as an option."""
     if not host or host.startswith("-") or not set(host) <= _HOST_CHARS:
         raise usage_error(f'"{host}" is not a host name', "use a host name or address, e.g. ci.example.com")
     return host
 
 
 def check_user(user: str) -> str:
+    """The user name, or a usage error for one ssh could take as an option."""
     if not user or user.startswith("-") or not set(user) <= _USER_CHARS:
         raise usage_error(f'"{user}" is not a user name', "use letters, digits, '.', '_' and '-'")
     return user
 
 
 def check_path(path: str) -> str:
+    """The remote folder, or a usage error for one a shell could misread."""
     if not path or any(c in path for c in "\0\n\r") or path.startswith("-"):
         raise usage_error(f'"{path}" is not a usable remote path', "give the folder of sig on the remote, e.g. ~/.sig")
     return path
@@ -98,6 +107,7 @@ def parse_target(name: str, target: str, user: str | None, port: str | None, pat
 
 
 def get_remote(remotes: dict[str, Any], name: str | None) -> Remote:
+    """The remote named (or the only one when none is named); REMOTE_NOT_FOUND or USAGE_ERROR otherwise."""
     if not remotes:
         raise SigError(ErrorCode.REMOTE_NOT_FOUND, "no remotes are configured",
                        "add one: sig remote add <name> <host|ssh://user@host[:port][/path]>")

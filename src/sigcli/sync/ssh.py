@@ -87,6 +87,7 @@ class Connection:
         self._used = False
 
     def argv(self, command: str) -> list[str]:
+        """The ssh command line that runs `command` on the remote."""
         r = self.remote
         args = ["ssh", "-o", "BatchMode=yes", "-o", "StrictHostKeyChecking=accept-new", "-o", "ConnectTimeout=10",
                 "-o", "ControlMaster=auto", "-o", f"ControlPath={self._dir}/cm", "-o", "ControlPersist=60",
@@ -109,6 +110,7 @@ class Connection:
         return [*args, "--", r.host, "sh -c " + shlex.quote(command)]
 
     def run(self, script: str, stdin: bytes = b"") -> bytes:
+        """Run a shell script on the remote; its stdout, or SYNC_ERROR."""
         import subprocess
 
         self._used = True
@@ -125,6 +127,7 @@ class Connection:
         return proc.stdout
 
     def close(self) -> None:
+        """Close the shared SSH connection."""
         import shutil
         import subprocess
 

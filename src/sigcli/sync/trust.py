@@ -29,6 +29,7 @@ VERSION = 1
 
 
 def record_path() -> str:
+    """The record of destinations exchanged with remotes (SIG_HOME/sync/exchanged.json)."""
     return os.path.join(paths.sig_home(), "sync", "exchanged.json")
 
 

@@ -26,6 +26,7 @@ import time
 from collections.abc import Callable
 from typing import Any
 
+from ..auth.manager import renews
 from ..core.duration import parse_duration_ms
 from ..core.errors import ErrorCode, SigError
 from ..core.text import printable
@@ -45,7 +46,6 @@ MARGIN_MS = 60_000  # renew when the credential would expire before the next pas
 BACKOFF_BASE_S = 30.0
 BACKOFF_CAP_S = 15 * 60.0
 MAX_NAP_S = 30.0  # wake at least this often to notice a changed interval
-RENEWABLE = ("oauth2",)
 # A headless browser renewal that failed with one of these waits for a change (a new login, an edited config):
 # trying again unchanged would show the same login page, or miss the same browser.
 PARK_UNTIL_CHANGED = (
@@ -66,6 +66,7 @@ NEEDS_HUMAN = (
 
 
 def format_duration(seconds: float) -> str:
+    """Seconds as "5m", "1h", "90s" or "1h30m", for the loop's messages."""
     s = max(0, round(seconds))
     if s >= 3600 and s % 3600 == 0:
         return f"{s // 3600}h"
@@ -125,6 +126,8 @@ class _RemoteQueue:
 
 
 class WatchLoop:
+    """Keeps watched credentials fresh: checks each pass, renews what is due, auto-syncs what changed."""
+
     def __init__(
         self,
         load_config: Callable[[], Config],
@@ -177,6 +180,7 @@ class WatchLoop:
         return config
 
     def interval_ms(self) -> int:
+        """The pass interval: --interval, else watch.interval (at least a second)."""
         if self._interval_override is not None:
             return max(self._interval_override, MIN_INTERVAL_MS)
         return interval_ms_of(self._config)
@@ -252,7 +256,7 @@ class WatchLoop:
             before = auth.stored(provider)
         except SigError as err:
             return self._report(key, "error", err.message, f"error:{err.code}", err.hint), pid, False
-        if before is None or (not before.values and provider.strategy not in RENEWABLE):
+        if before is None or (not before.values and not renews(provider)):
             # (an OAuth2 entry without a token after `sig logout` may still hold client credentials)
             self._versions.pop(pid, None)
             return self._report(key, "needs-login", f"needs login: {login}", "needs-login"), pid, False
@@ -275,7 +279,7 @@ class WatchLoop:
             result = self._renew_in_browser(config, auth, key, provider, before, horizon, browser_cfg)
             return result, pid, result["action"] == "renewed"
         self._browser_failed.pop(pid, None)
-        if provider.strategy not in RENEWABLE:
+        if not renews(provider):
             if before.is_valid(ttl, now):
                 left = format_duration(((expiry or now) - now) / 1000)
                 return self._report(key, "fresh", f"expires in {left} and cannot be renewed without you: {login}",
@@ -404,6 +408,7 @@ class WatchLoop:
                 self._flush(config)
 
     def pending(self) -> dict[str, list[str]]:
+        """Per remote, the providers waiting to be pushed."""
         return {remote: sorted(q.pending) for remote, q in self._queues.items() if q.pending}
 
     # -- the loop -----------------------------------------------------------------------------------
@@ -462,13 +467,12 @@ def push_sync(log: Callable[[str], None]) -> SyncFn:
 
 
 def make_loop(log: Callable[[str], None], debug: Callable[[str], None] | None = None,
-              interval_ms: int | None = None) -> WatchLoop:
+              interval_ms: int | None = None,
+              auth_for: Callable[[Config, Callable[[str], None]], AuthManager] | None = None) -> WatchLoop:
     """A WatchLoop on $SIG_HOME's config and store, auto-syncing over SSH. `log` gets the loop's lines,
-    `debug` the store's and the refresh broker's (e.g. only with --verbose)."""
-    from ..auth.manager import AuthManager
-    from ..config import paths
+    `debug` the store's and the refresh broker's (e.g. only with --verbose). `auth_for(config, log)` builds
+    the AuthManager for each config the loop loads (the CLI passes its composition root's)."""
     from ..config.load import load_config
-    from ..store.credentials import CredentialStore
 
     quiet = debug or (lambda _m: None)
 
@@ -476,6 +480,11 @@ def make_loop(log: Callable[[str], None], debug: Callable[[str], None] | None = 
         return load_config()[0]
 
     def auth_factory(config: Config) -> AuthManager:
-        return AuthManager(CredentialStore(config.credentials_dir, paths.key_path(), quiet), quiet)
+        if auth_for is not None:
+            return auth_for(config, quiet)
+        from ..auth.manager import AuthManager
+        from ..config.load import open_store
+
+        return AuthManager(open_store(config, quiet), quiet)
 
     return WatchLoop(load, auth_factory, push_sync(quiet), log, interval_ms=interval_ms)

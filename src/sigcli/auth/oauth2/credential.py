@@ -37,6 +37,7 @@ def jwt_exp_ms(token: str) -> int | None:
 
 def to_credential(provider: Provider, response: TokenResponse, settings: OAuth2Settings,
                   previous: Credential | None = None, log: Callable[[str], None] | None = None) -> Credential:
+    """A token endpoint's answer as a credential (values, expiry, refresh token, client settings kept)."""
     from ...core.errors import ErrorCode, SigError
     from ...core.model import Credential
 

@@ -78,6 +78,8 @@ class _Callback:
 
 
 def authorization_code(settings: OAuth2Settings, ctx: LoginContext) -> TokenResponse:
+    """Authorization code + PKCE: open (or print) the sign-in URL, wait for the loopback callback, swap the
+    code."""
     import os
     import threading
     from hashlib import sha256
@@ -106,12 +108,13 @@ def authorization_code(settings: OAuth2Settings, ctx: LoginContext) -> TokenResp
         ctx.notify(("Your browser was opened to sign in. If it did not open, visit:" if opened
                     else "Open this URL in a browser to sign in:") + f"\n  {url}")
         wait = ctx.waiting("Waiting for the sign-in in the browser", settings.callback_timeout, ctx.ask is not None)
-        if ctx.ask is not None:
+        ask = ctx.ask
+        if ask is not None:
             # Over SSH the browser's redirect cannot reach this machine: let the user paste it instead.
             def paste() -> None:
                 from urllib.parse import parse_qs, urlsplit
 
-                line = ctx.ask("…or paste the full URL the browser was redirected to", False)
+                line = ask("…or paste the full URL the browser was redirected to", False)
                 wait.input_ended()
                 if line and line.strip():
                     query = {k: v[0] for k, v in parse_qs(urlsplit(line.strip()).query).items()}
@@ -138,6 +141,7 @@ def authorization_code(settings: OAuth2Settings, ctx: LoginContext) -> TokenResp
 
 
 def device_code(settings: OAuth2Settings, ctx: LoginContext, sleep: object = time.sleep) -> TokenResponse:
+    """Device code (RFC 8628): show the code and URL, poll the token endpoint until approved or expired."""
     settings.require("device_url", "token_url", "client_id")
     fields = {"client_id": settings.client_id}
     if settings.scope:

@@ -6,14 +6,13 @@ from __future__ import annotations
 
 import os
 
-from ...core.duration import parse_duration_ms
 from ...core.errors import ErrorCode, SigError
 from ...core.secret import Secret
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     from ...core.model import Credential, Provider
-    from ...net.proxy import NetworkProxy
+    from ...net.network_proxy import NetworkProxy
 
 GRANTS = ("client_credentials", "authorization_code", "device_code")
 DEVICE_GRANT = "urn:ietf:params:oauth:grant-type:device_code"
@@ -98,7 +97,6 @@ class OAuth2Settings:
             self.scope = text("scope") or (literal(str(scopes), "scopes", pid) if scopes else "")
         grant = text("grant") or (stored.extra.get("oauth2Grant", "") if stored is not None else "")
         self.grant = grant or ("client_credentials" if self.client_secret is not None else "")
-        self.skew_ms = parse_duration_ms(str(conf.get("skew") or "60s")) or 60_000
         try:
             self.timeout = float(conf.get("timeout") or 30)
         except (TypeError, ValueError):
@@ -113,6 +111,7 @@ class OAuth2Settings:
             self.redirect_port = 0
 
     def require(self, *fields: str) -> None:
+        """USAGE_ERROR naming the settings (and their flags) a grant needs and does not have."""
         names = {"token_url": "tokenUrl (--token-url)", "client_id": "clientId (--client-id)",
                  "auth_url": "authUrl (--auth-url)", "device_url": "deviceUrl (--device-url)"}
         missing = [names[f] for f in fields if not getattr(self, f)]
@@ -131,7 +130,7 @@ class OAuth2Settings:
     def check_endpoint(self, url: str, field: str) -> None:
         """CONFIG_ERROR unless sig may talk to `url` (setting oauth2.`field`): https, a loopback host, or
         the provider's allowHttp: true — the rule credential injection follows."""
-        from ...inject.policy import endpoint_refusal
+        from ...core.policy import endpoint_refusal
 
         refusal = endpoint_refusal(self.provider, url, f"oauth2.{field}")
         if refusal is not None:
@@ -141,6 +140,7 @@ class OAuth2Settings:
 
     @property
     def network_proxy(self) -> NetworkProxy | None:
-        from ...net.proxy import for_provider
+        """The provider's networkProxy for token calls, or None."""
+        from ...net.network_proxy import for_provider
 
         return for_provider(self.provider)

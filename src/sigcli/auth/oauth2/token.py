@@ -21,6 +21,8 @@ class TokenError(SigError):
 
 
 class TokenResponse:
+    """A token endpoint's JSON answer and the server's Date (to warn when this machine's clock is far off)."""
+
     def __init__(self, data: dict[str, Any], server_date_ms: int | None) -> None:
         self.data = data
         self.server_date_ms = server_date_ms

@@ -1,4 +1,7 @@
-"""The strategy table: one entry per login method, imported only when used."""
+"""Login strategies: one module per login method, found through the strategy table (core/strategies.py).
+
+A strategy satisfies `auth.base.Strategy`. Its module is imported only when the strategy is used.
+"""
 
 from __future__ import annotations
 
@@ -10,23 +13,22 @@ TYPE_CHECKING = False
 if TYPE_CHECKING:
     from ..base import Strategy
 
-_TABLE = {
-    "api-token": ("api_token", "ApiTokenStrategy"),
-    "cookie": ("cookie", "CookieStrategy"),
-    "basic": ("basic", "BasicStrategy"),
-    "prompt": ("prompt", "PromptStrategy"),
-    "browser": ("browser", "BrowserStrategy"),
-    "oauth2": ("oauth2", "OAuth2Strategy"),
-}
-
 
 def strategy_for(name: str) -> Strategy:
-    entry = _TABLE.get(name)
-    if entry is None:
+    """An instance of the strategy called `name`; CONFIG_ERROR for a name the table does not have."""
+    from ...core.strategies import (  # the table: loaded by the first strategy used, not by `status`
+        NAMES,
+        spec,
+    )
+
+    row = spec(name)
+    if row is None:
         raise SigError(
             ErrorCode.CONFIG_ERROR,
             f'no strategy named "{name}"',
-            f"use one of: {', '.join(_TABLE)}",
+            f"use one of: {', '.join(NAMES)}",
         )
-    module = importlib.import_module(f"{__name__}.{entry[0]}")
-    return getattr(module, entry[1])()
+    module_name, _, class_name = row.implementation.partition(":")
+    module = importlib.import_module(f"{__name__}.{module_name}")
+    strategy: Strategy = getattr(module, class_name)()
+    return strategy

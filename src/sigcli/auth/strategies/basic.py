@@ -12,9 +12,12 @@ from .api_token import require_answer
 
 
 class BasicStrategy(StaticStrategy):
+    """HTTP Basic: user name and password handed over by the user."""
+
     name = "basic"
 
     def authenticate(self, provider: Provider, ctx: LoginContext) -> Credential:
+        """User name and password (given or asked for), stored with their Basic header value."""
         user = ctx.username if ctx.username else require_answer(ctx, provider, "Username", False, "--username")
         password = ctx.password.reveal() if ctx.password is not None else ""
         if not password:
@@ -26,3 +29,11 @@ class BasicStrategy(StaticStrategy):
         encoded = base64.b64encode(f"{user}:{password}".encode()).decode("ascii")
         values = {"username": Secret(user), "password": Secret(password), "basic_auth": Secret(encoded)}
         return Credential(provider.id, self.name, values, extra={"credentialType": "basic"})
+
+
+TYPE_CHECKING = False
+
+if TYPE_CHECKING:
+    from ..base import Strategy
+
+    _check: type[Strategy] = BasicStrategy  # mypy: the class satisfies the strategy protocol

@@ -3,13 +3,14 @@
 Also the headless renewal the watch loop asks for (`renews_in_browser`, `headless_login`): a credential that
 came from a browser is renewed by a headless login on sig's profile with the session cookies kept in it
 restored — never a window, never a prompt. `refresh` stays None: `sig get`/`run`/`request` never start a
-browser (SPEC: `get` never prompts or opens a browser).
+browser (README "Commands": `get` never prompts or opens a browser).
 """
 
 from __future__ import annotations
 
 from ...core.model import Credential, Provider
 from ...core.secret import Secret
+from ...core.strategies import spec
 from ...core.timeutil import iso_from_ms
 from ..base import LoginContext, StaticStrategy
 
@@ -18,7 +19,7 @@ if TYPE_CHECKING:
     from collections.abc import Callable
     from typing import Any
 
-# Extra payload key (SPEC §2) marking a credential captured in a browser, so the watch loop can tell a cookie
+# Extra payload key of the credential file (README "Browser login") marking a credential captured in a browser, so the watch loop can tell a cookie
 # or OAuth2 credential that a browser login made (renewable headlessly) from one the user pasted (not).
 CAPTURED_KEY = "capturedBy"
 DEFAULT_HEADLESS_MS = 20_000  # browser.headlessTimeout when the config has none (as the cascade assumes)
@@ -35,8 +36,8 @@ def credential_type(provider: Provider) -> str:
 
 def capture_as(provider: Provider, ctx: LoginContext, strategy: str, credential_type: str,
                default_extract: list[dict[str, str]], keep_extract: bool) -> Credential:
-    """A browser login on behalf of another strategy (seed 000's cookie / oauth2 without a token
-    endpoint): `default_extract` replaces the provider's extract rules unless `keep_extract`."""
+    """A browser login on behalf of another strategy (cookie, or oauth2 without a token endpoint: README
+    "Browser login"): `default_extract` replaces the provider's extract rules unless `keep_extract`."""
     data = dict(provider.data)
     if not keep_extract:
         data["extract"] = default_extract
@@ -47,11 +48,14 @@ def capture_as(provider: Provider, ctx: LoginContext, strategy: str, credential_
 
 
 class BrowserStrategy(StaticStrategy):
+    """Log in in a real browser and capture what the provider's extract rules name."""
+
     name = "browser"
 
     def authenticate(self, provider: Provider, ctx: LoginContext) -> Credential:
-        from ...browser.cascade import Cascade
+        """Run the login cascade (auth/browser_login.py), restoring the session cookies kept last time."""
         from ...browser.session_cookies import PAYLOAD_KEY, SessionCookies
+        from ..browser_login import Cascade
 
         kept = SessionCookies.from_credential(ctx.previous, provider)
         capture = Cascade(provider, dict(ctx.browser), mode=ctx.mode, network_proxy=ctx.network_proxy,
@@ -60,7 +64,8 @@ class BrowserStrategy(StaticStrategy):
         expires = iso_from_ms(capture.expires_at_ms) if capture.expires_at_ms else None
         extra: dict[str, object] = {"credentialType": credential_type(provider), CAPTURED_KEY: "browser"}
         if capture.session_cookies:
-            # Sealed with the credential, outside `values` (SPEC §2): for the next login's browser only.
+            # Sealed with the credential, outside `values` (README "Browser login"): for the next login's
+            # browser only.
             extra[PAYLOAD_KEY] = capture.session_cookies.to_payload()
         return Credential(provider.id, provider.strategy, values, expires_at=expires, extra=extra)
 
@@ -77,16 +82,20 @@ def renews_in_browser(provider: Provider, credential: Credential, browser_cfg: d
         return False
     if not credential.values or not provider.entry_url:
         return False
-    if provider.strategy == "browser":
+    row = spec(provider.strategy)
+    if row is None:
+        return False
+    if row.needs_browser:
         return True
-    if provider.strategy == "oauth2" and (provider.get("oauth2") or {}).get("tokenUrl"):
+    if row.renews and (provider.get("oauth2") or {}).get("tokenUrl"):
         return False  # renewed at its token endpoint
-    if provider.strategy in ("cookie", "oauth2"):
+    if row.browser_capture:
         return credential.extra.get(CAPTURED_KEY) == "browser" or PAYLOAD_KEY in credential.extra
     return False
 
 
 def headless_timeout_s(browser_cfg: dict[str, Any]) -> float:
+    """browser.headlessTimeout in seconds (the default when missing or not a number)."""
     try:
         return float(browser_cfg.get("headlessTimeout") or DEFAULT_HEADLESS_MS) / 1000
     except (TypeError, ValueError):
@@ -109,3 +118,8 @@ def headless_login(provider: Provider, previous: Credential | None, browser_cfg:
     data.pop("forceVisible", None)
     ctx = LoginContext(mode="headless", browser=cfg, log=log, notify=log, previous=previous)
     return strategy_for(provider.strategy).authenticate(Provider(data), ctx)
+
+if TYPE_CHECKING:
+    from ..base import Strategy
+
+    _check: type[Strategy] = BrowserStrategy  # mypy: the class satisfies the strategy protocol

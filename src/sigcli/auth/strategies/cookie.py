@@ -10,6 +10,7 @@ from .api_token import require_answer
 
 
 def normalise_cookie(text: str) -> str:
+    """A Cookie header value ("a=1; b=2") from what was pasted; USAGE_ERROR when it is not name=value pairs."""
     text = text.strip()
     if text.lower().startswith("cookie:"):
         text = text[7:].strip()
@@ -32,9 +33,12 @@ def normalise_cookie(text: str) -> str:
 
 
 class CookieStrategy(StaticStrategy):
+    """A Cookie header copied from a browser, or captured in one when none is given."""
+
     name = "cookie"
 
     def authenticate(self, provider: Provider, ctx: LoginContext) -> Credential:
+        """The cookie given (or asked for); without one and with a browser, capture the jar there."""
         text = ctx.cookie.reveal() if ctx.cookie is not None else ""
         if not text.strip() and ctx.browser:
             return self._from_browser(provider, ctx)
@@ -44,8 +48,17 @@ class CookieStrategy(StaticStrategy):
         return Credential(provider.id, self.name, {"cookie": Secret(cookie)}, extra={"credentialType": "cookie"})
 
     def _from_browser(self, provider: Provider, ctx: LoginContext) -> Credential:
-        """Seed 000's cookie strategy without --cookie: capture the jar from a browser login."""
+        """A cookie provider logged in without --cookie: capture the jar from a browser login (README
+        "Browser login")."""
         from .browser import capture_as
 
         return capture_as(provider, ctx, self.name, "cookie", [{"from": "cookies", "as": "cookie", "match": "*"}],
                           keep_extract=bool(provider.extract))
+
+
+TYPE_CHECKING = False
+
+if TYPE_CHECKING:
+    from ..base import Strategy
+
+    _check: type[Strategy] = CookieStrategy  # mypy: the class satisfies the strategy protocol

@@ -11,9 +11,12 @@ if TYPE_CHECKING:
 
 
 class OAuth2Strategy:
+    """OAuth2: client credentials, authorization code + PKCE, device code; renews by refresh token."""
+
     name = "oauth2"
 
     def authenticate(self, provider: Provider, ctx: LoginContext) -> Credential:
+        """Run the grant the settings name (or a browser capture without a token endpoint)."""
         from ..oauth2 import flows
         from ..oauth2.credential import to_credential
         from ..oauth2.settings import OAuth2Settings
@@ -43,7 +46,7 @@ class OAuth2Strategy:
         return to_credential(provider, response, settings, log=ctx.log)
 
     def _from_browser(self, provider: Provider, ctx: LoginContext) -> Credential:
-        """Seed 000's OAuth2 without a token endpoint: log in in the browser and keep the bearer token
+        """OAuth2 without a token endpoint (README "Browser login"): log in in the browser and keep the bearer token
         the site's own pages send (expiry from the token's JWT `exp` when it has one)."""
         from ...core.timeutil import iso_from_ms
         from ..oauth2.credential import jwt_exp_ms
@@ -59,6 +62,7 @@ class OAuth2Strategy:
         return captured
 
     def validate(self, provider: Provider, credential: Credential) -> bool:
+        """Valid until the token's expiry (or the provider's ttl)."""
         return credential.is_valid(provider.ttl_ms)
 
     def refresh(self, provider: Provider, credential: Credential | None) -> Credential | None:
@@ -88,3 +92,8 @@ class OAuth2Strategy:
             return None
         response = post_form(settings.token_url, fields, settings, error_code=ErrorCode.REFRESH_FAILED)
         return to_credential(provider, response, settings, previous=credential)
+
+if TYPE_CHECKING:
+    from ..base import Strategy
+
+    _check: type[Strategy] = OAuth2Strategy  # mypy: the class satisfies the strategy protocol

@@ -9,9 +9,12 @@ from ..base import LoginContext, StaticStrategy
 
 
 class PromptStrategy(StaticStrategy):
+    """Ask the user for each value a `from: prompt` extract rule names."""
+
     name = "prompt"
 
     def authenticate(self, provider: Provider, ctx: LoginContext) -> Credential:
+        """One answer per prompt rule (from the flags given, else asked); MANUAL_SETUP_REQUIRED when missing."""
         supplied = {
             "token": ctx.token.reveal() if ctx.token else None,
             "cookie": ctx.cookie.reveal() if ctx.cookie else None,
@@ -40,3 +43,11 @@ class PromptStrategy(StaticStrategy):
                 "add extract rules such as {from: prompt, as: token, match: API token}",
             )
         return Credential(provider.id, self.name, values)
+
+
+TYPE_CHECKING = False
+
+if TYPE_CHECKING:
+    from ..base import Strategy
+
+    _check: type[Strategy] = PromptStrategy  # mypy: the class satisfies the strategy protocol

@@ -9,10 +9,19 @@ from __future__ import annotations
 
 import importlib
 
+from ...auth.login import GRANTS
+from ...browser.locate import CHANNELS
 from ...config.keys import TOP_SETTABLE
 from ...core.errors import usage_error
+from ...core.strategies import NAMES as STRATEGY_NAMES
+from ...inject.mount import FORMATS as MOUNT_FORMATS
 from ..app import App
 from ..args import GLOBAL_FLAGS, Args
+from .login import MODES as LOGIN_MODES
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from collections.abc import Callable
 
 FLAGS: dict[str, str] = {}
 
@@ -33,11 +42,11 @@ FORMATS = {
 }
 # Values of flags that take one of a fixed set (any command).
 CHOICES = {
-    "strategy": ("browser", "cookie", "api-token", "basic", "prompt", "oauth2"),
-    "mode": ("auto", "headless", "cdp", "visible"),
-    "mount-format": ("env", "dotenv", "json", "yaml"),
-    "channel": ("chrome", "msedge", "chromium"),
-    "grant": ("client_credentials", "authorization_code", "device_code"),
+    "strategy": STRATEGY_NAMES,
+    "mode": LOGIN_MODES,
+    "mount-format": MOUNT_FORMATS,
+    "channel": tuple(CHANNELS),
+    "grant": GRANTS,
     "method": ("GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS"),
 }
 FILE_FLAGS = ("mount", "cacert", "ssh-key", "body", "browser-data-dir", "credentials-dir", "output")
@@ -52,47 +61,49 @@ _IDS = _AWK + ' "${SIG_HOME:-$HOME/.sig}/config.yaml" 2>/dev/null'  # POSIX-styl
 
 
 def commands() -> tuple[str, ...]:
+    """The command names, for completion."""
     from ..main import COMMANDS
 
     return COMMANDS
 
 
 def aliases() -> dict[str, str]:
+    """The command aliases, for completion."""
     from ..main import ALIASES
 
     return ALIASES
+
+
+def _tables() -> dict[str, tuple[dict[str, str], dict[str, str]]]:
+    """{command: (its FLAGS table, its short forms {"-X": flag name})}, from the command modules."""
+    out = {}
+    for command in commands():
+        module = importlib.import_module(f"{__package__}.{command}")
+        out[command] = (dict(module.FLAGS), dict(getattr(module, "SHORT", None) or {}))
+    return out
 
 
 def command_flags() -> dict[str, list[str]]:
     """{command: its flags as typed}: the command's FLAGS table, `--json` where it has --format, the global
     options, then its short forms (`-X`)."""
     out = {}
-    for command in commands():
-        module = importlib.import_module(f"{__package__}.{command}")
-        names = [*module.FLAGS, *(g for g in GLOBAL_FLAGS if g not in module.FLAGS)]
-        if "format" in module.FLAGS and "json" not in module.FLAGS:
-            names.insert(list(module.FLAGS).index("format") + 1, "json")
-        out[command] = [f"--{name}" for name in names] + list(getattr(module, "SHORT", {}))
+    for command, (flags, short) in _tables().items():
+        names = [*flags, *(g for g in GLOBAL_FLAGS if g not in flags)]
+        if "format" in flags and "json" not in flags:
+            names.insert(list(flags).index("format") + 1, "json")
+        out[command] = [f"--{name}" for name in names] + list(short)
     return out
 
 
 def _flag_kinds() -> dict[str, dict[str, str]]:
     """{command: {flag name: kind}}, the global options included."""
-    out = {}
-    for command in commands():
-        module = importlib.import_module(f"{__package__}.{command}")
-        out[command] = {**module.FLAGS, **{g: k for g, k in GLOBAL_FLAGS.items() if g not in module.FLAGS}}
-    return out
+    return {command: {**flags, **{g: k for g, k in GLOBAL_FLAGS.items() if g not in flags}}
+            for command, (flags, _short) in _tables().items()}
 
 
 def _short_flags() -> dict[str, dict[str, str]]:
     """{command: {"-X": flag name}} for the commands that have short forms."""
-    out = {}
-    for command in commands():
-        short = getattr(importlib.import_module(f"{__package__}.{command}"), "SHORT", None)
-        if short:
-            out[command] = dict(short)
-    return out
+    return {command: short for command, (_flags, short) in _tables().items() if short}
 
 
 def _typed(kinds: dict[str, dict[str, str]]) -> list[tuple[str, str, str, str]]:
@@ -113,6 +124,20 @@ def _words(items: list[str] | tuple[str, ...]) -> str:
     return " ".join(items)
 
 
+def _shell_cases(say: Callable[[str], str]) -> tuple[str, str, str, str]:
+    """The case arms bash and zsh share, with `say(words)` as the shell's way to print a list of words:
+    (aliases → commands, each command's flags, each flag's values, the "cmd:flag" pairs taking a value)."""
+    kinds = _flag_kinds()
+    alias_case = " ".join(f"{a}) cmd={c};;" for a, c in aliases().items())
+    flag_case = "\n".join(f"    {c}) {say(_words(f))};;" for c, f in command_flags().items())
+    value_lines = []
+    for command, typed, flag, kind in _typed(kinds):
+        values = _values(command, flag)
+        if kind != "bool" and values:
+            value_lines.append(f"    {command}:{typed}) {say(_words(values))};;")
+    return alias_case, flag_case, "\n".join(value_lines), _takes_value(kinds)
+
+
 def _file_flags() -> list[str]:
     """The flags whose value is a file, long and short (`-o`, `-d`), for the shells' case patterns."""
     typed = ["--" + f for f in FILE_FLAGS]
@@ -125,17 +150,8 @@ def _file_flags() -> list[str]:
 
 
 def bash_script() -> str:
-    flags = command_flags()
-    kinds = _flag_kinds()
-    alias_case = " ".join(f"{a}) cmd={c};;" for a, c in aliases().items())
-    flag_case = "\n".join(f"    {c}) echo \"{_words(f)}\";;" for c, f in flags.items())
-    value_lines = []
-    for command, typed, flag, kind in _typed(kinds):
-        values = _values(command, flag)
-        if kind != "bool" and values:
-            value_lines.append(f"    {command}:{typed}) echo \"{_words(values)}\";;")
-    value_case = "\n".join(value_lines)
-    takes_value = _takes_value(kinds)
+    """The bash completion script."""
+    alias_case, flag_case, value_case, takes_value = _shell_cases(lambda words: f'echo "{words}"')
     sub_case = "\n".join(f"    {c}) [ \"$COMP_CWORD\" -eq 2 ] && {{ COMPREPLY=( $(compgen -W \"{_words(s)}\" -- \"$cur\") );"
                          f" return; }};;" for c, s in SUBCOMMANDS.items())
     return f"""\
@@ -199,17 +215,8 @@ def _takes_value(kinds: dict[str, dict[str, str]]) -> str:
 
 
 def zsh_script() -> str:
-    flags = command_flags()
-    kinds = _flag_kinds()
-    alias_case = " ".join(f"{a}) cmd={c};;" for a, c in aliases().items())
-    flag_case = "\n".join(f"    {c}) print -r -- {_words(f)};;" for c, f in flags.items())
-    value_lines = []
-    for command, typed, flag, kind in _typed(kinds):
-        values = _values(command, flag)
-        if kind != "bool" and values:
-            value_lines.append(f"    {command}:{typed}) print -r -- {_words(values)};;")
-    value_case = "\n".join(value_lines)
-    takes_value = _takes_value(kinds)
+    """The zsh completion script."""
+    alias_case, flag_case, value_case, takes_value = _shell_cases(lambda words: f"print -r -- {words}")
     sub_case = "\n".join(f"    {c}) (( CURRENT == 3 )) && {{ compadd -- {_words(s)}; return; }};;"
                          for c, s in SUBCOMMANDS.items())
     return f"""\
@@ -270,6 +277,7 @@ _sig() {{
 
 
 def fish_script() -> str:
+    """The fish completion script."""
     kinds = _flag_kinds()
     alias_of: dict[str, list[str]] = {}
     for alias, command in aliases().items():
@@ -315,15 +323,25 @@ def fish_script() -> str:
     return "\n".join(lines) + "\n"
 
 
-def run(args: Args, app: App) -> int:
-    scripts = {"bash": bash_script, "zsh": zsh_script, "fish": fish_script}
-    if len(args.positionals) != 1 or args.positionals[0] not in scripts:
-        shell = args.positionals[0] if args.positionals else ""
-        if shell:
-            from ..args import unknown_word
+SCRIPTS = {"bash": bash_script, "zsh": zsh_script, "fish": fish_script}
 
-            raise unknown_word("shell", shell, list(scripts), "usage: sig completion bash|zsh|fish",
-                               "`sig completion {}`")
-        raise usage_error("name a shell", "usage: sig completion bash|zsh|fish")
-    app.out(scripts[args.positionals[0]]())
+
+class CompletionOptions:
+    """`sig completion`'s shell, checked."""
+
+    def __init__(self, args: Args) -> None:
+        if len(args.positionals) != 1 or args.positionals[0] not in SCRIPTS:
+            shell = args.positionals[0] if args.positionals else ""
+            if shell:
+                from ..args import unknown_word
+
+                raise unknown_word("shell", shell, list(SCRIPTS), "usage: sig completion bash|zsh|fish",
+                                   "`sig completion {}`")
+            raise usage_error("name a shell", "usage: sig completion bash|zsh|fish")
+        self.shell = args.positionals[0]
+
+
+def run(args: Args, app: App) -> int:
+    """Print the completion script for the shell named."""
+    app.out(SCRIPTS[CompletionOptions(args).shell]())
     return 0

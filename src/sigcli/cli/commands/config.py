@@ -28,15 +28,24 @@ USAGE = "sig config path | get [KEY] [--format json] | set KEY VALUE | unset KEY
 AUDIT_ACTION = "config_set"
 
 
+class ConfigOptions:
+    """`sig config`'s subcommand, arguments and format, typed."""
+
+    def __init__(self, args: Args) -> None:
+        if not args.positionals:
+            raise usage_error("say what to do: path, get, set or unset", f"usage: {USAGE}")
+        self.sub, self.rest = args.positionals[0], args.positionals[1:]
+        if args.rest is not None and self.sub == "set" and len(self.rest) == 1 and len(args.rest) == 1:
+            self.rest = [self.rest[0], args.rest[0]]  # `sig config set KEY -- -value`
+        self.format = args.value("format")
+        if self.format not in (None, "json"):
+            raise usage_error(f'unknown format "{self.format}"', "use --format json (or --json)")
+
+
 def run(args: Args, app: App) -> int:
-    if not args.positionals:
-        raise usage_error("say what to do: path, get, set or unset", f"usage: {USAGE}")
-    sub, rest = args.positionals[0], args.positionals[1:]
-    if args.rest is not None and sub == "set" and len(rest) == 1 and len(args.rest) == 1:
-        rest = [rest[0], args.rest[0]]  # `sig config set KEY -- -value`
-    fmt = args.value("format")
-    if fmt not in (None, "json"):
-        raise usage_error(f'unknown format "{fmt}"', "use --format json (or --json)")
+    """path, get, set or unset one setting (config/keys.py says which settings exist)."""
+    opts = ConfigOptions(args)
+    sub, rest, fmt = opts.sub, opts.rest, opts.format
     if sub == "path":
         from ...config import paths
 
@@ -149,7 +158,7 @@ def guarded(key: Key) -> bool:
 
     field = key.field
     if field == "url" or field.startswith("env."):
-        return field == "url"  # seed 000's url is the entry URL and the domain
+        return field == "url"  # a seed-format url is the entry URL and the domain (README "Configuration")
     entry = {"oauth2": {field[len("oauth2."):]: True}} if field.startswith("oauth2.") else {field: True}
     return bool(guarded_fields(entry))
 
@@ -186,7 +195,9 @@ def _change(app: App, name: str, text: str | None, fmt: str | None) -> int:
         return _report(app, fmt, name, shown_new, before_plain)
     destination = guarded(key)
     approved = False
-    if destination and app.agent_detected():
+    from ..guard import agent_detected
+
+    if destination and agent_detected():
         _require_person(app, key, before_plain, shown_new, value is MISSING)
         approved = True
 

@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import sys
 
+from ...config.load import provider_not_found
 from ...core.errors import ErrorCode, SigError, usage_error
 from ...core.jsonio import dumps
 from ..app import App
 from ..args import Args
-from ..common import one_positional, provider_not_found
+from ..common import one_positional
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -19,18 +20,29 @@ FORMATS = ("json", "header", "value")
 USAGE = "sig get <provider|url> [--format json|header|value] [--no-redaction]"
 
 
+class GetOptions:
+    """`sig get`'s argument and flags, typed."""
+
+    __slots__ = ("format", "raw", "target")
+
+    def __init__(self, args: Args) -> None:
+        self.target = one_positional(args.positionals, USAGE)
+        self.format = args.value("format") or "json"
+        if self.format not in FORMATS:
+            raise usage_error(f'unknown format "{self.format}"', f"use one of: {', '.join(FORMATS)}")
+        self.raw = args.flag("no-redaction")
+
+
 def run(args: Args, app: App) -> int:
-    target = one_positional(args.positionals, USAGE)
+    """Resolve the provider, read its credential (renewed if due), print the headers its rules make."""
+    opts = GetOptions(args)
+    target, fmt, raw = opts.target, opts.format, opts.raw
     from ...sandbox.inside import in_sandbox
 
     if in_sandbox():
         from ...sandbox.inside import values_unavailable
 
         raise values_unavailable("sig get")
-    fmt = args.value("format") or "json"
-    if fmt not in FORMATS:
-        raise usage_error(f'unknown format "{fmt}"', f"use one of: {', '.join(FORMATS)}")
-    raw = args.flag("no-redaction")
     provider = app.config.resolve(target)
     if provider is None:
         app.audit("credential_access", "failure", None, {"target": target, "error": "provider not found"})
@@ -44,7 +56,7 @@ def run(args: Args, app: App) -> int:
     except SigError as err:
         app.audit("credential_access", "failure", provider.id, {"error": err.message})
         raise
-    from ...inject.apply import apply_rules
+    from ...core.apply import apply_rules
 
     values = credential.revealed()
     headers = apply_rules(provider.apply, values).headers
@@ -58,7 +70,7 @@ def run(args: Args, app: App) -> int:
     if raw:
         sys.stderr.write("Warning: printing raw credential values; do not hand them to untrusted programs.\n")
     else:
-        from ...inject.redact import redact_text, secret_forms
+        from ...core.secret_forms import redact_text, secret_forms
 
         forms = secret_forms(values)
         headers = {k: redact_text(v, forms) for k, v in headers.items()}

@@ -69,25 +69,41 @@ def _home_form(path: str) -> str:
     return paths.display_path(path)
 
 
+class InitOptions:
+    """`sig init`'s flags, typed."""
+
+    def __init__(self, args: Args) -> None:
+        if args.positionals:
+            raise usage_error(f"unexpected argument {args.positionals[0]!r}", "usage: sig init [--yes] [--remote]")
+        self.channel = args.value("channel")
+        if self.channel is not None and self.channel not in CHANNELS:
+            raise usage_error(f'unknown browser channel "{self.channel}"', "use chrome, msedge or chromium")
+        self.remote = args.flag("remote")
+        self.force = args.flag("force")
+        self.yes = args.flag("yes")
+        self.browser_data_dir = args.value("browser-data-dir")
+        self.credentials_dir = args.value("credentials-dir")
+        # Flags that only shape a new config (a kept one ignores them, and says so).
+        self.shaping = [f"--{name}" for name in ("remote", "channel", "browser-data-dir", "credentials-dir")
+                        if args.given(name)]
+
+
 def run(args: Args, app: App) -> int:
-    if args.positionals:
-        raise usage_error(f"unexpected argument {args.positionals[0]!r}", "usage: sig init [--yes] [--remote]")
-    channel = args.value("channel")
-    if channel is not None and channel not in CHANNELS:
-        raise usage_error(f'unknown browser channel "{channel}"', "use chrome, msedge or chromium")
-    remote = args.flag("remote")
+    """Write a fresh config (the old one kept as .bak with --force), the folders and the key."""
+    opts = InitOptions(args)
+    channel, remote = opts.channel, opts.remote
     config_file = paths.config_path()
     from ...store.files import atomic_write, ensure_dir, read_file
 
-    if os.path.lexists(config_file) and not args.flag("force"):
-        return _keep_existing(app, args, config_file)
+    if os.path.lexists(config_file) and not opts.force:
+        return _keep_existing(app, opts, config_file)
     existing = read_file(config_file) if os.path.lexists(config_file) else None
-    browser_dir = paths.expand_path(args.value("browser-data-dir") or "~/.sig/browser-data")
-    credentials_dir = paths.expand_path(args.value("credentials-dir") or "~/.sig/credentials")
+    browser_dir = paths.expand_path(opts.browser_data_dir or "~/.sig/browser-data")
+    credentials_dir = paths.expand_path(opts.credentials_dir or "~/.sig/credentials")
     exec_path = ""
     if not remote:
         exec_path = detect_browser(channel)
-        interactive = sys.stdin.isatty() and sys.stderr.isatty() and not args.flag("yes")
+        interactive = sys.stdin.isatty() and sys.stderr.isatty() and not opts.yes
         if interactive:
             answer = app.ask(f"Browser executable [{exec_path or 'none found'}]", False)
             if answer and answer.strip():
@@ -130,7 +146,7 @@ def run(args: Args, app: App) -> int:
     return 0
 
 
-def _keep_existing(app: App, args: Args, config_file: str) -> int:
+def _keep_existing(app: App, opts: InitOptions, config_file: str) -> int:
     """A second `sig init`: the config stays as it is; make sure the folders and the key exist, and say so."""
     from ...store.files import ensure_dir
 
@@ -163,8 +179,7 @@ def _keep_existing(app: App, args: Args, config_file: str) -> int:
     else:
         app.say(f"  Browser data:   {browser_dir}")
         app.say(f"  Browser:        {browser.get('execPath') or '(not set)'}")
-    ignored = [f"--{name}" for name in ("remote", "channel", "browser-data-dir", "credentials-dir")
-               if args.given(name)]
+    ignored = opts.shaping
     if ignored:
         app.warn(f"{', '.join(ignored)} not applied: the existing config was kept; add --force to rewrite it "
                  "with what you passed")
@@ -172,11 +187,8 @@ def _keep_existing(app: App, args: Args, config_file: str) -> int:
 
 
 def _ensure_key(credentials_dir: str) -> str:
-    """Create the encryption key unless it exists; "kept" or "created"."""
-    from ...store.credentials import CredentialStore
-    from ...store.keyfile import load_key
+    """Create the encryption key unless it exists; "kept" or "created" (a damaged key is an error here,
+    never replaced)."""
+    from ...config.load import open_store
 
-    if load_key(paths.key_path()) is not None:  # a damaged key is an error here, never replaced
-        return "kept"
-    CredentialStore(credentials_dir, paths.key_path())._key_for_writing()
-    return "created"
+    return "created" if open_store(None, credentials_dir=credentials_dir).ensure_key() else "kept"

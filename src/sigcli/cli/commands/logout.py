@@ -18,16 +18,27 @@ FLAGS: dict[str, str] = {"all": "bool", "force": "bool", "format": "value"}
 SHOWN = 20  # names listed in the question; the rest are counted
 
 
-def run(args: Args, app: App) -> int:
-    if len(args.positionals) > 1:
-        raise usage_error("logout takes at most one provider",
-                          "usage: sig logout <provider>, or sig logout --all to clear every credential")
-    if args.positionals:
-        if args.flag("all"):
+class LogoutOptions:
+    """`sig logout`'s provider (or --all) and flags, typed."""
+
+    def __init__(self, args: Args) -> None:
+        if len(args.positionals) > 1:
+            raise usage_error("logout takes at most one provider",
+                              "usage: sig logout <provider>, or sig logout --all to clear every credential")
+        self.target = args.positionals[0] if args.positionals else None
+        self.all = args.flag("all")
+        self.force = args.flag("force")
+        if self.target is not None and self.all:
             raise usage_error("--all clears every credential: name no provider with it",
-                              f"run `sig logout {args.positionals[0]}` or `sig logout --all`")
-        return _logout_one(app, args.positionals[0])
-    return _logout_all(app, args)
+                              f"run `sig logout {self.target}` or `sig logout --all`")
+
+
+def run(args: Args, app: App) -> int:
+    """Clear one credential (OAuth2 client credentials are kept), or all of them after a yes."""
+    opts = LogoutOptions(args)
+    if opts.target is not None:
+        return _logout_one(app, opts.target)
+    return _logout_all(app, opts)
 
 
 def _logout_one(app: App, target: str) -> int:
@@ -46,7 +57,7 @@ def _logout_one(app: App, target: str) -> int:
     return 0
 
 
-def _logout_all(app: App, args: Args) -> int:
+def _logout_all(app: App, opts: LogoutOptions) -> int:
     store = app.store
     # What there is to clear: readable credentials holding a session, and unreadable files (by file name).
     # OAuth2 files already cleared keep only the client's own credentials: nothing to ask about.
@@ -57,10 +68,10 @@ def _logout_all(app: App, args: Args) -> int:
     names = [credential.provider_id if credential is not None else stem for stem, credential in pending]
     listing = ", ".join(names[:SHOWN]) + (f" and {len(names) - SHOWN} more" if len(names) > SHOWN else "")
     what = f"{len(names)} stored credential{'s' if len(names) != 1 else ''} ({listing})"
-    if not (args.flag("all") and args.flag("force")):
+    if not (opts.all and opts.force):
         if not sys.stdin.isatty():
             raise usage_error(
-                f"`sig logout{' --all' if args.flag('all') else ''}` clears all {what}, and cannot ask for "
+                f"`sig logout{' --all' if opts.all else ''}` clears all {what}, and cannot ask for "
                 "confirmation "
                 "(standard input is not a terminal); nothing was cleared",
                 "clear one: `sig logout <provider>`; clear them all: `sig logout --all --force`",

@@ -9,14 +9,26 @@ from ..args import Args
 FLAGS = {"format": "value", "presets": "bool"}
 
 
-def run(args: Args, app: App) -> int:
-    from ..output import choose_format, render
+class ProvidersOptions:
+    """`sig providers`'s flags, typed."""
 
-    if args.positionals:
-        raise usage_error(f"unexpected argument {args.positionals[0]!r}",
-                          "usage: sig providers [--presets] [--format F]")
-    fmt = choose_format(args.value("format"))
-    if args.flag("presets"):
+    def __init__(self, args: Args) -> None:
+        from ..output import choose_format
+
+        if args.positionals:
+            raise usage_error(f"unexpected argument {args.positionals[0]!r}",
+                              "usage: sig providers [--presets] [--format F]")
+        self.format = choose_format(args.value("format"))
+        self.presets = args.flag("presets")
+
+
+def run(args: Args, app: App) -> int:
+    """The configured providers and whether each is logged in (or, with --presets, the presets)."""
+    from ..output import render
+
+    opts = ProvidersOptions(args)
+    fmt = opts.format
+    if opts.presets:
         from ...config.presets import listing
 
         presets = listing()

@@ -13,10 +13,26 @@ USAGE = "sig proxy start [--port N] [--foreground] | stop | status | trust | env
 START_FLAGS = ("port", "no-auth", "foreground")
 
 
-def _port(args: Args) -> int:
+class ProxyOptions:
+    """`sig proxy`'s subcommand and flags, typed (the port is checked when a subcommand needs it)."""
+
+    def __init__(self, args: Args) -> None:
+        sub = args.positionals[0] if args.positionals else ""
+        if not sub and any(args.given(f) for f in START_FLAGS):
+            sub = "start"  # `sig proxy --port 8080` means start (README "Commands")
+        if sub not in ("start", "stop", "status", "trust", "env", "serve") or len(args.positionals) > 1:
+            raise usage_error("say start, stop, status, trust or env", f"usage: {USAGE}")
+        self.sub = sub
+        self.port = args.value("port")
+        self.no_auth = args.flag("no-auth")
+        self.foreground = args.flag("foreground")
+        self.format = args.value("format")
+
+
+def _port(opts: ProxyOptions) -> int:
     from ...proxy.daemon import DEFAULT_PORT
 
-    raw = args.value("port")
+    raw = opts.port
     if raw is None:
         return DEFAULT_PORT
     if not raw.isdigit() or int(raw) > 65535:
@@ -29,28 +45,26 @@ def _shell_quote(value: str) -> str:
 
 
 def run(args: Args, app: App) -> int:
+    """Start, stop, show or explain the proxy daemon (proxy/daemon.py); `serve` is the daemon itself."""
     from ...proxy import daemon
 
-    sub = args.positionals[0] if args.positionals else ""
-    if not sub and any(args.given(f) for f in START_FLAGS):
-        sub = "start"  # seed 001 writes `sig proxy --port 8080`
-    if sub not in ("start", "stop", "status", "trust", "env", "serve") or len(args.positionals) > 1:
-        raise usage_error("say start, stop, status, trust or env", f"usage: {USAGE}")
+    opts = ProxyOptions(args)
+    sub = opts.sub
     app.config  # noqa: B018 - the proxy needs a valid config; fail early with its message
     if sub == "serve":
         from ...proxy.run import serve
 
-        return serve(_port(args), no_auth=args.flag("no-auth"), verbose=app.verbose)
+        return serve(_port(opts), no_auth=opts.no_auth, verbose=app.verbose)
     if sub == "start":
-        if args.flag("no-auth"):
+        if opts.no_auth:
             app.warn("--no-auth: any local program (of any user) can use your credentials through the proxy")
-        if args.flag("foreground"):
-            return _foreground(app, _port(args), args.flag("no-auth"))
-        state, started = daemon.start(_port(args), args.flag("no-auth"))
-        app.audit("proxy_start", "success", None, {"port": state["port"]})
-        app.say(f"Proxy {'started' if started else 'already running'} on 127.0.0.1:{state['port']} "
-                f"(pid {state['pid']}). Use it with: eval \"$(sig proxy env)\"")
-        _print_status(app, state, args.value("format"))
+        if opts.foreground:
+            return _foreground(app, _port(opts), opts.no_auth)
+        running, started = daemon.start(_port(opts), opts.no_auth)
+        app.audit("proxy_start", "success", None, {"port": running["port"]})
+        app.say(f"Proxy {'started' if started else 'already running'} on 127.0.0.1:{running['port']} "
+                f"(pid {running['pid']}). Use it with: eval \"$(sig proxy env)\"")
+        _print_status(app, running, opts.format)
         return 0
     if sub == "stop":
         pid = daemon.stop()
@@ -63,20 +77,20 @@ def run(args: Args, app: App) -> int:
     state = daemon.read_state()
     if sub == "status":
         if state is None:
-            if args.value("format") == "json":
+            if opts.format == "json":
                 from ..output import to_json
 
                 app.out(to_json({"running": False}))
             else:
                 app.say("The proxy is not running. Start it with: sig proxy start")
             return 1
-        _print_status(app, state, args.value("format"))
+        _print_status(app, state, opts.format)
         return 0
     if sub == "trust":
         from ...proxy.ca import CertificateAuthority
 
         ca = CertificateAuthority.load_or_create(daemon.folder())
-        if args.value("format") == "json":
+        if opts.format == "json":
             from ..output import to_json
 
             app.out(to_json({"caFile": ca.cert_path, "sha256": ca.fingerprint_sha256()}))
@@ -102,7 +116,7 @@ def run(args: Args, app: App) -> int:
     if state is None:
         raise SigError(ErrorCode.GENERAL_ERROR, "the proxy is not running", "start it first: sig proxy start")
     env = client_env(app, state)
-    if args.value("format") == "json":
+    if opts.format == "json":
         from ..output import to_json
 
         app.out(to_json(env))

@@ -11,20 +11,31 @@ FLAGS = {"user": "value", "ssh-key": "value", "path": "value", "port": "value", 
 USAGE = "sig remote add <name> <host|ssh://user@host[:port][/path]> | remove <name> | list"
 
 
+class RemoteOptions:
+    """`sig remote`'s subcommand, arguments and flags, typed."""
+
+    def __init__(self, args: Args) -> None:
+        self.sub = args.positionals[0] if args.positionals else "list"
+        self.rest = args.positionals[1:]
+        self.user, self.port, self.path = args.value("user"), args.value("port"), args.value("path")
+        self.ssh_key = args.value("ssh-key")
+        self.format = args.value("format")
+
+
 def run(args: Args, app: App) -> int:
+    """Add, remove or list the SSH remotes in config.yaml."""
     from ...config.edit import edit_config, to_block
     from ...sync.remotes import Remote, parse_target
 
-    sub = args.positionals[0] if args.positionals else "list"
-    rest = args.positionals[1:]
+    opts = RemoteOptions(args)
+    sub, rest = opts.sub, opts.rest
     if sub == "add":
         if len(rest) != 2:
             raise usage_error("remote add needs a name and a host", f"usage: {USAGE}")
         name, target = rest
         if not valid_provider_id(name):
             raise usage_error(f'"{name}" is not a valid remote name', "use letters, digits, '.', '_' and '-'")
-        remote = parse_target(name, target, args.value("user"), args.value("port"), args.value("path"),
-                              args.value("ssh-key"))
+        remote = parse_target(name, target, opts.user, opts.port, opts.path, opts.ssh_key)
 
         def add(doc: object) -> None:
             from ruamel.yaml.comments import CommentedMap
@@ -72,7 +83,7 @@ def run(args: Args, app: App) -> int:
             raise usage_error(f"unexpected argument {rest[0]!r}", f"usage: {USAGE}")
         from ..output import choose_format, render
 
-        fmt = choose_format(args.value("format"), ("json", "table"))
+        fmt = choose_format(opts.format, ("json", "table"))
         rows = []
         for name, entry in app.config.remotes.items():
             r = Remote.from_config(name, entry)

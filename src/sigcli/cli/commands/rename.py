@@ -12,14 +12,23 @@ from ..common import resolve_existing
 FLAGS: dict[str, str] = {"format": "value"}
 
 
+class RenameOptions:
+    """`sig rename`'s two ids, checked."""
+
+    def __init__(self, args: Args) -> None:
+        if len(args.positionals) != 2:
+            raise usage_error("rename needs the old and the new id", "usage: sig rename <old> <new>")
+        self.old, self.new = args.positionals
+        if not valid_provider_id(self.new):
+            raise usage_error(f'"{self.new}" is not a valid provider id',
+                              "use letters, digits, '.', '_' and '-', starting with a letter or digit")
+
+
 def run(args: Args, app: App) -> int:
-    if len(args.positionals) != 2:
-        raise usage_error("rename needs the old and the new id", "usage: sig rename <old> <new>")
-    old_input, new = args.positionals
-    if not valid_provider_id(new):
-        raise usage_error(f'"{new}" is not a valid provider id',
-                          "use letters, digits, '.', '_' and '-', starting with a letter or digit")
-    provider = resolve_existing(app, old_input)
+    """Move the credential, then the config entry (comments kept), then remove the old file."""
+    opts = RenameOptions(args)
+    new = opts.new
+    provider = resolve_existing(app, opts.old)
     old = provider.id
     if new == old:
         app.say(f'"{old}" already has that id.')

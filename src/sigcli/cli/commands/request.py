@@ -10,6 +10,14 @@ from ..app import App
 from ..args import Args
 from ..common import one_positional
 
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    import http.client
+    from typing import BinaryIO
+
+    from ...core.redactor import StreamRedactor
+    from ...inject.request import Result
+
 FLAGS = {"method": "value", "body": "value", "header": "multi", "format": "value", "provider": "multi",
          "cacert": "value", "no-redaction": "bool", "timeout": "value", "output": "value"}
 # curl's and `gh api`'s spellings: -X POST, -H "N: V", -d @file, -o FILE
@@ -60,61 +68,75 @@ def _headers(specs: list[str]) -> list[tuple[str, str]]:
 class _Out:
     """stdout through the redactor (unless disabled), binary-safe."""
 
-    def __init__(self, redactor: object | None, stream: object | None = None) -> None:
+    def __init__(self, redactor: StreamRedactor | None, stream: BinaryIO | None = None) -> None:
         self.redactor = redactor
         self.stream = sys.stdout.buffer if stream is None else stream
 
     def write(self, data: bytes) -> None:
         if self.redactor is not None:
-            data = self.redactor.feed(data)  # type: ignore[attr-defined]
+            data = self.redactor.feed(data)
         if data:
             self.stream.write(data)
 
     def close(self) -> None:
         if self.redactor is not None:
-            self.stream.write(self.redactor.flush())  # type: ignore[attr-defined]
+            self.stream.write(self.redactor.flush())
         self.stream.flush()
 
 
+class RequestOptions:
+    """`sig request`'s URL and flags, typed and checked (the body is read later: it may be stdin)."""
+
+    def __init__(self, args: Args) -> None:
+        self.url = one_positional(args.positionals, USAGE)
+        self.format = args.value("format") or "json"
+        if self.format not in FORMATS:
+            raise usage_error(f'unknown format "{self.format}"', f"use one of: {', '.join(FORMATS)}")
+        self.output = args.value("output")
+        if self.output is not None and self.format == "json" and args.given("format"):
+            raise usage_error("-o/--output writes the response body to a file; --format json has no body then",
+                              "drop --format json (or use --format headers to also print the status and headers)")
+        # As curl -d and gh api: a body without a method is a POST (a GET with a body is never what was meant).
+        self.method = (args.value("method") or ("POST" if args.given("body") else "GET")).upper()
+        if not self.method.isalpha():
+            raise usage_error(f'"{self.method}" is not an HTTP method', "e.g. --method POST")
+        try:
+            self.timeout = float(args.value("timeout") or 30)
+        except ValueError:
+            raise usage_error("--timeout takes a number of seconds", "e.g. --timeout 10") from None
+        self.header_specs = args.values("header")
+        self.body = args.value("body")  # STR, @file or - (stdin)
+        self.providers = [n.strip() for spec in args.values("provider") for n in spec.split(",") if n.strip()]
+        self.cacert = args.value("cacert")
+        self.raw = args.flag("no-redaction")
+
+
 def run(args: Args, app: App) -> int:
-    url = one_positional(args.positionals, USAGE)
-    fmt = args.value("format") or "json"
-    if fmt not in FORMATS:
-        raise usage_error(f'unknown format "{fmt}"', f"use one of: {', '.join(FORMATS)}")
-    output = args.value("output")
-    if output is not None and fmt == "json" and args.given("format"):
-        raise usage_error("-o/--output writes the response body to a file; --format json has no body then",
-                          "drop --format json (or use --format headers to also print the status and headers)")
-    # As curl -d and gh api: a body without a method is a POST (a GET with a body is never what was meant).
-    method = (args.value("method") or ("POST" if args.given("body") else "GET")).upper()
-    if not method.isalpha():
-        raise usage_error(f'"{method}" is not an HTTP method', "e.g. --method POST")
-    try:
-        timeout = float(args.value("timeout") or 30)
-    except ValueError:
-        raise usage_error("--timeout takes a number of seconds", "e.g. --timeout 10") from None
-    headers = _headers(args.values("header"))
+    """Send the request through inject/request.py and print the answer, redacted unless --no-redaction."""
+    opts = RequestOptions(args)
+    url, fmt, output, method, timeout = opts.url, opts.format, opts.output, opts.method, opts.timeout
+    headers = _headers(opts.header_specs)
     if any(n.lower() in ("authorization", "proxy-authorization", "cookie") for n, _v in headers):
         app.warn("a credential header in the command line is visible to other processes and shell history; "
                  "log in once (sig login) and let sig add it")
-    body = _body(args.value("body"))
+    body = _body(opts.body)
     from ...sandbox.inside import in_sandbox
 
     if in_sandbox():  # no credential here: the proxy adds it (and redacts the answer)
-        return _in_sandbox(args, app, url, method, headers, body, timeout, fmt, output)
-    names = [n.strip() for spec in args.values("provider") for n in spec.split(",") if n.strip()]
-    if args.flag("no-redaction"):
+        return _in_sandbox(opts, app, headers, body)
+    names = opts.providers
+    if opts.raw:
         from ..guard import require_person
 
         matched = names or [p.id for p in [app.config.resolve(url)] if p is not None]
         require_person(app, "request --no-redaction", matched, target=url)  # before anything is sent
-    from ...net.fetch import authenticated_request
+    from ...inject.request import authenticated_request
 
     audit_meta = {"url": url, "method": method}
     try:
         result = authenticated_request(
             app.config, app.auth, url, method=method, headers=headers, body=body, provider_names=names,
-            cafiles=[args.value("cacert")] if args.value("cacert") else [], timeout=timeout,
+            cafiles=[opts.cacert] if opts.cacert else [], timeout=timeout,
             user_agent=f"sig/{__version__}", log=app.log)
     except SigError as err:
         app.audit("request", "failure", names[0] if names else None, {**audit_meta, "error": err.message})
@@ -124,14 +146,14 @@ def run(args: Args, app: App) -> int:
     app.audit("request", "success" if 200 <= status < 300 else "failure", provider_id,
               {**audit_meta, "statusCode": status})
     redactor = None
-    if not args.flag("no-redaction"):
-        from ...inject.redact import secret_forms
-        from ...inject.redactor import StreamRedactor
+    if not opts.raw:
+        from ...core.redactor import StreamRedactor
+        from ...core.secret_forms import secret_forms
 
         forms = [f for values in result.prepared.values for f in secret_forms(values)]
         redactor = StreamRedactor(forms)
     if output is not None:
-        _save_body(result, fmt, output, redactor, args.flag("no-redaction"))
+        _save_body(result, fmt, output, redactor, opts.raw)
     else:
         out = _Out(redactor)
         try:
@@ -145,21 +167,20 @@ def run(args: Args, app: App) -> int:
     return 0 if 200 <= status < 300 else 1
 
 
-def _in_sandbox(args: Args, app: App, url: str, method: str, headers: list[tuple[str, str]], body: bytes | None,
-                timeout: float, fmt: str, output: str | None) -> int:
-    """`sig request` in `sig run --sandbox`: sent through the sandbox's proxy, which adds the credential."""
+def _in_sandbox(opts: RequestOptions, app: App, headers: list[tuple[str, str]], body: bytes | None) -> int:
+    """`sig request` in `sig run --sandbox`: sent through the sandbox's proxy, which adds the credential
+    and redacts the answer (there is no value here to redact)."""
     from ...sandbox.request import through_proxy
 
-    result = through_proxy(url, method=method, headers=headers, body=body, timeout=timeout,
-                           cafiles=[args.value("cacert")] if args.value("cacert") else [],
-                           user_agent=f"sig/{__version__}")
+    result = through_proxy(opts.url, method=opts.method, headers=headers, body=body, timeout=opts.timeout,
+                           cafiles=[opts.cacert] if opts.cacert else [], user_agent=f"sig/{__version__}")
     status = result.status
-    if output is not None:
-        _save_body(result, fmt, output, None, False)
+    if opts.output is not None:
+        _save_body(result, opts.format, opts.output, None, False)
     else:
         out = _Out(None)
         try:
-            _render(result, fmt, out)
+            _render(result, opts.format, out)
         finally:
             out.close()
             result.close()
@@ -169,7 +190,7 @@ def _in_sandbox(args: Args, app: App, url: str, method: str, headers: list[tuple
     return 0 if 200 <= status < 300 else 1
 
 
-def _save_body(result: object, fmt: str, path: str, redactor: object | None, raw: bool) -> None:
+def _save_body(result: Result, fmt: str, path: str, redactor: StreamRedactor | None, raw: bool) -> None:
     """`-o FILE` (curl's): the body, redacted as stdout would be, into FILE; `--format headers` still prints
     the status line and headers on stdout. An unredacted body may hold a secret: its file is made 0600."""
     if path == "-":
@@ -182,7 +203,7 @@ def _save_body(result: object, fmt: str, path: str, redactor: object | None, raw
             if raw:
                 os.fchmod(fd, 0o600)  # an existing file keeps its mode otherwise
         except OSError as exc:
-            result.close()  # type: ignore[attr-defined]
+            result.close()
             raise usage_error(f"cannot write {path}: {exc.strerror}", "check the path given to -o") from None
         out = _Out(redactor, os.fdopen(fd, "wb"))
     try:
@@ -194,13 +215,13 @@ def _save_body(result: object, fmt: str, path: str, redactor: object | None, raw
     finally:
         out.close()
         if path != "-":
-            out.stream.close()  # type: ignore[attr-defined]
-        result.close()  # type: ignore[attr-defined]
+            out.stream.close()
+        result.close()
 
 
-def _header_map(response: object) -> dict[str, str]:
+def _header_map(response: http.client.HTTPResponse) -> dict[str, str]:
     merged: dict[str, str] = {}
-    for name, value in response.getheaders():  # type: ignore[attr-defined]
+    for name, value in response.getheaders():
         key = name.lower()
         merged[key] = f"{merged[key]}, {value}" if key in merged else value
     return merged
@@ -211,14 +232,14 @@ def _is_json(content_type: str | None) -> bool:
     return media == "application/json" or media.endswith("+json")
 
 
-def _render(result: object, fmt: str, out: _Out) -> None:
+def _render(result: Result, fmt: str, out: _Out) -> None:
     """Write the answer in `fmt` through `out`. For json, the body is masked as it arrived (every form
     a secret can take there) before sig decodes, parses or escapes it, and `out` masks sig's own output
     again (a secret the server escaped in a way the first pass does not know comes out of the parser
     as plain text)."""
     from ...core.jsonio import dumps, loads
 
-    response = result.response  # type: ignore[attr-defined]
+    response = result.response
     if fmt == "headers":
         from ...core.text import printable
 
@@ -233,19 +254,20 @@ def _render(result: object, fmt: str, out: _Out) -> None:
         return
     raw = None
     if out.redactor is not None:
-        from ...inject.redactor import StreamRedactor
+        from ...core.redactor import StreamRedactor
 
-        raw = StreamRedactor(out.redactor.forms)  # type: ignore[attr-defined]
+        raw = StreamRedactor(out.redactor.forms)
     data = response.read(BUFFER_LIMIT + 1)
     headers = _header_map(response)
     head = {"status": response.status, "statusText": response.reason, "headers": headers}
     if len(data) <= BUFFER_LIMIT:
         if raw is not None:
             data = raw.feed(data) + raw.flush()
-        body: object = data.decode("utf-8", "replace")
+        text = data.decode("utf-8", "replace")
+        body: object = text
         if _is_json(headers.get("content-type")):
             try:
-                body = loads(body)  # the JSON value itself, not a string to decode a second time
+                body = loads(text)  # the JSON value itself, not a string to decode a second time
             except ValueError:
                 pass
         out.write((dumps({**head, "body": body}, indent=2) + "\n").encode("utf-8"))

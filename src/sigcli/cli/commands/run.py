@@ -26,9 +26,41 @@ if TYPE_CHECKING:
     from ...core.model import Credential, Provider
 
 
-def _command(args: Args) -> list[str]:
-    shell_line = args.value("command")
-    rest = args.rest or []
+class RunOptions:
+    """`sig run`'s providers, command and flags, typed."""
+
+    __slots__ = ("allow_hosts", "allow_tcp", "allow_write", "command", "deny_other_hosts", "env", "expand_cookies",
+                 "format", "hide", "mount", "mount_force", "mount_format", "mount_format_given", "positionals",
+                 "proxy", "raw", "rest", "sandbox", "sandbox_flags")
+
+    def __init__(self, args: Args) -> None:
+        self.positionals = args.positionals
+        self.rest = args.rest  # after `--`; None when there is no `--`
+        self.command = args.value("command")
+        self.proxy = args.flag("proxy")
+        self.mount = args.value("mount")
+        self.mount_format = args.value("mount-format") or "env"
+        self.mount_format_given = args.given("mount-format")
+        self.mount_force = args.flag("mount-force")
+        self.env = args.values("env")
+        self.expand_cookies = args.flag("expand-cookies")
+        self.raw = args.flag("no-redaction")
+        self.format = args.value("format")
+        self.sandbox = args.flag("sandbox")
+        self.allow_write = args.values("allow-write")
+        self.hide = args.values("hide")
+        self.allow_hosts = args.values("allow-host")
+        self.allow_tcp = args.values("allow-tcp")
+        self.deny_other_hosts = args.flag("deny-other-hosts")
+        self.sandbox_flags = [f"--{f}" for f in SANDBOX_FLAGS if args.given(f)]
+        if self.sandbox_flags and not self.sandbox:
+            flag = self.sandbox_flags[0]
+            raise usage_error(f"{flag} works with --sandbox only", f"e.g. sig run --sandbox {flag} … -- cmd")
+
+
+def _command(opts: RunOptions) -> list[str]:
+    shell_line = opts.command
+    rest = opts.rest or []
     if shell_line is not None:
         if rest:
             raise usage_error("give either --command or a command after --, not both", f"usage: {USAGE}")
@@ -40,8 +72,8 @@ def _command(args: Args) -> list[str]:
 
 
 def _providers(config: Config, targets: list[str]) -> list[Provider]:
-    """The providers named on the command line: ids, names or URLs, each also as `a,b` (seed 001)."""
-    from ..common import provider_not_found
+    """The providers named on the command line: ids, names or URLs, each also as `a,b` (README "`sig run`")."""
+    from ...config.load import provider_not_found
 
     chosen: list[Provider] = []
     for target in targets:
@@ -73,7 +105,7 @@ def _env_options(config: Config, specs: list[str]) -> list[tuple[str, Provider, 
         found = [(p, ref[i + 1 :]) for i in reversed(splits)
                  if (p := config.get(ref[:i])) is not None and ref[i + 1 :]]
         if not found:
-            from ..common import provider_not_found
+            from ...config.load import provider_not_found
 
             if not splits:
                 raise usage_error(f'--env {name}={ref}: say which value, as PROVIDER.KEY',
@@ -84,37 +116,37 @@ def _env_options(config: Config, specs: list[str]) -> list[tuple[str, Provider, 
 
 
 def run(args: Args, app: App) -> int:
+    """Choose the providers, build the variables (and the mount file), run the child with its output
+    redacted (inject/child.py)."""
     from ...config import paths
 
-    if args.flag("sandbox"):
-        return _run_sandboxed(args, app)
-    given = [f"--{f}" for f in SANDBOX_FLAGS if args.given(f)]
-    if given:
-        raise usage_error(f"{given[0]} works with --sandbox only", f"e.g. sig run --sandbox {given[0]} … -- cmd")
+    opts = RunOptions(args)
+    if opts.sandbox:
+        return _run_sandboxed(opts, app)
     from ...sandbox.inside import in_sandbox
 
     if in_sandbox():
         from ...sandbox.inside import values_unavailable
 
         raise values_unavailable("sig run")
-    if args.flag("proxy"):
-        return _run_through_proxy(args, app)
-    if args.rest is None and args.value("command") is None and args.positionals:
+    if opts.proxy:
+        return _run_through_proxy(opts, app)
+    if opts.rest is None and opts.command is None and opts.positionals:
         raise usage_error("put -- between the providers and the command",
-                          f"e.g. sig run {args.positionals[0]} -- {' '.join(args.positionals[1:]) or 'env'}")
-    argv = _command(args)
-    fmt = args.value("mount-format") or "env"
+                          f"e.g. sig run {opts.positionals[0]} -- {' '.join(opts.positionals[1:]) or 'env'}")
+    argv = _command(opts)
+    fmt = opts.mount_format
     from ...inject.mount import FORMATS
 
     if fmt not in FORMATS:
         raise usage_error(f'unknown mount format "{fmt}"', f"use one of: {', '.join(FORMATS)}")
-    if args.given("mount-format") and not args.given("mount"):
+    if opts.mount_format_given and opts.mount is None:
         raise usage_error("--mount-format needs --mount PATH", "")
     config = app.config
-    env_options = _env_options(config, args.values("env"))
+    env_options = _env_options(config, opts.env)
     chosen = []
-    if args.positionals:
-        wanted = _providers(config, args.positionals)
+    if opts.positionals:
+        wanted = _providers(config, opts.positionals)
         wanted += [p for _n, p, _k in env_options if p not in wanted]
         for provider in wanted:
             chosen.append((provider, app.auth.credential(provider)))  # exit 3 when missing/expired
@@ -135,19 +167,19 @@ def run(args: Args, app: App) -> int:
             raise SigError(ErrorCode.CREDENTIAL_NOT_FOUND, "no provider has a valid credential",
                            "log in first: sig login <url>   (sig status shows what is stored)")
     ids = [p.id for p, _c in chosen]
-    redact = not args.flag("no-redaction")
+    redact = not opts.raw
     if not redact:
         from ..guard import require_person
 
         require_person(app, "run --no-redaction", ids)  # before any value reaches the child or a file
-    injected, secrets = _variables(app, chosen, env_options, args.flag("expand-cookies"))
+    injected, secrets = _variables(app, chosen, env_options, opts.expand_cookies)
     from ...inject.mount import MountFile, render, sweep_stale
 
     for path in sweep_stale(paths.sig_home()):
         app.warn(f"removed {path}, left behind by a sig run that did not finish")
     mount = None
-    if args.value("mount"):
-        mount = MountFile(args.value("mount") or "", paths.sig_home(), force=args.flag("mount-force"))
+    if opts.mount:
+        mount = MountFile(opts.mount, paths.sig_home(), force=opts.mount_force)
         mount.write(render(injected, fmt))
     env = dict(os.environ)
     env.update(injected)
@@ -171,8 +203,8 @@ def _variables(app: App, chosen: list[tuple[Provider, Credential]], env_options:
     """(every variable the child gets, every string the redactor masks): SIG_<P>_* of each provider, then
     the app-named ones (config `env:` maps, then --env, which wins)."""
     from ...core.model import IDENTIFIER_KEYS
+    from ...core.secret_forms import secret_forms
     from ...inject.env import app_env, provider_env, template_values
-    from ...inject.redact import secret_forms
 
     injected: dict[str, str] = {}
     secrets: list[str] = []
@@ -205,18 +237,18 @@ def _variables(app: App, chosen: list[tuple[Provider, Credential]], env_options:
     return injected, secrets
 
 
-def _run_through_proxy(args: Args, app: App) -> int:
+def _run_through_proxy(opts: RunOptions, app: App) -> int:
     """The child gets the proxy URL and CA settings, and no secret at all: the proxy adds credentials."""
     from ...proxy import daemon
 
-    if args.value("mount") or args.flag("expand-cookies") or args.values("env"):
+    if opts.mount or opts.expand_cookies or opts.env:
         raise usage_error("--mount, --env and --expand-cookies hand out secrets; --proxy does not",
                           "drop one of them")
-    argv = _command(args)
+    argv = _command(opts)
     state = daemon.read_state()
     if state is None:
         raise SigError(ErrorCode.GENERAL_ERROR, "the proxy is not running", "start it first: sig proxy start")
-    if args.positionals:
+    if opts.positionals:
         app.say("Note: with --proxy every configured provider is available through the proxy; "
                 "the provider names are not needed.")
     env = {k: v for k, v in os.environ.items() if not k.startswith("SIG_") or k in ("SIG_HOME",)}
@@ -231,7 +263,7 @@ def _run_through_proxy(args: Args, app: App) -> int:
     return code
 
 
-def _run_sandboxed(args: Args, app: App) -> int:
+def _run_sandboxed(opts: RunOptions, app: App) -> int:
     """`run --sandbox`: the command runs under bubblewrap where sig's data and the user's secret stores are
     not, reaching the network only through the proxy; named providers' variables hold placeholders."""
     from ...sandbox.inside import in_sandbox
@@ -239,22 +271,21 @@ def _run_sandboxed(args: Args, app: App) -> int:
     if in_sandbox():
         raise SigError(ErrorCode.NOT_AVAILABLE, "this is already inside sig's sandbox",
                        "run the command directly: it is sandboxed already")
-    for flag in ("proxy", "mount", "no-redaction", "expand-cookies"):
-        if args.given(flag):
-            why = {"proxy": "--sandbox always goes through the proxy",
-                   "mount": "--mount writes secret values to a file",
-                   "no-redaction": "the sandbox holds no value to redact",
-                   "expand-cookies": "placeholders stand for whole values"}[flag]
+    for flag, given, why in (("proxy", opts.proxy, "--sandbox always goes through the proxy"),
+                             ("mount", opts.mount is not None, "--mount writes secret values to a file"),
+                             ("no-redaction", opts.raw, "the sandbox holds no value to redact"),
+                             ("expand-cookies", opts.expand_cookies, "placeholders stand for whole values")):
+        if given:
             raise usage_error(f"--{flag} does not go with --sandbox: {why}", "drop one of them")
     from ...sandbox.detect import find_bwrap
 
     bwrap = find_bwrap()  # before anything else: no bubblewrap, no run (never a run without it)
-    argv = _command(args)
+    argv = _command(opts)
     config = app.config
-    env_options = _env_options(config, args.values("env"))
+    env_options = _env_options(config, opts.env)
     chosen = []
-    if args.positionals:
-        wanted = _providers(config, args.positionals)
+    if opts.positionals:
+        wanted = _providers(config, opts.positionals)
         wanted += [p for _n, p, _k in env_options if p not in wanted]
         for provider in wanted:
             chosen.append((provider, app.auth.credential(provider)))  # exit 3 when missing/expired
@@ -266,9 +297,8 @@ def _run_sandboxed(args: Args, app: App) -> int:
     from ...sandbox import runner
     from ...sandbox.settings import merge
 
-    settings = merge(config.data.get("sandbox"), hide=args.values("hide"), allow_write=args.values("allow-write"),
-                     allow_hosts=args.values("allow-host"), allow_tcp=args.values("allow-tcp"),
-                     deny_other_hosts=args.flag("deny-other-hosts"))
+    settings = merge(config.data.get("sandbox"), hide=opts.hide, allow_write=opts.allow_write,
+                     allow_hosts=opts.allow_hosts, allow_tcp=opts.allow_tcp, deny_other_hosts=opts.deny_other_hosts)
     token = daemon.token()
     folder = daemon.folder()
     if not os.path.exists(os.path.join(folder, "ca.crt")):

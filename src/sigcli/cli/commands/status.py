@@ -33,10 +33,10 @@ def _row(status: dict[str, Any], watch: dict[str, Any]) -> dict[str, Any]:
 
 
 def _identity(app: App, provider: Provider, status: dict[str, Any]) -> dict[str, Any] | None:
-    """The account behind the stored credential, when it can be told (see auth/identity.py)."""
+    """The account behind the stored credential, when it can be told (see inject/identity.py)."""
     if not status["configured"]:
         return None
-    from ...auth.identity import local_identity, remote_identity, userinfo_url
+    from ...inject.identity import local_identity, remote_identity, userinfo_url
 
     if status["valid"] and userinfo_url(provider) is not None:
         from ..._version import __version__
@@ -51,13 +51,26 @@ def _identity(app: App, provider: Provider, status: dict[str, Any]) -> dict[str,
     return local_identity(credential) if credential is not None else None
 
 
-def run(args: Args, app: App) -> int:
-    from ..output import choose_format, render
+class StatusOptions:
+    """`sig status`'s argument and flags, typed."""
 
-    if len(args.positionals) > 1:
-        raise usage_error("status takes at most one provider", "usage: sig status [provider]")
-    fmt = choose_format(args.value("format"))
-    target = args.positionals[0] if args.positionals else args.value("provider")
+    __slots__ = ("format", "target")
+
+    def __init__(self, args: Args) -> None:
+        from ..output import choose_format
+
+        if len(args.positionals) > 1:
+            raise usage_error("status takes at most one provider", "usage: sig status [provider]")
+        self.format = choose_format(args.value("format"))
+        self.target = args.positionals[0] if args.positionals else args.value("provider")
+
+
+def run(args: Args, app: App) -> int:
+    """One provider's status (and the account behind it), or every provider's."""
+    from ..output import render
+
+    opts = StatusOptions(args)
+    fmt, target = opts.format, opts.target
     from ...sandbox.inside import in_sandbox
 
     if in_sandbox():
@@ -98,7 +111,7 @@ def _in_sandbox(app: App, fmt: str, target: str | None) -> int:
     if target:
         found = [s for s in found if target in (s["id"], s.get("name"))]
         if not found:
-            from ..common import provider_not_found
+            from ...config.load import provider_not_found
 
             raise provider_not_found(target)
         app.out(render(found[0], fmt, [_row(found[0], {})]))

@@ -14,21 +14,33 @@ FLAGS = {"provider": "multi", "force": "bool", "format": "value"}
 USAGE = "sig sync push|pull [remote] [--provider id]... [--force]"
 
 
+class SyncOptions:
+    """`sig sync`'s direction, remote and flags, typed."""
+
+    def __init__(self, args: Args) -> None:
+        if args.positionals and args.positionals[0] not in ("push", "pull"):
+            from ..args import unknown_word
+
+            raise unknown_word("sync direction", args.positionals[0], ("push", "pull"), f"usage: {USAGE}",
+                               "`sig sync {}`")
+        if not args.positionals or len(args.positionals) > 2:
+            raise usage_error("say push or pull (and optionally the remote)", f"usage: {USAGE}")
+        self.direction = args.positionals[0]
+        self.remote = args.positionals[1] if len(args.positionals) > 1 else None
+        self.providers = args.values("provider")
+        self.force = args.flag("force")
+
+
 def run(args: Args, app: App) -> int:
+    """Push or pull over SSH (sync/engine.py); a pull that changes destinations asks a person first."""
     from ...sync import engine
     from ...sync.remotes import get_remote
 
-    if args.positionals and args.positionals[0] not in ("push", "pull"):
-        from ..args import unknown_word
-
-        raise unknown_word("sync direction", args.positionals[0], ("push", "pull"), f"usage: {USAGE}",
-                           "`sig sync {}`")
-    if not args.positionals or len(args.positionals) > 2:
-        raise usage_error("say push or pull (and optionally the remote)", f"usage: {USAGE}")
-    direction = args.positionals[0]
-    remote = get_remote(app.config.remotes, args.positionals[1] if len(args.positionals) > 1 else None)
+    opts = SyncOptions(args)
+    direction = opts.direction
+    remote = get_remote(app.config.remotes, opts.remote)
     ids = []
-    for spec in args.values("provider"):
+    for spec in opts.providers:
         for name in (n.strip() for n in spec.split(",") if n.strip()):
             provider = app.config.resolve(name)
             ids.append(provider.id if provider is not None else name)
@@ -37,9 +49,9 @@ def run(args: Args, app: App) -> int:
     action = "sync_push" if direction == "push" else "sync_pull"
     try:
         if direction == "push":
-            result = engine.push(app.config, app.store, remote, ids or None, args.flag("force"), app.log)
+            result = engine.push(app.config, app.store, remote, ids or None, opts.force, app.log)
         else:
-            result = engine.pull(app.config, app.store, remote, ids or None, args.flag("force"), app.log,
+            result = engine.pull(app.config, app.store, remote, ids or None, opts.force, app.log,
                                  lambda changes: _confirm(app, changes))
     except SigError as err:
         app.audit(action, "failure", None, {"remote": remote.name, "host": remote.describe(), "error": err.message})
@@ -64,7 +76,7 @@ def run(args: Args, app: App) -> int:
                 f"Take one by name: sig sync pull {remote.name} --provider {names[0]}")
     if result.get("refused"):
         what = "; ".join(f"{r['provider']} ({', '.join(r['fields'])})" for r in result["refused"])
-        if _interactive(app):
+        if _interactive():
             app.say(f"Kept as they are here (nothing of them was pulled): {what}")
         else:
             raise SigError(ErrorCode.SYNC_CONFLICT,
@@ -94,18 +106,20 @@ def _ssh_words(app: App, err: SigError) -> None:
         app.log(f"  ssh: {line}")  # app.log shows control characters escaped
 
 
-def _interactive(app: App) -> bool:
+def _interactive() -> bool:
     """A person can answer: a terminal on both ends, and no agent driving sig."""
     import sys
 
-    return sys.stdin.isatty() and sys.stderr.isatty() and not app.agent_detected()
+    from ..guard import agent_detected
+
+    return sys.stdin.isatty() and sys.stderr.isatty() and not agent_detected()
 
 
 def _confirm(app: App, changes: Changes) -> bool:
     """Show what a pull would change about where credentials may go; yes only from a person at a terminal."""
     from ...sync.destinations import show
 
-    if not _interactive(app):
+    if not _interactive():
         return False
     remote = changes.remote
     app.say(f'The remote "{remote.name}" ({remote.describe()}) changes where these credentials may go:')

@@ -25,6 +25,26 @@ Subcommands:
 """
 STOP_GRACE_S = 15.0
 _FLAG_SUBS = {"auto-sync": ("add",), "once": ("start",), "interval": ("start",)}  # --format: any (errors as JSON)
+SUBCOMMANDS = ("add", "remove", "list", "set-interval", "start")
+
+
+class WatchOptions:
+    """`sig watch`'s subcommand, its arguments and flags, typed."""
+
+    def __init__(self, args: Args) -> None:
+        sub = args.positionals[0] if args.positionals else ""
+        self.sub = {"rm": "remove", "ls": "list"}.get(sub, sub)
+        self.rest = args.positionals[1:]
+        self.auto_sync = args.values("auto-sync")
+        self.format = args.value("format")
+        self.once = args.flag("once")
+        self.interval = args.value("interval")
+        if self.sub not in SUBCOMMANDS:
+            raise usage_error(f'unknown watch subcommand "{self.sub}"', "use add, remove, list, set-interval or start")
+        for flag, allowed in _FLAG_SUBS.items():
+            if args.given(flag) and self.sub not in allowed:
+                raise usage_error(f"--{flag} does not go with `sig watch {self.sub}`",
+                                  f"it is for `sig watch {allowed[0]}`; see `sig watch --help`")
 
 
 def _interval(text: str) -> int:
@@ -36,54 +56,26 @@ def _interval(text: str) -> int:
     return ms
 
 
-def _watch_section(doc: Any) -> Any:
-    """doc["watch"], created block-style as {interval: 5m, providers: {}} when absent."""
-    from ruamel.yaml.comments import CommentedMap
-
-    from ...config.edit import to_block
-
-    watch = doc.get("watch")
-    if not isinstance(watch, dict):
-        watch = to_block({"interval": "5m", "providers": {}})
-        doc["watch"] = watch
-    elif isinstance(watch, CommentedMap):
-        watch.fa.set_block_style()
-    providers = watch.get("providers")
-    if not isinstance(providers, dict):
-        providers = to_block({})
-        watch["providers"] = providers
-    elif isinstance(providers, CommentedMap):
-        providers.fa.set_block_style()
-    return watch
-
-
 def _no_extra(rest: list[str], sub: str) -> None:
     if rest:
         raise usage_error(f"unexpected argument {rest[0]!r}", f"usage: sig watch {sub} (see `sig watch --help`)")
 
 
-def _add(args: Args, app: App, rest: list[str]) -> int:
-    from ...config.edit import edit_config, to_block
+def _add(opts: WatchOptions, app: App) -> int:
+    from ...config import watchlist
 
-    if len(rest) != 1:
+    if len(opts.rest) != 1:
         raise usage_error("watch add needs one provider", "usage: sig watch add <provider> [--auto-sync <remote>]")
-    provider = resolve_existing(app, rest[0])
+    provider = resolve_existing(app, opts.rest[0])
     remotes: list[str] = []
-    for remote in args.values("auto-sync"):
+    for remote in opts.auto_sync:
         if remote not in app.config.remotes:
             raise SigError(ErrorCode.REMOTE_NOT_FOUND, f'no remote named "{remote}"',
                            "run `sig remote list` to see the remotes, `sig remote add` to add one")
         if remote not in remotes:
             remotes.append(remote)
     pid = provider.id
-
-    def change(doc: Any) -> bool:
-        providers = _watch_section(doc)["providers"]
-        existed = pid in providers
-        providers[pid] = to_block({"autoSync": remotes}) if remotes else None
-        return existed
-
-    existed = edit_config(change)
+    existed = watchlist.add(pid, remotes)
     sync = f" (auto-sync: {', '.join(remotes)})" if remotes else ""
     if existed:
         app.say(f'Updated "{pid}" in the watch list{sync}.')
@@ -98,38 +90,28 @@ def _add(args: Args, app: App, rest: list[str]) -> int:
     return 0
 
 
-def _remove(app: App, rest: list[str]) -> int:
-    from ...config.edit import edit_config
+def _remove(opts: WatchOptions, app: App) -> int:
+    from ...config import watchlist
 
-    if len(rest) != 1:
+    if len(opts.rest) != 1:
         raise usage_error("watch remove needs one provider", "usage: sig watch remove <provider>")
-    target = rest[0]
+    target = opts.rest[0]
     try:
         resolved = app.config.resolve(target)
     except SigError:
         resolved = None
     candidates = [target] + ([resolved.id] if resolved is not None and resolved.id != target else [])
-
-    def change(doc: Any) -> str:
-        watch = doc.get("watch")
-        providers = watch.get("providers") if isinstance(watch, dict) else None
-        for key in candidates:
-            if isinstance(providers, dict) and key in providers:
-                del providers[key]
-                return key
-        raise SigError(ErrorCode.GENERAL_ERROR, f'"{target}" is not in the watch list', "run `sig watch list`")
-
-    removed = edit_config(change)
+    removed = watchlist.remove(target, candidates)
     app.say(f'Removed "{removed}" from the watch list.')
     return 0
 
 
-def _list(args: Args, app: App, rest: list[str]) -> int:
+def _list(opts: WatchOptions, app: App) -> int:
     from ...core.duration import format_expiry
     from ..output import choose_format, render
 
-    _no_extra(rest, "list")
-    fmt = choose_format(args.value("format"), ("json", "table"))
+    _no_extra(opts.rest, "list")
+    fmt = choose_format(opts.format, ("json", "table"))
     config = app.config
     watch = config.watch
     interval = str(watch.get("interval") or "5m")
@@ -164,41 +146,37 @@ def _list(args: Args, app: App, rest: list[str]) -> int:
     return 0
 
 
-def _set_interval(app: App, rest: list[str]) -> int:
-    from ...config.edit import edit_config
+def _set_interval(opts: WatchOptions, app: App) -> int:
+    from ...config import watchlist
 
-    if len(rest) != 1:
+    if len(opts.rest) != 1:
         raise usage_error("watch set-interval needs one duration", "usage: sig watch set-interval <duration>")
-    text = rest[0].strip()
+    text = opts.rest[0].strip()
     _interval(text)
-
-    def change(doc: Any) -> None:
-        _watch_section(doc)["interval"] = text
-
-    edit_config(change)
+    watchlist.set_interval(text)
     app.say(f"Watch interval set to {text}.")
     return 0
 
 
-def _start(args: Args, app: App, rest: list[str]) -> int:
+def _start(opts: WatchOptions, app: App) -> int:
     import time
 
     from ...watch.loop import format_duration, interval_ms_of, make_loop
 
-    _no_extra(rest, "start")
-    override = _interval(args.value("interval") or "") if args.given("interval") else None
+    _no_extra(opts.rest, "start")
+    override = _interval(opts.interval) if opts.interval is not None else None
     config = app.config  # a config that does not load stops us here, before the loop
-    fmt = args.value("format")
+    fmt = opts.format
 
     def log(message: str) -> None:
         app.say(f"[sig watch {time.strftime('%H:%M:%S')}] {message}")
 
-    loop = make_loop(log, app.log if app.verbose else None, override)
+    loop = make_loop(log, app.log if app.verbose else None, override, auth_for=app.auth_for)
     watched = list(config.watch.get("providers") or {})
     every = format_duration((override or interval_ms_of(config)) / 1000)
     if not watched:
         log("the watch list is empty: add providers with `sig watch add <provider>`")
-    if args.flag("once"):
+    if opts.once:
         from ..output import choose_format, render
 
         fmt = choose_format(fmt, ("json", "table"))
@@ -247,25 +225,19 @@ def _run_foreground(loop: Any, log: Any, banner: str | None) -> int:
 
 
 def run(args: Args, app: App) -> int:
+    """Dispatch to the subcommand; the watch list's edits are config/watchlist.py, the loop watch/loop.py."""
     if not args.positionals:
         import sys
 
         sys.stderr.write(USAGE)
         return 1
-    sub, rest = args.positionals[0], args.positionals[1:]
-    sub = {"rm": "remove", "ls": "list"}.get(sub, sub)
-    if sub not in ("add", "remove", "list", "set-interval", "start"):
-        raise usage_error(f'unknown watch subcommand "{sub}"', "use add, remove, list, set-interval or start")
-    for flag, allowed in _FLAG_SUBS.items():
-        if args.given(flag) and sub not in allowed:
-            raise usage_error(f"--{flag} does not go with `sig watch {sub}`",
-                              f"it is for `sig watch {allowed[0]}`; see `sig watch --help`")
-    if sub == "add":
-        return _add(args, app, rest)
-    if sub == "remove":
-        return _remove(app, rest)
-    if sub == "list":
-        return _list(args, app, rest)
-    if sub == "set-interval":
-        return _set_interval(app, rest)
-    return _start(args, app, rest)
+    opts = WatchOptions(args)
+    if opts.sub == "add":
+        return _add(opts, app)
+    if opts.sub == "remove":
+        return _remove(opts, app)
+    if opts.sub == "list":
+        return _list(opts, app)
+    if opts.sub == "set-interval":
+        return _set_interval(opts, app)
+    return _start(opts, app)

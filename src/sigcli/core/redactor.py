@@ -250,6 +250,8 @@ def _compiled(forms: list[bytes]) -> _Forms:
 
 
 class StreamRedactor:
+    """Masks every form of every secret in a byte stream, even split across reads."""
+
     def __init__(self, secrets: Iterable[str | bytes], mask: bytes = MASK, min_len: int = 4,
                  automaton: bool = True) -> None:
         forms = {s.encode("utf-8", "surrogatepass") if isinstance(s, str) else bytes(s) for s in secrets}
@@ -264,10 +266,6 @@ class StreamRedactor:
         self._ends_with_mask = False
         self.redacted = 0  # how many secrets were masked so far
         self._use_automaton: bool | None = None if automaton else False  # None: not chosen yet
-
-    @property
-    def active(self) -> bool:
-        return bool(self.forms)
 
     @property
     def engine(self) -> str:
@@ -417,6 +415,7 @@ class StreamRedactor:
 
     @property
     def holding(self) -> bool:
+        """Whether a tail that could grow into a secret is held back."""
         return bool(self._held)
 
 

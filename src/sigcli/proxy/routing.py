@@ -106,7 +106,7 @@ class ConfigPolicy:
         hosts = self._hosts
         found = hosts.get(host)
         if found is None:
-            from ..inject.policy import host_allowed
+            from ..core.policy import host_allowed
 
             assert self._config is not None and self._auth is not None
             providers = tuple(p for p in self._config.providers.values() if host_allowed(p, host))
@@ -158,10 +158,10 @@ class ConfigPolicy:
         return tuple(out)
 
     def _compute(self, scheme: str, host: str, port: int) -> tuple[Additions | None, int]:
+        from ..core.apply import apply_rules
+        from ..core.policy import may_inject
+        from ..core.secret_forms import secret_forms
         from ..core.timeutil import now_ms
-        from ..inject.apply import apply_rules
-        from ..inject.policy import may_inject
-        from ..inject.redact import secret_forms
 
         until = now_ms() + 60_000
         out = Additions()

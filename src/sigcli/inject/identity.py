@@ -13,9 +13,9 @@ if TYPE_CHECKING:
     from collections.abc import Callable
     from typing import Any
 
+    from ..auth.manager import AuthManager
     from ..config.load import Config
     from ..core.model import Credential, Provider
-    from .manager import AuthManager
 
 # The claims / fields that name an account, in the order the account is chosen from.
 ACCOUNT_FIELDS = ("email", "preferred_username", "username", "login", "upn", "unique_name", "name", "sub")
@@ -73,6 +73,7 @@ def local_identity(credential: Credential) -> dict[str, Any] | None:
 
 
 def userinfo_url(provider: Provider) -> str | None:
+    """The provider's userinfoUrl (or oauth2.userinfoUrl), or None."""
     url = provider.get("userinfoUrl") or (provider.get("oauth2") or {}).get("userinfoUrl")
     return url if isinstance(url, str) and url else None
 
@@ -85,7 +86,7 @@ def remote_identity(config: Config, auth: AuthManager, provider: Provider, user_
         return None
     from ..core.errors import SigError
     from ..core.jsonio import loads
-    from ..net.fetch import authenticated_request
+    from .request import authenticated_request
 
     try:
         result = authenticated_request(config, auth, url, provider_names=[provider.id], timeout=10,

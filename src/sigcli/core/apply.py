@@ -42,6 +42,7 @@ def render(template: str, values: Mapping[str, str]) -> str:
 
 
 def referenced_keys(rules: Iterable[Mapping[str, Any]]) -> set[str]:
+    """The credential value names the rules' `${key}` placeholders use."""
     keys: set[str] = set()
     for rule in rules:
         keys.update(key for _s, _e, key in _placeholders(str(rule.get("value") or "")))

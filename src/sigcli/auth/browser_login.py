@@ -1,5 +1,8 @@
 """The browser login cascade: existing session → headless → visible, and the poll loop each phase runs.
 
+This is login orchestration, so it lives in auth/: it drives the browser package (adapters, extraction,
+site checks) and asks auth/validation.py whether what the page holds is a login; browser/ never imports auth.
+
 Modes (`--mode` / provider `loginMode`):
   auto      one headless browser on the profile: a session it already holds is captured at once, an SSO
             that completes by itself (redirect hops, page scripts) is followed; when it stays on one login
@@ -10,7 +13,7 @@ Modes (`--mode` / provider `loginMode`):
   cdp       a window of the real browser driven by the native CDP adapter whatever `browser.adapter`
             says: no automation markers (sites that block automated browsers).
 With browser.cdpUrl (or --cdp-url) no browser is started: sig opens a tab in the browser the user runs
-(attach.py) and waits there as the visible phase does (headless mode: for headlessTimeout).
+(browser/attach.py) and waits there as the visible phase does (headless mode: for headlessTimeout).
 
 Budgets: starting the browser and opening the entry page get LAUNCH_BUDGET_S whatever the login's own
 timeouts say (a cold first start on a busy machine is slow); headlessTimeout / visibleTimeout count from
@@ -19,7 +22,7 @@ the moment the entry page first shows in the tab.
 The poll loop never types anything: sig has no site-specific automation. It only watches the page,
 reads the jar and asks the provider's validation whether what it holds is a login.
 
-Session cookies (session_cookies.py): a login that succeeds also returns the session cookies of the
+Session cookies (browser/session_cookies.py): a login that succeeds also returns the session cookies of the
 provider's domains, to be kept sealed with the credential; the next login puts them back into every
 browser sig starts for it (headless and window), so a site that uses only session cookies is logged in
 again without a person for as long as its server honours the session.
@@ -30,21 +33,21 @@ from __future__ import annotations
 import os
 import time
 
+from ..browser.extract import Extraction, expiry_ms, extract
+from ..browser.protocol import BrowserError, LaunchOptions
+from ..browser.site import on_site
 from ..core.errors import ErrorCode, SigError
 from ..core.hosts import split_url
-from .extract import Extraction, expiry_ms, extract
-from .protocol import BrowserError, LaunchOptions
-from .site import on_site
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     from collections.abc import Callable
     from typing import Any
 
+    from ..browser.protocol import BrowserAdapter, BrowserSession
+    from ..browser.proxy_url import BrowserProxy
+    from ..browser.session_cookies import SessionCookies
     from ..core.model import Provider
-    from .protocol import BrowserAdapter, BrowserSession
-    from .proxy_url import BrowserProxy
-    from .session_cookies import SessionCookies
 
 POLL_S = 1.0  # between looks at the page (the original: 3 s; a look is cheap and local)
 POLL_FAST_S = 0.25  # the first seconds of a phase: a session already in the profile is seen at once
@@ -60,6 +63,8 @@ VISIBLE_HEADLESS_ENV = "SIG_BROWSER_VISIBLE_HEADLESS"
 
 
 class Capture:
+    """What a successful browser login captured: values, when they expire, and the session cookies to keep."""
+
     def __init__(self, values: dict[str, str], expires_at_ms: int | None,
                  session_cookies: SessionCookies | None = None) -> None:
         self.values = values
@@ -120,25 +125,25 @@ class Cascade:
     def _adapter(self) -> BrowserAdapter:
         name = "cdp" if self.mode == "cdp" else str(self.cfg.get("adapter") or "cdp")
         if name == "playwright":
-            from .playwright_adapter import PlaywrightAdapter
+            from ..browser.playwright_adapter import PlaywrightAdapter
 
             return PlaywrightAdapter()
         if name != "cdp":
             raise SigError(ErrorCode.CONFIG_ERROR, f'unknown browser.adapter "{name}"', "use cdp or playwright")
-        from .cdp import CdpAdapter
+        from ..browser.cdp import CdpAdapter
 
         return CdpAdapter()
 
     def _proxy(self) -> BrowserProxy | None:
-        from .proxy_url import parse_proxy_url
+        from ..browser.proxy_url import parse_proxy_url
 
         if not self.network_proxy:
             return None
         return parse_proxy_url(str(self.network_proxy), f'provider "{self.provider.id}"')
 
     def _options(self, headless: bool, shared: bool) -> LaunchOptions:
+        from ..browser.locate import resolve_executable
         from ..config.paths import expand_path
-        from .locate import resolve_executable
 
         data_dir = expand_path(str(self.cfg.get("browserDataDir") or "~/.sig/browser-data"))
         wait_until = str(self.provider.get("waitUntil") or self.cfg.get("waitUntil") or "load")
@@ -149,7 +154,7 @@ class Cascade:
 
     def _shared_browser_running(self, data_dir: str) -> bool:
         """A visible sig browser already holds this profile (another login): join it, skip headless."""
-        from .launch import pid_alive, read_state
+        from ..browser.launch import pid_alive, read_state
 
         state = read_state(data_dir)
         return state is not None and pid_alive(state["pid"])
@@ -157,6 +162,7 @@ class Cascade:
     # ---- running ------------------------------------------------------------------------------------
 
     def run(self) -> Capture:
+        """Log in: attached browser, or headless then visible (by mode); the capture, or a SigError."""
         headless_s = float(self.cfg.get("headlessTimeout") or 20000) / 1000
         visible_s = float(self.cfg.get("visibleTimeout") or 120000) / 1000
         mode = self.mode
@@ -182,7 +188,7 @@ class Cascade:
     def _visible(self, budget_s: float) -> Capture:
         forced_headless = os.environ.get(VISIBLE_HEADLESS_ENV) == "1"
         if not forced_headless:
-            from .locate import has_display
+            from ..browser.locate import has_display
 
             if not has_display():
                 why = f" ({self.last_reason})" if self.last_reason else ""
@@ -210,7 +216,7 @@ class Cascade:
 
     def _attached(self, cdp_url: str, mode: str, headless_s: float, visible_s: float) -> Capture:
         """Log in in a tab of the browser the user runs (browser.cdpUrl / --cdp-url); start none."""
-        from .attach import check_cdp_url
+        from ..browser.attach import check_cdp_url
 
         allow_remote = self.cfg.get("cdpAllowRemote") is True
         check_cdp_url(cdp_url, allow_remote)
@@ -238,7 +244,7 @@ class Cascade:
 
     def _phase(self, phase: str, options: LaunchOptions, budget_s: float, settle: bool) -> Capture | None:
         if options.cdp_url:  # an attached browser is driven by the native adapter, whatever is configured
-            from .cdp import CdpAdapter
+            from ..browser.cdp import CdpAdapter
 
             adapter: BrowserAdapter = CdpAdapter()
         else:
@@ -262,7 +268,7 @@ class Cascade:
         """Watch the page until a validated capture (returned), or None: the budget ran out (counted
         from when the entry page first showed in the tab), or with `settle` (auto mode's headless
         phase) the page stayed on one login page / off the site for SETTLE_S."""
-        from ..auth.validation import Verdict, is_login_url, probe
+        from .validation import Verdict, is_login_url, probe
 
         provider = self.provider
         patterns = [str(p) for p in provider.get("loginUrlPatterns") or []]
@@ -322,7 +328,7 @@ class Cascade:
             verdict, reason = probe(provider, found.values)
             self.log(f"{provider.id}: validation {verdict}: {reason}")
             if verdict == Verdict.VALID:
-                from .session_cookies import SessionCookies
+                from ..browser.session_cookies import SessionCookies
 
                 return Capture(found.values, expiry_ms(found, provider.ttl_ms),
                                SessionCookies.from_jar(jar, provider))

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import binascii
 
-from ..core.model import IDENTIFIER_KEYS
+from .model import IDENTIFIER_KEYS
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:

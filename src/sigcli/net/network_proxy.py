@@ -103,6 +103,7 @@ class NetworkProxy:
 
     @property
     def label(self) -> str:
+        """scheme://host:port, without credentials (safe for logs)."""
         host = f"[{self.host}]" if ":" in self.host else self.host
         return f"{self.scheme}://{host}:{self.port}"
 
@@ -111,10 +112,12 @@ class NetworkProxy:
 
     @property
     def is_socks(self) -> bool:
+        """Whether it is a SOCKS proxy (socks5 or socks5h)."""
         return self.scheme != "http"
 
     @property
     def has_auth(self) -> bool:
+        """Whether it needs a user name and password."""
         return self.username is not None
 
     def basic_auth(self) -> str | None:

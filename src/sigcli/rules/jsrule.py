@@ -182,7 +182,7 @@ def _worker_main() -> None:
 
 
 _WORKER = ("import sys\nsys.path.extend({paths!r})\n"
-           "from sigcli.auth.jsrule import _worker_main\n_worker_main()\n")
+           "from sigcli.rules.jsrule import _worker_main\n_worker_main()\n")
 
 
 def _child_command() -> list[str] | None:
@@ -250,8 +250,3 @@ def evaluate(rule: str, res: dict[str, Any]) -> tuple[bool, str]:
     if command is None:
         return _evaluate_in_thread(rule, res)
     return _evaluate_in_child(command, rule, res)
-
-
-def evaluate_rule(rule: str, res: dict[str, Any]) -> bool:
-    """True when the rule, run against `res`, is truthy in JavaScript; False on any failure (fail closed)."""
-    return evaluate(rule, res)[0]

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from ..core.hosts import canonical_host, domain_matches, split_url
-from ..core.hosts import is_loopback as is_loopback  # the one loopback test; re-exported for senders
+from .hosts import canonical_host, domain_matches, split_url
+from .hosts import is_loopback as is_loopback  # the one loopback test; re-exported for senders
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -11,6 +11,7 @@ if TYPE_CHECKING:
 
 
 def host_allowed(provider: Provider, host: str) -> bool:
+    """Whether one of the provider's domains matches `host` exactly (or by its one-label glob)."""
     return any(domain_matches(d, host) for d in provider.domains)
 
 
