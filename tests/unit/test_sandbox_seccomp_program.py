@@ -1,5 +1,5 @@
 """The seccomp program, read back instruction by instruction (the kernel's behaviour under it is tested
-in tests/integration/test_sandbox_seccomp.py)."""
+in tests/integration/test_sandbox_seccomp_kernel.py)."""
 
 from __future__ import annotations
 
