@@ -281,7 +281,9 @@ def test_keep_alive_two_requests_one_upstream_connection(env: Env) -> None:
     seen = _requests_to(env.echo, "/ka")[-2:]
     assert [r["query"]["i"] for r in seen] == ["0", "1"]
     assert all(r["headers"]["authorization"] == SECRET and r["query"]["api_key"] == QSECRET for r in seen)
-    assert env.proxy.server.stats["upstream_connections"] - before == 1  # upstream reused
+    # upstream reused: three requests, at most one new upstream connection (none when one that an earlier
+    # client connection left in the server's shared idle pool was taken)
+    assert env.proxy.server.stats["upstream_connections"] - before in (0, 1)
 
 
 def test_chunked_uploads(env: Env) -> None:

@@ -39,8 +39,9 @@ from sigcli.core.duration import parse_duration_ms
 from sigcli.core.errors import ErrorCode, SigError, exit_code_for
 from sigcli.core.hosts import valid_provider_id
 from sigcli.core.jsonio import dumps_compact, loads
-from sigcli.core.model import STRATEGIES, Credential
+from sigcli.core.model import Credential
 from sigcli.core.secret import Secret
+from sigcli.core.strategies import NAMES as STRATEGIES
 from sigcli.core.timeutil import iso_from_ms, now_ms
 
 PATH = "/home/user/.sig/config.yaml"

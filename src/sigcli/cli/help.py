@@ -343,6 +343,8 @@ A local proxy on 127.0.0.1 that adds credentials to requests in flight; programs
 and answers that echo them come back with `****` (a provider's redactResponses: false turns it off).
   start     start the daemon (default port 7891, 0 = any free port); returns when it is ready
     --foreground  serve in this process instead (logs on stderr) until Ctrl-C or SIGTERM
+    (sig --verbose proxy start: log every request in proxy.log; by default only start-up, errors
+    and a note per host at most once a minute. proxy.log is rotated at 5 MiB, 3 old files kept)
   stop      stop it;  status: running? port, providers, watch list, remotes
   trust     print the CA certificate path and how to trust it system-wide
   env       export lines for clients: HTTP(S)_PROXY with your proxy token, CA bundle variables,

@@ -11,6 +11,9 @@ Event: {"timestamp", "action": "proxy_request", "status": "success" (status < 40
 drops their values (`/search?q=&page=`): values (and bare items, which may be values) can be secrets, and
 so can anything after `#`. No header, no body, no credential is ever in it.
 
+A request refused for carrying a placeholder of a sandboxed run to another host (profiles.py) is a
+`proxy_blocked` event: {"status": "failure", "metadata": {"host", "method", "path", "profile", "reason"}}.
+
 `SIG_PROXY_AUDIT=off` in the daemon's environment turns it off (for measurements);
 `SIG_PROXY_AUDIT_FLUSH_MS` sets how long events may wait before they are written (default 250).
 """
@@ -34,6 +37,8 @@ QUERY_KEYS_LIMIT = 200
 _PLAIN = re.compile(rb"[\x21-\x7e]*")
 
 _Item = tuple[float, tuple[str, ...], str, bytes, bytes, int]
+_Blocked = tuple[str, float, str, str, bytes, bytes]
+BLOCKED = "proxy_blocked"
 
 
 def audit_path(target: bytes) -> str:
@@ -79,7 +84,12 @@ class _Render:
         tail = (',"providers":[' + ",".join(map(esc, providers)) + "]" if len(providers) > 1 else "") + "}}\n"
         return middle, tail
 
-    def __call__(self, item: _Item) -> bytes:
+    def __call__(self, item: _Item | _Blocked) -> bytes:
+        if isinstance(item[0], str):  # a placeholder refused (rare): the generic writer
+            _kind, when_b, profile, method_b, host_b, target_b = item
+            return event_line(int(when_b * 1000), BLOCKED, "failure", None, {
+                "host": host_b.decode("ascii", "replace"), "method": method_b, "path": audit_path(target_b),
+                "profile": profile, "reason": "placeholder sent to a host it does not belong to"})
         when, providers, method, host, target, status = item
         key = (providers, method, host, target)
         parts = self._parts.get(key)
@@ -118,6 +128,11 @@ class InjectionAudit:
     def __call__(self, providers: tuple[str, ...], method: str, host: bytes, target: bytes,
                  status: int) -> None:
         self._add((time.time(), providers, method, host, target, status))
+
+    def blocked(self, profile: str, method: str, host: bytes, target: bytes) -> None:
+        """The server's `on_blocked` hook: a `proxy_blocked` event (a sandboxed program sent a placeholder
+        to a host it does not belong to: an attempted exfiltration)."""
+        self._add(("blocked", time.time(), profile, method, host, target))
 
     def close(self) -> None:
         self._batch.close()

@@ -1,7 +1,9 @@
 """The proxy daemon's lifecycle: state files, start (detached, ready check), stop, and the client env.
 
 Files under $SIG_HOME/proxy (0700): state.json {pid, port} while running, token (0600: the per-user proxy
-password), proxy.log, ca.crt/ca.key, bundle.pem (system roots + sig's CA, for clients that replace roots).
+password), proxy.log (rotated by size: proxy.log.1..3), ca.crt/ca.key, bundle.pem (system roots + sig's CA,
+for clients that replace roots), proxy.sock (0600: the same proxy on a Unix socket, while running),
+profiles/ (extra tokens with their client profiles: profiles.py).
 """
 
 from __future__ import annotations
@@ -125,8 +127,9 @@ def clear_state() -> None:
         pass
 
 
-def start(port: int, no_auth: bool, timeout: float = 15.0) -> tuple[dict[str, int], bool]:
-    """(state, started_now). Returns the running daemon's state when there is one."""
+def start(port: int, no_auth: bool, timeout: float = 15.0, verbose: bool = False) -> tuple[dict[str, int], bool]:
+    """(state, started_now). Returns the running daemon's state when there is one. `verbose`: the daemon
+    logs every request (proxy.log is rotated by size either way: logfile.py)."""
     import subprocess
     import sys
     import time
@@ -140,9 +143,13 @@ def start(port: int, no_auth: bool, timeout: float = 15.0) -> tuple[dict[str, in
     check_free(port)  # a taken port is named (with who holds it) before a daemon is even started
     ensure_dir(folder())
     token(create=True)
+    from .logfile import rotate_if_big
+
+    rotate_if_big(log_path())  # before the start, so this start's lines are read back from proxy.log
     log = os.open(log_path(), os.O_WRONLY | os.O_CREAT | os.O_APPEND | os.O_NOFOLLOW, 0o600)
     log_start = os.fstat(log).st_size
-    argv = [sys.executable, "-m", "sigcli", "proxy", "serve", "--port", str(port)]
+    argv = [sys.executable, "-m", "sigcli", *(["--verbose"] if verbose else []), "proxy", "serve", "--port",
+            str(port)]
     if no_auth:
         argv.append("--no-auth")
     try:

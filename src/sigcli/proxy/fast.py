@@ -50,27 +50,53 @@ FALLBACK: Final = _Fallback()
 
 class RequestHead:
     """A request head the fast path took. `headers` are (lower-case name, value) pairs as h11 yields
-    them; `size` is the head's length in the buffer (body bytes follow), `length` the Content-Length."""
+    them; `size` is the head's length in the buffer (body bytes follow), `length` the Content-Length;
+    `block` the header lines as received (equal blocks mean equal headers: callers memoize on it)."""
 
-    __slots__ = ("headers", "length", "method", "size", "target")
+    __slots__ = ("block", "headers", "length", "method", "size", "target")
 
-    def __init__(self, method: bytes, target: bytes, headers: Headers, size: int, length: int) -> None:
+    def __init__(self, method: bytes, target: bytes, headers: Headers, size: int, length: int,
+                 block: bytes = b"") -> None:
         self.method = method
         self.target = target
         self.headers = headers
         self.size = size
         self.length = length
+        self.block = block
 
 
 class ResponseHead:
-    __slots__ = ("headers", "length", "reason", "size", "status_code")
+    """`hop`: a hop-by-hop header is among `headers` (the client's copy is rebuilt without it)."""
 
-    def __init__(self, status_code: int, reason: bytes, headers: Headers, size: int, length: int) -> None:
+    __slots__ = ("block", "headers", "hop", "length", "reason", "size", "status_code")
+
+    def __init__(self, status_code: int, reason: bytes, headers: Headers, size: int, length: int,
+                 hop: bool | None = None, block: bytes = b"") -> None:
         self.status_code = status_code
         self.reason = reason
         self.headers = headers
         self.size = size
         self.length = length
+        self.hop = any(n in h1.HOP_BY_HOP for n, _ in headers) if hop is None else hop
+        self.block = block
+
+
+class Memo:
+    """The last header block one side of a connection sent, parsed: clients and servers repeat their
+    headers, so a keep-alive connection usually parses them once. Holds only what the parser derived
+    from exactly these bytes."""
+
+    __slots__ = ("block", "codings", "headers", "hop", "length", "length_span", "whole", "whole_head")
+
+    def __init__(self) -> None:
+        self.block: bytes | None = None
+        self.headers: Headers = []
+        self.length = -1
+        self.hop = False
+        self.codings: list[bytes] | None = None  # Content-Encoding of the block (redaction), once asked
+        self.length_span: tuple[int, int] | None = None  # where the Content-Length value is in the block
+        self.whole: bytes | None = None  # the last whole response head (status line too) ...
+        self.whole_head: ResponseHead | None = None  # ... and what it parsed to
 
 
 def _head_end(buf: bytes, max_head: int) -> int | _Fallback | None:
@@ -118,41 +144,53 @@ def _length_and_connection(headers: Headers) -> int | _Fallback:
     return length
 
 
-def parse_request(buf: bytes, max_head: int) -> RequestHead | _Fallback | None:
-    """The request head at the start of `buf`: RequestHead, None (need more bytes) or FALLBACK."""
+def parse_request(buf: bytes, max_head: int, memo: Memo | None = None) -> RequestHead | _Fallback | None:
+    """The request head at the start of `buf`: RequestHead, None (need more bytes) or FALLBACK. With a
+    memo, a header block equal to the last one taken is not parsed again."""
     end = _head_end(buf, max_head)
     if end is None or end is FALLBACK:
-        return end  # type: ignore[return-value]
+        return end
     assert isinstance(end, int)
     eol = buf.find(b"\r\n")
     m = _REQUEST_LINE.fullmatch(buf, 0, eol)
     if m is None:
         return FALLBACK
-    headers = _fields(buf[eol + 2 : end - 2])
-    if headers is FALLBACK:
-        return FALLBACK
-    assert isinstance(headers, list)
-    if sum(1 for n, _ in headers if n == b"host") != 1:  # h11: 400 for none or several
-        return FALLBACK
-    length = _length_and_connection(headers)
-    if length is FALLBACK:
-        return FALLBACK
-    assert isinstance(length, int)
+    block = buf[eol + 2 : end - 2]
+    if memo is not None and memo.block == block:
+        headers, length = memo.headers, memo.length
+    else:
+        fields = _fields(block)
+        if fields is FALLBACK:
+            return FALLBACK
+        assert isinstance(fields, list)
+        headers = fields
+        if sum(1 for n, _ in headers if n == b"host") != 1:  # h11: 400 for none or several
+            return FALLBACK
+        found = _length_and_connection(headers)
+        if found is FALLBACK:
+            return FALLBACK
+        assert isinstance(found, int)
+        length = found
+        if memo is not None:
+            memo.block, memo.headers, memo.length = block, headers, length
     method = m.group(1)
     if method == b"CONNECT" and length != -1:
         return FALLBACK
-    return RequestHead(method, m.group(2), headers, end, max(length, 0))
+    return RequestHead(method, m.group(2), headers, end, max(length, 0), block)
 
 
-def parse_response(buf: bytes, max_head: int, *, head_request: bool) -> ResponseHead | _Fallback | None:
+def parse_response(buf: bytes, max_head: int, *, head_request: bool,
+                   memo: Memo | None = None) -> ResponseHead | _Fallback | None:
     """A final response with a Content-Length body at the start of `buf`; FALLBACK for 1xx, 204, 304,
     responses to HEAD, chunked or close-delimited bodies, `Connection: close`, and anything odd."""
     end = _head_end(buf, max_head)
     if end is None or end is FALLBACK:
-        return end  # type: ignore[return-value]
+        return end
     assert isinstance(end, int)
     if head_request:
         return FALLBACK
+    if memo is not None and memo.whole is not None and len(memo.whole) == end and buf.startswith(memo.whole):
+        return memo.whole_head  # the same head as last time (status line and headers): parsed already
     eol = buf.find(b"\r\n")
     m = _STATUS_LINE.fullmatch(buf, 0, eol)
     if m is None:
@@ -160,7 +198,12 @@ def parse_response(buf: bytes, max_head: int, *, head_request: bool) -> Response
     status = int(m.group(1))
     if status < 200 or status in (204, 304):
         return FALLBACK
-    headers = _fields(buf[eol + 2 : end - 2])
+    block = buf[eol + 2 : end - 2]
+    if memo is not None and memo.block == block:
+        head = ResponseHead(status, m.group(2) or b"", memo.headers, end, memo.length, memo.hop, block)
+        memo.whole, memo.whole_head = buf[:end], head
+        return head
+    headers = _fields(block)
     if headers is FALLBACK:
         return FALLBACK
     assert isinstance(headers, list)
@@ -168,7 +211,12 @@ def parse_response(buf: bytes, max_head: int, *, head_request: bool) -> Response
     if length is FALLBACK or length == -1:
         return FALLBACK
     assert isinstance(length, int)
-    return ResponseHead(status, m.group(2) or b"", headers, end, length)
+    head = ResponseHead(status, m.group(2) or b"", headers, end, length, None, block)
+    if memo is not None:
+        memo.block, memo.headers, memo.length, memo.hop = block, headers, length, head.hop
+        memo.codings, memo.length_span = None, None
+        memo.whole, memo.whole_head = buf[:end], head
+    return head
 
 
 # -- writers (the bytes h11 would produce for the same events) ---------------------------------------
@@ -204,3 +252,34 @@ def downstream_head(resp: ResponseHead) -> bytes:
     """The client's copy of a fast-path response head: hop-by-hop headers dropped, the rest (each
     Set-Cookie line included) as it came, Content-Length kept."""
     return response_bytes(resp.status_code, resp.reason, h1.downstream_response_headers(resp.headers))
+
+
+def downstream_head_bytes(buf: bytes, resp: ResponseHead) -> bytes:
+    """The client's copy of a fast-path response head from the buffer it was parsed from: the upstream's
+    own bytes when it has no hop-by-hop header (the fast parser validated them; nothing to rebuild),
+    else rebuilt without those."""
+    if resp.hop:
+        return downstream_head(resp)
+    return buf[: resp.size]
+
+
+_CONTENT_LENGTH = re.compile(rb"(?:^|\r\n)content-length:[ \t]*([0-9]+)", re.IGNORECASE)
+
+
+def with_length(head: bytes, resp: ResponseHead, length: int, memo: Memo | None = None) -> bytes:
+    """The client's copy of a fast-path response head (`head`: from downstream_head_bytes) with a new
+    Content-Length (the parser took exactly one). Where the value sits in the upstream's own header block
+    is found once per distinct block."""
+    if head is not None and not resp.hop:
+        span = memo.length_span if memo is not None and memo.block == resp.block else None
+        if span is None:
+            m = _CONTENT_LENGTH.search(resp.block)
+            assert m is not None
+            span = m.span(1)
+            if memo is not None and memo.block == resp.block:
+                memo.length_span = span
+        at = resp.size - 2 - len(resp.block)
+        return head[: at + span[0]] + str(length).encode("ascii") + head[at + span[1] :]
+    headers = [(n, v) for n, v in h1.downstream_response_headers(resp.headers) if n != b"content-length"]
+    headers.append((b"content-length", str(length).encode("ascii")))
+    return response_bytes(resp.status_code, resp.reason, headers)

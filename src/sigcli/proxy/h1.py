@@ -224,9 +224,9 @@ def upstream_request_headers(
     elif kind == "length":
         out.append((b"content-length", str(length).encode("ascii")))
     if upgrade:
-        value = get_header(headers, b"upgrade")
+        protocol = get_header(headers, b"upgrade")
         out.append((b"connection", b"upgrade"))
-        out.append((b"upgrade", value or b""))
+        out.append((b"upgrade", protocol or b""))
     return out
 
 

@@ -15,7 +15,7 @@ from __future__ import annotations
 import zlib
 from collections.abc import Iterable, Iterator
 
-from ..core.redactor import StreamRedactor
+from ..core.redactor import MASK, StreamRedactor
 
 PIECE = 64 * 1024  # the most decoded output produced in one step
 # A body (as sent, and once decoded) up to this size is redacted whole before anything is written: the
@@ -37,7 +37,7 @@ _BROTLI: list[bool] = []  # [whether brotli imports], once known
 def brotli_available() -> bool:
     if not _BROTLI:
         try:
-            import brotli  # noqa: F401  (a dependency; imported only when a br body or a request needs it)
+            import brotli  # noqa: F401  (a dependency; imported only when needed)
         except ImportError:
             _BROTLI.append(False)
         else:
@@ -117,6 +117,41 @@ class Detector:
             return False
         self._redactor = None
         return True
+
+
+    def mask_message(self, forms: tuple[bytes, ...], head: bytes, body: bytes) -> bytes | None:
+        """A whole message (its head as received, then its body) with every secret form masked, in one
+        redactor pass; None when nothing was masked (the usual answer).
+
+        The redactor is kept even after it masked something: a feed+flush leaves it empty but for
+        whether its output ended in a mask, which matters only to a secret at the very start of the next
+        feed, and a message always starts with its status line."""
+        redactor = self._redactor
+        if redactor is None or forms != self._forms:
+            redactor = self._redactor = StreamRedactor(forms)
+            self._forms = forms
+        blob = head + body
+        spans = getattr(redactor, "_spans", None)
+        if spans is None:  # (another redactor version: the streaming interface, same result)
+            out = redactor.feed(blob) + redactor.flush()
+            return None if out == blob else out
+        return mask_spans(blob, spans(blob))
+
+def mask_spans(blob: bytes, spans: list[list[int]]) -> bytes | None:
+    """`blob` with each span (sorted, merged: what StreamRedactor finds in a whole buffer) replaced by the
+    mask; None without spans. The same bytes a fresh StreamRedactor's feed(blob) + flush() gives, in one
+    matcher pass and no held-tail bookkeeping (tests/unit check it against that)."""
+    if not spans:
+        return None
+    out: list[bytes] = []
+    last = 0
+    for start, end in spans:
+        if start > last:
+            out.append(blob[last:start])
+        out.append(MASK)
+        last = end
+    out.append(blob[last:])
+    return b"".join(out)
 
 
 def found(forms: tuple[bytes, ...], headers: Iterable[tuple[bytes, bytes]], body: bytes = b"") -> bool:

@@ -60,7 +60,7 @@ def run(args: Args, app: App) -> int:
             app.warn("--no-auth: any local program (of any user) can use your credentials through the proxy")
         if opts.foreground:
             return _foreground(app, _port(opts), opts.no_auth)
-        running, started = daemon.start(_port(opts), opts.no_auth)
+        running, started = daemon.start(_port(opts), opts.no_auth, verbose=app.verbose)
         app.audit("proxy_start", "success", None, {"port": running["port"]})
         app.say(f"Proxy {'started' if started else 'already running'} on 127.0.0.1:{running['port']} "
                 f"(pid {running['pid']}). Use it with: eval \"$(sig proxy env)\"")
