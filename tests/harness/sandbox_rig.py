@@ -8,6 +8,7 @@ top/home/bin running the system Python on the installed package, as tests/reliab
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import subprocess
@@ -156,3 +157,114 @@ class SandboxUser:
         except Exception:
             pass
         shutil.rmtree(self.top, ignore_errors=True)
+
+
+class OtherHost:
+    """An HTTPS echo on 127.0.0.2 (another loopback address: "another host" for the proxy, which no
+    provider covers), recording what it received. Its CA is `ca_path`."""
+
+    def __init__(self, address: str = "127.0.0.2") -> None:
+        import ssl
+        import threading
+        from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+        import trustme
+
+        self.ca = trustme.CA()
+        self.folder = Path(tempfile.mkdtemp(prefix="sig-other-ca-"))
+        self.folder.chmod(0o755)
+        self.ca_path = str(self.folder / "ca.pem")
+        self.ca.cert_pem.write_to_path(self.ca_path)
+        os.chmod(self.ca_path, 0o644)
+        self.seen: list[dict[str, Any]] = []
+        seen = self.seen
+
+        class Handler(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def _echo(self) -> None:
+                import json
+
+                body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
+                record = {"method": self.command, "path": self.path, "headers": dict(self.headers.items()),
+                          "body": body.decode("utf-8", "replace")}
+                seen.append(record)
+                payload = json.dumps(record).encode()
+                self.send_response(200)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(payload)))
+                self.end_headers()
+                self.wfile.write(payload)
+
+            do_GET = do_POST = _echo
+
+            def log_message(self, *args: object) -> None:
+                pass
+
+        self.server = ThreadingHTTPServer((address, 0), Handler)
+        ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        self.ca.issue_cert(address).configure_cert(ctx)
+        self.server.socket = ctx.wrap_socket(self.server.socket, server_side=True)
+        self.address = address
+        self.port = int(self.server.server_address[1])
+        self.url = f"https://{address}:{self.port}"
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def close(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+        shutil.rmtree(self.folder, ignore_errors=True)
+
+
+TOKEN = "tok-SANDBOX-0123456789abcdef"
+
+
+class ProxiedSandbox:
+    """A SandboxUser with provider "api" (API token TOKEN) for an HTTPS echo upstream on 127.0.0.1, another
+    host on 127.0.0.2 (trusted by the proxy through SSL_CERT_FILE, no provider), and the real proxy
+    started (`sig proxy start --port 0`)."""
+
+    def __init__(self, unprivileged: bool = False) -> None:
+        from harness.servers import start_https_echo
+
+        require_bwrap()
+        self.user = SandboxUser(unprivileged)
+        self.upstream = start_https_echo()
+        self.other = OtherHost()
+        try:
+            u = self.user
+            u.sig("init", "--yes", "--remote", check=0)
+            ca = u.write("certs/upstream-ca.pem", Path(self.upstream.ca_path or "").read_text(), 0o644)
+            u.sig("login", self.upstream.url, "--token-stdin", "--as", "api", input=TOKEN, check=0)
+            cfg = u.sig_home / "config.yaml"
+            cfg.write_text(cfg.read_text().replace("    strategy: api-token\n",
+                                                   f"    strategy: api-token\n    caFile: {ca}\n", 1))
+            import ssl
+
+            system = Path(ssl.get_default_verify_paths().openssl_cafile or "/etc/ssl/certs/ca-certificates.crt")
+            roots = system.read_text() if system.is_file() else ""
+            self.bundle = u.write("certs/proxy-roots.pem", roots + Path(self.other.ca_path).read_text(), 0o644)
+            u.sig("proxy", "start", "--port", "0", env={"SSL_CERT_FILE": str(self.bundle)}, check=0)
+            self.proxy_port = json.loads(u.sig("proxy", "status", "--format", "json", check=0).stdout)["port"]
+        except BaseException:
+            self.close()
+            raise
+
+    def run(self, *args: str, cwd: Path | None = None, **kw: Any) -> subprocess.CompletedProcess[str]:
+        """`sig run --sandbox ARGS` (from the home folder unless `cwd`)."""
+        return self.user.sig("run", "--sandbox", *args, cwd=cwd or self.user.home, **kw)
+
+    def audit(self) -> list[dict[str, Any]]:
+        path = self.user.sig_home / "audit.log"
+        if not path.exists():
+            return []
+        return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+
+    def proxy_log(self) -> str:
+        path = self.user.sig_home / "proxy" / "proxy.log"
+        return path.read_text(errors="replace") if path.exists() else ""
+
+    def close(self) -> None:
+        self.user.close()
+        self.upstream.close()
+        self.other.close()

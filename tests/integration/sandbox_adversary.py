@@ -277,6 +277,39 @@ def try_outside_addresses():  # type: ignore[no-untyped-def]
     return any(v == "connected" for v in out.values()), str(out)
 
 
+def _through_proxy(request: bytes) -> str:
+    """One request to the sandbox's door (HTTPS_PROXY); its status line."""
+    import urllib.parse
+
+    proxy = urllib.parse.urlsplit(os.environ["HTTPS_PROXY"])
+    s = socket.create_connection((proxy.hostname, proxy.port), timeout=10)
+    try:
+        s.sendall(request)
+        head = b""
+        while b"\r\n\r\n" not in head and len(head) < 65536:
+            chunk = s.recv(65536)
+            if not chunk:
+                break
+            head += chunk
+        LOOT.append(head)
+        return head.split(b"\r\n", 1)[0].decode("latin-1")
+    finally:
+        s.close()
+
+
+def try_proxy_to_the_machines_own_services():  # type: ignore[no-untyped-def]
+    """Through the proxy (it runs on the machine): the host's loopback ports and the metadata address."""
+    port = SPEC["listener_port"]
+    out = {}
+    for target in (f"127.0.0.1:{port}", f"[::1]:{port}", f"localhost:{port}", f"0.0.0.0:{port}",
+                   "169.254.169.254:80", f"127.1.2.3:{port}"):
+        out[f"GET {target}"] = _through_proxy(f"GET http://{target}/ HTTP/1.1\r\nHost: {target}\r\n\r\n".encode())
+        out[f"CONNECT {target}"] = _through_proxy(f"CONNECT {target} HTTP/1.1\r\nHost: {target}\r\n\r\n"
+                                                  .encode())
+    ok = [k for k, v in out.items() if " 403 " not in v + " "]
+    return bool(ok), str(out)
+
+
 def try_dns():  # type: ignore[no-untyped-def]
     try:
         info = socket.getaddrinfo("example.com", 443)

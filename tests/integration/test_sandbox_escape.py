@@ -18,7 +18,6 @@ from typing import Any
 import pytest
 
 from harness.sandbox_rig import SandboxUser, require_bwrap
-from harness.sandbox_standin import StandInProxy
 
 pytestmark = pytest.mark.timeout(300)
 
@@ -99,18 +98,20 @@ def outcome(request: pytest.FixtureRequest) -> Iterator[dict[str, Any]]:
     require_bwrap()
     user = SandboxUser(unprivileged=request.param == "nobody")
     listener = _Listener()
-    standin = None
     try:
         prepared = _prepare(user)
-        standin = StandInProxy(user.sig_home / "proxy", owner=user.uid if user.unprivileged else None)
+        user.sig("proxy", "start", "--port", "0", check=0)
+        proxy_port = json.loads(user.sig("proxy", "status", "--format", "json", check=0).stdout)["port"]
         agent_sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)  # a socket file the sandbox can see
         agent_sock.bind(str(user.home / "agent.sock"))
         agent_sock.listen(1)
         spec = {
             "sig_paths": prepared["sig_paths"],
-            "host_ports": [listener.port],
+            "host_ports": [listener.port, proxy_port],
+            "listener_port": listener.port,
             "abstract": [listener.abstract_name],
             "unix_paths": [str(user.home / "agent.sock"), str(user.sig_home / "proxy" / "sandbox.sock"),
+                           str(user.sig_home / "proxy" / "proxy.sock"),
                            "/run/dbus/system_bus_socket", "/var/run/docker.sock", f"/run/user/{user.uid}/bus"],
             "outside_pids": [os.getpid(), os.getppid()],
             "providers": ["api"],
@@ -139,10 +140,8 @@ def outcome(request: pytest.FixtureRequest) -> Iterator[dict[str, Any]]:
         yield {"user": user, "report": report, "loot": base64.b64decode(report["loot"]), "stderr": err,
                "listener": listener, "typed": typed, "prepared": prepared}
     finally:
-        if standin is not None:
-            standin.close()
         listener.close()
-        user.close()
+        user.close()  # (stops the proxy too)
 
 
 @pytest.mark.parametrize("attempt", _attempt_names())

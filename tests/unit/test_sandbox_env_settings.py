@@ -54,10 +54,10 @@ def test_settings_merge_and_profile() -> None:
               deny_other_hosts=False)
     assert s.hide == ["~/a", "./b"] and s.allow_write == ["~/.cache", "/w"] and s.show == ["~/.npmrc"]
     assert s.allow_hosts == ["pypi.org", "*.pythonhosted.org"]
-    assert s.other_hosts == "refuse"  # allowHosts given: the others are refused
+    assert s.other_hosts == "mitm"  # allowed hosts do not turn the refusal on: --deny-other-hosts does
     assert s.allow_tcp == [("db.internal", 5432), ("::1", 6379)]
     prof = profile("run-1", s, ["github"], {PREFIX + "a" * 32: ("github", "token")})
-    assert prof == {"name": "run-1", "kind": "sandbox", "providers": ["github"], "otherHosts": "refuse",
+    assert prof == {"name": "run-1", "kind": "sandbox", "providers": ["github"], "otherHosts": "mitm",
                     "allowHosts": ["pypi.org", "*.pythonhosted.org"], "tcp": ["db.internal:5432", "[::1]:6379"],
                     "placeholders": {PREFIX + "a" * 32: ["github", "token"]}}
     plain = merge(None, hide=[], allow_write=[], allow_hosts=[], allow_tcp=[], deny_other_hosts=False)

@@ -5,11 +5,12 @@
       show: [~/.npmrc]               # built-in secret stores to leave visible (never sig's own data)
       allowWrite: [~/.cache/pip]     # writable besides the working directory
       denyOtherHosts: false          # true: only provider hosts (and allowHosts) are reachable
-      allowHosts: [pypi.org, "*.pythonhosted.org"]   # given: other hosts are refused except these
+      allowHosts: [pypi.org, localhost]   # reachable even with denyOtherHosts, and even on this machine
       allowTcp: ["db.internal:5432"] # raw TCP targets a CONNECT may tunnel (not TLS-intercepted)
 
 Flags add to lists (`--hide`, `--allow-write`, `--allow-host`, `--allow-tcp`); `--deny-other-hosts`
-turns the refusal on. Pure.
+turns the refusal on. An allowed host is reachable whatever the mode, and even when it is this machine
+(the proxy otherwise refuses a sandbox the machine's loopback and link-local addresses). Pure.
 """
 
 from __future__ import annotations
@@ -41,7 +42,7 @@ class Settings:
     def other_hosts(self) -> str:
         """What the proxy does with a host no provider covers: "mitm" (TLS terminated, logged, nothing
         added) or "refuse" (403, unless in allow_hosts)."""
-        return "refuse" if self.deny_other_hosts or self.allow_hosts else "mitm"
+        return "refuse" if self.deny_other_hosts else "mitm"
 
 
 def tcp_target(text: str) -> tuple[str, int]:
