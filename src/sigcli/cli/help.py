@@ -308,7 +308,8 @@ App-named variables: a provider's `env:` map in the config (DATABASE_URL: "postg
   --allow-write PATH         with --sandbox: PATH is writable too (repeatable)
   --hide PATH                with --sandbox: PATH is hidden too (repeatable)
   --deny-other-hosts         with --sandbox: only provider hosts (and --allow-host ones) are reachable
-  --allow-host HOST          with --sandbox: HOST (or *.domain) is reachable when others are refused
+  --allow-host HOST          with --sandbox: HOST (or *.domain) is reachable even with --deny-other-hosts,
+                             and even when it is this machine (localhost; refused otherwise)
   --allow-tcp HOST:PORT      with --sandbox: a raw TCP tunnel to HOST:PORT is allowed (repeatable)
                              (defaults for all of these: the `sandbox:` section of the config)
   --format json              errors as JSON on stderr
