@@ -5,6 +5,7 @@ Requests through the proxy are tested in test_sandbox_proxy.py."""
 
 from __future__ import annotations
 
+import os
 import signal
 import subprocess
 import time
@@ -202,3 +203,44 @@ def test_sig_request_inside_goes_through_the_proxy(user: SandboxUser, proxy: Pat
                  cwd=user.home)  # (nobody's `sig` is in ~/bin, under /tmp: visible from the home folder only)
     # the proxy answered (no route to example.test here: 502 from the proxy, not a failure inside)
     assert "sig proxy" in r.stdout or "sig proxy" in r.stderr, r.stdout + r.stderr
+
+
+def _state(pid: int) -> str:
+    try:
+        with open(f"/proc/{pid}/stat") as fh:
+            return fh.read().rsplit(")", 1)[1].split()[0]
+    except OSError:
+        return "gone"
+
+
+def _wait_state(pid: int, states: str, timeout: float = 10) -> str:
+    deadline = time.monotonic() + timeout
+    state = _state(pid)
+    while state not in states and time.monotonic() < deadline:
+        time.sleep(0.02)
+        state = _state(pid)
+    return state
+
+
+def test_ctrl_z_stops_the_command_with_sig(user: SandboxUser, proxy: Path) -> None:
+    """SIGTSTP (Ctrl-Z) stops sig run and the command with it; SIGCONT (fg) continues both."""
+    seconds = f"30.{os.getpid()}{time.monotonic_ns() % 100000}"  # a command line no other process has
+    project = user.mkdir("proj")
+    proc = user.popen("run", "--sandbox", "--", "sh", "-c", f"exec sleep {seconds}", cwd=project)
+    deadline = time.monotonic() + 30
+    found: list[bytes] = []
+    while not found and time.monotonic() < deadline:
+        found = subprocess.run(["pgrep", "-xf", f"sleep {seconds}"], capture_output=True).stdout.split()
+        time.sleep(0.05)
+    assert found, "the command did not start"
+    command = int(found[0])
+    try:
+        proc.send_signal(signal.SIGTSTP)
+        assert _wait_state(proc.pid, "T") == "T"
+        assert _wait_state(command, "T") == "T"
+        proc.send_signal(signal.SIGCONT)
+        assert _wait_state(command, "SR") in "SR"
+        assert _wait_state(proc.pid, "SR") in "SR"
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        proc.communicate(timeout=30)

@@ -63,6 +63,12 @@ def connect(folder: str, timeout: float = 5.0) -> socket.socket:
         sock.connect(path)
     except OSError:
         sock.close()
+        from ..proxy.daemon import read_state
+
+        state = read_state()
+        if state is not None:  # running, but without the sandbox socket: started by an older sig
+            raise SigError(ErrorCode.GENERAL_ERROR, f"the running proxy (pid {state['pid']}) has no sandbox socket",
+                           "restart it with this sig: sig proxy stop && sig proxy start") from None
         raise not_running() from None
     finally:
         if folder_fd is not None:

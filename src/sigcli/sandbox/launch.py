@@ -32,7 +32,17 @@ if TYPE_CHECKING:
 else:
     import _signal as signal  # the C module: `signal` imports enum, which `sig run` need not pay for
 
-FORWARDED = ("SIGINT", "SIGTERM", "SIGHUP", "SIGQUIT", "SIGUSR1", "SIGUSR2", "SIGWINCH", "SIGCONT")
+FORWARDED = ("SIGINT", "SIGTERM", "SIGHUP", "SIGQUIT", "SIGUSR1", "SIGUSR2", "SIGWINCH", "SIGCONT", "SIGTSTP")
+
+
+class _suppress:
+    """contextlib.suppress(OSError) without importing contextlib on the start-up path."""
+
+    def __enter__(self) -> None:
+        return None
+
+    def __exit__(self, kind: object, *_: object) -> bool:
+        return kind is not None and isinstance(kind, type) and issubclass(kind, OSError)
 SECCOMP_FD = 4  # inside bwrap's own descriptor table, before it loads the filter
 
 
@@ -142,13 +152,24 @@ def _forward(bwrap_pid: int, target: list[int]) -> dict[int, object]:
     Before the command is known, a terminating signal ends the sandbox through bubblewrap."""
     previous: dict[int, object] = {}
 
+    def to_command(signum: int) -> None:
+        # The command's process group (bubblewrap's new session, led by its pid 1 in the sandbox, which
+        # ignores such signals from outside): what a terminal's key would reach.
+        try:
+            os.killpg(os.getpgid(target[0]), signum)
+        except OSError:
+            os.kill(target[0], signum)
+
     def handler(signum: int, _frame: object) -> None:
         try:
+            if signum == signal.SIGTSTP:  # Ctrl-Z: the command stops with sig (it is not in the terminal's
+                if target:                # job: no key reaches it), and both go on with SIGCONT (fg)
+                    with _suppress():
+                        to_command(signal.SIGSTOP)
+                os.kill(os.getpid(), signal.SIGSTOP)
+                return
             if target:
-                try:
-                    os.killpg(target[0], signum)
-                except OSError:
-                    os.kill(target[0], signum)
+                to_command(signum)
             elif signum not in (signal.SIGWINCH, signal.SIGCONT):
                 os.kill(bwrap_pid, signal.SIGKILL)
         except OSError:
