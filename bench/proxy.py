@@ -198,7 +198,7 @@ def concurrent(c: int, n: int, port: int, ctx: ssl.SSLContext, proxy: tuple[int,
 
 def _audit_costs() -> tuple[float, float]:
     """(µs the request path spends queuing an event, µs the writer spends rendering one)."""
-    from sigcli.proxy.audit import InjectionAudit, _Render
+    from sigcli.proxy.audit_events import InjectionAudit, _Render
 
     folder = tempfile.mkdtemp(prefix="sig-bench-audit-")
     hook = InjectionAudit(os.path.join(folder, "audit.log"), interval=600)

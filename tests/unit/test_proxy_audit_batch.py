@@ -1,4 +1,4 @@
-"""proxy/audit.py and store/audit.BatchAppender: what a proxy_request event shows, and batched appends that
+"""proxy/audit_events.py and store/audit.BatchAppender: what a proxy_request event shows, and batched appends that
 stay whole lines next to other processes' appends."""
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from sigcli.proxy.audit import InjectionAudit, audit_path
+from sigcli.proxy.audit_events import InjectionAudit, audit_path
 from sigcli.store.audit import BatchAppender, event_line, record
 
 
@@ -137,6 +137,22 @@ def test_queue_is_bounded_and_drops_are_reported(tmp_path: Path) -> None:
     assert told == ["audit: 5 event(s) dropped: more were queued than could be written"]
 
 
+def _generic_line(item: tuple) -> bytes:
+    """The same event through the audit log's generic writer: the reference the fast render must equal."""
+    from sigcli.proxy.audit_events import ACTION, audit_path
+    from sigcli.store.audit import event_line
+
+    when, providers, method, host, target, status = item
+    metadata: dict[str, object] = {
+        "host": host.decode("ascii", "replace"), "method": method, "path": audit_path(target),
+        "statusCode": status,
+    }
+    if len(providers) > 1:
+        metadata["providers"] = list(providers)
+    return event_line(int(when * 1000), ACTION, "success" if status < 400 else "failure",
+                      providers[0] if providers else None, metadata)
+
+
 @pytest.mark.parametrize(
     "item",
     [
@@ -147,9 +163,9 @@ def test_queue_is_bounded_and_drops_are_reported(tmp_path: Path) -> None:
     ],
 )
 def test_fast_render_matches_the_generic_event_line(item: tuple) -> None:
-    from sigcli.proxy.audit import _Render, render_with_event_line
+    from sigcli.proxy.audit_events import _Render
 
     render = _Render()
-    assert render(item) == render_with_event_line(item)
-    assert render(item) == render_with_event_line(item)  # the cached second gives the same text
+    assert render(item) == _generic_line(item)
+    assert render(item) == _generic_line(item)  # the cached second gives the same text
     json.loads(render(item))

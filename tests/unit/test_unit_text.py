@@ -29,7 +29,7 @@ def test_idempotent() -> None:
 
 
 def test_proxy_log_line_is_escaped(capsys: pytest.CaptureFixture[str]) -> None:
-    from sigcli.proxy.run import _log
+    from sigcli.proxy.serve import _log
 
     _log("GET https://h/\x1b]0;x\x07 -> 502 (\r\nforged line)")
     err = capsys.readouterr().err

@@ -75,7 +75,7 @@ class ConfigPolicy:
         self._log = log
         self._config: Config | None = None
         self._auth: AuthManager | None = None
-        self._key: tuple[int, int] | None = None
+        self._key: list[int] | None = None
         self._config_file: str | None = None  # resolved once: SIG_HOME does not change under a daemon
         # Serialises config reloads and credential reads/renewals (the server calls in from its worker
         # threads); a cache hit never takes it.
@@ -88,16 +88,14 @@ class ConfigPolicy:
 
     # -- the config -----------------------------------------------------------------------------------
 
-    def _stat_config(self) -> tuple[int, int] | None:
+    def _stat_config(self) -> list[int] | None:
+        from ..config.load import stat_key
+
         if self._config_file is None:
             from ..config import paths
 
             self._config_file = paths.config_path()
-        try:
-            st = os.stat(self._config_file)
-        except OSError:
-            return None
-        return (st.st_mtime_ns, st.st_size)
+        return stat_key(self._config_file)
 
     def config(self) -> Config:
         key = self._stat_config()
@@ -106,11 +104,10 @@ class ConfigPolicy:
         with self._lock:
             return self._reload(key)
 
-    def _reload(self, key: tuple[int, int] | None) -> Config:
+    def _reload(self, key: list[int] | None) -> Config:
         if self._config is not None and key == self._key:
             return self._config  # another thread reloaded it meanwhile
-        from ..config import paths
-        from ..config.load import load_config
+        from ..config.load import load_config, open_store
 
         try:
             config, _fresh = load_config()
@@ -120,9 +117,8 @@ class ConfigPolicy:
             self._log(f"config: {err.code}; keeping the previous one")
             return self._config
         from ..auth.manager import AuthManager
-        from ..store.credentials import CredentialStore
 
-        self._auth = AuthManager(CredentialStore(config.credentials_dir, paths.key_path(), self._log), self._log)
+        self._auth = AuthManager(open_store(config, self._log), self._log)
         self._hosts = {}
         self._parts = {}
         self._cache = {}

@@ -52,7 +52,7 @@ def run(args: Args, app: App) -> int:
     sub = opts.sub
     app.config  # noqa: B018 - the proxy needs a valid config; fail early with its message
     if sub == "serve":
-        from ...proxy.run import serve
+        from ...proxy.serve import serve
 
         return serve(_port(opts), no_auth=opts.no_auth, verbose=app.verbose)
     if sub == "start":
@@ -147,7 +147,7 @@ def _foreground(app: App, port: int, no_auth: bool) -> int:
     if running is not None:
         raise SigError(ErrorCode.GENERAL_ERROR, f"the proxy is already running (pid {running['pid']}, port "
                        f"{running['port']})", "stop it first: sig proxy stop")
-    from ...proxy.run import serve
+    from ...proxy.serve import serve
 
     app.audit("proxy_start", "success", None, {"port": port, "foreground": True})
     return serve(port, no_auth=no_auth, verbose=app.verbose)

@@ -105,19 +105,6 @@ class _Render:
                 f"{parts[0]}{int(status)}{parts[1]}").encode()
 
 
-def render_with_event_line(item: _Item) -> bytes:
-    """The same line through the generic writer (the reference `_Render` is tested against)."""
-    when, providers, method, host, target, status = item
-    metadata: dict[str, object] = {
-        "host": host.decode("ascii", "replace"), "method": method, "path": audit_path(target),
-        "statusCode": status,
-    }
-    if len(providers) > 1:
-        metadata["providers"] = list(providers)
-    return event_line(int(when * 1000), ACTION, "success" if status < 400 else "failure",
-                      providers[0] if providers else None, metadata)
-
-
 class InjectionAudit:
     """The proxy server's `on_injected` hook. close() writes what is still queued (daemon shutdown)."""
 

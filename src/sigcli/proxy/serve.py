@@ -131,7 +131,7 @@ def serve(port: int, no_auth: bool = False, verbose: bool = False) -> int:
     import threading
 
     from ..config import paths
-    from . import audit, daemon
+    from . import audit_events, daemon
     from .ca import CertificateAuthority
     from .routing import ConfigPolicy
     from .server import ProxyServer
@@ -143,7 +143,7 @@ def serve(port: int, no_auth: bool = False, verbose: bool = False) -> int:
     _warm(policy, ca)
     _warm_tls(ca)
     secret = None if no_auth else daemon.token(create=True)
-    injections = audit.from_environment(paths.audit_path(), _log)
+    injections = audit_events.from_environment(paths.audit_path(), _log)
     server = ProxyServer(policy, ca.server_context, host="127.0.0.1", port=port, token=secret,
                          upstream_context=_client_context, log=_log,
                          on_injected=injections, on_blocked=injections.blocked if injections else None,
