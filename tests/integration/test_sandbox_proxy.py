@@ -411,3 +411,38 @@ def test_a_wrong_token_gets_no_door(box: ProxiedSandbox) -> None:
     r = box.run("--", "touch", "ran", cwd=project)
     assert r.returncode == 1 and "wrong proxy token" in r.stderr
     assert not (project / "ran").exists()
+
+
+DOOR_CLIENT = r"""
+import array, json, os, socket, sys
+path, token, kind = sys.argv[1], sys.argv[2], sys.argv[3]
+fds = []
+if kind == "udp":
+    fds = [socket.socket(socket.AF_INET, socket.SOCK_DGRAM).detach()]
+elif kind == "pipe":
+    fds = [os.pipe()[0]]
+elif kind in ("listener", "bad-profile"):
+    fds = [socket.create_server(("127.0.0.1", 0)).detach()]
+profile = {"name": "door-test", "providers": None, "otherHosts": "mitm"}
+if kind == "bad-profile":
+    profile["placeholders"] = {"not-a-placeholder": ["api", "token"]}
+line = b"{not json\n" if kind == "garbage" else json.dumps({"v": 1, "token": token, "profile": profile}).encode() + b"\n"
+s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+s.connect(path)
+s.sendmsg([line], [(socket.SOL_SOCKET, socket.SCM_RIGHTS, array.array("i", fds))] if fds else [])
+print(s.recv(4096).decode().strip())
+"""
+
+
+@pytest.mark.parametrize("kind", ["udp", "pipe", "garbage", "bad-profile", "wrong-token", "listener"])
+def test_the_door_takes_only_a_listening_socket_with_the_token(root_box: ProxiedSandbox, kind: str) -> None:
+    box = root_box
+    script = box.user.write("door.py", DOOR_CLIENT, 0o644)
+    token = (box.user.sig_home / "proxy" / "token").read_text().strip()
+    r = subprocess.run([box.user.python, str(script), str(box.user.sig_home / "proxy" / "sandbox.sock"),
+                        "0" * 48 if kind == "wrong-token" else token, kind], capture_output=True, text=True,
+                       timeout=30)
+    answer = json.loads(r.stdout)
+    assert answer["ok"] is (kind == "listener"), answer
+    r = box.run("--", "curl", "-s", box.upstream.url_for("/after"))  # the proxy still serves
+    assert r.returncode == 0 and _auth_seen(box) == [f"Bearer {TOKEN}"]

@@ -129,7 +129,12 @@ class SandboxDoor:
                 raise PermissionError("wrong proxy token")
             if len(fds) != 1:
                 raise ValueError("one listening socket expected")
-            listener = socket.socket(fileno=fds.pop())
+            fd = fds.pop()
+            try:
+                listener = socket.socket(fileno=fd)
+            except OSError:
+                os.close(fd)
+                raise ValueError("the descriptor is not a socket") from None
             if not (listener.family == socket.AF_INET and listener.type == socket.SOCK_STREAM
                     and listener.getsockopt(socket.SOL_SOCKET, socket.SO_ACCEPTCONN) == 1):
                 raise ValueError("the descriptor is not a listening TCP socket")

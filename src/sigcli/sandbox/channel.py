@@ -59,7 +59,11 @@ class Channel:
             for fd in fds:
                 os.close(fd)
             raise _broken("the sandbox sent something other than its proxy port")
-        listener = socket.socket(fileno=fds[0])
+        try:
+            listener = socket.socket(fileno=fds[0])
+        except OSError:  # not a socket at all (a pipe, a file)
+            os.close(fds[0])
+            raise _broken("the sandbox's proxy port is not a listening loopback TCP socket") from None
         try:
             ok = (listener.family == socket.AF_INET and listener.type == socket.SOCK_STREAM
                   and listener.getsockopt(socket.SOL_SOCKET, socket.SO_ACCEPTCONN) == 1
