@@ -39,6 +39,8 @@ class Route:
         "invalid",
         "key",
         "log_slots",
+        "logged",
+        "no_local",
         "passthrough",
         "placeholders",
         "port",
@@ -75,6 +77,10 @@ class Route:
         self.swaps = swaps or {}  # placeholder -> real value, for this origin's providers
         self.placeholders = placeholders  # every placeholder of the client's profile
         self.profile = profile
+        # A sandbox's route to a host no provider covers: every request is logged (the sandbox's traffic
+        # is visible), and the dialer never connects to one of this machine's addresses (local_guard.py).
+        self.logged = False
+        self.no_local = False
         self._memo: tuple[bytes, bool, bytes] | None = None  # (client header block, limit, upstream lines)
         self.log_slots: dict[str, list[float]] = {}  # the Forwarder's rate-limit slots for this origin
 
