@@ -16,6 +16,7 @@ from __future__ import annotations
 import os
 
 from ..core.errors import ErrorCode, SigError
+from ..inject.child import catch_signals, restore_signals
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -129,7 +130,7 @@ def run(bwrap_argv: list[str], env: dict[str, str], seccomp_program: bytes,
             on_started()
         return _wait(pid)
     finally:
-        _restore(previous)
+        restore_signals(previous)
         channel.close()
         if registration is not None:
             registration.close()
@@ -150,7 +151,6 @@ def _wait(pid: int) -> int:
 def _forward(bwrap_pid: int, target: list[int]) -> dict[int, object]:
     """Signals sig run gets go to the command (its process group: what a terminal's Ctrl-C reaches).
     Before the command is known, a terminating signal ends the sandbox through bubblewrap."""
-    previous: dict[int, object] = {}
 
     def to_command(signum: int) -> None:
         # The command's process group (bubblewrap's new session, led by its pid 1 in the sandbox, which
@@ -175,20 +175,4 @@ def _forward(bwrap_pid: int, target: list[int]) -> dict[int, object]:
         except OSError:
             pass
 
-    for name in FORWARDED:
-        signum = getattr(signal, name, None)
-        if signum is None:
-            continue
-        try:
-            previous[signum] = signal.signal(signum, handler)
-        except (OSError, ValueError):
-            pass
-    return previous
-
-
-def _restore(previous: dict[int, object]) -> None:
-    for signum, old in previous.items():
-        try:
-            signal.signal(signum, old)  # type: ignore[arg-type,unused-ignore]
-        except (OSError, ValueError, TypeError):
-            pass
+    return catch_signals(FORWARDED, handler)
