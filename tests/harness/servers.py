@@ -423,7 +423,35 @@ def start_https_echo(ca: trustme.CA | None = None, names: tuple[str, ...] = ()) 
     return start_echo_server(tls=True, ca=ca, names=names)
 
 
-class PageServer:
+class HandlerServer:
+    """A test's own request handler served on 127.0.0.1 in a thread; over HTTPS, with a certificate from
+    `ca` for 127.0.0.1, when `ca` is given. Use as a context manager (or close()); `url` has no trailing
+    slash. The handler reaches `server` as its own `self.server` (state a test puts there, for instance)."""
+
+    def __init__(self, handler: type[BaseHTTPRequestHandler], ca: trustme.CA | None = None) -> None:
+        self.server = ThreadingHTTPServer((LOOPBACK, 0), handler)
+        if ca is not None:
+            ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+            ca.issue_cert(LOOPBACK).configure_cert(ctx)
+            self.server.socket = ctx.wrap_socket(self.server.socket, server_side=True)
+        self.port = int(self.server.server_address[1])
+        self.url = f"{'https' if ca is not None else 'http'}://{LOOPBACK}:{self.port}"
+        self._thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+        self._thread.start()
+
+    def close(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+        self._thread.join(JOIN_TIMEOUT_S)
+
+    def __enter__(self) -> HandlerServer:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+class PageServer(HandlerServer):
     """One HTML page, answered for any GET path, on 127.0.0.1: what a browser test opens. Use as a
     context manager (or close()); `url` has no trailing slash."""
 
@@ -441,20 +469,5 @@ class PageServer:
                 self.end_headers()
                 self.wfile.write(body)
 
-        self._server = ThreadingHTTPServer((LOOPBACK, 0), Page)
-        self._server.daemon_threads = True
-        self._server.block_on_close = False
-        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
-        self._thread.start()
-        self.url = f"http://{LOOPBACK}:{self._server.server_address[1]}"
-
-    def close(self) -> None:
-        self._server.shutdown()
-        self._server.server_close()
-        self._thread.join(JOIN_TIMEOUT_S)
-
-    def __enter__(self) -> PageServer:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
+        super().__init__(Page)
+        self.server.block_on_close = False  # a browser's idle keep-alive connection must not hold up close()
