@@ -112,6 +112,18 @@ def with_query(url: str, params: Mapping[str, Any] | None) -> str:
     return url + ("&" if urlsplit(url).query else "?") + urlencode(pairs, quote_via=quote, safe="$,:")
 
 
+def api_url(base: str, path_or_link: str, api: str) -> str:
+    """`base` + a path; or a whole link the API sent (its next page, say), used only when it has base's
+    scheme and host: a link to anywhere else is refused, never requested."""
+    if not path_or_link.startswith(("https://", "http://")):
+        return base + path_or_link
+    parts, home = urlsplit(path_or_link), urlsplit(base)
+    if (parts.scheme, parts.netloc.lower()) != (home.scheme, home.netloc.lower()):
+        raise SkillError("API_ERROR", f"{api} sent a link to another host ({parts.netloc})",
+                         "report this; the link is not followed")
+    return path_or_link
+
+
 def _last_json_error(stderr: str) -> dict[str, Any] | None:
     for line in reversed(stderr.splitlines()):
         try:
