@@ -8,10 +8,6 @@ import stat
 
 from ..core.errors import ErrorCode, SigError
 
-TYPE_CHECKING = False
-if TYPE_CHECKING:
-    pass
-
 DIR_MODE = 0o700
 FILE_MODE = 0o600
 
