@@ -34,16 +34,6 @@ else:
     import _signal as signal  # the C module: `signal` imports enum, which `sig run` need not pay for
 
 FORWARDED = ("SIGINT", "SIGTERM", "SIGHUP", "SIGQUIT", "SIGUSR1", "SIGUSR2", "SIGWINCH", "SIGCONT", "SIGTSTP")
-
-
-class _suppress:
-    """contextlib.suppress(OSError) without importing contextlib on the start-up path."""
-
-    def __enter__(self) -> None:
-        return None
-
-    def __exit__(self, kind: object, *_: object) -> bool:
-        return kind is not None and isinstance(kind, type) and issubclass(kind, OSError)
 SECCOMP_FD = 4  # inside bwrap's own descriptor table, before it loads the filter
 
 
@@ -158,14 +148,16 @@ def _forward(bwrap_pid: int, target: list[int]) -> dict[int, object]:
         try:
             os.killpg(os.getpgid(target[0]), signum)
         except OSError:
-            os.kill(target[0], signum)
+            try:
+                os.kill(target[0], signum)
+            except OSError:
+                pass  # the command is gone already
 
     def handler(signum: int, _frame: object) -> None:
         try:
             if signum == signal.SIGTSTP:  # Ctrl-Z: the command stops with sig (it is not in the terminal's
                 if target:                # job: no key reaches it), and both go on with SIGCONT (fg)
-                    with _suppress():
-                        to_command(signal.SIGSTOP)
+                    to_command(signal.SIGSTOP)
                 os.kill(os.getpid(), signal.SIGSTOP)
                 return
             if target:
