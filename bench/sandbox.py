@@ -15,12 +15,10 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import ssl
 import statistics
 import subprocess
 import sys
 import tempfile
-import threading
 import time
 
 # The client both ways: one CONNECT, then N GETs on the tunnel; prints req/s. Reads the proxy and CA from
@@ -46,44 +44,6 @@ print(n / (time.perf_counter() - start))
 """
 
 
-class _Upstream:
-    """A keep-alive HTTPS server on loopback (TCP_NODELAY, one write per answer)."""
-
-    def __init__(self) -> None:
-        from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-
-        import trustme
-
-        self.ca = trustme.CA()
-        self.folder = tempfile.mkdtemp(prefix="sig-bench-ca-")
-        self.ca_path = os.path.join(self.folder, "ca.pem")
-        self.ca.cert_pem.write_to_path(self.ca_path)
-
-        class Handler(BaseHTTPRequestHandler):
-            protocol_version = "HTTP/1.1"
-            disable_nagle_algorithm = True
-
-            def do_GET(self) -> None:
-                self.wfile.write(b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: 12\r\n\r\n"
-                                 b'{"ok": true}')
-
-            def log_message(self, *args: object) -> None:
-                pass
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
-        self.ca.issue_cert("127.0.0.1", "localhost").configure_cert(ctx)
-        self.server.socket = ctx.wrap_socket(self.server.socket, server_side=True)
-        self.port = self.server.server_address[1]
-        self.url = f"https://127.0.0.1:{self.port}"
-        threading.Thread(target=self.server.serve_forever, daemon=True).start()
-
-    def close(self) -> None:
-        self.server.shutdown()
-        self.server.server_close()
-        shutil.rmtree(self.folder, ignore_errors=True)
-
-
 def _timed(argv: list[str], env: dict[str, str], cwd: str) -> float:
     start = time.perf_counter()
     subprocess.run(argv, env=env, cwd=cwd, check=True, capture_output=True)
@@ -94,10 +54,10 @@ def main() -> int:
     runs = int(sys.argv[sys.argv.index("--runs") + 1]) if "--runs" in sys.argv else 20
     n = int(sys.argv[sys.argv.index("--requests") + 1]) if "--requests" in sys.argv else 2000
     rounds = int(sys.argv[sys.argv.index("--rounds") + 1]) if "--rounds" in sys.argv else 3
-    from _common import setup
+    from _common import Upstream, setup, start_echo_proxy
 
     sig = setup(needs=("trustme",))
-    echo = _Upstream()
+    echo = Upstream(lambda _path, _authorization: b'{"ok": true}')
     top = tempfile.mkdtemp(prefix="sig-sandbox-bench-")
     home = os.path.join(top, "home")
     project = os.path.join(home, "project")
@@ -105,16 +65,7 @@ def main() -> int:
     env = {k: v for k, v in os.environ.items() if not k.upper().endswith("_PROXY") and not k.startswith("SIG_")}
     env.update(HOME=home, SIG_HOME=os.path.join(home, ".sig"))
     try:
-        subprocess.run([sig, "init", "--yes", "--remote"], env=env, capture_output=True, check=True)
-        subprocess.run([sig, "login", echo.url, "--token-stdin", "--as", "echo"], env=env,
-                       input=b"tok-BENCH-SANDBOX-0001", capture_output=True, check=True)
-        cfg = os.path.join(env["SIG_HOME"], "config.yaml")
-        with open(cfg) as fh:
-            text = fh.read().replace("    strategy: api-token\n",
-                                     f"    strategy: api-token\n    caFile: {echo.ca_path}\n", 1)
-        with open(cfg, "w") as fh:
-            fh.write(text)
-        subprocess.run([sig, "proxy", "start", "--port", "0"], env=env, capture_output=True, check=True)
+        start_echo_proxy(sig, env, echo, "tok-BENCH-SANDBOX-0001", init=("--remote",))
         probe = subprocess.run([sig, "run", "--sandbox", "--", "true"], env=env, cwd=project, capture_output=True,
                                text=True)
         if probe.returncode != 0:

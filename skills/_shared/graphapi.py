@@ -13,7 +13,7 @@ from datetime import datetime, timezone
 from typing import Any
 from urllib.parse import quote, urlsplit
 
-from sigreq import EXIT_GENERAL, SigClient, SkillError, auth_required
+from sigreq import EXIT_GENERAL, SigClient, SkillError, api_url, auth_required
 
 DEFAULT_GRAPH_BASE = "https://graph.microsoft.com/v1.0"
 GRAPH_PROVIDER = "ms-graph"
@@ -84,17 +84,9 @@ class Graph:
     def __init__(self, client: SigClient, base: str) -> None:
         self.client = client
         self.base = base
-        base_parts = urlsplit(base)
-        self._origin = (base_parts.scheme, base_parts.netloc.lower())
 
     def url(self, path: str) -> str:
-        if path.startswith(("https://", "http://")):
-            parts = urlsplit(path)
-            if (parts.scheme, parts.netloc.lower()) != self._origin:
-                raise SkillError("API_ERROR", f"Graph sent a link to another host ({parts.netloc})",
-                                 "report this; the link is not followed")
-            return path
-        return self.base + path
+        return api_url(self.base, path, "Graph")
 
     def call(self, method: str, path: str, *, params: Mapping[str, Any] | None = None, json_body: Any = None,
              headers: Mapping[str, str] | None = None) -> Any:

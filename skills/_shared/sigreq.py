@@ -4,8 +4,9 @@ Each call runs `sig request URL --format json --provider ID ...`: sig adds the p
 (headers, query or body fields its config names), sends the request, redacts its own secrets from the
 answer and prints {status, statusText, headers, body}. This module only parses that envelope.
 
-One file for every skill that talks to an API (outlook, msteams, slack): each skill's scripts/sigreq.py
-links here, and install.sh copies it into every installed skill, so an installed skill stands alone.
+One file for every skill that talks to an API (outlook, msteams, slack, jira-issues): each skill's
+scripts/sigreq.py links here, and install.sh copies it into every installed skill, so an installed skill
+stands alone.
 Standard library only.
 
 Exit codes follow sig's own: 0 ok, 1 error, 2 no provider configured, 3 a person must log in.
@@ -111,6 +112,18 @@ def with_query(url: str, params: Mapping[str, Any] | None) -> str:
     return url + ("&" if urlsplit(url).query else "?") + urlencode(pairs, quote_via=quote, safe="$,:")
 
 
+def api_url(base: str, path_or_link: str, api: str) -> str:
+    """`base` + a path; or a whole link the API sent (its next page, say), used only when it has base's
+    scheme and host: a link to anywhere else is refused, never requested."""
+    if not path_or_link.startswith(("https://", "http://")):
+        return base + path_or_link
+    parts, home = urlsplit(path_or_link), urlsplit(base)
+    if (parts.scheme, parts.netloc.lower()) != (home.scheme, home.netloc.lower()):
+        raise SkillError("API_ERROR", f"{api} sent a link to another host ({parts.netloc})",
+                         "report this; the link is not followed")
+    return path_or_link
+
+
 def _last_json_error(stderr: str) -> dict[str, Any] | None:
     for line in reversed(stderr.splitlines()):
         try:
@@ -180,23 +193,28 @@ class SigClient:
         except subprocess.TimeoutExpired:
             raise SkillError("TIMEOUT", f"sig request did not finish in {self.timeout + 30:g}s",
                              "retry; if it keeps happening, check the network") from None
-        stdout = proc.stdout.decode("utf-8", "replace")
-        stderr = proc.stderr.decode("utf-8", "replace")
-        try:
-            envelope = json.loads(stdout) if stdout.strip() else None
-        except ValueError:
-            envelope = None
-        if isinstance(envelope, dict) and isinstance(envelope.get("status"), int):
-            raw = envelope.get("body")
-            text = raw if isinstance(raw, str) else json.dumps(raw)
-            head = envelope.get("headers")
-            return Response(envelope["status"], head if isinstance(head, dict) else {}, text)
-        err = _last_json_error(stderr)
-        if err is not None:
-            raise sig_error(str(err.get("code") or ""), str(err.get("message") or ""), str(err.get("hint") or ""),
-                            self.provider)
-        raise SkillError("SIG_ERROR", (stderr.strip() or f"sig exited with {proc.returncode}")[:500],
-                         "run the same `sig request` yourself to see what is wrong")
+        return parse_result(proc.stdout.decode("utf-8", "replace"), proc.stderr.decode("utf-8", "replace"),
+                            proc.returncode, lambda code, message, hint: sig_error(code, message, hint, self.provider))
+
+
+def parse_result(stdout: str, stderr: str, returncode: int,
+                 error: Callable[[str, str, str], SkillError]) -> Response:
+    """What `sig request --format json` printed, as the Response it relayed. When it relayed none: the
+    error sig reported as JSON on stderr, made by `error(code, message, hint)`, else a SIG_ERROR."""
+    try:
+        envelope = json.loads(stdout) if stdout.strip() else None
+    except ValueError:
+        envelope = None
+    if isinstance(envelope, dict) and isinstance(envelope.get("status"), int):
+        raw = envelope.get("body")
+        text = raw if isinstance(raw, str) else json.dumps(raw)
+        head = envelope.get("headers")
+        return Response(envelope["status"], head if isinstance(head, dict) else {}, text)
+    err = _last_json_error(stderr)
+    if err is not None:
+        raise error(str(err.get("code") or ""), str(err.get("message") or ""), str(err.get("hint") or ""))
+    raise SkillError("SIG_ERROR", (stderr.strip() or f"sig exited with {returncode}")[:500],
+                     "run the same `sig request` yourself to see what is wrong")
 
 
 def _retry_after(value: str | None) -> float | None:

@@ -7,7 +7,6 @@ hosts, raw TCP, local addresses), placeholders swapped for their provider and re
 from __future__ import annotations
 
 import json
-import os
 import shutil
 import socket
 import subprocess
@@ -138,83 +137,26 @@ def test_node_https_module_over_connect(box: ProxiedSandbox) -> None:
 
 def test_git_ls_remote_over_https(root_box: ProxiedSandbox, tmp_path: Path) -> None:
     """git reads HTTPS_PROXY and GIT_SSL_CAINFO; the token reaches `git http-backend` behind the proxy."""
-    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-
     if shutil.which("git") is None:
         pytest.skip("git not installed")
-    import ssl
-
     import trustme
 
+    from harness.git_http import GitHttpServer
+
     box = root_box
-    root = tmp_path / "repos"
-    src = tmp_path / "src"
-    env = {**os.environ, "GIT_AUTHOR_NAME": "t", "GIT_AUTHOR_EMAIL": "t@e", "GIT_COMMITTER_NAME": "t",
-           "GIT_COMMITTER_EMAIL": "t@e"}
-    subprocess.run(["git", "init", "-q", "-b", "main", str(src)], check=True, timeout=30)
-    (src / "README").write_text("hello\n")
-    subprocess.run(["git", "-C", str(src), "add", "README"], check=True, timeout=30, env=env)
-    subprocess.run(["git", "-C", str(src), "commit", "-qm", "init"], check=True, timeout=30, env=env)
-    subprocess.run(["git", "clone", "-q", "--bare", str(src), str(root / "repo.git")], check=True, timeout=30)
-    seen: list[str | None] = []
-
-    class Handler(BaseHTTPRequestHandler):
-        protocol_version = "HTTP/1.1"
-
-        def _backend(self) -> None:
-            seen.append(self.headers.get("Authorization"))
-            path, _, query = self.path.partition("?")
-            body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
-            cgi = {"GIT_PROJECT_ROOT": str(root), "GIT_HTTP_EXPORT_ALL": "1", "PATH_INFO": path,
-                   "QUERY_STRING": query, "REQUEST_METHOD": self.command, "REMOTE_ADDR": "127.0.0.1",
-                   "CONTENT_TYPE": self.headers.get("Content-Type", ""), "CONTENT_LENGTH": str(len(body)),
-                   "PATH": os.environ["PATH"]}
-            if self.headers.get("Git-Protocol"):
-                cgi["GIT_PROTOCOL"] = self.headers["Git-Protocol"]
-            out = subprocess.run(["git", "http-backend"], input=body, env=cgi, capture_output=True,
-                                 timeout=60).stdout
-            head, _, payload = out.partition(b"\r\n\r\n")
-            status, headers = 200, []
-            for line in head.decode().split("\r\n"):
-                name, _, value = line.partition(":")
-                if name.lower() == "status":
-                    status = int(value.split()[0])
-                elif name:
-                    headers.append((name, value.strip()))
-            self.send_response(status)
-            for name, value in headers:
-                self.send_header(name, value)
-            self.send_header("Content-Length", str(len(payload)))
-            self.end_headers()
-            self.wfile.write(payload)
-
-        do_GET = do_POST = _backend
-
-        def log_message(self, *args: object) -> None:
-            pass
-
     ca = trustme.CA()
     ca_file = box.user.write("certs/git-ca.pem", ca.cert_pem.bytes().decode(), 0o644)
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
-    ca.issue_cert("127.0.0.1").configure_cert(ctx)
-    server.socket = ctx.wrap_socket(server.socket, server_side=True)
-    port = server.server_address[1]
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    try:
-        box.user.sig("login", f"https://127.0.0.1:{port}/", "--token-stdin", "--as", "git", input=TOKEN, check=0)
+    with GitHttpServer(tmp_path, ca, "hello\n") as git:
+        box.user.sig("login", f"{git.url}/", "--token-stdin", "--as", "git", input=TOKEN, check=0)
         cfg = box.user.sig_home / "config.yaml"
         text = cfg.read_text()
         at = text.index("  git:")
         cfg.write_text(text[:at] + text[at:].replace("    strategy: api-token\n",
                                                      f"    strategy: api-token\n    caFile: {ca_file}\n", 1))
-        r = box.run("--", "git", "ls-remote", f"https://127.0.0.1:{port}/repo.git", timeout=120)
+        r = box.run("--", "git", "ls-remote", git.repo_url, timeout=120)
         assert r.returncode == 0, r.stderr
         assert "refs/heads/main" in r.stdout
-        assert seen and all(a == f"Bearer {TOKEN}" for a in seen)
-    finally:
-        server.shutdown()
-        server.server_close()
+        assert git.seen and all(a == f"Bearer {TOKEN}" for a in git.seen)
 
 
 # -- the profile ---------------------------------------------------------------------------------------------

@@ -21,7 +21,7 @@ HELPERS = {
     "slack": SKILLS / "slack" / "scripts" / "slack.py",
 }
 PROVIDERS = {"outlook": ["ms-graph"], "msteams": ["ms-teams", "ms-graph"], "slack": ["app-slack"]}
-SHARED = {"sigreq.py": ["outlook", "msteams", "slack"], "graphapi.py": ["outlook", "msteams"]}
+SHARED = {"sigreq.py": ["outlook", "msteams", "slack", "jira-issues"], "graphapi.py": ["outlook", "msteams"]}
 
 
 def load(path: Path) -> ModuleType:

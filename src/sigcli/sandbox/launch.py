@@ -16,6 +16,7 @@ from __future__ import annotations
 import os
 
 from ..core.errors import ErrorCode, SigError
+from ..inject.child import catch_signals, restore_signals
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -33,16 +34,6 @@ else:
     import _signal as signal  # the C module: `signal` imports enum, which `sig run` need not pay for
 
 FORWARDED = ("SIGINT", "SIGTERM", "SIGHUP", "SIGQUIT", "SIGUSR1", "SIGUSR2", "SIGWINCH", "SIGCONT", "SIGTSTP")
-
-
-class _suppress:
-    """contextlib.suppress(OSError) without importing contextlib on the start-up path."""
-
-    def __enter__(self) -> None:
-        return None
-
-    def __exit__(self, kind: object, *_: object) -> bool:
-        return kind is not None and isinstance(kind, type) and issubclass(kind, OSError)
 SECCOMP_FD = 4  # inside bwrap's own descriptor table, before it loads the filter
 
 
@@ -129,7 +120,7 @@ def run(bwrap_argv: list[str], env: dict[str, str], seccomp_program: bytes,
             on_started()
         return _wait(pid)
     finally:
-        _restore(previous)
+        restore_signals(previous)
         channel.close()
         if registration is not None:
             registration.close()
@@ -150,7 +141,6 @@ def _wait(pid: int) -> int:
 def _forward(bwrap_pid: int, target: list[int]) -> dict[int, object]:
     """Signals sig run gets go to the command (its process group: what a terminal's Ctrl-C reaches).
     Before the command is known, a terminating signal ends the sandbox through bubblewrap."""
-    previous: dict[int, object] = {}
 
     def to_command(signum: int) -> None:
         # The command's process group (bubblewrap's new session, led by its pid 1 in the sandbox, which
@@ -158,14 +148,16 @@ def _forward(bwrap_pid: int, target: list[int]) -> dict[int, object]:
         try:
             os.killpg(os.getpgid(target[0]), signum)
         except OSError:
-            os.kill(target[0], signum)
+            try:
+                os.kill(target[0], signum)
+            except OSError:
+                pass  # the command is gone already
 
     def handler(signum: int, _frame: object) -> None:
         try:
             if signum == signal.SIGTSTP:  # Ctrl-Z: the command stops with sig (it is not in the terminal's
                 if target:                # job: no key reaches it), and both go on with SIGCONT (fg)
-                    with _suppress():
-                        to_command(signal.SIGSTOP)
+                    to_command(signal.SIGSTOP)
                 os.kill(os.getpid(), signal.SIGSTOP)
                 return
             if target:
@@ -175,20 +167,4 @@ def _forward(bwrap_pid: int, target: list[int]) -> dict[int, object]:
         except OSError:
             pass
 
-    for name in FORWARDED:
-        signum = getattr(signal, name, None)
-        if signum is None:
-            continue
-        try:
-            previous[signum] = signal.signal(signum, handler)
-        except (OSError, ValueError):
-            pass
-    return previous
-
-
-def _restore(previous: dict[int, object]) -> None:
-    for signum, old in previous.items():
-        try:
-            signal.signal(signum, old)  # type: ignore[arg-type,unused-ignore]
-        except (OSError, ValueError, TypeError):
-            pass
+    return catch_signals(FORWARDED, handler)

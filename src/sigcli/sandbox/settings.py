@@ -22,9 +22,6 @@ if TYPE_CHECKING:
     from collections.abc import Mapping
     from typing import Any
 
-KEYS = ("hide", "show", "allowWrite", "allowHosts", "denyOtherHosts", "allowTcp")
-
-
 class Settings:
     """The sandbox's settings for one run (config section + flags)."""
 

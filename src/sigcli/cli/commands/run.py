@@ -89,6 +89,15 @@ def _providers(config: Config, targets: list[str]) -> list[Provider]:
     return chosen
 
 
+def _named(app: App, config: Config, targets: list[str],
+           env_options: list[tuple[str, Provider, str]]) -> list[tuple[Provider, Credential]]:
+    """The providers named on the command line, then those only --env names, each with its credential
+    (exit 3 when one is missing or expired)."""
+    wanted = _providers(config, targets)
+    wanted += [p for _n, p, _k in env_options if p not in wanted]
+    return [(provider, app.auth.credential(provider)) for provider in wanted]
+
+
 def _env_options(config: Config, specs: list[str]) -> list[tuple[str, Provider, str]]:
     """`--env NAME=P.key` → (NAME, provider P, key). P is the longest configured id before a dot."""
     from ...core.envtemplate import env_name_problem
@@ -144,13 +153,10 @@ def run(args: Args, app: App) -> int:
         raise usage_error("--mount-format needs --mount PATH", "")
     config = app.config
     env_options = _env_options(config, opts.env)
-    chosen = []
     if opts.positionals:
-        wanted = _providers(config, opts.positionals)
-        wanted += [p for _n, p, _k in env_options if p not in wanted]
-        for provider in wanted:
-            chosen.append((provider, app.auth.credential(provider)))  # exit 3 when missing/expired
+        chosen = _named(app, config, opts.positionals, env_options)
     else:
+        chosen = []
         for provider in config.providers.values():
             try:
                 chosen.append((provider, app.auth.credential(provider)))
@@ -283,16 +289,7 @@ def _run_sandboxed(opts: RunOptions, app: App) -> int:
     argv = _command(opts)
     config = app.config
     env_options = _env_options(config, opts.env)
-    chosen = []
-    if opts.positionals:
-        wanted = _providers(config, opts.positionals)
-        wanted += [p for _n, p, _k in env_options if p not in wanted]
-        for provider in wanted:
-            chosen.append((provider, app.auth.credential(provider)))  # exit 3 when missing/expired
-    elif env_options:
-        for _n, provider, _k in env_options:
-            if all(p is not provider for p, _c in chosen):
-                chosen.append((provider, app.auth.credential(provider)))
+    chosen = _named(app, config, opts.positionals, env_options)
     from ...proxy import daemon
     from ...sandbox import runner
     from ...sandbox.settings import merge
