@@ -388,3 +388,14 @@ def test_the_door_takes_only_a_listening_socket_with_the_token(root_box: Proxied
     assert answer["ok"] is (kind == "listener"), answer
     r = box.run("--", "curl", "-s", box.upstream.url_for("/after"))  # the proxy still serves
     assert r.returncode == 0 and _auth_seen(box) == [f"Bearer {TOKEN}"]
+
+
+def test_a_sandbox_inside_a_plain_run_gets_none_of_its_values(root_box: ProxiedSandbox) -> None:
+    """`sig run api --env APP_TOKEN=api.token -- sig run --sandbox -- env`: the outer run's variables hold
+    the real token; the sandbox must not receive them (under any name), and says which it left out."""
+    r = root_box.user.sig("run", "api", "--env", "APP_TOKEN=api.token", "--no-redaction", "--",
+                          "sig", "run", "--sandbox", "--", "env")
+    assert r.returncode == 0, r.stderr
+    assert TOKEN not in r.stdout
+    assert "APP_TOKEN=" not in r.stdout and "SIG_API_TOKEN=" not in r.stdout
+    assert "APP_TOKEN" in r.stderr and "not passed into the sandbox" in r.stderr

@@ -26,8 +26,9 @@ def test_environment_scrubbed() -> None:
         "GIT_CONFIG_PARAMETERS": f"'http.proxy=http://sig:{USER_TOKEN}@127.0.0.1:7891'",
         "TMPDIR": "/home/u/tmp",
     }
-    env = sandbox_env(environ, no_proxy="localhost,::1", user_token=USER_TOKEN,
-                      placeholders={"SIG_GITHUB_TOKEN": PREFIX + "0" * 32})
+    env, left_out = sandbox_env(environ, no_proxy="localhost,::1", user_token=USER_TOKEN,
+                                placeholders={"SIG_GITHUB_TOKEN": PREFIX + "0" * 32})
+    assert left_out == ["GIT_CONFIG_PARAMETERS"]  # (the proxy variables are replaced anyway)
     assert env["PATH"] == "/usr/bin" and env["HOME"] == "/home/u" and env["LANG"] == "C.UTF-8"
     for gone in ("SIG_HOME", "sig_lower", "SSH_AUTH_SOCK", "SSH_AGENT_PID", "GPG_AGENT_INFO",
                  "DBUS_SESSION_BUS_ADDRESS", "XDG_RUNTIME_DIR", "DISPLAY", "WAYLAND_DISPLAY", "XAUTHORITY",
@@ -42,9 +43,21 @@ def test_environment_scrubbed() -> None:
     assert env["SIG_SANDBOX"] == "1"
     assert env["SIG_GITHUB_TOKEN"].startswith(PREFIX)  # the placeholder, never the real value
     assert env["TMPDIR"] == "/tmp"
-    kept = sandbox_env({"TMPDIR": "/p/tmp"}, no_proxy="", user_token=None, tmpdir_ok=True)
+    kept, _ = sandbox_env({"TMPDIR": "/p/tmp"}, no_proxy="", user_token=None, tmpdir_ok=True)
     assert kept["TMPDIR"] == "/p/tmp"
-    assert "TMPDIR" not in sandbox_env({}, no_proxy="", user_token=None)
+    assert "TMPDIR" not in sandbox_env({}, no_proxy="", user_token=None)[0]
+
+
+def test_variables_holding_a_stored_value_stay_outside() -> None:
+    """A sandbox started inside a plain `sig run`: the outer run's app-named variables hold real values."""
+    from sigcli.core.secret_forms import secret_forms
+
+    forms = secret_forms({"token": "tok-outer/run+value"})
+    environ = {"DATABASE_URL": "postgres://app:tok-outer%2Frun%2Bvalue@db/x", "API_KEY": "tok-outer/run+value",
+               "EDITOR": "vi"}
+    env, left_out = sandbox_env(environ, no_proxy="", user_token=None, secrets=forms)
+    assert sorted(left_out) == ["API_KEY", "DATABASE_URL"]
+    assert env["EDITOR"] == "vi" and "DATABASE_URL" not in env and "API_KEY" not in env
 
 
 def test_settings_merge_and_profile() -> None:

@@ -2,8 +2,9 @@
 
 Removed: every SIG_* variable (SIG_HOME included: sig's data is not there), agent and keyring sockets
 (SSH_AUTH_SOCK, GPG_AGENT_INFO, D-Bus, XDG_RUNTIME_DIR, X11/Wayland), the user's own proxy settings,
-and any variable whose value holds the user's proxy token (`eval "$(sig proxy env)"` puts it in
-HTTPS_PROXY). Added: the proxy at 127.0.0.1:PORT inside the sandbox (no token: the connection itself
+any variable whose value holds the user's proxy token (`eval "$(sig proxy env)"` puts it in
+HTTPS_PROXY), and any variable whose value holds a stored credential value in one of its forms (a
+`sig run --sandbox` started inside a plain `sig run` would otherwise hand the outer run's variables in). Added: the proxy at 127.0.0.1:PORT inside the sandbox (no token: the connection itself
 is bound to this run's profile outside), the CA files at CERT_DIR, the marker SIG_SANDBOX=1, and the
 run's placeholders. Pure.
 """
@@ -14,7 +15,7 @@ from .view import CERT_DIR
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
-    from collections.abc import Mapping
+    from collections.abc import Iterable, Mapping
 
 PROXY_PORT = 3128  # inside the sandbox's own network namespace; nothing else listens there
 MARKER = "SIG_SANDBOX"
@@ -31,15 +32,22 @@ DROPPED = frozenset({
 
 
 def sandbox_env(environ: Mapping[str, str], *, no_proxy: str, user_token: str | None,
-                placeholders: Mapping[str, str] | None = None, tmpdir_ok: bool = False) -> dict[str, str]:
-    """The child's environment. `no_proxy`: what NO_PROXY becomes (loopback inside the sandbox is the
-    sandbox's own); `tmpdir_ok`: the user's TMPDIR is writable inside (else TMPDIR=/tmp)."""
+                placeholders: Mapping[str, str] | None = None, tmpdir_ok: bool = False,
+                secrets: Iterable[str] = ()) -> tuple[dict[str, str], list[str]]:
+    """The child's environment, and the names of the variables left out because they held a secret.
+    `no_proxy`: what NO_PROXY becomes (loopback inside the sandbox is the sandbox's own); `tmpdir_ok`: the
+    user's TMPDIR is writable inside (else TMPDIR=/tmp); `secrets`: the stored credential values and their
+    forms (core/secret_forms.py)."""
     env: dict[str, str] = {}
+    held: list[str] = []
+    forms = [f for f in secrets if f]
     for name, value in environ.items():
         upper = name.upper()
         if upper.startswith("SIG_") or upper in DROPPED:
             continue
-        if user_token and user_token in value:
+        if (user_token and user_token in value) or any(f in value for f in forms):
+            if not upper.startswith("SIG_"):
+                held.append(name)
             continue
         env[name] = value
     if "TMPDIR" in env and not tmpdir_ok:
@@ -53,4 +61,4 @@ def sandbox_env(environ: Mapping[str, str], *, no_proxy: str, user_token: str | 
         MARKER: "1",
     })
     env.update(placeholders or {})
-    return env
+    return env, held

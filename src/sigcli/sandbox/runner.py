@@ -13,6 +13,8 @@ import sys
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
+    from collections.abc import Iterable
+
     from ..config.load import Config
     from ..core.model import Credential, Provider
     from .settings import Settings
@@ -22,13 +24,15 @@ if TYPE_CHECKING:
 class Plan:
     """Everything decided before a process starts (no credential value in it)."""
 
-    __slots__ = ("argv", "env", "profile", "view")
+    __slots__ = ("argv", "env", "left_out", "profile", "view")
 
-    def __init__(self, argv: list[str], env: dict[str, str], profile: dict[str, object], view: View) -> None:
+    def __init__(self, argv: list[str], env: dict[str, str], profile: dict[str, object], view: View,
+                 left_out: list[str]) -> None:
         self.argv = argv
         self.env = env
         self.profile = profile
         self.view = view
+        self.left_out = left_out  # variables of the caller's environment that held a credential value
 
 
 def sig_paths(config: Config) -> list[str]:
@@ -45,7 +49,8 @@ def sig_paths(config: Config) -> list[str]:
 
 def plan(config: Config, bwrap: str, command: list[str], settings: Settings,
          chosen: list[tuple[Provider, Credential]], env_options: list[tuple[str, Provider, str]],
-         proxy_folder: str, user_token: str | None, environ: dict[str, str] | None = None) -> Plan:
+         proxy_folder: str, user_token: str | None, environ: dict[str, str] | None = None,
+         secrets: Iterable[str] = ()) -> Plan:
     """The run's view, bubblewrap argv, child environment (placeholders, no secret) and proxy profile."""
     from ..config import paths
     from ..proxy.daemon import bundle_path
@@ -69,8 +74,8 @@ def plan(config: Config, bwrap: str, command: list[str], settings: Settings,
     bypass, _dropped = no_proxy({}, domains)  # the user's own NO_PROXY would lead nowhere inside
     tmpdir = environ.get("TMPDIR", "")
     tmpdir_ok = bool(tmpdir) and any(under(os.path.realpath(tmpdir), w) for w in (view.cwd, *view.writable))
-    env = sandbox_env.sandbox_env(environ, no_proxy=bypass, user_token=user_token, placeholders=variables,
-                                  tmpdir_ok=tmpdir_ok)
+    env, left_out = sandbox_env.sandbox_env(environ, no_proxy=bypass, user_token=user_token,
+                                            placeholders=variables, tmpdir_ok=tmpdir_ok, secrets=secrets)
     inner = [python, "-I", "-S", shim, str(sandbox_env.PROXY_PORT), *command]
     from .launch import SECCOMP_FD
 
@@ -78,7 +83,7 @@ def plan(config: Config, bwrap: str, command: list[str], settings: Settings,
                    is_symlink={d: os.path.islink(d) for d in PRIVATE_DIRS})
     providers = [p.id for p, _c in chosen] if chosen else None
     name = f"run-{os.getpid()}-{os.urandom(3).hex()}"
-    return Plan(argv, env, profile(name, settings, providers, table), view)
+    return Plan(argv, env, profile(name, settings, providers, table), view, left_out)
 
 
 def execute(run_plan: Plan, proxy_folder: str, user_token: str | None) -> int:

@@ -269,6 +269,22 @@ def _run_through_proxy(opts: RunOptions, app: App) -> int:
     return code
 
 
+def _stored_secret_forms(app: App) -> list[str]:
+    """Every stored credential value, in the forms it takes on the wire: no variable of the caller's that
+    holds one (a sandbox started inside a plain `sig run`) may reach the sandbox."""
+    from ...core.secret_forms import secret_forms
+
+    forms: list[str] = []
+    for provider in app.config.providers.values():
+        try:
+            credential = app.store.read(provider.id)
+        except SigError:
+            continue
+        if credential is not None:
+            forms += secret_forms(credential.revealed())
+    return forms
+
+
 def _run_sandboxed(opts: RunOptions, app: App) -> int:
     """`run --sandbox`: the command runs under bubblewrap where sig's data and the user's secret stores are
     not, reaching the network only through the proxy; named providers' variables hold placeholders."""
@@ -302,9 +318,12 @@ def _run_sandboxed(opts: RunOptions, app: App) -> int:
         from ...sandbox.control import not_running
 
         raise not_running()
-    plan = runner.plan(config, bwrap, argv, settings, chosen, env_options, folder, token)
+    plan = runner.plan(config, bwrap, argv, settings, chosen, env_options, folder, token,
+                       secrets=_stored_secret_forms(app))
     for note in plan.view.notes:
         app.warn(note)
+    if plan.left_out:
+        app.warn(f"not passed into the sandbox (they hold a stored credential value): {', '.join(plan.left_out)}")
     ids = [p.id for p, _c in chosen]
     app.log(f"sandbox: {len(plan.view.hidden_dirs) + len(plan.view.hidden_files)} path(s) hidden, writable: "
             f"{', '.join((plan.view.cwd, *plan.view.writable))}; other hosts: {settings.other_hosts}")
