@@ -8,6 +8,9 @@ The benches run right after README's install command, with any Python 3.11+ (`py
   (the redactor alone, `-X importtime`) uses the interpreter and packages of the sig it measures;
 - packages the harness needs (trustme, authlib, flask, joserfc) that this Python lacks are installed
   once into bench/.deps with its pip (never into sig's own environment) and imported from there.
+
+The proxy and sandbox benches also share the upstream they measure against (`Upstream`) and the sig
+folder that logs in to it and runs the proxy (`start_echo_proxy`).
 """
 
 from __future__ import annotations
@@ -19,6 +22,10 @@ import shutil
 import subprocess
 import sys
 from pathlib import Path
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from collections.abc import Callable
 
 ROOT = Path(__file__).resolve().parent.parent
 DEPS = ROOT / "bench" / ".deps"
@@ -85,3 +92,69 @@ def setup(needs: tuple[str, ...] = ()) -> str:
             raise SystemExit(1)
         importlib.invalidate_caches()
     return sig
+
+
+class Upstream:
+    """A keep-alive HTTPS server on 127.0.0.1 (TCP_NODELAY, one write per answer) with a CA of its own, so
+    that the figures measure sig, not the test server's Nagle delays. `answer(path, authorization)` is the
+    JSON body of a GET (always 200)."""
+
+    def __init__(self, answer: Callable[[str, str], bytes]) -> None:
+        import ssl
+        import tempfile
+        import threading
+        from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+        import trustme
+
+        self.ca = trustme.CA()
+        self.folder = tempfile.mkdtemp(prefix="sig-bench-ca-")
+        self.ca_path = os.path.join(self.folder, "ca.pem")
+        self.ca.cert_pem.write_to_path(self.ca_path)
+
+        class Handler(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+            disable_nagle_algorithm = True
+
+            def do_GET(self) -> None:
+                body = answer(self.path, self.headers.get("Authorization", ""))
+                self.wfile.write(b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: "
+                                 + str(len(body)).encode() + b"\r\n\r\n" + body)
+
+            def log_message(self, *args: object) -> None:
+                pass
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        self.ca.issue_cert("127.0.0.1", "localhost").configure_cert(ctx)
+        self.server.socket = ctx.wrap_socket(self.server.socket, server_side=True)
+        self.port = self.server.server_address[1]
+        self.url = f"https://127.0.0.1:{self.port}"
+        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+        self.thread.start()
+
+    def close(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+        shutil.rmtree(self.folder, ignore_errors=True)
+
+
+def start_echo_proxy(sig: str, env: dict[str, str], upstream: Upstream, token: str, init: tuple[str, ...] = (),
+                     entry: tuple[str, ...] = (), domains: tuple[str, ...] = ()) -> None:
+    """In the sig folder env["SIG_HOME"]: `sig init` (+ `init` flags), log in to `upstream` as provider
+    "echo" with API token `token`, trust the upstream's CA for it (caFile; `entry` adds more lines to its
+    entry, `domains` more domains), then `sig proxy start` on a free port. Stop it with `sig proxy stop`."""
+    subprocess.run([sig, "init", "--yes", *init], env=env, capture_output=True, check=True)
+    subprocess.run([sig, "login", upstream.url, "--token-stdin", "--as", "echo"], env=env, input=token.encode(),
+                   capture_output=True, check=True)
+    cfg = os.path.join(env["SIG_HOME"], "config.yaml")
+    with open(cfg) as fh:
+        text = fh.read()
+    lines = "".join(f"    {line}\n" for line in (f"caFile: {upstream.ca_path}", *entry))
+    text = text.replace("    strategy: api-token\n", "    strategy: api-token\n" + lines, 1)
+    if domains:
+        more = "".join(f'      - "{d}"\n' for d in domains)
+        text = text.replace("    domains:\n      - 127.0.0.1\n", "    domains:\n      - 127.0.0.1\n" + more, 1)
+    with open(cfg, "w") as fh:
+        fh.write(text)
+    subprocess.run([sig, "proxy", "start", "--port", "0"], env=env, capture_output=True, check=True)

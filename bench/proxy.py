@@ -28,6 +28,7 @@ import threading
 import time
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "tests"))
+from _common import Upstream, start_echo_proxy  # (this folder)
 
 
 def run(n: int, port: int, ctx: ssl.SSLContext, proxy: tuple[int, str] | None) -> list[float]:
@@ -53,46 +54,11 @@ if "--body" in sys.argv:
     BODY = (b'{"items": [' + b'{"id": 12345, "name": "item name", "tags": ["a", "b"]}, ' * (_n // 50 + 1))[:_n - 2] + b"]}"
 
 
-class _Upstream:
-    """A small keep-alive HTTPS server (TCP_NODELAY, one write per response) so the figures measure the
-    proxy, not the test server's Nagle delays."""
+class _Upstream(Upstream):
+    """The upstream every daemon here injects for: it answers BODY."""
 
     def __init__(self) -> None:
-        import threading
-        from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-
-        import trustme
-
-        self.ca = trustme.CA()
-        folder = tempfile.mkdtemp(prefix="sig-bench-ca-")
-        self.ca_path = os.path.join(folder, "ca.pem")
-        self.ca.cert_pem.write_to_path(self.ca_path)
-
-        class Handler(BaseHTTPRequestHandler):
-            protocol_version = "HTTP/1.1"
-            disable_nagle_algorithm = True
-
-            def do_GET(self) -> None:
-                body = BODY
-                self.wfile.write(b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: "
-                                 + str(len(body)).encode() + b"\r\n\r\n" + body)
-
-            def log_message(self, *args: object) -> None:
-                pass
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
-        self.ca.issue_cert("127.0.0.1", "localhost").configure_cert(ctx)
-        self.server.socket = ctx.wrap_socket(self.server.socket, server_side=True)
-        self.port = self.server.server_address[1]
-        self.url = f"https://127.0.0.1:{self.port}"
-        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
-        self.thread.start()
-
-    def close(self) -> None:
-        self.server.shutdown()
-        self.server.server_close()
-        shutil.rmtree(os.path.dirname(self.ca_path), ignore_errors=True)
+        super().__init__(lambda _path, _authorization: BODY)
 
 
 class _Daemon:
@@ -103,22 +69,9 @@ class _Daemon:
         self.sig = sig
         self.home = tempfile.mkdtemp(prefix="sig-proxy-bench-")
         self.env = dict(os.environ, SIG_HOME=self.home, **(env or {}))
-        subprocess.run([sig, "init", "--yes"], env=self.env, capture_output=True, check=True)
-        subprocess.run([sig, "login", echo.url, "--token-stdin", "--as", "echo"], env=self.env,
-                       input=b"tok-BENCH-PROXY-0001", capture_output=True, check=True)
-        cfg = os.path.join(self.home, "config.yaml")
-        with open(cfg) as fh:
-            text = fh.read().replace("    strategy: api-token\n",
-                                     f"    strategy: api-token\n    caFile: {echo.ca_path}\n", 1)
-            # a wildcard domain: each of its names is a host the proxy has never seen (first contact)
-            text = text.replace("    domains:\n      - 127.0.0.1\n",
-                                "    domains:\n      - 127.0.0.1\n      - \"*.bench.invalid\"\n", 1)
-            if not redact:
-                text = text.replace("    strategy: api-token\n",
-                                    "    strategy: api-token\n    redactResponses: false\n", 1)
-        with open(cfg, "w") as fh:
-            fh.write(text)
-        subprocess.run([sig, "proxy", "start", "--port", "0"], env=self.env, capture_output=True, check=True)
+        # a wildcard domain: each of its names is a host the proxy has never seen (first contact)
+        start_echo_proxy(sig, self.env, echo, "tok-BENCH-PROXY-0001", entry=() if redact else ("redactResponses: false",),
+                         domains=("*.bench.invalid",))
         penv = json.loads(subprocess.run([sig, "proxy", "env", "--format", "json"], env=self.env,
                                          capture_output=True, check=True).stdout)
         creds, _, hostport = penv["HTTPS_PROXY"][len("http://"):].rpartition("@")

@@ -17,13 +17,9 @@ from __future__ import annotations
 import http.client
 import importlib.util
 import os
-import shutil
-import ssl
 import sys
-import tempfile
 import threading
 import time
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -40,49 +36,13 @@ def _bench_proxy() -> Any:
     return module
 
 
-class _Upstream:
-    """HTTPS keep-alive server: /echo answers the Authorization it got, /big 256 KiB, anything else a
-    small JSON body."""
-
-    def __init__(self) -> None:
-        import trustme
-
-        self.ca = trustme.CA()
-        self._folder = tempfile.mkdtemp(prefix="sig-soak-ca-")
-        self.ca_path = os.path.join(self._folder, "ca.pem")
-        self.ca.cert_pem.write_to_path(self.ca_path)
-
-        class Handler(BaseHTTPRequestHandler):
-            protocol_version = "HTTP/1.1"
-            disable_nagle_algorithm = True
-
-            def do_GET(self) -> None:
-                if self.path == "/echo":
-                    body = b'{"auth": "' + self.headers.get("Authorization", "").encode() + b'"}'
-                elif self.path == "/big":
-                    body = BIG
-                else:
-                    body = b'{"ok": true}'
-                self.wfile.write(b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: "
-                                 + str(len(body)).encode() + b"\r\n\r\n" + body)
-
-            def log_message(self, *args: object) -> None:
-                pass
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.server.daemon_threads = True
-        ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
-        self.ca.issue_cert("127.0.0.1", "localhost").configure_cert(ctx)
-        self.server.socket = ctx.wrap_socket(self.server.socket, server_side=True)
-        self.port = self.server.server_address[1]
-        self.url = f"https://127.0.0.1:{self.port}"
-        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
-        self.thread.start()
-
-    def close(self) -> None:
-        self.server.shutdown()
-        self.server.server_close()
-        shutil.rmtree(self._folder, ignore_errors=True)
+def _answer(path: str, authorization: str) -> bytes:
+    """/echo answers the Authorization it got, /big 256 KiB, anything else a small JSON body."""
+    if path == "/echo":
+        return b'{"auth": "' + authorization.encode() + b'"}'
+    if path == "/big":
+        return BIG
+    return b'{"ok": true}'
 
 
 def _proc(pid: int) -> dict[str, int]:
@@ -110,11 +70,11 @@ def main() -> int:
         return int(sys.argv[sys.argv.index(name) + 1]) if name in sys.argv else default
 
     total, concurrency, reconnect = arg("--requests", 20000), arg("--concurrency", 8), arg("--reconnect", 200)
-    from _common import setup
+    from _common import Upstream, setup
 
     sig = setup(needs=("trustme",))
     bench = _bench_proxy()
-    upstream = _Upstream()
+    upstream = Upstream(_answer)
     daemon = None
     try:
         daemon = bench._Daemon(sig, upstream)

@@ -150,7 +150,7 @@ for name in $SKILLS; do
     stage="$DEST/.$name.installing.$$"
     rm -rf -- "$stage"
     trap 'rm -rf -- "$stage"' EXIT
-    cp -R -- "$SRC/$name" "$stage"
+    cp -R -L -- "$SRC/$name" "$stage"  # -L: the modules skills share (../_shared) arrive as files
     # Leave out tests and caches (at any depth).
     find "$stage" -depth \( -type d \( -name tests -o -name __pycache__ -o -name .pytest_cache \
         -o -name .ruff_cache -o -name .mypy_cache -o -name node_modules \) \) -exec rm -rf -- {} +

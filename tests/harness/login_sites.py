@@ -483,11 +483,11 @@ class LoginSites:
                 return _redirect(f"{return_to}{sep}code={quote(code, safe='')}")
         return _not_found()
 
-    def _idp_login_page(self, return_to: str) -> _Reply:
-        body = f"""<h1>Example IdP: sign in</h1>
-<form id="login" method="post" action="/sso/login">
-  <input type="hidden" name="return" value="{html.escape(return_to)}">
-  <label>User <input id="username" name="username" autocomplete="username"></label>
+    def _login_page(self, heading: str, action: str, hidden: str = "") -> _Reply:
+        """A user/password form (`hidden`: extra hidden inputs) that the user stand-in fills and submits."""
+        body = f"""<h1>{heading}</h1>
+<form id="login" method="post" action="{action}">
+{hidden}  <label>User <input id="username" name="username" autocomplete="username"></label>
   <label>Password <input id="password" name="password" type="password"></label>
   <button type="submit">Sign in</button>
 </form>
@@ -499,6 +499,10 @@ class LoginSites:
   }});
 }});""")
         return _html(200, "Sign in", body)
+
+    def _idp_login_page(self, return_to: str) -> _Reply:
+        return self._login_page("Example IdP: sign in", "/sso/login",
+                                f'  <input type="hidden" name="return" value="{html.escape(return_to)}">\n')
 
     def _idp_mfa_page(self, return_to: str) -> _Reply:
         body = f"""<h1>Two-step verification</h1>
@@ -673,20 +677,7 @@ document.addEventListener("DOMContentLoaded", () => {{
                 return _html(200, "Intranet", f"<h1>Dashboard of {USER}</h1>")
             return _redirect("/login")
         if path == "/login" and req.method == "GET":
-            body = """<h1>Intranet: sign in</h1>
-<form id="login" method="post" action="/login">
-  <label>User <input id="username" name="username" autocomplete="username"></label>
-  <label>Password <input id="password" name="password" type="password"></label>
-  <button type="submit">Sign in</button>
-</form>
-""" + self._page_script(f"""document.addEventListener("DOMContentLoaded", () => {{
-  whenUser(() => {{
-    document.getElementById("username").value = {json.dumps(USER)};
-    document.getElementById("password").value = {json.dumps(PASSWORD)};
-    document.getElementById("login").submit();
-  }});
-}});""")
-            return _html(200, "Sign in", body)
+            return self._login_page("Intranet: sign in", "/login")
         if path == "/login" and req.method == "POST":
             form = req.form()
             if form.get("username") != USER or form.get("password") != PASSWORD:

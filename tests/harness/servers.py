@@ -56,13 +56,14 @@ class BadRequest(Exception):
 
 
 class LoopbackServer(ThreadingHTTPServer):
-    """A ThreadingHTTPServer on 127.0.0.1 that tracks its connections, so closing it can drop open
-    keep-alive ones, and stays quiet about clients that hang up mid-request."""
+    """A ThreadingHTTPServer on 127.0.0.1 (HTTPS with `ssl_context`) that tracks its connections, so
+    closing it can drop open keep-alive ones, and stays quiet about clients that hang up mid-request."""
 
     daemon_threads = True
     block_on_close = False
 
-    def __init__(self, handler: type[BaseHTTPRequestHandler]) -> None:
+    def __init__(self, handler: type[BaseHTTPRequestHandler], ssl_context: ssl.SSLContext | None = None) -> None:
+        self.ssl_context = ssl_context
         self._conn_lock = threading.Lock()
         self._conns: set[socket.socket] = set()
         self._closing = False
@@ -73,8 +74,17 @@ class LoopbackServer(ThreadingHTTPServer):
         return int(self.server_address[1])
 
     def wrap(self, conn: socket.socket) -> socket.socket | None:
-        """The socket to serve (a subclass may wrap it in TLS); None drops the connection."""
-        return conn
+        """The socket to serve (TLS with `ssl_context`); None drops the connection."""
+        if self.ssl_context is None:
+            return conn
+        # Handshake in the per-connection thread so a bad client cannot stall the accept loop.
+        try:
+            conn.settimeout(IDLE_TIMEOUT_S)
+            return self.ssl_context.wrap_socket(conn, server_side=True)
+        except (OSError, ValueError):
+            with contextlib.suppress(OSError):
+                conn.close()
+            return None
 
     def finish_request(self, request: Any, client_address: Any) -> None:
         conn = self.wrap(request)
@@ -111,10 +121,9 @@ class EchoServer(LoopbackServer):
     """A loopback server that records every request and can drop open keep-alive connections."""
 
     def __init__(self, ssl_context: ssl.SSLContext | None = None) -> None:
-        self.ssl_context = ssl_context
         self._cond = threading.Condition()
         self._requests: list[Echo] = []
-        super().__init__(EchoHandler)
+        super().__init__(EchoHandler, ssl_context)
 
     # -- request log -------------------------------------------------------------------------
 
@@ -143,18 +152,6 @@ class EchoServer(LoopbackServer):
                     break
                 self._cond.wait(remaining)
             return list(self._requests)
-
-    def wrap(self, conn: socket.socket) -> socket.socket | None:
-        if self.ssl_context is None:
-            return conn
-        # Handshake in the per-connection thread so a bad client cannot stall the accept loop.
-        try:
-            conn.settimeout(IDLE_TIMEOUT_S)
-            return self.ssl_context.wrap_socket(conn, server_side=True)
-        except (OSError, ValueError):
-            with contextlib.suppress(OSError):
-                conn.close()
-            return None
 
 
 class EchoHandler(BaseHTTPRequestHandler):
@@ -423,7 +420,36 @@ def start_https_echo(ca: trustme.CA | None = None, names: tuple[str, ...] = ()) 
     return start_echo_server(tls=True, ca=ca, names=names)
 
 
-class PageServer:
+class HandlerServer:
+    """A test's own request handler served on 127.0.0.1 (a LoopbackServer, in a thread); over HTTPS, with a
+    certificate from `ca` for 127.0.0.1, when `ca` is given. Use as a context manager (or close()); `url`
+    has no trailing slash. The handler reaches `server` as its own `self.server` (state a test puts there,
+    for instance)."""
+
+    def __init__(self, handler: type[BaseHTTPRequestHandler], ca: trustme.CA | None = None) -> None:
+        ctx = None
+        if ca is not None:
+            ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+            ca.issue_cert(LOOPBACK).configure_cert(ctx)
+        self.server = LoopbackServer(handler, ctx)
+        self.port = self.server.port
+        self.url = f"{'https' if ca is not None else 'http'}://{LOOPBACK}:{self.port}"
+        self._thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+        self._thread.start()
+
+    def close(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+        self._thread.join(JOIN_TIMEOUT_S)
+
+    def __enter__(self) -> HandlerServer:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+class PageServer(HandlerServer):
     """One HTML page, answered for any GET path, on 127.0.0.1: what a browser test opens. Use as a
     context manager (or close()); `url` has no trailing slash."""
 
@@ -441,20 +467,4 @@ class PageServer:
                 self.end_headers()
                 self.wfile.write(body)
 
-        self._server = ThreadingHTTPServer((LOOPBACK, 0), Page)
-        self._server.daemon_threads = True
-        self._server.block_on_close = False
-        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
-        self._thread.start()
-        self.url = f"http://{LOOPBACK}:{self._server.server_address[1]}"
-
-    def close(self) -> None:
-        self._server.shutdown()
-        self._server.server_close()
-        self._thread.join(JOIN_TIMEOUT_S)
-
-    def __enter__(self) -> PageServer:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
+        super().__init__(Page)

@@ -10,11 +10,12 @@ import sys
 import threading
 import time
 from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from pathlib import Path
 
 import pytest
 
+from harness.servers import HandlerServer
 from harness.waiting import wait_while
 from sigcli.browser.playwright_adapter import PlaywrightAdapter
 from sigcli.browser.protocol import BrowserError, LaunchOptions
@@ -86,18 +87,13 @@ class _Site(BaseHTTPRequestHandler):
 
 @pytest.fixture
 def site() -> Iterator[str]:
-    server = ThreadingHTTPServer(("127.0.0.1", 0), _Site)
-    server.daemon_threads = True
-    server.seen_auth = []  # type: ignore[attr-defined]
-    server.release = threading.Event()  # type: ignore[attr-defined]
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
-        yield f"http://127.0.0.1:{server.server_address[1]}"
-    finally:
-        server.release.set()  # type: ignore[attr-defined]
-        server.shutdown()
-        server.server_close()
+    with HandlerServer(_Site) as served:
+        served.server.seen_auth = []  # type: ignore[attr-defined]
+        served.server.release = threading.Event()  # type: ignore[attr-defined]
+        try:
+            yield served.url
+        finally:
+            served.server.release.set()  # type: ignore[attr-defined]
 
 
 def _options(profile: Path, url: str, **kw: object) -> LaunchOptions:

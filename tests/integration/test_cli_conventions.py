@@ -6,14 +6,13 @@ from __future__ import annotations
 import json
 import os
 import stat
-import threading
 from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from pathlib import Path
 
 import pytest
 
-from harness.servers import ServerHandle
+from harness.servers import HandlerServer, ServerHandle
 from harness.sigproc import Sig
 
 TOKEN = "tok-CONVENTIONS-5e6f7a"
@@ -141,14 +140,8 @@ class _Hostile(BaseHTTPRequestHandler):
 
 @pytest.fixture
 def hostile() -> Iterator[str]:
-    server = ThreadingHTTPServer(("127.0.0.1", 0), _Hostile)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
-        yield f"http://127.0.0.1:{server.server_address[1]}"
-    finally:
-        server.shutdown()
-        server.server_close()
+    with HandlerServer(_Hostile) as server:
+        yield server.url
 
 
 def test_headers_format_escapes_the_reason_phrase(sig_init: Sig, hostile: str) -> None:

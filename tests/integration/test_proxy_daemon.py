@@ -151,89 +151,27 @@ def test_load_50_concurrent_clients(proxied: tuple[Sig, dict[str, str]], https_e
 
 def test_git_clone_through_the_proxy(sig_init: Sig, tmp_path: Path) -> None:
     """git over https (smart HTTP, `git http-backend` behind a TLS server that demands the token)."""
-    import ssl
-    import threading
-    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-
     import trustme
+
+    from harness.git_http import GitHttpServer
 
     if shutil.which("git") is None:
         pytest.skip("git not installed")
-    root = tmp_path / "repos"
-    src = tmp_path / "src"
-    subprocess.run(["git", "init", "-q", "-b", "main", str(src)], check=True, timeout=30)
-    (src / "README").write_text("hello through sig\n")
-    git_env = {**os.environ, "GIT_AUTHOR_NAME": "t", "GIT_AUTHOR_EMAIL": "t@e", "GIT_COMMITTER_NAME": "t",
-               "GIT_COMMITTER_EMAIL": "t@e"}
-    subprocess.run(["git", "-C", str(src), "add", "README"], check=True, timeout=30, env=git_env)
-    subprocess.run(["git", "-C", str(src), "commit", "-qm", "init"], check=True, timeout=30, env=git_env)
-    subprocess.run(["git", "clone", "-q", "--bare", str(src), str(root / "repo.git")], check=True, timeout=30)
-
-    class Handler(BaseHTTPRequestHandler):
-        protocol_version = "HTTP/1.1"
-
-        def _backend(self) -> None:
-            if self.headers.get("Authorization") != f"Bearer {TOKEN}":
-                self.send_response(401)
-                self.send_header("Content-Length", "0")
-                self.end_headers()
-                return
-            path, _, query = self.path.partition("?")
-            body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
-            env = {"GIT_PROJECT_ROOT": str(root), "GIT_HTTP_EXPORT_ALL": "1", "PATH_INFO": path,
-                   "QUERY_STRING": query, "REQUEST_METHOD": self.command, "REMOTE_ADDR": "127.0.0.1",
-                   "CONTENT_TYPE": self.headers.get("Content-Type", ""), "CONTENT_LENGTH": str(len(body)),
-                   "PATH": os.environ["PATH"]}
-            if self.headers.get("Git-Protocol"):
-                env["GIT_PROTOCOL"] = self.headers["Git-Protocol"]
-            out = subprocess.run(["git", "http-backend"], input=body, env=env, capture_output=True, timeout=60).stdout
-            head, _, payload = out.partition(b"\r\n\r\n")
-            status = 200
-            headers = []
-            for line in head.decode().split("\r\n"):
-                name, _, value = line.partition(":")
-                if name.lower() == "status":
-                    status = int(value.split()[0])
-                elif name:
-                    headers.append((name, value.strip()))
-            self.send_response(status)
-            for name, value in headers:
-                self.send_header(name, value)
-            self.send_header("Content-Length", str(len(payload)))
-            self.end_headers()
-            self.wfile.write(payload)
-
-        do_GET = do_POST = _backend
-
-        def log_message(self, *args: object) -> None:
-            pass
-
     ca = trustme.CA()
     ca_file = tmp_path / "git-ca.pem"
     ca.cert_pem.write_to_path(str(ca_file))
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
-    ca.issue_cert("127.0.0.1").configure_cert(ctx)
-    server.socket = ctx.wrap_socket(server.socket, server_side=True)
-    port = server.server_address[1]
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
-        sig_init("login", f"https://127.0.0.1:{port}/", "--token-stdin", "--as", "git", input=TOKEN, check=0)
+    with GitHttpServer(tmp_path, ca, "hello through sig\n", token=TOKEN) as git:
+        sig_init("login", f"{git.url}/", "--token-stdin", "--as", "git", input=TOKEN, check=0)
         cfg = sig_init.home / "config.yaml"
         cfg.write_text(cfg.read_text().replace("    strategy: api-token\n",
                                                f"    strategy: api-token\n    caFile: {ca_file}\n", 1))
         sig_init("proxy", "start", "--port", "0", check=0)
         try:
-            r = sig_init("run", "--proxy", "--", "git", "clone", "-q", f"https://127.0.0.1:{port}/repo.git",
-                         str(tmp_path / "clone"), timeout=120, check=0)
+            r = sig_init("run", "--proxy", "--", "git", "clone", "-q", git.repo_url, str(tmp_path / "clone"),
+                         timeout=120, check=0)
             assert (tmp_path / "clone" / "README").read_text() == "hello through sig\n", r.err
         finally:
             sig_init("proxy", "stop", check=None)
-    finally:
-        server.shutdown()
-        server.server_close()
-        thread.join(timeout=10)
 
 
 def test_logout_and_new_login_take_effect_at_once(proxied: tuple[Sig, dict[str, str]],

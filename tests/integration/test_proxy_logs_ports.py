@@ -55,7 +55,9 @@ def test_start_reads_each_credential_once_and_requests_are_not_logged(sig_init: 
         assert log.count("echo: stored credential is valid") == 1, log
         # no line per request by default: the echo's answers were masked, which is noted once a minute
         # per host at most
-        assert log.count("/quiet") == 1 and "/quiet0 -> 200 injected=yes (masked in the body)" in log, log
+        # (held whole and masked, or streamed and masked when the body lagged its head on a busy machine)
+        assert log.count("/quiet") == 1, log
+        assert re.search(r"/quiet0 -> 200 injected=yes \((masked in the body|streamed, masked)\)", log), log
         assert "requests not logged" in log  # the start line says how to get them
     finally:
         sig_init("proxy", "stop", check=None)

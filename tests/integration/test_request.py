@@ -4,14 +4,13 @@ from __future__ import annotations
 
 import json
 import subprocess
-import threading
 from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from pathlib import Path
 
 import pytest
 
-from harness.servers import ServerHandle
+from harness.servers import HandlerServer, ServerHandle
 from harness.sigproc import Sig
 
 TOKEN = "tok-REQUEST-8c1d2e"
@@ -167,13 +166,8 @@ class _BigHandler(BaseHTTPRequestHandler):
 
 @pytest.fixture
 def big_server() -> Iterator[str]:
-    server = ThreadingHTTPServer(("127.0.0.1", 0), _BigHandler)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    yield f"http://127.0.0.1:{server.server_address[1]}"
-    server.shutdown()
-    server.server_close()
-    thread.join(timeout=10)
+    with HandlerServer(_BigHandler) as server:
+        yield server.url
 
 
 def _peak_rss_kb(proc: subprocess.Popen[bytes]) -> int:

@@ -5,13 +5,13 @@ from __future__ import annotations
 
 import base64
 import json
-import threading
 from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from typing import ClassVar
 
 import pytest
 
+from harness.servers import HandlerServer
 from harness.sigproc import Sig
 
 
@@ -46,16 +46,9 @@ class _Userinfo(BaseHTTPRequestHandler):
 
 @pytest.fixture
 def userinfo() -> Iterator[str]:
-    server = ThreadingHTTPServer(("127.0.0.1", 0), _Userinfo)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
     _Userinfo.seen = []
-    try:
-        yield f"http://127.0.0.1:{server.server_address[1]}"
-    finally:
-        server.shutdown()
-        server.server_close()
-        thread.join(timeout=5)
+    with HandlerServer(_Userinfo) as server:
+        yield server.url
 
 
 def test_jwt_claims_are_shown_as_claimed(sig_init: Sig) -> None:

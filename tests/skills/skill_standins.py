@@ -12,11 +12,9 @@ Teams: 401; Slack: 200 with {"ok": false, "error": "invalid_auth"}). Every reque
 from __future__ import annotations
 
 import base64
-import contextlib
 import json
 import re
 import shutil
-import socket
 import ssl
 import tempfile
 import threading
@@ -75,21 +73,9 @@ App = Callable[[Request], Reply]
 class _Server(LoopbackServer):
     def __init__(self, app: App, ssl_context: ssl.SSLContext | None) -> None:
         self.app = app
-        self.ssl_context = ssl_context
         self.log: list[Request] = []
         self.lock = threading.Lock()
-        super().__init__(_Handler)
-
-    def wrap(self, conn: socket.socket) -> socket.socket | None:
-        if self.ssl_context is None:
-            return conn
-        try:
-            conn.settimeout(IDLE_TIMEOUT_S)
-            return self.ssl_context.wrap_socket(conn, server_side=True)
-        except (OSError, ValueError):
-            with contextlib.suppress(OSError):
-                conn.close()
-            return None
+        super().__init__(_Handler, ssl_context)
 
 
 class _Handler(BaseHTTPRequestHandler):

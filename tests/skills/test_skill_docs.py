@@ -21,7 +21,7 @@ HELPERS = {
     "slack": SKILLS / "slack" / "scripts" / "slack.py",
 }
 PROVIDERS = {"outlook": ["ms-graph"], "msteams": ["ms-teams", "ms-graph"], "slack": ["app-slack"]}
-SHARED = {"sigreq.py": ["outlook", "msteams", "slack"], "graphapi.py": ["outlook", "msteams"]}
+SHARED = {"sigreq.py": ["outlook", "msteams", "slack", "jira-issues"], "graphapi.py": ["outlook", "msteams"]}
 
 
 def load(path: Path) -> ModuleType:
@@ -64,10 +64,11 @@ def test_commands_section_matches_the_helper(skill: str) -> None:
 
 
 @pytest.mark.parametrize("name", sorted(SHARED))
-def test_shared_modules_are_identical_copies(name: str) -> None:
-    copies = {skill: (SKILLS / skill / "scripts" / name).read_bytes() for skill in SHARED[name]}
-    first = next(iter(copies.values()))
-    assert all(data == first for data in copies.values()), f"{name} differs between {sorted(copies)}"
+def test_shared_modules_have_one_source(name: str) -> None:
+    """Each skill's copy of a shared module is a link to skills/_shared (one source, no drift)."""
+    for skill in SHARED[name]:
+        path = SKILLS / skill / "scripts" / name
+        assert path.is_symlink() and path.resolve() == (SKILLS / "_shared" / name).resolve(), path
 
 
 @pytest.mark.parametrize("skill", sorted(PROVIDERS))

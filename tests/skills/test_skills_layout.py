@@ -250,6 +250,8 @@ def test_install_one_skill_and_dest(home: Path, tmp_path: Path):
 def test_installed_helper_runs(home: Path, script: str, command: str, option: str):
     assert run_install("--agent", "windsurf", home=home).returncode == 0
     installed = home / ".codeium/windsurf/skills" / script
+    # the modules skills share arrive as files: an installed skill stands alone, without skills/_shared
+    assert not any(p.is_symlink() for p in installed.parent.iterdir())
     proc = subprocess.run([sys.executable, str(installed), command, "--help"], capture_output=True, text=True,
                           timeout=60, env={**os.environ, "PYTHONDONTWRITEBYTECODE": "1"}, cwd=home)
     assert proc.returncode == 0 and option in proc.stdout, proc.stderr

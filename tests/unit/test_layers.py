@@ -24,7 +24,7 @@ SRC = Path(__file__).resolve().parents[2] / "src" / "sigcli"
 LAYERS: tuple[tuple[str, tuple[str, ...]], ...] = (
     ("entry", ("__main__", "(root)")),
     ("cli", ("cli",)),
-    ("services", ("doctor", "proxy", "sdk", "watch", "sync", "inject", "auth", "browser")),
+    ("services", ("doctor", "sdk", "sandbox", "proxy", "watch", "sync", "inject", "auth", "browser")),
     ("base", ("config", "rules", "net", "store")),
     ("core", ("core", "_version")),
 )

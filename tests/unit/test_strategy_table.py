@@ -20,7 +20,7 @@ SRC = Path(__file__).resolve().parents[2] / "src" / "sigcli"
 
 def _protocol_methods() -> dict[str, inspect.Signature]:
     return {name: inspect.signature(getattr(Strategy, name))
-            for name in ("authenticate", "validate", "refresh")}
+            for name in ("authenticate", "refresh")}
 
 
 @pytest.mark.parametrize("name", strategies.NAMES)

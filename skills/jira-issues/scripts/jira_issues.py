@@ -12,7 +12,8 @@ Output: one JSON document on stdout. On failure: {"error": CODE, "message", "hin
 and exit 1, or 2 (sig has no provider for the URL) or 3 (no valid credential: a person must `sig login`),
 the same codes as sig's own.
 
-Standard library only (plus sig). Environment: JIRA_BASE_URL, JIRA_PROVIDER, JIRA_API_VERSION, SIG_BIN.
+Standard library only (plus sig, and scripts/sigreq.py, the module the skills share). Environment:
+JIRA_BASE_URL, JIRA_PROVIDER, JIRA_API_VERSION, SIG_BIN.
 """
 
 from __future__ import annotations
@@ -21,10 +22,22 @@ import argparse
 import json
 import os
 import re
-import shutil
 import subprocess
 import sys
 from urllib.parse import quote, urlencode, urlsplit
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+
+from sigreq import (
+    EXIT_AUTH_REQUIRED,
+    EXIT_GENERAL,
+    EXIT_PROVIDER_NOT_FOUND,
+    LOGIN_CODES,
+    SkillError,
+    emit,
+    find_sig,
+    parse_result,
+)
 
 DEFAULT_FIELDS = ("summary", "status", "issuetype", "priority", "assignee", "reporter", "created", "updated")
 PAGE_SIZE = 100  # Jira caps maxResults at 100 for search (often 50 on older servers; it then says so)
@@ -32,30 +45,8 @@ MAX_LIMIT = 1000
 ISSUE_KEY = re.compile(r"^[A-Z][A-Z0-9_]*-[1-9][0-9]*$")
 FIELD_NAME = re.compile(r"^[A-Za-z0-9_.*-]+$")
 
-EXIT_GENERAL = 1
-EXIT_PROVIDER_NOT_FOUND = 2
-EXIT_AUTH_REQUIRED = 3
-
-
-class JiraError(Exception):
-    """A failure to report as JSON: `code` (AUTH_REQUIRED, HTTP_404, ...), `message`, `hint`, exit code."""
-
-    def __init__(self, code: str, message: str, hint: str = "", exit_code: int = EXIT_GENERAL,
-                 sig_code: str = "") -> None:
-        super().__init__(message)
-        self.code = code
-        self.message = message
-        self.hint = hint
-        self.exit_code = exit_code
-        self.sig_code = sig_code
-
-    def to_dict(self) -> dict[str, str]:
-        out = {"error": self.code, "message": self.message}
-        if self.hint:
-            out["hint"] = self.hint
-        if self.sig_code:
-            out["sigCode"] = self.sig_code
-        return out
+# A failure to report as JSON: `code` (AUTH_REQUIRED, HTTP_404, ...), `message`, `hint`, exit code.
+JiraError = SkillError
 
 
 # -- URLs ----------------------------------------------------------------------------------------------
@@ -156,7 +147,7 @@ def _sig_error(code: str, message: str, hint: str) -> JiraError:
         return JiraError("PROVIDER_NOT_FOUND", message,
                          hint or "run `sig providers`, or ask the user to run `sig login <base url>`",
                          EXIT_PROVIDER_NOT_FOUND, code)
-    if code in ("CREDENTIAL_NOT_FOUND", "CREDENTIAL_EXPIRED", "REFRESH_FAILED"):
+    if code in LOGIN_CODES:
         return JiraError("AUTH_REQUIRED", message, hint or "ask the user to run `sig login <base url>`",
                          EXIT_AUTH_REQUIRED, code)
     return JiraError("SIG_ERROR", message, hint, EXIT_GENERAL, code or "GENERAL_ERROR")
@@ -250,34 +241,8 @@ class CliTransport:
                             "install sig, or set SIG_BIN to its path") from None
         except subprocess.TimeoutExpired:
             raise JiraError("TIMEOUT", f"sig request did not finish in {self.timeout + 30:g}s", "retry") from None
-        try:
-            envelope = json.loads(proc.stdout) if proc.stdout.strip() else None
-        except ValueError:
-            envelope = None
-        if isinstance(envelope, dict) and isinstance(envelope.get("status"), int):
-            body = envelope.get("body")
-            text = body if isinstance(body, str) else json.dumps(body)
-            return decode_response(envelope["status"], text, url, self.login_target)
-        err = _last_json_error(proc.stderr)
-        if err is not None:
-            raise _sig_error(str(err.get("code") or ""), str(err.get("message") or ""), str(err.get("hint") or ""))
-        raise JiraError("SIG_ERROR", (proc.stderr.strip() or f"sig exited with {proc.returncode}")[:500],
-                        "run the same `sig request` yourself to see what is wrong")
-
-
-def _last_json_error(stderr: str) -> dict[str, object] | None:
-    for line in reversed(stderr.splitlines()):
-        try:
-            data = json.loads(line)
-        except ValueError:
-            continue
-        if isinstance(data, dict) and isinstance(data.get("error"), dict):
-            return data["error"]
-    return None
-
-
-def find_sig() -> str | None:
-    return os.environ.get("SIG_BIN") or shutil.which("sig")
+        response = parse_result(proc.stdout, proc.stderr, proc.returncode, _sig_error)
+        return decode_response(response.status, response.text, url, self.login_target)
 
 
 def make_transport(kind: str, provider: str | None, timeout: float, login_target: str) -> object:
@@ -477,10 +442,7 @@ def run(argv: list[str] | None = None, transport: object | None = None) -> tuple
 
 
 def main(argv: list[str] | None = None) -> int:
-    code, result = run(argv)
-    json.dump(result, sys.stdout, indent=2, ensure_ascii=False)
-    sys.stdout.write("\n")
-    return code
+    return emit(*run(argv))
 
 
 if __name__ == "__main__":

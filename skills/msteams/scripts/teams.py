@@ -32,7 +32,7 @@ from urllib.parse import urlsplit
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 from graphapi import GRAPH_PROVIDER, Graph, graph_base, person, segment, utc_time
-from sigreq import ArgumentParser, SigClient, SkillError, auth_required, run_main
+from sigreq import ArgumentParser, SigClient, SkillError, api_url, auth_required, run_main
 
 TEAMS_PROVIDER = "ms-teams"
 DEFAULT_REGION = "amer"
@@ -95,17 +95,9 @@ class Chat:
     def __init__(self, client: SigClient, base: str) -> None:
         self.client = client
         self.base = base
-        parts = urlsplit(base)
-        self._origin = (parts.scheme, parts.netloc.lower())
 
     def _url(self, path_or_link: str) -> str:
-        if path_or_link.startswith(("https://", "http://")):
-            parts = urlsplit(path_or_link)
-            if (parts.scheme, parts.netloc.lower()) != self._origin:
-                raise SkillError("API_ERROR", f"Teams sent a link to another host ({parts.netloc})",
-                                 "report this; the link is not followed")
-            return path_or_link
-        return self.base + path_or_link
+        return api_url(self.base, path_or_link, "Teams")
 
     def call(self, method: str, path: str, params: dict[str, Any] | None = None, json_body: Any = None) -> Any:
         response = self.client.request(method, self._url(path), params=params, json_body=json_body)

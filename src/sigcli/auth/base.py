@@ -97,10 +97,6 @@ class Strategy(Protocol):
         """Log in (may ask, open a browser, wait for a device code): a complete credential, or a SigError."""
         ...
 
-    def validate(self, provider: Provider, credential: Credential) -> bool:
-        """Whether `credential` can be used now (not expired), without asking any server."""
-        ...
-
     def refresh(self, provider: Provider, credential: Credential | None) -> Credential | None:
         """A new credential without the user (refresh token, client credentials), or None when this
         strategy cannot make one. `credential` None: nothing is stored yet (a first token, if possible)."""
@@ -111,10 +107,6 @@ class StaticStrategy:
     """Shared behaviour of strategies whose credential is whatever the user handed over: no refresh."""
 
     name = "static"
-
-    def validate(self, provider: Provider, credential: Credential) -> bool:
-        """Valid until its expiry (or the provider's ttl)."""
-        return credential.is_valid(provider.ttl_ms)
 
     def refresh(self, provider: Provider, credential: Credential | None) -> Credential | None:
         """Nothing to renew with: the user logs in again."""

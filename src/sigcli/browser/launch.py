@@ -301,13 +301,9 @@ def pid_alive(pid: int) -> bool:
     proc = _SPAWNED.get(pid)
     if proc is not None:
         return proc.poll() is None  # our own child: poll() also reaps it
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True  # exists, owned by someone else
-    except OSError:
+    from ..store.files import process_exists
+
+    if not process_exists(pid):
         return False
     try:
         with open(f"/proc/{pid}/stat", "rb") as fh:

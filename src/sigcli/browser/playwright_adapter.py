@@ -458,13 +458,9 @@ def _pid_running(pid: int) -> bool:
         return False
     except (OSError, IndexError):
         pass
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except OSError:
-        return True
-    return True
+    from ..store.files import process_exists
+
+    return process_exists(pid)
 
 
 def _family(pid: int | None, profile: str | None) -> list[int]:

@@ -44,6 +44,8 @@ Credentials (most → least secure):
     --command '<shell string>'    Run a shell command line instead of argv
     --no-redaction                Do not redact the child's output (agent: a person must say yes)
     --proxy                       Give the child proxy settings instead of secrets
+    --sandbox                     Run it under bubblewrap: no sig data or secret stores, network only
+                                  through the proxy, placeholders instead of values (Linux)
   get <provider|url>            Print the headers a provider adds (values redacted)
     --format json|header|value    Output format (default json)
     --no-redaction                Print raw values (warns; agent: a person must say yes)
@@ -298,6 +300,18 @@ App-named variables: a provider's `env:` map in the config (DATABASE_URL: "postg
   --no-redaction             pass the output through unchanged (warns; under an AI agent only after a
                              person's yes on the terminal, else refused with exit 1)
   --proxy                    only proxy + CA settings, no secret (needs `sig proxy start`)
+  --sandbox                  run it in a sandbox (bubblewrap, Linux; needs `sig proxy start`): the
+                             filesystem read-only except the working directory and a private /tmp; sig's
+                             data and the usual secret stores (~/.ssh, ~/.aws, browser profiles…) hidden;
+                             no network but the proxy, which adds credentials; the named providers'
+                             variables hold per-run placeholders the proxy swaps only for their own hosts
+  --allow-write PATH         with --sandbox: PATH is writable too (repeatable)
+  --hide PATH                with --sandbox: PATH is hidden too (repeatable)
+  --deny-other-hosts         with --sandbox: only provider hosts (and --allow-host ones) are reachable
+  --allow-host HOST          with --sandbox: HOST (or *.domain) is reachable even with --deny-other-hosts,
+                             and even when it is this machine (localhost; refused otherwise)
+  --allow-tcp HOST:PORT      with --sandbox: a raw TCP tunnel to HOST:PORT is allowed (repeatable)
+                             (defaults for all of these: the `sandbox:` section of the config)
   --format json              errors as JSON on stderr
 Exit status: the command's own; 128+N if it was killed by signal N; 127 if it was not found.
 """,

@@ -53,7 +53,8 @@ def to_block(value: Any) -> Any:
     return _block(value)
 
 
-def _ensure_map(doc: Any, key: str) -> Any:
+def ensure_map(doc: Any, key: str) -> Any:
+    """doc[key] as a mapping written in block style: made (empty) when it is absent or not a mapping."""
     from ruamel.yaml.comments import CommentedMap
 
     current = doc.get(key)
@@ -121,7 +122,7 @@ def provider_entry(provider: dict[str, Any]) -> dict[str, Any]:
 
 def set_provider(doc: Any, provider_id: str, entry: dict[str, Any]) -> None:
     """Add or replace the provider entry `provider_id` under providers:."""
-    providers = _ensure_map(doc, "providers")
+    providers = ensure_map(doc, "providers")
     providers[provider_id] = _block(entry)
 
 

@@ -21,7 +21,7 @@ if TYPE_CHECKING:
 
     from ..store.credentials import CredentialStore
 
-CACHE_VERSION = 5  # 4: files with YAML anchors/aliases no longer load; 5: stricter types (NUL in paths, NaN, …)
+CACHE_VERSION = 6  # 4: files with YAML anchors/aliases no longer load; 5: stricter types (NUL in paths, NaN, …); 6: sandbox section
 
 
 class Config:

@@ -18,7 +18,8 @@ from ..core.hosts import split_url, valid_provider_id
 from ..core.strategies import NAMES as STRATEGIES
 from ..core.text import printable
 
-TOP_KEYS = {"version", "mode", "browser", "storage", "remotes", "watch", "providers", "browserChannel"}
+TOP_KEYS = {"version", "mode", "browser", "storage", "remotes", "watch", "providers", "browserChannel", "sandbox"}
+SANDBOX_KEYS = ("hide", "show", "allowWrite", "allowHosts", "denyOtherHosts", "allowTcp")
 BROWSER_KEYS = {"browserDataDir", "execPath", "headlessTimeout", "visibleTimeout", "channel", "waitUntil", "adapter",
                 "cdpUrl", "cdpAllowRemote"}
 PROVIDER_KEYS = {
@@ -454,6 +455,40 @@ def _check_remote_fields(r: dict[str, Any], name: str, report: _Report, line: in
         report.error(f'Remote "{_shown(name)}": port must be a port number (1-65535)', _line(r, "port") or line)
 
 
+def _sandbox(raw: Any, report: _Report, line: int | None) -> dict[str, Any] | None:
+    """The `sandbox:` section (defaults of `sig run --sandbox`; sandbox/settings.py reads it)."""
+    if not isinstance(raw, dict):
+        report.error('"sandbox" must be a mapping', line)
+        return None
+    out: dict[str, Any] = {}
+    for key in raw:
+        if key not in SANDBOX_KEYS:
+            report.warn(f'unknown key "sandbox.{_shown(key)}" (ignored)', _line(raw, key) or line)
+    for key in ("hide", "show", "allowWrite", "allowHosts", "allowTcp"):
+        if key not in raw or raw[key] is None:
+            continue
+        value, kline = raw[key], _line(raw, key) or line
+        if not isinstance(value, list) or not all(_is_str(v) and _is_path(v) for v in value):
+            report.error(f"sandbox.{key} must be a list of strings", kline)
+            continue
+        items = [str(v).strip() for v in value]
+        if key == "allowHosts":
+            items = [h for i, h in enumerate(items)
+                     if _check_domain(h, f"sandbox.allowHosts[{i}]", report, _line(value, i) or kline)]
+        elif key == "allowTcp":
+            for i, item in enumerate(items):
+                host, sep, port = item.rpartition(":")
+                if not sep or not host or not port.isdigit() or not 0 < int(port) < 65536:
+                    report.error(f'sandbox.allowTcp[{i}] "{_shown(item)}" is not HOST:PORT', _line(value, i) or kline)
+        out[key] = items
+    if "denyOtherHosts" in raw:
+        if not isinstance(raw["denyOtherHosts"], bool):
+            report.error("sandbox.denyOtherHosts must be true or false", _line(raw, "denyOtherHosts") or line)
+        else:
+            out["denyOtherHosts"] = raw["denyOtherHosts"]
+    return out
+
+
 def normalise(doc: Any) -> tuple[dict[str, Any], list[str], list[str]]:
     """(normalised config, errors, warnings) of a parsed document, every problem collected."""
     report = _Report()
@@ -578,4 +613,8 @@ def normalise(doc: Any) -> tuple[dict[str, Any], list[str], list[str]]:
                 if p is not None:
                     providers[str(pid)] = p
     cfg["providers"] = providers
+    if doc.get("sandbox") is not None:
+        sandbox = _sandbox(doc["sandbox"], report, _line(doc, "sandbox"))
+        if sandbox is not None:
+            cfg["sandbox"] = sandbox
     return cfg, report.errors, report.warnings

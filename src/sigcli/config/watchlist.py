@@ -14,7 +14,7 @@ def _watch_section(doc: Any) -> Any:
     """doc["watch"], created block-style as {interval: 5m, providers: {}} when absent."""
     from ruamel.yaml.comments import CommentedMap
 
-    from .edit import to_block
+    from .edit import ensure_map, to_block
 
     watch = doc.get("watch")
     if not isinstance(watch, dict):
@@ -22,12 +22,7 @@ def _watch_section(doc: Any) -> Any:
         doc["watch"] = watch
     elif isinstance(watch, CommentedMap):
         watch.fa.set_block_style()
-    providers = watch.get("providers")
-    if not isinstance(providers, dict):
-        providers = to_block({})
-        watch["providers"] = providers
-    elif isinstance(providers, CommentedMap):
-        providers.fa.set_block_style()
+    ensure_map(watch, "providers")
     return watch
 
 

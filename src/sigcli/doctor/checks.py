@@ -131,9 +131,22 @@ def run_checks() -> Report:
         _check_store(report, config)
         _check_browser(report, config)
     _check_playwright(report)
+    _check_sandbox(report)
     _check_clock(report)
     _check_proxy(report, os.path.join(home, "proxy"))
     return report
+
+
+def _check_sandbox(report: Report) -> None:
+    """`run --sandbox` needs bubblewrap and user namespaces: really start one. An optional feature, so a
+    missing sandbox is a note with its fix, not a failure."""
+    from ..sandbox.detect import probe
+
+    works, detail = probe()
+    if works:
+        report.ok("Sandbox (run --sandbox)", detail)
+    else:
+        report.note("Sandbox (run --sandbox)", f"not available: {detail}")
 
 
 def _check_config(report: Report) -> Config | None:

@@ -201,7 +201,7 @@ def run_child(
             masks = relay.run()
         code = proc.wait()
     finally:
-        _restore_signals(previous)
+        restore_signals(previous)
         if keyboard is not None:
             keyboard.restore()
         _close(*parent_fds, wake_r, wake_w)
@@ -420,7 +420,6 @@ def _forward_signals(proc: Child, master: int, wake: int) -> dict[int, object]:
     a session of its own: SIGINT and SIGQUIT go to the pty's foreground job (as the keys would), a new
     window size is set on the pty (the kernel then signals its foreground job), and SIGCONT also tells
     the relay to check whether sig is back in the foreground (raw mode, keyboard)."""
-    previous: dict[int, object] = {}
     same_group_keys = master < 0 and os.isatty(0)
 
     def handler(signum: int, _frame: object) -> None:
@@ -450,7 +449,14 @@ def _forward_signals(proc: Child, master: int, wake: int) -> dict[int, object]:
         except (ProcessLookupError, OSError):
             pass
 
-    for name in FORWARDED:
+    return catch_signals(FORWARDED, handler)
+
+
+def catch_signals(names: tuple[str, ...], handler: Callable[[int, Any], None]) -> dict[int, object]:
+    """Point the signals named (those this platform has) at `handler`; return the handlers they had,
+    for `restore_signals`. Shared with `sig run --sandbox` (sandbox/launch.py)."""
+    previous: dict[int, object] = {}
+    for name in names:
         signum = getattr(signal, name, None)
         if signum is None:
             continue
@@ -461,10 +467,11 @@ def _forward_signals(proc: Child, master: int, wake: int) -> dict[int, object]:
     return previous
 
 
-def _restore_signals(previous: dict[int, object]) -> None:
+def restore_signals(previous: dict[int, object]) -> None:
+    """Put back the handlers `catch_signals` replaced."""
     for signum, old in previous.items():
         try:
-            signal.signal(signum, old)  # type: ignore[arg-type]
+            signal.signal(signum, old)  # type: ignore[arg-type,unused-ignore]
         except (OSError, ValueError, TypeError):
             pass
 

@@ -47,6 +47,8 @@ def _registry(sig_home: str) -> str:
 
 def sweep_stale(sig_home: str) -> list[str]:
     """Remove mount files recorded by `sig run` processes that are gone (crash, kill -9)."""
+    from ..store.files import process_exists
+
     removed: list[str] = []
     folder = _registry(sig_home)
     try:
@@ -65,13 +67,8 @@ def sweep_stale(sig_home: str) -> list[str]:
             continue
         if not 0 < pid < 2**31:
             continue  # not a record sig wrote (os.kill would raise OverflowError, or name a group)
-        try:
-            os.kill(pid, 0)
+        if process_exists(pid):
             continue  # still running
-        except ProcessLookupError:
-            pass
-        except PermissionError:
-            continue
         try:
             st = os.lstat(path)
             # The inode identifies our file; with none recorded yet, ours is the one made after the record.

@@ -190,7 +190,7 @@ class Dialer:
             self._contexts[cafiles] = ctx
         return ctx
 
-    async def _connect(self, host: str, port: int, deadline: float) -> Stream:
+    async def _connect(self, host: str, port: int, deadline: float, no_local: bool = False) -> Stream:
         loop = self._loop
         try:
             ip = ipaddress.ip_address(host)
@@ -198,6 +198,11 @@ class Dialer:
         except ValueError:
             infos = await loop.to_thread(socket.getaddrinfo, host, port, 0, socket.SOCK_STREAM)
             addrs = [(family, sockaddr) for family, _t, _p, _c, sockaddr in infos]
+        if no_local:
+            from .local_guard import is_local_address
+
+            if any(is_local_address(str(sockaddr[0])) for _f, sockaddr in addrs):
+                raise OSError(errno.EACCES, "a loopback or link-local address, which the sandbox may not reach")
         error: OSError | None = None
         for family, sockaddr in addrs:
             stream = Stream(loop, socket.socket(family, socket.SOCK_STREAM), self._send_timeout)
@@ -220,8 +225,10 @@ class Dialer:
                 error = exc
         raise error or OSError("no address")
 
-    async def open(self, key: UpstreamKey) -> Peer:
-        """A connected (and for https, verified) upstream Peer. UpstreamFailed otherwise."""
+    async def open(self, key: UpstreamKey, no_local: bool = False) -> Peer:
+        """A connected (and for https, verified) upstream Peer. UpstreamFailed otherwise. `no_local`: a
+        sandbox's route to a host no provider covers: never on one of this machine's own addresses,
+        whatever the name resolves to now (local_guard.py; DNS rebinding)."""
         from ..core.errors import SigError
 
         scheme, host, port, cafiles = key
@@ -237,7 +244,7 @@ class Dialer:
         deadline = self._loop.now + self._connect_timeout
         stream: Stream | None = None
         try:
-            stream = await self._connect(host, port, deadline)
+            stream = await self._connect(host, port, deadline, no_local)
             if ctx is not None:
                 session = self._sessions.get(key)
                 try:
@@ -249,7 +256,7 @@ class Dialer:
                     # a session the server no longer takes: once more without it (a fresh socket)
                     self._sessions.pop(key, None)
                     stream.close()
-                    stream = await self._connect(host, port, deadline)
+                    stream = await self._connect(host, port, deadline, no_local)
                     await stream.start_tls(ctx, server_side=False, deadline=deadline, server_hostname=host)
         except ssl.SSLCertVerificationError as exc:
             _close(stream)
@@ -297,8 +304,9 @@ class Predial:
     """The upstream connection of an intercepted CONNECT, opened while the client's TLS handshake runs:
     the two handshakes overlap instead of adding up on a new host's first request."""
 
-    def __init__(self, loop: Loop, dialer: Dialer, key: UpstreamKey) -> None:
+    def __init__(self, loop: Loop, dialer: Dialer, key: UpstreamKey, no_local: bool = False) -> None:
         self.key = key
+        self.no_local = no_local
         self.peer: Peer | None = None
         self.error: UpstreamFailed | None = None
         self._loop = loop
@@ -307,7 +315,7 @@ class Predial:
 
     async def _dial(self, dialer: Dialer) -> None:
         try:
-            peer = await dialer.open(self.key)
+            peer = await dialer.open(self.key, self.no_local)
         except UpstreamFailed as exc:
             self.error = exc
             return
@@ -418,8 +426,8 @@ class Pool:
         self._shared = shared
         self._owner = owner
 
-    async def get(self, key: UpstreamKey, connect_timeout: float) -> tuple[Peer, bool]:
-        """(peer, reused); UpstreamFailed when none can be had."""
+    async def get(self, key: UpstreamKey, connect_timeout: float, no_local: bool = False) -> tuple[Peer, bool]:
+        """(peer, reused); UpstreamFailed when none can be had. (`no_local`: see Dialer.open.)"""
         peer = self.take_idle(key)
         if peer is not None:
             return peer, True
@@ -437,7 +445,7 @@ class Pool:
             if peer is not None:
                 return peer, False
             predial.discard()
-        return await self._dialer.open(key), False
+        return await self._dialer.open(key, no_local), False
 
     def rebind(self, owner: object) -> None:
         """The client connection now acts for another profile: what it holds goes back, for the old one."""

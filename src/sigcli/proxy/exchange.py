@@ -176,6 +176,8 @@ class Forwarder:
                               "injected=no", True)
             await self.reply(client, status, text)
             return False
+        if route.logged and not self.log_requests:  # a sandbox's request to a host no provider covers
+            self.log(f"{req.method.decode('ascii', 'replace')} {where(route, target)} (sandbox {route.profile})")
         if isinstance(req, fast.RequestHead):
             return await self._fast_exchange(client, req, route, target, pool)
         if h1.get_header(req.headers, b"transfer-encoding") is not None \
@@ -192,7 +194,7 @@ class Forwarder:
                         target: bytes) -> tuple[Peer, bool] | None:
         """(upstream peer, reused) from the pool; None after telling the client why there is none."""
         try:
-            return await pool.get(route.key, self.connect_timeout)
+            return await pool.get(route.key, self.connect_timeout, route.no_local)
         except UpstreamFailed as exc:
             why = exc.why
             if route.refusal and "not trusted" in why:

@@ -51,6 +51,10 @@ class Profile:
     allow_hosts: tuple[str, ...] = ()
     tcp: frozenset[tuple[str, int]] | None = None  # None: any target may be tunnelled
     placeholders: Mapping[bytes, tuple[str, str]] = field(default_factory=dict)
+    # A sandbox's run (`sig run --sandbox`, adopt.py): its connections come through the sandbox's own
+    # listening socket, and the machine's loopback and link-local addresses are not reachable for it
+    # except as a provider's host or a host it allows (local_guard.py).
+    sandbox: bool = False
 
     def tunnel_allowed(self, host: str, port: int) -> bool:
         return self.tcp is None or (host, port) in self.tcp
@@ -66,9 +70,10 @@ class Profile:
         return self is not USER
 
     def same_as(self, other: Profile) -> bool:
-        return (self.name, self.providers, self.other_hosts, self.allow_hosts, self.tcp, dict(self.placeholders)) \
+        return (self.name, self.providers, self.other_hosts, self.allow_hosts, self.tcp, dict(self.placeholders),
+                self.sandbox) \
             == (other.name, other.providers, other.other_hosts, other.allow_hosts, other.tcp,
-                dict(other.placeholders))
+                dict(other.placeholders), other.sandbox)
 
 
 USER = Profile("user")
@@ -102,7 +107,7 @@ def profile_from_json(data: Mapping[str, object]) -> Profile:
         if len(pair) != 2:
             raise ValueError("a placeholder maps to [provider, field]")
         placeholders[str(key).encode()] = (str(pair[0]), str(pair[1]))
-    return Profile(name, providers, other, allow, frozenset(tcp), placeholders)
+    return Profile(name, providers, other, allow, frozenset(tcp), placeholders, data.get("sandbox") is True)
 
 
 def _list(value: object, what: str) -> list[object]:

@@ -40,6 +40,8 @@ class Route:
         "invalid",
         "key",
         "log_slots",
+        "logged",
+        "no_local",
         "passthrough",
         "placeholders",
         "port",
@@ -76,6 +78,10 @@ class Route:
         self.swaps = swaps or {}  # placeholder -> real value, for this origin's providers
         self.placeholders = placeholders  # every placeholder of the client's profile
         self.profile = profile
+        # A sandbox's route to a host no provider covers: every request is logged (the sandbox's traffic
+        # is visible), and the dialer never connects to one of this machine's addresses (local_guard.py).
+        self.logged = False
+        self.no_local = False
         self._memo: tuple[bytes, bool, bytes] | None = None  # (client header block, limit, upstream lines)
         # (request head, target, body length, limit, upstream head) of the last request_head() call
         self._head: tuple[fast.RequestHead, bytes, int | None, bool, bytes] | None = None

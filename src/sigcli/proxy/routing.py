@@ -197,6 +197,22 @@ class ConfigPolicy:
             self._cache[key] = (stamps, until, result)
         return result
 
+    def statuses(self, allowed: Iterable[str] | None) -> list[dict[str, Any]]:
+        """Each provider's status as `sig status` shows it (stored? valid? until when?), for those in
+        `allowed` (None: all): what a sandbox may know. Never a value; an error only as its kind."""
+        config = self.config()
+        out = []
+        with self._lock:
+            assert self._auth is not None
+            for provider in config.providers.values():
+                if allowed is not None and provider.id not in allowed:
+                    continue
+                status = self._auth.status(provider)
+                if status.pop("error", None) is not None:
+                    status["error"] = "unreadable"  # the message names sig's files: not for the sandbox
+                out.append(status)
+        return out
+
     def warm(self) -> None:
         """Read each provider's credential once (the daemon's start): the store, the key and the crypto
         are loaded off the first request's path, and a missing credential is logged once per provider."""

@@ -161,6 +161,13 @@ def serve(port: int, no_auth: bool = False, verbose: bool = False) -> int:
             from .ports import bind_error
 
             raise bind_error(port, exc) from None
+        from .adopt import SandboxDoor
+
+        door = SandboxDoor(server, daemon.folder(), secret, _log)
+        try:
+            door.open()
+        except OSError as exc:  # the proxy still serves; only `sig run --sandbox` cannot use it
+            _log(f"sandbox socket not opened ({exc.strerror or type(exc).__name__}): sig run --sandbox will say so")
         daemon.write_state(bound)
         _log(f"proxy listening on 127.0.0.1:{bound} (pid {os.getpid()}, auth {'off' if no_auth else 'on'}, "
              f"{'every request logged' if verbose else 'requests not logged: sig --verbose proxy start logs them'})")
@@ -171,6 +178,7 @@ def serve(port: int, no_auth: bool = False, verbose: bool = False) -> int:
         while not done.is_set() and not server.wait(0):
             done.wait(1.0)
         _log("stopping")
+        door.close()
         server.shutdown()
     finally:
         stop.set()

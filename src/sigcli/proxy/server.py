@@ -60,6 +60,7 @@ if TYPE_CHECKING:
     from .exchange import BlockedHook, InjectedHook
     from .streams import AnyStream
 
+SANDBOX_STATUS_HOST = "sig.invalid"  # answered by the proxy itself for sandboxes (sandbox/status.py)
 FAST_BODY_MAX = 1024 * 1024  # fast-path request bodies are buffered whole; larger ones stream through h11
 CONTEXT_CACHE = 512
 _CONNECT_OK = b"HTTP/1.1 200 Connection established\r\n\r\n"  # what h11 writes for that Response
@@ -124,13 +125,26 @@ def _install_sni_check(ctx: ssl.SSLContext) -> None:
 class _Client:
     """One client connection: what was decided for it once."""
 
-    __slots__ = ("auth", "peer", "profile", "routes")
+    __slots__ = ("auth", "bound", "peer", "profile", "routes")
 
-    def __init__(self, peer: Peer) -> None:
+    def __init__(self, peer: Peer, bound: Profile | None = None) -> None:
         self.peer = peer
         self.auth: list[bytes] | None = None  # the Proxy-Authorization values last accepted
-        self.profile: Profile = USER
+        self.profile: Profile = bound or USER
+        # Came through a sandbox's listening socket: its profile is fixed, whatever token it sends.
+        self.bound = bound is not None
         self.routes: dict[tuple[str, str, int], Route] = {}
+
+
+class Adoption:
+    """A sandbox's listening socket served with its run's profile (adopt / release)."""
+
+    __slots__ = ("listener", "profile", "task")
+
+    def __init__(self, listener: socket.socket, profile: Profile) -> None:
+        self.listener = listener
+        self.profile = profile
+        self.task: Any = None
 
 
 class ProxyServer:
@@ -290,6 +304,61 @@ class ProxyServer:
             if not self.tokens.valid(profile):
                 self._loop.cancel(task)
 
+    # -- sandboxes (sandbox/, adopt.py) ---------------------------------------------------------------
+
+    def adopt(self, listener: socket.socket, profile: Profile) -> Adoption:
+        """Accept on a sandbox's listening socket, every connection bound to `profile` (any thread)."""
+        listener.setblocking(False)
+        adoption = Adoption(listener, profile)
+
+        def start() -> None:
+            adoption.task = self._loop.spawn(self._accept_loop(listener, profile), "sandbox-accept")
+
+        self._loop.call_soon_threadsafe(start)
+        return adoption
+
+    def release(self, adoption: Adoption) -> None:
+        """The run ended: stop accepting, close its socket and every connection that came through it."""
+
+        def stop() -> None:
+            if adoption.task is not None:
+                self._loop.cancel(adoption.task)
+            with contextlib.suppress(OSError):
+                adoption.listener.close()
+            for task, profile in list(self._clients.items()):
+                if profile is adoption.profile:
+                    self._loop.cancel(task)
+
+        self._loop.call_soon_threadsafe(stop)
+
+    async def _sandbox_status(self, client: _Client) -> None:
+        """`sig status` / `sig providers` inside a sandbox (sandbox/status.py): names and validity of the
+        run's providers, never a value."""
+        import json
+
+        statuses = getattr(self._policy, "statuses", None)
+        try:
+            found = await self._loop.to_thread(statuses, client.profile.providers) if statuses else []
+        except Exception as exc:
+            self._log(f"sandbox status failed ({type(exc).__name__})")
+            await self._fwd.reply(client.peer, 502, "sig proxy: the providers' status is not available")
+            return
+        await self._fwd.reply(client.peer, 200, json.dumps({"providers": found}),
+                              [(b"cache-control", b"no-store")])
+
+    async def _local_refused(self, profile: Profile, route: Route) -> bool:
+        """A sandbox may not reach the machine's own addresses except a provider's or an allowed host
+        (local_guard.py); the dialer re-checks the addresses it connects to."""
+        if not profile.sandbox or route.providers:
+            return False
+        route.logged = True
+        if profile.host_allowed(route.host):
+            return False
+        route.no_local = True
+        from .local_guard import resolves_local
+
+        return await self._loop.to_thread(resolves_local, route.host, route.port)
+
     # -- helpers -------------------------------------------------------------------------------------
 
     def _count(self, key: str) -> None:
@@ -328,7 +397,7 @@ class ProxyServer:
 
     # -- accepting -----------------------------------------------------------------------------------
 
-    async def _accept_loop(self, listener: socket.socket) -> None:
+    async def _accept_loop(self, listener: socket.socket, bound: Profile | None = None) -> None:
         loop = self._loop
         watch = loop.watch(listener.fileno())
         try:
@@ -352,20 +421,20 @@ class ProxyServer:
                     self.stats["active"] -= 1
                     sock.close()
                     continue
-                task = loop.spawn(self._on_client(stream), "client")
-                self._clients[task] = USER
+                task = loop.spawn(self._on_client(stream, bound), "client")
+                self._clients[task] = bound or USER
         except Cancelled:
             return
         finally:
             loop.forget(watch)
 
-    async def _on_client(self, stream: Stream) -> None:
+    async def _on_client(self, stream: Stream, bound: Profile | None = None) -> None:
         task = self._loop.current
         try:
             if self.stats["active"] > self._max_connections:
                 await self._fwd.send_raw(stream, 503, "sig proxy: too many connections")
                 return
-            await self._serve_proxy(stream, task)
+            await self._serve_proxy(stream, task, bound)
         except (Gone, OSError, UpstreamFailed):
             pass
         except Exception as exc:  # a bug must not take the server down; the text may hold values: not logged
@@ -446,6 +515,8 @@ class ProxyServer:
             return None
 
     def _authorize(self, client: _Client, headers: list[tuple[bytes, bytes]] | Any) -> Profile | None:
+        if client.bound:
+            return client.profile  # a sandbox's connection: no token can change what it may do
         values = [v for n, v in headers if n == b"proxy-authorization"]
         if client.auth is not None and values == client.auth:
             return client.profile
@@ -460,10 +531,10 @@ class ProxyServer:
                     self._clients[task] = profile
         return profile
 
-    async def _serve_proxy(self, stream: Stream, task: Any) -> None:
+    async def _serve_proxy(self, stream: Stream, task: Any, bound: Profile | None = None) -> None:
         """A connection to the proxy port: CONNECT, or absolute-form plain HTTP requests (keep-alive)."""
         peer = Peer(stream, h11.SERVER, self._max_head, "client")
-        client = _Client(peer)
+        client = _Client(peer, bound)
         pool = Pool(self._loop, self._dialer, shared=self._shared, owner=client.profile)
         fwd = self._fwd
         first_wait = self._header_timeout
@@ -492,6 +563,9 @@ class ProxyServer:
                     self._log(f"{method} {h1.loggable_path(req.target)} -> 400 ({exc})")
                     await fwd.reply(peer, 400, "sig proxy: this is a proxy; send absolute URLs "
                                     "(http://host/path) or CONNECT host:port")
+                    return
+                if client.bound and host == SANDBOX_STATUS_HOST:
+                    await self._sandbox_status(client)
                     return
                 if scheme != "http":
                     self._log(f"{method} https://{host} -> 400 (https as a plain proxy request)")
@@ -559,6 +633,11 @@ class ProxyServer:
                 and not profile.host_allowed(host):
             return Route.failed(scheme, host, port, until, 403,
                                 f"sig proxy: {host} is not a host this client may reach (profile {profile.name})")
+        if await self._local_refused(profile, route):
+            self._log(f"{scheme}://{name} -> 403 (a local address; profile {profile.name})")
+            return Route.failed(scheme, host, port, until, 403,
+                                f"sig proxy: {host} is a loopback or link-local address (this machine's own "
+                                "services), which the sandbox may not reach; allow it with --allow-host")
         return route
 
     # -- CONNECT -------------------------------------------------------------------------------------
@@ -568,6 +647,11 @@ class ProxyServer:
         if profile is not USER and (host, port) in (profile.tcp or ()):
             return False
         provider_host = await self._policy_call("peek_intercept", "intercept", host, port)
+        if profile.sandbox and not provider_host and not profile.host_allowed(host):
+            from .local_guard import is_local_address
+
+            if is_local_address(host):  # names are checked when the route is decided (and dialled)
+                return None
         if provider_host or profile is USER:
             return bool(provider_host)
         if profile.other_hosts == "mitm" or profile.placeholders:
@@ -613,7 +697,7 @@ class ProxyServer:
             await fwd.reply(peer, 502, f"sig proxy: cannot make a certificate for {host}")
             return
         route = await self._route(client, "https", host, port)
-        predial = Predial(self._loop, self._dialer, route.key) \
+        predial = Predial(self._loop, self._dialer, route.key, route.no_local) \
             if route.error is None and not route.invalid and not self._shared.has(client.profile, route.key) \
             else None
         pool = Pool(self._loop, self._dialer, predial, shared=self._shared, owner=client.profile)

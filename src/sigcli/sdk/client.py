@@ -160,6 +160,12 @@ class SigClient:
         return paths.expand_path(raw)
 
     def _services(self) -> tuple[Config, AuthManager]:
+        from ..sandbox.inside import in_sandbox
+
+        if in_sandbox():  # say it plainly (the data is not there either way)
+            from ..sandbox.inside import values_unavailable
+
+            raise values_unavailable("sdk: SigClient")
         from ..config.load import stat_key
 
         stamp = stat_key(self.config_path)

@@ -8,10 +8,6 @@ import stat
 
 from ..core.errors import ErrorCode, SigError
 
-TYPE_CHECKING = False
-if TYPE_CHECKING:
-    pass
-
 DIR_MODE = 0o700
 FILE_MODE = 0o600
 
@@ -67,15 +63,21 @@ def writer_gone(temp_suffix: str) -> bool:
     if not dot or not pid_text.isdigit():
         return False  # not our naming: nothing is known about the writer
     pid = int(pid_text)
-    if pid <= 0:
+    return pid > 0 and not process_exists(pid)
+
+
+def process_exists(pid: int) -> bool:
+    """True when process `pid` exists (owned by anyone; a zombie too). A pid ≤ 0 names a process group,
+    not a process, and one of 2**31 or more cannot exist: both False."""
+    if not 0 < pid < 2**31:
         return False
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
-        return True
+        return False
     except OSError:
-        return False  # exists, owned by someone else
-    return False
+        return True  # EPERM: it exists, owned by someone else
+    return True
 
 
 def atomic_write(path: str, data: bytes, mode: int = FILE_MODE) -> None:

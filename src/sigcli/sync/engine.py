@@ -184,20 +184,13 @@ providers: {}
 
 
 def _merged_remote_config(text: str | None, nodes: dict[str, Any]) -> bytes:
-    from ..config.edit import round_trip_yaml
+    from ..config.edit import ensure_map, round_trip_yaml
     from ..config.load import parse_yaml
 
     doc = parse_yaml(text if text is not None else REMOTE_CONFIG, "remote config.yaml")
     if not isinstance(doc, dict):
         doc = parse_yaml(REMOTE_CONFIG, "remote config.yaml")
-    from ruamel.yaml.comments import CommentedMap
-
-    providers = doc.get("providers")
-    if not isinstance(providers, dict):
-        providers = CommentedMap()
-        doc["providers"] = providers
-    if isinstance(providers, CommentedMap):
-        providers.fa.set_block_style()
+    providers = ensure_map(doc, "providers")
     for pid, node in nodes.items():
         providers[pid] = node  # local wins on push
     buf = io.StringIO()
@@ -398,17 +391,10 @@ def pull(config: Config, store: CredentialStore, remote: Remote, ids: list[str] 
         store.write(theirs)
         result["pulled"].append(pid)
     if entries:
-        from ..config.edit import edit_config
+        from ..config.edit import edit_config, ensure_map
 
         def merge(local_doc: Any) -> None:
-            from ruamel.yaml.comments import CommentedMap
-
-            lp = local_doc.get("providers")
-            if not isinstance(lp, dict):
-                lp = CommentedMap()
-                local_doc["providers"] = lp
-            if isinstance(lp, CommentedMap):
-                lp.fa.set_block_style()
+            lp = ensure_map(local_doc, "providers")
             for pid, node in entries.items():
                 lp[pid] = node  # the remote's version of a provider it is trusted with
 

@@ -61,10 +61,6 @@ class OAuth2Strategy:
             captured.expires_at = iso_from_ms(exp)
         return captured
 
-    def validate(self, provider: Provider, credential: Credential) -> bool:
-        """Valid until the token's expiry (or the provider's ttl)."""
-        return credential.is_valid(provider.ttl_ms)
-
     def refresh(self, provider: Provider, credential: Credential | None) -> Credential | None:
         """A new credential without the user: refresh token, else the client credentials again (from the
         stored credential or the config: `credential` None fetches a first token for a provider set up in

@@ -124,9 +124,10 @@ def _words(items: list[str] | tuple[str, ...]) -> str:
     return " ".join(items)
 
 
-def _shell_cases(say: Callable[[str], str]) -> tuple[str, str, str, str]:
-    """The case arms bash and zsh share, with `say(words)` as the shell's way to print a list of words:
-    (aliases → commands, each command's flags, each flag's values, the "cmd:flag" pairs taking a value)."""
+def _shell_cases(say: Callable[[str], str]) -> tuple[str, str, str]:
+    """What bash and zsh share, with `say(words)` as the shell's way to print a list of words: (the case
+    arms aliases → commands, the functions __sig_flags (a command's flags), __sig_values (a flag's values)
+    and __sig_providers, the "cmd:flag" pairs taking a value)."""
     kinds = _flag_kinds()
     alias_case = " ".join(f"{a}) cmd={c};;" for a, c in aliases().items())
     flag_case = "\n".join(f"    {c}) {say(_words(f))};;" for c, f in command_flags().items())
@@ -135,7 +136,22 @@ def _shell_cases(say: Callable[[str], str]) -> tuple[str, str, str, str]:
         values = _values(command, flag)
         if kind != "bool" and values:
             value_lines.append(f"    {command}:{typed}) {say(_words(values))};;")
-    return alias_case, flag_case, "\n".join(value_lines), _takes_value(kinds)
+    value_case = "\n".join(value_lines)
+    functions = f"""\
+__sig_flags() {{
+  case "$1" in
+{flag_case}
+  esac
+}}
+__sig_values() {{
+  case "$1:$2" in
+{value_case}
+  esac
+}}
+__sig_providers() {{
+  {_IDS}
+}}"""
+    return alias_case, functions, _takes_value(kinds)
 
 
 def _file_flags() -> list[str]:
@@ -151,24 +167,12 @@ def _file_flags() -> list[str]:
 
 def bash_script() -> str:
     """The bash completion script."""
-    alias_case, flag_case, value_case, takes_value = _shell_cases(lambda words: f'echo "{words}"')
+    alias_case, functions, takes_value = _shell_cases(lambda words: f'echo "{words}"')
     sub_case = "\n".join(f"    {c}) [ \"$COMP_CWORD\" -eq 2 ] && {{ COMPREPLY=( $(compgen -W \"{_words(s)}\" -- \"$cur\") );"
                          f" return; }};;" for c, s in SUBCOMMANDS.items())
     return f"""\
 # bash completion for sig (generated from sig's own flag tables: sig completion bash)
-__sig_flags() {{
-  case "$1" in
-{flag_case}
-  esac
-}}
-__sig_values() {{
-  case "$1:$2" in
-{value_case}
-  esac
-}}
-__sig_providers() {{
-  {_IDS}
-}}
+{functions}
 _sig_completions() {{
   local cur prev cmd i
   cur="${{COMP_WORDS[COMP_CWORD]}}"
@@ -216,26 +220,14 @@ def _takes_value(kinds: dict[str, dict[str, str]]) -> str:
 
 def zsh_script() -> str:
     """The zsh completion script."""
-    alias_case, flag_case, value_case, takes_value = _shell_cases(lambda words: f"print -r -- {words}")
+    alias_case, functions, takes_value = _shell_cases(lambda words: f"print -r -- {words}")
     sub_case = "\n".join(f"    {c}) (( CURRENT == 3 )) && {{ compadd -- {_words(s)}; return; }};;"
                          for c, s in SUBCOMMANDS.items())
     return f"""\
 #compdef sig
 # zsh completion for sig (generated from sig's own flag tables: sig completion zsh)
 # Load it after compinit, e.g. in ~/.zshrc:  source <(sig completion zsh)
-__sig_flags() {{
-  case "$1" in
-{flag_case}
-  esac
-}}
-__sig_values() {{
-  case "$1:$2" in
-{value_case}
-  esac
-}}
-__sig_providers() {{
-  {_IDS}
-}}
+{functions}
 _sig() {{
   local cmd=${{words[2]}} cur=${{words[CURRENT]}} prev=${{words[CURRENT-1]}} i
   if (( CURRENT == 2 )); then

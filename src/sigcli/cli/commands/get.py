@@ -37,6 +37,12 @@ def run(args: Args, app: App) -> int:
     """Resolve the provider, read its credential (renewed if due), print the headers its rules make."""
     opts = GetOptions(args)
     target, fmt, raw = opts.target, opts.format, opts.raw
+    from ...sandbox.inside import in_sandbox
+
+    if in_sandbox():
+        from ...sandbox.inside import values_unavailable
+
+        raise values_unavailable("sig get")
     provider = app.config.resolve(target)
     if provider is None:
         app.audit("credential_access", "failure", None, {"target": target, "error": "provider not found"})

@@ -24,7 +24,7 @@ class RemoteOptions:
 
 def run(args: Args, app: App) -> int:
     """Add, remove or list the SSH remotes in config.yaml."""
-    from ...config.edit import edit_config, to_block
+    from ...config.edit import edit_config, ensure_map, to_block
     from ...sync.remotes import Remote, parse_target
 
     opts = RemoteOptions(args)
@@ -38,15 +38,7 @@ def run(args: Args, app: App) -> int:
         remote = parse_target(name, target, opts.user, opts.port, opts.path, opts.ssh_key)
 
         def add(doc: object) -> None:
-            from ruamel.yaml.comments import CommentedMap
-
-            remotes = doc.get("remotes")  # type: ignore[attr-defined]
-            if not isinstance(remotes, dict):
-                remotes = CommentedMap()
-                doc["remotes"] = remotes  # type: ignore[index]
-            if isinstance(remotes, CommentedMap):
-                remotes.fa.set_block_style()
-            remotes[name] = to_block(remote.to_config())
+            ensure_map(doc, "remotes")[name] = to_block(remote.to_config())
 
         edit_config(add)
         app.say(f'Remote "{name}" added ({remote.describe()}{":" + remote.base if remote.path else ""}).')

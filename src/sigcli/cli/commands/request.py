@@ -120,6 +120,10 @@ def run(args: Args, app: App) -> int:
         app.warn("a credential header in the command line is visible to other processes and shell history; "
                  "log in once (sig login) and let sig add it")
     body = _body(opts.body)
+    from ...sandbox.inside import in_sandbox
+
+    if in_sandbox():  # no credential here: the proxy adds it (and redacts the answer)
+        return _in_sandbox(opts, app, headers, body)
     names = opts.providers
     if opts.raw:
         from ..guard import require_person
@@ -160,6 +164,29 @@ def run(args: Args, app: App) -> int:
     if status == 401:
         app.say(f'The server answered 401: the credential of "{provider_id}" may be revoked or expired. '
                 f"Run: sig login {result.prepared.providers[0].login_target()}")
+    return 0 if 200 <= status < 300 else 1
+
+
+def _in_sandbox(opts: RequestOptions, app: App, headers: list[tuple[str, str]], body: bytes | None) -> int:
+    """`sig request` in `sig run --sandbox`: sent through the sandbox's proxy, which adds the credential
+    and redacts the answer (there is no value here to redact)."""
+    from ...sandbox.request import through_proxy
+
+    result = through_proxy(opts.url, method=opts.method, headers=headers, body=body, timeout=opts.timeout,
+                           cafiles=[opts.cacert] if opts.cacert else [], user_agent=f"sig/{__version__}")
+    status = result.status
+    if opts.output is not None:
+        _save_body(result, opts.format, opts.output, None, False)
+    else:
+        out = _Out(None)
+        try:
+            _render(result, opts.format, out)
+        finally:
+            out.close()
+            result.close()
+    if status == 401:
+        app.say("The server answered 401: the credential may be missing or expired; the person outside the "
+                "sandbox can check with: sig status")
     return 0 if 200 <= status < 300 else 1
 
 

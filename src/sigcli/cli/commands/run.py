@@ -9,7 +9,10 @@ from ..app import App
 from ..args import Args
 
 FLAGS = {"expand-cookies": "bool", "mount": "value", "mount-format": "value", "mount-force": "bool",
-         "command": "value", "no-redaction": "bool", "proxy": "bool", "format": "value", "env": "multi"}
+         "command": "value", "no-redaction": "bool", "proxy": "bool", "format": "value", "env": "multi",
+         "sandbox": "bool", "allow-write": "multi", "hide": "multi", "allow-host": "multi", "allow-tcp": "multi",
+         "deny-other-hosts": "bool"}
+SANDBOX_FLAGS = ("allow-write", "hide", "allow-host", "allow-tcp", "deny-other-hosts")
 USAGE = "sig run [provider[,provider]...] [--env NAME=P.key]... [--mount PATH] -- <command> [args...]" \
         "   (or --command 'shell string')"
 
@@ -26,8 +29,9 @@ if TYPE_CHECKING:
 class RunOptions:
     """`sig run`'s providers, command and flags, typed."""
 
-    __slots__ = ("command", "env", "expand_cookies", "format", "mount", "mount_force", "mount_format",
-                 "mount_format_given", "positionals", "proxy", "raw", "rest")
+    __slots__ = ("allow_hosts", "allow_tcp", "allow_write", "command", "deny_other_hosts", "env", "expand_cookies",
+                 "format", "hide", "mount", "mount_force", "mount_format", "mount_format_given", "positionals",
+                 "proxy", "raw", "rest", "sandbox", "sandbox_flags")
 
     def __init__(self, args: Args) -> None:
         self.positionals = args.positionals
@@ -42,6 +46,16 @@ class RunOptions:
         self.expand_cookies = args.flag("expand-cookies")
         self.raw = args.flag("no-redaction")
         self.format = args.value("format")
+        self.sandbox = args.flag("sandbox")
+        self.allow_write = args.values("allow-write")
+        self.hide = args.values("hide")
+        self.allow_hosts = args.values("allow-host")
+        self.allow_tcp = args.values("allow-tcp")
+        self.deny_other_hosts = args.flag("deny-other-hosts")
+        self.sandbox_flags = [f"--{f}" for f in SANDBOX_FLAGS if args.given(f)]
+        if self.sandbox_flags and not self.sandbox:
+            flag = self.sandbox_flags[0]
+            raise usage_error(f"{flag} works with --sandbox only", f"e.g. sig run --sandbox {flag} … -- cmd")
 
 
 def _command(opts: RunOptions) -> list[str]:
@@ -73,6 +87,15 @@ def _providers(config: Config, targets: list[str]) -> list[Provider]:
             if provider not in chosen:
                 chosen.append(provider)
     return chosen
+
+
+def _named(app: App, config: Config, targets: list[str],
+           env_options: list[tuple[str, Provider, str]]) -> list[tuple[Provider, Credential]]:
+    """The providers named on the command line, then those only --env names, each with its credential
+    (exit 3 when one is missing or expired)."""
+    wanted = _providers(config, targets)
+    wanted += [p for _n, p, _k in env_options if p not in wanted]
+    return [(provider, app.auth.credential(provider)) for provider in wanted]
 
 
 def _env_options(config: Config, specs: list[str]) -> list[tuple[str, Provider, str]]:
@@ -107,6 +130,14 @@ def run(args: Args, app: App) -> int:
     from ...config import paths
 
     opts = RunOptions(args)
+    if opts.sandbox:
+        return _run_sandboxed(opts, app)
+    from ...sandbox.inside import in_sandbox
+
+    if in_sandbox():
+        from ...sandbox.inside import values_unavailable
+
+        raise values_unavailable("sig run")
     if opts.proxy:
         return _run_through_proxy(opts, app)
     if opts.rest is None and opts.command is None and opts.positionals:
@@ -122,13 +153,10 @@ def run(args: Args, app: App) -> int:
         raise usage_error("--mount-format needs --mount PATH", "")
     config = app.config
     env_options = _env_options(config, opts.env)
-    chosen = []
     if opts.positionals:
-        wanted = _providers(config, opts.positionals)
-        wanted += [p for _n, p, _k in env_options if p not in wanted]
-        for provider in wanted:
-            chosen.append((provider, app.auth.credential(provider)))  # exit 3 when missing/expired
+        chosen = _named(app, config, opts.positionals, env_options)
     else:
+        chosen = []
         for provider in config.providers.values():
             try:
                 chosen.append((provider, app.auth.credential(provider)))
@@ -238,4 +266,72 @@ def _run_through_proxy(opts: RunOptions, app: App) -> int:
     from ...inject.child import run_child
 
     code, _masks = run_child(argv, env, [], redact=False)
+    return code
+
+
+def _stored_secret_forms(app: App) -> list[str]:
+    """Every stored credential value, in the forms it takes on the wire: no variable of the caller's that
+    holds one (a sandbox started inside a plain `sig run`) may reach the sandbox."""
+    from ...core.secret_forms import secret_forms
+
+    forms: list[str] = []
+    for provider in app.config.providers.values():
+        try:
+            credential = app.store.read(provider.id)
+        except SigError:
+            continue
+        if credential is not None:
+            forms += secret_forms(credential.revealed())
+    return forms
+
+
+def _run_sandboxed(opts: RunOptions, app: App) -> int:
+    """`run --sandbox`: the command runs under bubblewrap where sig's data and the user's secret stores are
+    not, reaching the network only through the proxy; named providers' variables hold placeholders."""
+    from ...sandbox.inside import in_sandbox
+
+    if in_sandbox():
+        raise SigError(ErrorCode.NOT_AVAILABLE, "this is already inside sig's sandbox",
+                       "run the command directly: it is sandboxed already")
+    for flag, given, why in (("proxy", opts.proxy, "--sandbox always goes through the proxy"),
+                             ("mount", opts.mount is not None, "--mount writes secret values to a file"),
+                             ("no-redaction", opts.raw, "the sandbox holds no value to redact"),
+                             ("expand-cookies", opts.expand_cookies, "placeholders stand for whole values")):
+        if given:
+            raise usage_error(f"--{flag} does not go with --sandbox: {why}", "drop one of them")
+    from ...sandbox.detect import find_bwrap
+
+    bwrap = find_bwrap()  # before anything else: no bubblewrap, no run (never a run without it)
+    argv = _command(opts)
+    config = app.config
+    env_options = _env_options(config, opts.env)
+    chosen = _named(app, config, opts.positionals, env_options)
+    from ...proxy import daemon
+    from ...sandbox import runner
+    from ...sandbox.settings import merge
+
+    settings = merge(config.data.get("sandbox"), hide=opts.hide, allow_write=opts.allow_write,
+                     allow_hosts=opts.allow_hosts, allow_tcp=opts.allow_tcp, deny_other_hosts=opts.deny_other_hosts)
+    token = daemon.token()
+    folder = daemon.folder()
+    if not os.path.exists(os.path.join(folder, "ca.crt")):
+        from ...sandbox.control import not_running
+
+        raise not_running()
+    plan = runner.plan(config, bwrap, argv, settings, chosen, env_options, folder, token,
+                       secrets=_stored_secret_forms(app))
+    for note in plan.view.notes:
+        app.warn(note)
+    if plan.left_out:
+        app.warn(f"not passed into the sandbox (they hold a stored credential value): {', '.join(plan.left_out)}")
+    ids = [p.id for p, _c in chosen]
+    app.log(f"sandbox: {len(plan.view.hidden_dirs) + len(plan.view.hidden_files)} path(s) hidden, writable: "
+            f"{', '.join((plan.view.cwd, *plan.view.writable))}; other hosts: {settings.other_hosts}")
+    app.audit("run", "success", None, {"providers": ids, "command": os.path.basename(argv[0]),
+                                       "providerCount": len(ids), "sandbox": True})
+    code = runner.execute(plan, folder, token)
+    if code > 128:
+        from ...inject.child import exit_status_note
+
+        app.log(f"command ended with status {code}{exit_status_note(code)}")
     return code

@@ -71,6 +71,10 @@ def run(args: Args, app: App) -> int:
 
     opts = StatusOptions(args)
     fmt, target = opts.format, opts.target
+    from ...sandbox.inside import in_sandbox
+
+    if in_sandbox():
+        return _in_sandbox(app, fmt, target)
     watch = app.config.watch.get("providers") or {}
     if target:
         provider = resolve_existing(app, target)
@@ -95,4 +99,22 @@ def run(args: Args, app: App) -> int:
     for s in statuses:
         if s.get("error"):
             app.warn(f'{s["id"]}: {s["error"]}')
+    return 0
+
+
+def _in_sandbox(app: App, fmt: str, target: str | None) -> int:
+    """Inside `sig run --sandbox`: names and validity from the proxy (sig's data is not here)."""
+    from ...sandbox.status import statuses
+    from ..output import render
+
+    found = statuses()
+    if target:
+        found = [s for s in found if target in (s["id"], s.get("name"))]
+        if not found:
+            from ...config.load import provider_not_found
+
+            raise provider_not_found(target)
+        app.out(render(found[0], fmt, [_row(found[0], {})]))
+        return 0 if found[0]["configured"] else 3
+    app.out(render(found, fmt, [_row(s, {}) for s in found]))
     return 0
