@@ -31,6 +31,8 @@ HELLO_TIMEOUT = 10.0
 
 
 class SandboxDoor:
+    """Where `sig run --sandbox` hands its listening socket over: each accepted run is served in the
+    loop, bound to its profile, until its control connection ends."""
     def __init__(self, server: Any, folder: str, user_token: str | None, log: Callable[[str], None]) -> None:
         self._server = server
         self._folder = folder
@@ -43,9 +45,12 @@ class SandboxDoor:
 
     @property
     def path(self) -> str:
+        """Where the door's Unix socket lives ($SIG_HOME/proxy/sandbox.sock)."""
         return os.path.join(self._folder, SOCKET_NAME)
 
     def open(self) -> None:
+        """Bind the socket (0600, replacing a leftover socket file, never another kind of file) and accept
+        runs on a thread of its own. OSError when it cannot."""
         from ..net.unix_path import short_path
 
         with contextlib.suppress(FileNotFoundError):
@@ -68,6 +73,7 @@ class SandboxDoor:
         threading.Thread(target=self._accept, name="sandbox-door", daemon=True).start()
 
     def close(self) -> None:
+        """Stop accepting and end every run: their sockets, connections and profiles go with them."""
         self._closed = True
         if self._sock is not None:
             with contextlib.suppress(OSError):

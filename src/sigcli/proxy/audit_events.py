@@ -114,6 +114,7 @@ class InjectionAudit:
 
     def __call__(self, providers: tuple[str, ...], method: str, host: bytes, target: bytes,
                  status: int) -> None:
+        """Queue a `proxy_inject` event: sig added `providers`' credentials to a request that got `status`."""
         self._add((time.time(), providers, method, host, target, status))
 
     def blocked(self, profile: str, method: str, host: bytes, target: bytes) -> None:
@@ -122,6 +123,7 @@ class InjectionAudit:
         self._add(("blocked", time.time(), profile, method, host, target))
 
     def close(self) -> None:
+        """Write what is still queued and stop the writer."""
         self._batch.close()
 
 

@@ -369,6 +369,7 @@ class CertificateAuthority:
 
     @property
     def not_valid_after(self) -> datetime.datetime:
+        """When the CA certificate expires (UTC)."""
         return self.certificate.not_valid_after_utc
 
     # -- leaves ----------------------------------------------------------------------------------------

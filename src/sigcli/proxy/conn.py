@@ -118,6 +118,8 @@ class Peer:
             self.conn = None
 
     async def next_event(self, deadline: float) -> Any:
+        """The next h11 event of this side, reading as needed. Gone on timeout, a broken connection or
+        malformed HTTP."""
         conn = self.h11()
         while True:
             try:
@@ -151,12 +153,14 @@ class Peer:
         return chunks
 
     async def write(self, chunks: list[bytes] | bytes) -> None:
+        """Send bytes to this side; Gone when it fails or stops reading."""
         try:
             await self.stream.send(chunks if isinstance(chunks, bytes) else b"".join(chunks))
         except OSError as exc:  # TimeoutError included: a peer that stopped reading
             raise Gone(self.side, f"connection failed ({type(exc).__name__})") from None
 
     async def send(self, *events: Any) -> None:
+        """Encode h11 events and send them (see encode and write)."""
         await self.write(self.encode(*events))
 
 
@@ -292,6 +296,7 @@ class Dialer:
                 peer.session_kept = True
 
     def forget_session(self, key: UpstreamKey) -> None:
+        """Drop the TLS session kept for `key`: the next connection to it makes a full handshake."""
         self._sessions.pop(key, None)
 
 
@@ -339,6 +344,7 @@ class Predial:
         return peer
 
     def discard(self) -> None:
+        """Nobody will take the connection: close it now, or as soon as the dial ends."""
         self._abandoned = True
         if self.peer is not None:
             self.peer.stream.close()
@@ -359,9 +365,11 @@ class Shared:
         self._sweeping = False
 
     def has(self, owner: object, key: UpstreamKey) -> bool:
+        """Whether an idle connection of `owner` to `key` is waiting (it may still turn out stale)."""
         return bool(self._idle.get((owner, key)))
 
     def take(self, owner: object, key: UpstreamKey) -> Peer | None:
+        """An idle connection of `owner` to `key` that is still usable, else None; stale ones are closed."""
         stack = self._idle.get((owner, key))
         now = self._loop.now
         while stack:
@@ -373,6 +381,7 @@ class Shared:
         return None
 
     def give(self, owner: object, key: UpstreamKey, peer: Peer) -> None:
+        """Keep `peer` for the next client connection of `owner`, or close it when the pool is full."""
         stack = self._idle.setdefault((owner, key), [])
         if len(stack) >= SHARED_PER_KEY or self._count >= SHARED_MAX:
             peer.stream.close()
@@ -403,6 +412,7 @@ class Shared:
             self._loop.call_later(SHARED_IDLE / 2, self._sweep)
 
     def close(self) -> None:
+        """Close every idle connection (server shutdown)."""
         for stack in self._idle.values():
             for _since, peer in stack:
                 peer.stream.close()
@@ -466,6 +476,8 @@ class Pool:
         return None
 
     def put(self, key: UpstreamKey, peer: Peer) -> None:
+        """Keep `peer` for this client connection's next request to `key`; the oldest goes when
+        IDLE_UPSTREAMS_PER_CLIENT are kept."""
         idle = self._idle
         if idle:
             old = idle.pop(key, None)
@@ -477,6 +489,8 @@ class Pool:
         idle[key] = peer
 
     def close(self) -> None:
+        """The client connection ended: its usable idle connections go to the Shared pool, the rest
+        are closed."""
         if self._predial is not None:
             self._predial.discard()
             self._predial = None

@@ -23,18 +23,23 @@ _TOKEN_CHARS = frozenset(b"0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQ
 
 
 def folder() -> str:
+    """$SIG_HOME/proxy: the daemon's state, token, CA, logs and profiles."""
     return os.path.join(paths.sig_home(), "proxy")
 
 
 def state_path() -> str:
+    """The running daemon's {pid, port} file (read_state checks it is still true)."""
     return os.path.join(folder(), "state.json")
 
 
 def log_path() -> str:
+    """The daemon's log (rotated by logfile.py)."""
     return os.path.join(folder(), "proxy.log")
 
 
 def token(create: bool = False) -> str | None:
+    """The user's proxy token (hex); when there is none, a new one with `create`, else None. SigError when
+    the file holds something that could not go into a proxy URL."""
     from ..store.files import atomic_write, ensure_dir, read_file
 
     path = os.path.join(folder(), "token")
@@ -111,12 +116,14 @@ def read_state() -> dict[str, int] | None:
 
 
 def write_state(port: int) -> None:
+    """Record this process as the running daemon on `port`."""
     from ..store.files import atomic_write
 
     atomic_write(state_path(), dumps({"pid": os.getpid(), "port": port}).encode("ascii"))
 
 
 def clear_state() -> None:
+    """Remove state.json when it names this process (a newer daemon's file is left alone)."""
     try:
         with open(state_path(), "rb") as fh:
             state = _parse_state(fh.read())

@@ -88,6 +88,7 @@ class Forwarder:
     # -- logs and canned answers ---------------------------------------------------------------------
 
     def log(self, message: str) -> None:
+        """A line for the proxy log; a failing log never fails a request."""
         with contextlib.suppress(Exception):
             self._logf(message)
 
@@ -152,6 +153,8 @@ class Forwarder:
             await client.stream.send(b"".join(chunks))
 
     async def send_raw(self, stream: AnyStream, status: int, text: str) -> None:
+        """A canned error answer written straight to `stream` (when there is no h11 state to go
+        through); counted as an error."""
         self.stats["errors"] += 1
         with contextlib.suppress(OSError):
             await stream.send(h1.raw_response(status, text))

@@ -259,6 +259,7 @@ def request_bytes(method: bytes, target: bytes, headers: Headers) -> bytes:
 
 
 def response_bytes(status_code: int, reason: bytes, headers: Headers) -> bytes:
+    """A response head (status line, headers, blank line) as it goes on the wire."""
     parts = [b"HTTP/1.1 %d %s\r\n" % (status_code, reason)]
     for name, value in headers:
         parts += (name, b": ", value, b"\r\n")

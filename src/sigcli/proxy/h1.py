@@ -40,6 +40,7 @@ class BadTarget(ValueError):
 
 
 def reason(status: int) -> bytes:
+    """The status's standard reason phrase (b"" for a code HTTP does not name)."""
     try:
         return HTTPStatus(status).phrase.encode("ascii")
     except ValueError:
@@ -147,6 +148,7 @@ def loggable_path(target: bytes, limit: int = 200) -> str:
 
 
 def get_header(headers: Iterable[tuple[bytes, bytes]], name: bytes) -> bytes | None:
+    """The first value of header `name` (lower-case), or None."""
     for n, v in headers:
         if n == name:
             return v
@@ -154,6 +156,7 @@ def get_header(headers: Iterable[tuple[bytes, bytes]], name: bytes) -> bytes | N
 
 
 def comma_tokens(headers: Iterable[tuple[bytes, bytes]], name: bytes) -> set[bytes]:
+    """The comma-separated tokens of every `name` header, lower-cased (for Connection and the like)."""
     out: set[bytes] = set()
     for n, v in headers:
         if n == name:
@@ -182,6 +185,7 @@ def proxy_auth_ok(headers: Iterable[tuple[bytes, bytes]], token: str | None) -> 
 
 
 def is_upgrade(headers: Iterable[tuple[bytes, bytes]]) -> bool:
+    """Whether the request asks for a protocol switch (Connection: upgrade with an Upgrade header)."""
     headers = list(headers)
     return b"upgrade" in comma_tokens(headers, b"connection") and get_header(headers, b"upgrade") is not None
 
@@ -313,6 +317,7 @@ def inject_body(body: bytes, kind: str, extra: Mapping[str, str]) -> bytes | Non
 
 
 def text_response_head(status: int, text: str, extra: Iterable[tuple[bytes, bytes]] = ()) -> tuple[Headers, bytes]:
+    """(headers, body) of a short text/plain answer from the proxy itself; it closes the connection."""
     body = (text.rstrip("\n") + "\n").encode("utf-8")
     headers: Headers = [(b"content-type", b"text/plain; charset=utf-8"),
                         (b"content-length", str(len(body)).encode("ascii"))]

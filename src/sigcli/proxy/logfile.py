@@ -18,6 +18,7 @@ KEEP = 3
 
 
 class LogFile:
+    """An append-only log file, rotated by size; safe to write from several threads."""
     def __init__(self, path: str, *, max_bytes: int = MAX_BYTES, keep: int = KEEP, stderr: bool = False) -> None:
         self.path = path
         self._max = max_bytes
@@ -31,6 +32,8 @@ class LogFile:
         return os.open(self.path, os.O_WRONLY | os.O_CREAT | os.O_APPEND | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600)
 
     def write(self, line: str) -> None:
+        """Append `line` (rotating first when it would pass the size limit). A failed write is dropped: the
+        log must not stop the proxy."""
         data = line.encode("utf-8", "replace")
         with self._lock:
             if self._size + len(data) > self._max and self._size > 0:
@@ -60,6 +63,7 @@ class LogFile:
                 os.dup2(self._fd, 2)
 
     def close(self) -> None:
+        """Close the file (later writes are lost)."""
         with self._lock, contextlib.suppress(OSError):
             os.close(self._fd)
 

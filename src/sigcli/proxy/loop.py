@@ -87,6 +87,7 @@ class Watch:
 
 
 class Timer:
+    """A callback queued by call_later; cancel() keeps it from running."""
     __slots__ = ("callback", "cancelled")
 
     def __init__(self, callback: Callable[[], None]) -> None:
@@ -94,6 +95,7 @@ class Timer:
         self.cancelled = False
 
     def cancel(self) -> None:
+        """The callback will not run (its heap entry stays until its time comes)."""
         self.cancelled = True
 
 
@@ -122,6 +124,7 @@ NOTHING: Awaitable[None] = _Nothing()
 
 
 class Loop:
+    """The event loop: epoll readiness, deadlines, and a pool of worker threads for blocking calls."""
     def __init__(self, *, workers: int = 32, log: Callable[[str], None] | None = None) -> None:
         self._epoll = select.epoll()
         self._watches: dict[int, Watch] = {}
@@ -181,6 +184,7 @@ class Loop:
         return PARK
 
     def wait_writable(self, w: Watch, deadline: float) -> Awaitable[None]:
+        """Await until `w` may be writable (TimeoutError past `deadline`)."""
         if w.wflag:
             w.wflag = False
             return NOTHING
@@ -201,12 +205,14 @@ class Loop:
     # -- tasks ---------------------------------------------------------------------------------------
 
     def spawn(self, coro: Coroutine[Any, Any, Any], name: str = "task") -> Task:
+        """Start running `coro` as a task on the next iteration."""
         task = Task(coro, name)
         self._tasks.add(task)
         self._ready.append((task, None, None))
         return task
 
     def sleep(self, seconds: float) -> Awaitable[None]:
+        """Await `seconds` on the loop's clock."""
         task = self.current
         assert task is not None
         self._arm(task, _SLEEP, self.now + seconds)
@@ -280,6 +286,7 @@ class Loop:
     # -- timers --------------------------------------------------------------------------------------
 
     def call_later(self, delay: float, callback: Callable[[], None]) -> Timer:
+        """Run `callback` on the loop after `delay` seconds, unless the returned Timer is cancelled."""
         timer = Timer(callback)
         heapq.heappush(self._heap, (self.now + delay, next(self._seq), timer))
         return timer
@@ -306,6 +313,7 @@ class Loop:
     # -- threads -------------------------------------------------------------------------------------
 
     def call_soon_threadsafe(self, callback: Callable[[], None]) -> None:
+        """Run `callback` on the loop's thread at its next iteration; safe from any thread."""
         self._calls.append(callback)
         if not self._wake_pending:
             self._wake_pending = True
@@ -440,6 +448,7 @@ class Loop:
             self._shutdown_workers()
 
     def cancel_all(self) -> None:
+        """Cancel every task (shutdown): each gets Cancelled at its current wait."""
         for task in list(self._tasks):
             self.cancel(task)
 
@@ -450,6 +459,7 @@ class Loop:
             self._jobs.put(None)
 
     def close(self) -> None:
+        """Release the epoll and eventfd descriptors, closing any task left; after run() has returned."""
         for task in list(self._tasks):
             task.coro.close()
         self._tasks.clear()

@@ -45,6 +45,8 @@ OTHER_HOSTS = ("tunnel", "mitm", "refuse")
 
 @dataclass(frozen=True, eq=False)  # compared and hashed by identity: it keys pools of connections
 class Profile:
+    """What a client may do through the proxy: which providers are injected, what happens to other hosts,
+    which TCP targets it may tunnel, and its placeholders."""
     name: str
     providers: frozenset[str] | None = None  # None: every provider
     other_hosts: str = "tunnel"
@@ -57,6 +59,7 @@ class Profile:
     sandbox: bool = False
 
     def tunnel_allowed(self, host: str, port: int) -> bool:
+        """Whether a blind CONNECT tunnel to host:port is allowed."""
         return self.tcp is None or (host, port) in self.tcp
 
     def host_allowed(self, host: str) -> bool:
@@ -65,11 +68,9 @@ class Profile:
 
         return any(domain_matches(pattern, host) for pattern in self.allow_hosts)
 
-    @property
-    def restricted(self) -> bool:
-        return self is not USER
-
     def same_as(self, other: Profile) -> bool:
+        """Whether `other` grants exactly the same (a re-read profile file that did not change keeps the
+        old object, so connections bound to it stay open)."""
         return (self.name, self.providers, self.other_hosts, self.allow_hosts, self.tcp, dict(self.placeholders),
                 self.sandbox) \
             == (other.name, other.providers, other.other_hosts, other.allow_hosts, other.tcp,
@@ -136,9 +137,11 @@ class TokenTable:
     # -- registration ----------------------------------------------------------------------------------
 
     def add(self, token: str, profile: Profile) -> None:
+        """Let `token` use the proxy with `profile` (until revoke())."""
         self._added[_digest(token.encode("utf-8"))] = profile
 
     def revoke(self, token: str) -> None:
+        """`token` no longer works; connections made with it see that through valid()."""
         self._added.pop(_digest(token.encode("utf-8")), None)
 
     def valid(self, profile: Profile) -> bool:

@@ -35,6 +35,7 @@ _BROTLI: list[bool] = []  # [whether brotli imports], once known
 
 
 def brotli_available() -> bool:
+    """Whether the brotli module imports (br bodies can be decoded); found out once."""
     if not _BROTLI:
         try:
             import brotli  # noqa: F401  (a dependency; imported only when needed)
@@ -109,6 +110,8 @@ class Detector:
         self._find: Callable[[bytes], list[list[int]]] | None = None  # spans() of the redactor of mask/spans
 
     def found(self, forms: tuple[bytes, ...], headers: Iterable[tuple[bytes, bytes]], body: bytes = b"") -> bool:
+        """True when a secret form is in the header values (Content-Length and Transfer-Encoding aside)
+        or the body."""
         blob = b"\n".join([v for n, v in headers if n not in _FRAMING] + [body])
         redactor = self._redactor
         if redactor is None or forms != self._forms:
@@ -307,6 +310,7 @@ class BodyFilter:
                 yield out
 
     def feed(self, data: bytes) -> Iterator[bytes]:
+        """Received body bytes → bytes for the client: decoded and with secrets masked."""
         yield from self._redact(self._decode((data,), 0))
 
     def decode_whole(self, body: bytes) -> Iterator[bytes]:
@@ -316,6 +320,7 @@ class BodyFilter:
             yield from self._decode(decoder.finish(), i + 1)
 
     def finish(self) -> Iterator[bytes]:
+        """The rest once the body ended: what the decoders and the redactor still held. Sets `changed`."""
         for i, decoder in enumerate(self._decoders):
             yield from self._redact(self._decode(decoder.finish(), i + 1))
         out = self._redactor.flush()

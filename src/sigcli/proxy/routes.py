@@ -24,6 +24,7 @@ _DROP = h1.HOP_BY_HOP | {b"host", b"content-length", b"expect"}
 
 
 class Route:
+    """What to do for requests to one origin (scheme, host, port) on one client connection, until `until`."""
     __slots__ = (
         "_head",
         "_memo",
@@ -110,6 +111,7 @@ class Route:
 
     @classmethod
     def failed(cls, scheme: str, host: str, port: int, until: float, status: int, text: str) -> Route:
+        """A route whose every request gets `status` and `text` (the policy could not decide)."""
         route = cls(scheme, host, port, None, until)
         route.error = (status, text)
         return route

@@ -31,6 +31,8 @@ _Stamp = tuple[object, ...]
 
 
 class Additions:
+    """What sig adds to requests for one origin: headers, query and body fields, the CA files to verify it
+    with, and the secrets to mask in its answers."""
     __slots__ = ("body", "cafiles", "headers", "passthrough_on_error", "providers", "query", "redact", "refusal",
                  "secrets", "values")
 
@@ -71,6 +73,7 @@ class _Part:
 
 
 class ConfigPolicy:
+    """The server's policy, from the config and the credential store (see the module's text)."""
     def __init__(self, log: Callable[[str], None]) -> None:
         self._log = log
         self._config: Config | None = None
@@ -98,6 +101,7 @@ class ConfigPolicy:
         return stat_key(self._config_file)
 
     def config(self) -> Config:
+        """The current config, reloaded when its file changed (a broken new one keeps the previous one)."""
         key = self._stat_config()
         if self._config is not None and key == self._key:
             return self._config
@@ -162,6 +166,7 @@ class ConfigPolicy:
     # -- additions ------------------------------------------------------------------------------------
 
     def additions(self, scheme: str, host: str, port: int) -> Additions | None:
+        """additions_for() with every provider allowed (the user's own requests)."""
         return self.additions_for(scheme, host, port, None)
 
     def peek_additions(self, scheme: str, host: str, port: int) -> tuple[bool, Additions | None]:

@@ -127,6 +127,8 @@ def unix_socket_path() -> str | None:
 
 
 def serve(port: int, no_auth: bool = False, verbose: bool = False) -> int:
+    """Run the proxy daemon in this process until SIGTERM, SIGINT or SIGHUP: log file, CA, listeners, the
+    sandbox door and the watch loop; returns the exit code."""
     import signal
     import threading
 

@@ -67,6 +67,7 @@ _CONNECT_OK = b"HTTP/1.1 200 Connection established\r\n\r\n"  # what h11 writes 
 
 
 class Additions(Protocol):
+    """What the policy tells the server to add for an origin (routing.Additions has it all)."""
     headers: dict[str, str]
     query: dict[str, str]
     body: dict[str, str]
@@ -74,9 +75,13 @@ class Additions(Protocol):
 
 
 class Policy(Protocol):
-    def intercept(self, host: str, port: int) -> bool: ...
+    """What the server asks for each origin: routing.ConfigPolicy is the real one."""
 
-    def additions(self, scheme: str, host: str, port: int) -> Additions | None: ...
+    def intercept(self, host: str, port: int) -> bool:
+        """Whether to terminate TLS to host:port (MITM) rather than tunnel blind."""
+
+    def additions(self, scheme: str, host: str, port: int) -> Additions | None:
+        """What to add to requests for scheme://host:port; None when nothing."""
 
 
 class _CAOnly:
@@ -266,9 +271,11 @@ class ProxyServer:
         return self._stopped.wait(timeout)
 
     async def start(self) -> int:
+        """open() for asyncio callers: the port bound."""
         return self.open()
 
     async def serve_forever(self) -> None:
+        """Serve until shutdown(), for asyncio callers (the loop keeps its own thread)."""
         import asyncio
 
         if self._thread is None:
@@ -276,6 +283,7 @@ class ProxyServer:
         await asyncio.get_running_loop().run_in_executor(None, self._stopped.wait)
 
     async def close(self) -> None:
+        """shutdown() for asyncio callers, without blocking their event loop."""
         import asyncio
 
         await asyncio.get_running_loop().run_in_executor(None, self.shutdown)

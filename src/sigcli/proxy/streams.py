@@ -108,6 +108,7 @@ class Stream:
         return self.watch.rflag or self.closed
 
     def mark_idle(self) -> None:
+        """Forget readiness seen so far: the connection now waits in a pool, and stale() watches it."""
         self.watch.rflag = False
 
     # -- writing -------------------------------------------------------------------------------------
@@ -198,6 +199,7 @@ class Stream:
     # -- closing -------------------------------------------------------------------------------------
 
     def close(self) -> None:
+        """Close the socket; tasks waiting on it get ConnectionAbortedError."""
         if self.closed:
             return
         self.closed = True
@@ -259,14 +261,17 @@ class BioStream:
 
     @property
     def sslobj(self) -> ssl.SSLObject:
+        """The TLS object (the SNI check reads what the handshake noted on it)."""
         return self._obj
 
     @property
     def closed(self) -> bool:
+        """Whether the underlying socket is closed."""
         return self.raw.closed
 
     @property
     def watch(self) -> Watch:
+        """The underlying socket's loop registration."""
         return self.raw.watch
 
     async def _flush(self) -> None:
@@ -274,6 +279,8 @@ class BioStream:
             await self.raw.send(self._out.read())
 
     async def handshake(self, initial: bytes, deadline: float) -> None:
+        """The server side of the TLS handshake, the `initial` bytes (read with the CONNECT head) first.
+        Raises ssl.SSLError, TimeoutError, OSError."""
         if initial:
             self._in.write(initial)
         first = True
@@ -298,6 +305,7 @@ class BioStream:
         await self._flush()
 
     async def recv(self, n: int, deadline: float) -> bytes:
+        """Up to n decrypted bytes; b"" at the end. TimeoutError past `deadline`."""
         while True:
             try:
                 data = self._obj.read(n)
@@ -319,6 +327,7 @@ class BioStream:
             return data
 
     def recv_now(self, n: int) -> bytes | None:
+        """What can be decrypted without waiting: bytes, b"" at the end, None when nothing is there."""
         try:
             return self._obj.read(n)
         except _WantRead:
@@ -334,28 +343,35 @@ class BioStream:
             return b""
 
     def pending(self) -> bool:
+        """Whether bytes wait in the BIO or inside OpenSSL (a read needs no socket)."""
         return bool(self._in.pending) or bool(self._obj.pending())
 
     async def readable(self, timeout: float) -> bool:
+        """Whether something can be read, waiting up to `timeout` seconds."""
         if self.pending():
             return True
         return await self.raw.readable(timeout)
 
     def stale(self) -> bool:
+        """As Stream.stale(), and bytes still buffered in TLS count too."""
         return self.pending() or self.raw.stale()
 
     def mark_idle(self) -> None:
+        """As Stream.mark_idle()."""
         self.raw.mark_idle()
 
     async def send(self, data: bytes) -> None:
+        """Encrypt all of `data` and send it."""
         if data:
             self._obj.write(data)  # writes everything (SSL_MODE_ENABLE_PARTIAL_WRITE is off)
             await self.raw.send(self._out.read())
 
     def write_eof(self) -> None:
+        """No half-close in TLS: nothing to do (the splice closes both sides)."""
         return None
 
     def close_notify(self) -> None:
+        """Send TLS close_notify, best effort and without waiting; close() follows."""
         with contextlib.suppress(Exception):
             try:
                 self._obj.unwrap()
@@ -366,12 +382,15 @@ class BioStream:
                 self.raw.sock.send(out)  # best effort, non-blocking
 
     def close(self) -> None:
+        """Close the underlying socket."""
         self.raw.close()
 
     def shutdown(self) -> None:
+        """Wake whoever waits on the underlying socket (server close)."""
         self.raw.shutdown()
 
     async def linger_close(self) -> None:
+        """As Stream.linger_close() on the underlying socket."""
         await self.raw.linger_close()
 
 
