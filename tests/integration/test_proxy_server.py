@@ -836,9 +836,11 @@ def test_h1_helpers() -> None:
     assert h1.body_kind([(b"content-type", b"application/vnd.api+json; charset=utf-8")]) == "json"
     assert h1.body_kind([(b"content-type", b"text/plain")]) is None
     good = b"Basic " + base64.b64encode(b"sig:tok")
-    assert h1.proxy_auth_ok([(b"proxy-authorization", good)], "tok")
-    assert not h1.proxy_auth_ok([(b"proxy-authorization", good)], "other")
-    assert not h1.proxy_auth_ok([], "tok") and h1.proxy_auth_ok([], None)
+    from sigcli.proxy.profiles import USER, TokenTable
+
+    assert TokenTable("tok").check([good]) is USER
+    assert TokenTable("other").check([good]) is None
+    assert TokenTable("tok").check([]) is None and TokenTable(None).check([]) is USER
     headers = h1.upstream_request_headers(
         [(b"host", b"x"), (b"connection", b"keep-alive, x-hop"), (b"x-hop", b"1"), (b"authorization", b"c"),
          (b"proxy-authorization", b"p"), (b"te", b"trailers"), (b"expect", b"100-continue"), (b"a", b"1")],

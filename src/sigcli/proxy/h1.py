@@ -1,4 +1,5 @@
-"""Sans-IO pieces of the proxy: targets, proxy auth, header rewriting, injection into query and body.
+"""Sans-IO pieces of the proxy: targets, header rewriting, injection into query and body. (Proxy auth is
+profiles.TokenTable.check.)
 
 Nothing here touches a socket; `server.py` feeds bytes and h11 events through these functions. Header
 names are lower-case bytes (as h11 hands them over); values stay bytes.
@@ -6,9 +7,6 @@ names are lower-case bytes (as h11 hands them over); values stay bytes.
 
 from __future__ import annotations
 
-import base64
-import binascii
-import hmac
 import re
 from http import HTTPStatus
 
@@ -162,26 +160,6 @@ def comma_tokens(headers: Iterable[tuple[bytes, bytes]], name: bytes) -> set[byt
         if n == name:
             out.update(t.strip().lower() for t in v.split(b",") if t.strip())
     return out
-
-
-def proxy_auth_ok(headers: Iterable[tuple[bytes, bytes]], token: str | None) -> bool:
-    """`Proxy-Authorization: Basic base64("sig:<token>")`, compared in constant time. No token: open."""
-    if token is None:
-        return True
-    expected = b"sig:" + token.encode("utf-8")
-    ok = False
-    for n, v in headers:
-        if n != b"proxy-authorization":
-            continue
-        scheme, _, cred = v.strip().partition(b" ")
-        if scheme.lower() != b"basic":
-            continue
-        try:
-            decoded = base64.b64decode(cred.strip(), validate=True)
-        except (binascii.Error, ValueError):
-            continue
-        ok = hmac.compare_digest(decoded, expected) or ok
-    return ok
 
 
 def is_upgrade(headers: Iterable[tuple[bytes, bytes]]) -> bool:

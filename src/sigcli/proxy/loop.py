@@ -183,6 +183,8 @@ class Loop:
         self._arm(task, _IO, deadline)
         return PARK
 
+    # wait_readable's twin, kept as its own method rather than one taking a direction: every wait for I/O
+    # goes through these, so they stay one call with no extra branch or argument.
     def wait_writable(self, w: Watch, deadline: float) -> Awaitable[None]:
         """Await until `w` may be writable (TimeoutError past `deadline`)."""
         if w.wflag:
