@@ -120,7 +120,9 @@ def outcome(request: pytest.FixtureRequest) -> Iterator[dict[str, Any]]:
         try:
             if user.unprivileged:
                 os.chown(os.ttyname(slave), user.uid, -1)
-            proc = user.popen("run", "--sandbox", "--", user.python, str(ADVERSARY), json.dumps(spec),
+            # A copy in the working directory: the checkout may be under /tmp, which is private inside.
+            script = user.write("sandbox_adversary.py", ADVERSARY.read_text(), 0o644)
+            proc = user.popen("run", "--sandbox", "--", user.python, str(script), json.dumps(spec),
                               stdin=slave, cwd=user.home)
             out, err = proc.communicate(timeout=240)
         finally:

@@ -6,8 +6,10 @@ Requests through the proxy are tested in test_sandbox_proxy.py."""
 from __future__ import annotations
 
 import os
+import shutil
 import signal
 import subprocess
+import tempfile
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -244,3 +246,39 @@ def test_ctrl_z_stops_the_command_with_sig(user: SandboxUser, proxy: Path) -> No
     finally:
         proc.send_signal(signal.SIGTERM)
         proc.communicate(timeout=30)
+
+
+def test_a_program_under_tmp_is_refused_with_the_reason(user: SandboxUser, proxy: Path) -> None:
+    """/tmp is a fresh private folder inside: a program that lives there outside would be "not found"
+    inside; sig says why before anything starts, and the working directory still works."""
+    outside = Path(tempfile.mkdtemp(prefix="sig-prog-"))
+    try:
+        prog = outside / "tool"
+        prog.write_text("#!/bin/sh\necho ran\n")
+        prog.chmod(0o755)
+        user.own(outside, prog)
+        os.chmod(outside, 0o755)
+        proc = user.sig("run", "--sandbox", "--", str(prog))
+        assert proc.returncode == 1, proc.stderr  # a usage error
+        assert "which the sandbox replaces with an empty private folder" in proc.stderr
+        assert "ran" not in proc.stdout
+        assert not _run_names(proxy), "nothing started"
+        inside = user.write("tool", prog.read_text(), 0o755)
+        ok = user.sig("run", "--sandbox", "--", str(inside))
+        assert ok.returncode == 0 and ok.stdout.strip() == "ran", ok.stderr
+    finally:
+        shutil.rmtree(outside, ignore_errors=True)
+
+
+def test_sig_inside_runs_from_its_install_even_under_tmp(user: SandboxUser, proxy: Path) -> None:
+    """sig's own package folder is shown read-only inside (wherever it is installed), so `sig` inside the
+    sandbox works even from a checkout or virtualenv under /tmp, and cannot be written to."""
+    import sigcli
+
+    package = Path(sigcli.__file__).resolve().parent
+    probe = user.write("probe.py", "import os, sys\n"
+                       f"p = {str(package / '__init__.py')!r}\n"
+                       "print(os.path.exists(p), os.access(p, os.W_OK))\n", 0o644)
+    proc = user.sig("run", "--sandbox", "--", user.python, str(probe))
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.split() == ["True", "False"]

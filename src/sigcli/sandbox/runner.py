@@ -67,8 +67,9 @@ def plan(config: Config, bwrap: str, command: list[str], settings: Settings,
     files = [(bundle_path(), sandbox_env.BUNDLE), (os.path.join(proxy_folder, "ca.crt"), sandbox_env.CA)]
     request = Request(cwd=os.getcwd(), home=paths.user_home(), sig_paths=sig_paths(config), hide=settings.hide,
                       show=settings.show, allow_write=settings.allow_write, files=files,
-                      needed=[python, sys.base_prefix, shim])
+                      needed=[python, sys.base_prefix, sys.prefix, _package_root(), shim])
     view = build_view(request)
+    _check_command_shows(command, view, environ)
     variables, table = child_variables(chosen, env_options)
     domains = [d for p in config.providers.values() for d in p.domains]
     bypass, _dropped = no_proxy({}, domains)  # the user's own NO_PROXY would lead nowhere inside
@@ -84,6 +85,40 @@ def plan(config: Config, bwrap: str, command: list[str], settings: Settings,
     providers = [p.id for p, _c in chosen] if chosen else None
     name = f"run-{os.getpid()}-{os.urandom(3).hex()}"
     return Plan(argv, env, profile(name, settings, providers, table), view, left_out)
+
+
+def _package_root() -> str:
+    """The folder sig's own package is installed in (site-packages, or a PYTHONPATH entry): `sig` inside
+    the sandbox runs from it, so it must show there even when it lives under /tmp."""
+    return os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+
+def _check_command_shows(command: list[str], view: View, environ: dict[str, str]) -> None:
+    """A program the sandbox would not show (under /tmp, which is private inside, or under a hidden path)
+    is refused here with the reason, instead of a bare "command not found" from inside."""
+    import shutil
+
+    from ..core.errors import ErrorCode, SigError
+    from .view import under, visible
+
+    if not command:
+        return
+    name = command[0]
+    found = (os.path.join(os.getcwd(), name) if "/" in name
+             else shutil.which(name, path=environ.get("PATH", os.defpath)))
+    if not found or not os.path.exists(found):
+        return  # not there outside either: the usual "command not found" says it
+    real = os.path.realpath(found)
+    bound = [inside for _host, inside in view.files]
+    for h in (*view.hidden_dirs, *view.hidden_files):
+        if under(real, h):
+            raise SigError(ErrorCode.USAGE_ERROR, f"{name} is inside a hidden path ({h}), so the sandbox "
+                           "cannot run it", "install or copy the program elsewhere")
+    if not visible(real, view) and not any(under(real, b) for b in bound):
+        where = next((d for d in view.private if under(real, d)), os.path.dirname(real))
+        raise SigError(ErrorCode.USAGE_ERROR, f"{name} is under {where}, which the sandbox replaces with an "
+                       "empty private folder", "move it into the working directory, or give its folder with "
+                       "--allow-write")
 
 
 def execute(run_plan: Plan, proxy_folder: str, user_token: str | None) -> int:
