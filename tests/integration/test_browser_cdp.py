@@ -429,9 +429,10 @@ def test_pipe_child_gets_only_its_own_fds(tmp_path: Path) -> None:
     try:
         proc, read_fd, write_fd = launch_mod.spawn_piped(str(probe), ["--x"])
         try:
+            # Wait until `sleep` is sleeping: its name changes during exec *before* the kernel closes the
+            # shell's close-on-exec descriptors, so the name alone is too early under load.
             deadline = time.monotonic() + 30
-            comm = Path(f"/proc/{proc.pid}/comm")
-            while comm.read_text().strip() != "sleep" and time.monotonic() < deadline:
+            while not _asleep(proc.pid) and time.monotonic() < deadline:
                 time.sleep(0.02)
             fds = {name: os.readlink(f"/proc/{proc.pid}/fd/{name}")
                    for name in os.listdir(f"/proc/{proc.pid}/fd")}
@@ -450,6 +451,17 @@ def test_pipe_child_gets_only_its_own_fds(tmp_path: Path) -> None:
     finally:
         os.close(stray_read)
         os.close(stray_write)
+
+
+def _asleep(pid: int) -> bool:
+    """`sleep` has finished exec and sits in its nanosleep (the kernel's wait channel, or its state)."""
+    proc = Path(f"/proc/{pid}")
+    if (proc / "comm").read_text().strip() != "sleep":
+        return False
+    wchan = (proc / "wchan").read_text().strip()
+    if wchan not in ("", "0"):
+        return "nanosleep" in wchan
+    return (proc / "stat").read_text().rsplit(")", 1)[1].split()[0] == "S"
 
 
 def _page_targets(session: CdpSession) -> set[str]:
