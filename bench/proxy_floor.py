@@ -183,12 +183,11 @@ def main() -> int:
         got: dict[tuple[int, str], list[float]] = {}
         for r in range(rounds):
             for c in (1, 8, 50):
-                direct, _ = speed.keep_alive(c, n, port, direct_ctx, None)
+                direct, _, _ = speed.keep_alive(c, n, port, direct_ctx, None)
                 for name in (("sig", "relay") if r % 2 == 0 else ("relay", "sig")):
                     proc, ctx, proxy = sides[name]
-                    before = proc.cpu()
-                    rate, _ = speed.keep_alive(c, n, port, ctx, proxy)
-                    got.setdefault((c, name + " cpu"), []).append((proc.cpu() - before) / (n // c * c) * 1e6)
+                    rate, _, cpu = speed.keep_alive(c, n, port, ctx, proxy, proc.cpu)
+                    got.setdefault((c, name + " cpu"), []).append(cpu / (n // c * c) * 1e6)
                     got.setdefault((c, name + " ratio"), []).append(rate / direct)
         for c in (1, 8, 50):
             print(f"  c={c:<2} " + "   ".join(

@@ -11,7 +11,8 @@ token itself (a leak fails the bench).
 Figures, each over several rounds (median, and the spread min..max), direct and through `sig proxy`
 measured back to back in every round so both see the same machine load:
 1. keep-alive GETs at concurrency 1, 8 and 50: req/s, ratio to direct, the daemon's CPU per request
-   (utime + stime from /proc divided by requests), p50/p99 latency and the p99 the proxy adds;
+   (utime + stime from /proc over the timed requests of warm clients, divided by them: their connections
+   and handshakes are not in it, see 3.), p50/p99 latency and the p99 the proxy adds;
 2. a burst of 50 clients connecting at once (TCP + TLS + one GET each; through the proxy CONNECT too):
    p50/p99 of their times, ratio to the same burst sent directly;
 3. a new TLS connection per request (no keep-alive, one client after the other): req/s, ratio to the
@@ -35,6 +36,7 @@ import sys
 import tempfile
 import threading
 import time
+from collections.abc import Callable
 
 TOKEN = "tok-BENCH-SPEED-0123456789"
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
@@ -212,9 +214,11 @@ def check(body: bytes, proxied: bool) -> None:
         raise SystemExit(f"not injected (or not redacted): {body[:100]!r}")
 
 
-def keep_alive(c: int, n: int, port: int, ctx: ssl.SSLContext, proxy: tuple[int, str] | None
-               ) -> tuple[float, list[float]]:
-    """(req/s, latencies) of c keep-alive clients making n requests in all."""
+def keep_alive(c: int, n: int, port: int, ctx: ssl.SSLContext, proxy: tuple[int, str] | None,
+               meter: Callable[[], float] | None = None) -> tuple[float, list[float], float]:
+    """(req/s, latencies, CPU seconds) of c warm keep-alive clients making n requests in all. The CPU is
+    `meter()` (a process's utime + stime) over the timed requests only: the clients' connections, TLS
+    handshakes and first requests come before (a connection's cost is measured on its own, in 3.)."""
     per = n // c
     lat: list[list[float]] = [[] for _ in range(c)]
     errors: list[BaseException] = []
@@ -238,16 +242,19 @@ def keep_alive(c: int, n: int, port: int, ctx: ssl.SSLContext, proxy: tuple[int,
     threads = [threading.Thread(target=one, args=(i,)) for i in range(c)]
     for t in threads:
         t.start()
+    cpu = meter() if meter is not None else 0.0
     start_line.wait()
     t0 = time.perf_counter()
     for t in threads:
         t.join()
     elapsed = time.perf_counter() - t0
+    if meter is not None:
+        cpu = meter() - cpu
     for client in clients:
         client.close()
     if errors:
         raise errors[0]
-    return per * c / elapsed, [x for xs in lat for x in xs]
+    return per * c / elapsed, [x for xs in lat for x in xs], cpu
 
 
 def burst(c: int, port: int, ctx: ssl.SSLContext, proxy: tuple[int, str] | None) -> list[float]:
@@ -385,11 +392,10 @@ def main() -> int:
                 got = results.setdefault(c, {k: [] for k in ("d", "p", "ratio", "cpu", "dlat", "plat")})
                 order = (False, True) if r % 2 == 0 else (True, False)
                 for through in order:
-                    before = daemon.cpu()
-                    rate, lat = keep_alive(c, n, port, daemon.ctx if through else direct_ctx,
-                                           proxy if through else None)
+                    rate, lat, cpu = keep_alive(c, n, port, daemon.ctx if through else direct_ctx,
+                                                proxy if through else None, daemon.cpu if through else None)
                     if through:
-                        got["cpu"].append((daemon.cpu() - before) / (n // c * c + c) * 1e6)
+                        got["cpu"].append(cpu / (n // c * c) * 1e6)
                         got["p"].append(rate)
                         got["plat"] += lat
                     else:

@@ -23,7 +23,7 @@ from .loop import INFINITE
 from .streams import READ_SIZE
 
 if TYPE_CHECKING:
-    from collections.abc import Callable
+    from collections.abc import Callable, Coroutine
 
     from .conn import Dialer
     from .loop import Loop
@@ -45,6 +45,9 @@ HALF_CLOSE_GRACE = 30.0
 # upstream pauses longer than this, what is held leaves and the rest streams (a server-sent event
 # stream or a slow download is not held back until it ends).
 HOLD_GRACE = 0.02
+# An answer up to this size is remembered (with its client copy) on its upstream connection: an identical
+# next one (a client polling the same endpoint) is not scanned again. Bounded: a connection keeps one.
+ANSWER_MEMO_MAX = 16 * 1024
 ROUTINE_EVERY = 60.0  # seconds between two routine lines of one kind for one origin (see routine_line)
 _IDEMPOTENT = frozenset((b"GET", b"HEAD", b"OPTIONS", b"PUT", b"DELETE", b"TRACE"))
 
@@ -57,6 +60,23 @@ def _reframed(headers: h1.Headers, codings: list[bytes], length: int | None) -> 
     if length is not None:
         out.append((b"content-length", str(length).encode("ascii")))
     return out
+
+
+def _same_answer(upstream: Peer, resp: fast.ResponseHead, forms: tuple[bytes, ...]) -> tuple[bytes, str] | None:
+    """The client's copy of a whole fast-path answer (and its log note) when it is the same, byte for byte,
+    as the last one on this upstream connection (memo.answer, kept by _fast_redacted): a client polling
+    the same endpoint is not scanned again. `resp` is handed out again by fast.parse_response only for
+    the same head bytes, and its Content-Length fixes the body's length, so equal bodies mean an equal
+    answer, whose redaction is the same. None otherwise (its bytes then go the usual way)."""
+    last = upstream.memo.answer
+    if last is None or last[1] is not resp:
+        return None
+    buf = upstream.buf
+    end = resp.size + resp.length
+    if len(buf) < end or not buf.startswith(last[2], resp.size) or not (last[0] is forms or last[0] == forms):
+        return None
+    upstream.buf = buf[end:] if len(buf) > end else b""
+    return last[3], last[4]
 
 
 def where(route: Route, target: bytes) -> str:
@@ -169,10 +189,19 @@ class Forwarder:
         providers, host_value = route.providers, route.host_value
         return lambda status: hook(providers, method, host_value, target, status)
 
-    async def exchange(self, client: Peer, req: fast.RequestHead | h11.Request, route: Route, target: bytes,
-                       pool: Pool) -> bool:
-        """Forward one request and its response. True when the client connection can carry another."""
+    def exchange(self, client: Peer, req: fast.RequestHead | h11.Request, route: Route, target: bytes,
+                 pool: Pool) -> Coroutine[Any, Any, bool]:
+        """Forward one request and its response (await it). True when the client connection can carry
+        another. A plain function handing out the coroutine that does the work: the usual request's
+        _fast_exchange is then one coroutine frame less deep at every wait and resume."""
         self.stats["requests"] += 1
+        if route.error is None and not route.logged and req.__class__ is fast.RequestHead:
+            assert isinstance(req, fast.RequestHead)
+            return self._fast_exchange(client, req, route, target, pool)
+        return self._exchange(client, req, route, target, pool)
+
+    async def _exchange(self, client: Peer, req: fast.RequestHead | h11.Request, route: Route, target: bytes,
+                        pool: Pool) -> bool:
         if route.error is not None:
             status, text = route.error
             self.request_line(f"{req.method.decode('ascii', 'replace')} {where(route, target)} -> {status} "
@@ -284,7 +313,10 @@ class Forwarder:
         for attempt in (0, 1):
             try:
                 try:
-                    await upstream.stream.send(message)
+                    stream = upstream.stream
+                    sent = stream.send_now(message)
+                    if sent != len(message):
+                        await stream.send(message[sent:])
                 except OSError as exc:
                     raise Gone("upstream", f"connection failed ({type(exc).__name__})") from None
                 deadline = loop.now + self.upstream_timeout
@@ -294,8 +326,8 @@ class Forwarder:
                                                    memo=upstream.memo)
                         if resp is not None:
                             break
-                    try:
-                        data = await upstream.stream.recv(READ_SIZE, deadline)
+                    try:  # (nothing buffered yet: the answer to what was just sent, see Stream.recv)
+                        data = await upstream.stream.recv(READ_SIZE, deadline, not upstream.buf)
                     except TimeoutError:
                         raise Gone("upstream", "timed out", timeout=True) from None
                     except OSError as exc:
@@ -324,7 +356,11 @@ class Forwarder:
         verdict = "yes" if injected else "no"
         if forms and resp.__class__ is fast.ResponseHead:
             try:
-                whole = await self._fast_redacted(client, upstream, resp, forms)
+                whole = None
+                if len(upstream.buf) >= resp.size + resp.length:  # (all here: no coroutine for a repeat)
+                    whole = _same_answer(upstream, resp, forms)
+                if whole is None:
+                    whole = await self._fast_redacted(client, upstream, resp, forms)
             except Gone as gone:
                 upstream.stream.close()
                 return await self._upstream_gone(client, gone, method, route, target,
@@ -347,7 +383,9 @@ class Forwarder:
                 if hook is not None:
                     hook(route.providers, method, route.host_value, target, resp.status_code)
                 try:
-                    await client.stream.send(out)
+                    sent = client.stream.send_now(out)
+                    if sent != len(out):
+                        await client.stream.send(out[sent:])
                 except OSError:
                     upstream.stream.close()
                     return False
@@ -457,6 +495,9 @@ class Forwarder:
             if not data:
                 raise Gone("upstream", "closed mid-body")
             upstream.buf += data
+        same = _same_answer(upstream, resp, forms)
+        if same is not None:
+            return same
         buf = upstream.buf
         size = resp.size
         if not codings:
@@ -467,17 +508,20 @@ class Forwarder:
             spans = detector.spans(forms, message)  # one pass over head and body
             if spans is not None and not spans:  # the usual case: nothing found
                 upstream.buf = buf[end:]
-                if resp.hop:
-                    return fast.downstream_head(resp) + buf[size:end], ""
-                return message, ""
+                out = fast.downstream_head(resp) + buf[size:end] if resp.hop else message
+                if resp.length <= ANSWER_MEMO_MAX:
+                    memo.answer = (forms, resp, buf[size:end], out, "")
+                return out, ""
             if spans is not None and spans[0][0] >= size:
                 # only the body held a secret: the head as it came, with the new length
                 masked = redaction.mask_spans(message, spans)
                 assert masked is not None
                 upstream.buf = buf[end:]
                 new_body = masked[size:]
-                return fast.with_length(buf[:size], resp, len(new_body), upstream.memo) + new_body, \
-                    " (masked in the body)"
+                out = fast.with_length(buf[:size], resp, len(new_body), upstream.memo) + new_body
+                if resp.length <= ANSWER_MEMO_MAX:
+                    memo.answer = (forms, resp, buf[size:end], out, " (masked in the body)")
+                return out, " (masked in the body)"
         body = buf[size:end]
         headers = h1.downstream_response_headers(resp.headers)
         got = redaction.whole(forms, codings, body)

@@ -90,7 +90,7 @@ class Memo:
     headers, so a keep-alive connection usually parses them once. Holds only what the parser derived
     from exactly these bytes."""
 
-    __slots__ = ("block", "codings", "headers", "hop", "length", "length_span", "relength", "request",
+    __slots__ = ("answer", "block", "codings", "headers", "hop", "length", "length_span", "relength", "request",
                  "request_head", "whole", "whole_head")
 
     def __init__(self) -> None:
@@ -105,6 +105,8 @@ class Memo:
         self.relength: tuple[ResponseHead, int, bytes] | None = None  # the last with_length(): its answer
         self.request = b""  # the last whole request head taken (request line too) ...
         self.request_head: RequestHead | None = None  # ... and what it parsed to
+        # the last redacted answer (exchange.py): (forms, its ResponseHead, its body, the client's copy, note)
+        self.answer: tuple[tuple[bytes, ...], ResponseHead, bytes, bytes, str] | None = None
 
 
 def _head_end(buf: bytes, max_head: int) -> int | _Fallback | None:

@@ -40,6 +40,7 @@ from typing import Any, TypeVar
 T = TypeVar("T")
 
 _IN = select.EPOLLIN | select.EPOLLRDHUP | select.EPOLLHUP | select.EPOLLERR
+_END = select.EPOLLRDHUP | select.EPOLLHUP | select.EPOLLERR
 _OUT = select.EPOLLOUT | select.EPOLLHUP | select.EPOLLERR
 _MASK = select.EPOLLIN | select.EPOLLOUT | select.EPOLLRDHUP | select.EPOLLET
 INFINITE = float("inf")
@@ -57,12 +58,15 @@ class Task:
     """A coroutine the loop drives. `deadline` is when its current wait ends (a timeout for I/O and
     join, the wake-up for sleep)."""
 
-    __slots__ = ("_timer_at", "coro", "deadline", "done", "joining", "kind", "name", "parked",
-                 "pending_cancel", "waiters")
+    __slots__ = ("_timer_at", "coro", "deadline", "done", "error", "hand_over", "joining", "kind", "name",
+                 "parked", "pending_cancel", "waiters")
 
-    def __init__(self, coro: Coroutine[Any, Any, Any], name: str) -> None:
+    def __init__(self, coro: Coroutine[Any, Any, Any], name: str, hand_over: bool = False) -> None:
         self.coro = coro
         self.name = name
+        # hand_over: an exception that ends the task is kept in `error` for whoever joins it (and not logged)
+        self.hand_over = hand_over
+        self.error: BaseException | None = None
         self.kind = _READY
         self.deadline = INFINITE
         self._timer_at = INFINITE  # the earliest heap entry queued for this task
@@ -76,7 +80,7 @@ class Task:
 class Watch:
     """One registered file descriptor: who waits to read or write it, and readiness nobody took yet."""
 
-    __slots__ = ("fd", "reader", "rflag", "wflag", "writer")
+    __slots__ = ("ended", "fd", "reader", "rflag", "wflag", "writer")
 
     def __init__(self, fd: int) -> None:
         self.fd = fd
@@ -84,6 +88,7 @@ class Watch:
         self.writer: Task | None = None
         self.rflag = False
         self.wflag = False
+        self.ended = False  # the peer closed (or reset) the connection: sticky, unlike the edge flags
 
 
 class Timer:
@@ -206,9 +211,9 @@ class Loop:
 
     # -- tasks ---------------------------------------------------------------------------------------
 
-    def spawn(self, coro: Coroutine[Any, Any, Any], name: str = "task") -> Task:
-        """Start running `coro` as a task on the next iteration."""
-        task = Task(coro, name)
+    def spawn(self, coro: Coroutine[Any, Any, Any], name: str = "task", hand_over: bool = False) -> Task:
+        """Start running `coro` as a task on the next iteration (`hand_over`: see Task)."""
+        task = Task(coro, name, hand_over)
         self._tasks.add(task)
         self._ready.append((task, None, None))
         return task
@@ -271,7 +276,9 @@ class Loop:
             self._finish(task)
         except BaseException as error:  # a bug in a connection's code must not stop the loop
             self._finish(task)
-            if not isinstance(error, Cancelled) and self._log is not None:
+            if task.hand_over:
+                task.error = error
+            elif not isinstance(error, Cancelled) and self._log is not None:
                 self._log(f"proxy: internal error ({type(error).__name__}) in {task.name}")
         finally:
             self.current = None
@@ -417,6 +424,8 @@ class Loop:
                     if w is None:
                         continue
                     if ev & _IN:
+                        if ev & _END:
+                            w.ended = True
                         task = w.reader
                         if task is not None:
                             w.reader = None

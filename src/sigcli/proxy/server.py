@@ -486,7 +486,9 @@ class ProxyServer:
                     if head is fast.FALLBACK:
                         client.h11()
                         continue
-                    data = await stream.recv(READ_SIZE, loop.now + first_wait if deadline is None else deadline)
+                    # (with nothing buffered: usually the next request after an answer, not there yet)
+                    data = await stream.recv(READ_SIZE, loop.now + first_wait if deadline is None else deadline,
+                                             not client.buf)
                     if deadline is None:
                         deadline = loop.now + self._header_timeout
                     if not data:
@@ -741,9 +743,18 @@ class ProxyServer:
                     why = getattr(exc, "reason", None) or type(exc).__name__
                 self._log(f"CONNECT {name}: TLS with the client failed ({why})")
                 return
+            # The requests of the tunnel are served by a task of their own: every wait and resume of the
+            # request loop then passes through its frames only, not the three above it (this one and
+            # its callers). This task waits for it and cleans up after it.
+            loop = self._loop
+            inner = loop.spawn(self._serve_mitm(client, tls, host, port, pool), "mitm", hand_over=True)
             try:
-                await self._serve_mitm(client, tls, host, port, pool)
+                await loop.join(inner, deadline=INFINITE)
+                if inner.error is not None and not isinstance(inner.error, Cancelled):
+                    raise inner.error  # handled as if raised here (see _on_client)
             finally:
+                if not inner.done:  # this task was cancelled (server shutdown, a revoked token)
+                    loop.cancel(inner)
                 tls.close_notify()
         finally:
             pool.close()
@@ -766,7 +777,24 @@ class ProxyServer:
         passed: tuple[Any, bytes] | None = None  # the last request head that passed the checks below, its target
         route = await self._route(client, "https", host, port)
         while True:
-            req = await self._read_request(peer, self._idle_timeout)
+            req: Any = None
+            if peer.conn is None and not peer.buf:
+                # The usual wait for the next request, without _read_request's coroutine (one frame less
+                # at every wait and resume); it takes over for anything but a head that came whole. As
+                # there, the first byte may take the idle timeout, and an idle connection ends quietly.
+                try:
+                    data = await peer.stream.recv(READ_SIZE, loop.now + self._idle_timeout, True)
+                except OSError:  # (TimeoutError included)
+                    return
+                if not data:
+                    return
+                peer.buf = data
+                head = fast.parse_request(data, self._max_head, peer.memo)
+                if head.__class__ is fast.RequestHead and head.length <= FAST_BODY_MAX:
+                    peer.head, peer.buf = data[:head.size], data[head.size:]
+                    req = head
+            if req is None:
+                req = await self._read_request(peer, self._idle_timeout)
             if req is None:
                 return
             if passed is not None and req is passed[0]:

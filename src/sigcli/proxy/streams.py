@@ -16,8 +16,10 @@ OpenSSL, so handshakes of several connections proceed in parallel with the loop.
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import socket
 import ssl
+import termios
 from typing import Any
 
 from .loop import Loop, Watch
@@ -29,6 +31,9 @@ LINGER_BYTES = 1024 * 1024
 _WantRead = ssl.SSLWantReadError
 _WantWrite = ssl.SSLWantWriteError
 _TLSEnd = (ssl.SSLZeroReturnError, ssl.SSLEOFError)
+_ioctl = fcntl.ioctl
+_FIONREAD = termios.FIONREAD  # bytes waiting in a socket's receive queue (the end of the stream not counted)
+_ZERO = bytes(4)
 
 
 def nodelay(sock: socket.socket) -> None:
@@ -42,7 +47,7 @@ class Stream:
     """A connected non-blocking socket registered with the loop: plain TCP, or TLS once `start_tls`-ed
     (the same file descriptor: the watch stays)."""
 
-    __slots__ = ("_read", "_write", "closed", "loop", "send_timeout", "sock", "tls", "watch")
+    __slots__ = ("_pending", "_read", "_write", "closed", "loop", "send_timeout", "sock", "tls", "watch")
 
     def __init__(self, loop: Loop, sock: socket.socket, send_timeout: float) -> None:
         sock.setblocking(False)
@@ -54,12 +59,21 @@ class Stream:
         self.send_timeout = send_timeout
         self._read: Any = sock.recv
         self._write: Any = sock.send
+        self._pending: Any = None  # (TLS) the SSL object's pending(), once start_tls made one
 
     # -- reading -------------------------------------------------------------------------------------
 
-    async def recv(self, n: int, deadline: float) -> bytes:
-        """Up to n bytes; b"" at the end. TimeoutError past `deadline`."""
+    async def recv(self, n: int, deadline: float, reply: bool = False) -> bytes:
+        """Up to n bytes; b"" at the end. TimeoutError past `deadline`.
+
+        `reply`: the caller just sent something this is the answer to, so usually nothing is there yet:
+        when the kernel holds no byte for this socket (and OpenSSL none, and the peer has not closed),
+        wait for the next edge before the first read instead of a read that fails (a raised
+        SSLWantReadError costs more than the ioctl that tells). Whatever arrives after the look raises
+        an edge, so the wait cannot miss it."""
         read = self._read
+        if reply and self._nothing_in():
+            await self.loop.wait_readable(self.watch, deadline)
         while True:
             try:
                 return read(n)  # type: ignore[no-any-return]
@@ -71,6 +85,16 @@ class Stream:
                 return b""
             except ValueError:  # closed under us
                 raise ConnectionAbortedError("the connection was closed") from None
+
+    def _nothing_in(self) -> bool:
+        """Nothing to read: no edge kept, no end seen, no decrypted byte in OpenSSL, none in the kernel."""
+        w = self.watch
+        if w.rflag or w.ended or (self.tls and self._pending()):
+            return False
+        try:
+            return _ioctl(w.fd, _FIONREAD, _ZERO) == _ZERO
+        except OSError:
+            return False
 
     def recv_now(self, n: int) -> bytes | None:
         """What can be read without waiting: bytes, b"" at the end, None when nothing is there."""
@@ -112,6 +136,21 @@ class Stream:
         self.watch.rflag = False
 
     # -- writing -------------------------------------------------------------------------------------
+
+    def send_now(self, data: bytes) -> int:
+        """How much of `data` went out without waiting (TLS: all of it or nothing); send() the rest. Saves
+        the coroutine of send() for the usual write that the kernel takes at once."""
+        if not data:
+            return 0
+        try:
+            if self.tls:
+                self._write(data)
+                return len(data)
+            return self._write(data)  # type: ignore[no-any-return]
+        except (BlockingIOError, _WantWrite, _WantRead):
+            return 0
+        except ValueError:
+            raise ConnectionAbortedError("the connection was closed") from None
 
     async def send(self, data: bytes) -> None:
         """All of `data`; TimeoutError when the peer takes none of it for send_timeout."""
@@ -194,6 +233,7 @@ class Stream:
         # the C methods themselves: SSLSocket.recv/send add three Python frames per call
         self._read = obj.read
         self._write = obj.write
+        self._pending = obj.pending
         return sslsock
 
     # -- closing -------------------------------------------------------------------------------------
@@ -304,8 +344,8 @@ class BioStream:
                 raise
         await self._flush()
 
-    async def recv(self, n: int, deadline: float) -> bytes:
-        """Up to n decrypted bytes; b"" at the end. TimeoutError past `deadline`."""
+    async def recv(self, n: int, deadline: float, reply: bool = False) -> bytes:
+        """Up to n decrypted bytes; b"" at the end. TimeoutError past `deadline` (`reply`: as Stream.recv)."""
         while True:
             try:
                 data = self._obj.read(n)
@@ -359,6 +399,10 @@ class BioStream:
     def mark_idle(self) -> None:
         """As Stream.mark_idle()."""
         self.raw.mark_idle()
+
+    def send_now(self, data: bytes) -> int:
+        """Nothing sent here: a TLS-in-memory stream's send() may have to wait for the raw stream."""
+        return 0  # (send() does it all: it may have to wait for the raw stream)
 
     async def send(self, data: bytes) -> None:
         """Encrypt all of `data` and send it."""

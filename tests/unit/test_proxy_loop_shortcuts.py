@@ -1,0 +1,152 @@
+"""The proxy loop's pieces behind the keep-alive shortcuts (issue 26), on real sockets: a read that waits
+for the edge first only when nothing is there (Stream.recv's `reply`), and a task whose end (an exception
+included) is handed to the task that joins it (Loop.spawn's `hand_over`)."""
+
+from __future__ import annotations
+
+import socket
+import threading
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import pytest
+
+from sigcli.proxy.loop import INFINITE, Loop
+from sigcli.proxy.streams import Stream
+
+
+class Running:
+    """A Loop on its own thread; run(make) runs a coroutine on it and returns its result."""
+
+    def __init__(self) -> None:
+        self.logged: list[str] = []
+        self.loop = Loop(workers=2, log=self.logged.append)
+        self.thread = threading.Thread(target=self.loop.run, daemon=True)
+        self.thread.start()
+
+    def run(self, make: Callable[[], Any], timeout: float = 10) -> Any:
+        done = threading.Event()
+        out: list[Any] = []
+
+        async def wrapper() -> None:
+            try:
+                out.append(("ok", await make()))
+            except BaseException as exc:  # handed to the test
+                out.append(("error", exc))
+            finally:
+                done.set()
+
+        self.loop.call_soon_threadsafe(lambda: self.loop.spawn(wrapper(), "test"))
+        assert done.wait(timeout), "the coroutine did not finish"
+        kind, value = out[0]
+        if kind == "error":
+            raise value
+        return value
+
+    def close(self) -> None:
+        self.loop.stop()
+        self.thread.join(10)
+        self.loop.close()
+
+
+@pytest.fixture
+def running() -> Iterator[Running]:
+    r = Running()
+    try:
+        yield r
+    finally:
+        r.close()
+
+
+def test_a_reply_read_takes_bytes_already_there_without_a_new_edge(running: Running) -> None:
+    a, b = socket.socketpair()
+    loop = running.loop
+    try:
+        stream = Stream(loop, a, 5.0)
+        b.sendall(b"one")
+
+        async def first() -> bytes:
+            await loop.wait_readable(stream.watch, loop.now + 5)  # the edge taken, as a woken reader would
+            return await stream.recv(1, loop.now + 5)  # one byte: the rest stays in the kernel
+
+        assert running.run(first) == b"o"
+
+        async def reply() -> bytes:
+            # No edge comes for "ne" any more (it arrived before): the look into the kernel finds it.
+            return await stream.recv(100, loop.now + 2, True)
+
+        assert running.run(reply) == b"ne"
+    finally:
+        running.run(lambda: _close(stream))
+        b.close()
+
+
+def test_a_reply_read_sees_an_end_that_came_with_the_last_bytes(running: Running) -> None:
+    a, b = socket.socketpair()
+    loop = running.loop
+    try:
+        b.sendall(b"last")
+        b.shutdown(socket.SHUT_WR)  # the end, counted by no byte in the kernel
+        stream = Stream(loop, a, 5.0)
+
+        async def first() -> bytes:
+            await loop.sleep(0.05)  # the bytes and the end: one event, kept as the watch's flags
+            await loop.wait_readable(stream.watch, loop.now + 5)  # that edge taken, as a woken reader would
+            return await stream.recv(100, loop.now + 5)
+
+        assert running.run(first) == b"last"
+
+        async def reply() -> bytes:
+            return await stream.recv(100, loop.now + 2, True)
+
+        assert running.run(reply) == b""  # at once, not after the 2 s deadline
+    finally:
+        running.run(lambda: _close(stream))
+        b.close()
+
+
+def test_a_reply_read_waits_for_bytes_that_come_later(running: Running) -> None:
+    a, b = socket.socketpair()
+    loop = running.loop
+    try:
+        stream = Stream(loop, a, 5.0)
+        timer = threading.Timer(0.1, lambda: b.sendall(b"later"))
+        timer.start()
+
+        async def reply() -> bytes:
+            return await stream.recv(100, loop.now + 5, True)
+
+        assert running.run(reply) == b"later"
+        timer.join()
+    finally:
+        running.run(lambda: _close(stream))
+        b.close()
+
+
+async def _close(stream: Stream) -> None:
+    stream.close()
+
+
+def test_a_handed_over_error_reaches_the_joiner_and_is_not_logged(running: Running) -> None:
+    loop = running.loop
+
+    async def failing() -> None:
+        await loop.sleep(0.01)
+        raise ConnectionResetError("gone")
+
+    async def parent() -> BaseException | None:
+        inner = loop.spawn(failing(), "inner", hand_over=True)
+        await loop.join(inner, deadline=INFINITE)
+        return inner.error
+
+    error = running.run(parent)
+    assert isinstance(error, ConnectionResetError)
+    assert not running.logged  # the joiner decides what to say about it
+
+    async def unhanded() -> bool:
+        inner = loop.spawn(failing(), "inner")
+        await loop.join(inner, deadline=INFINITE)
+        return inner.error is None
+
+    assert running.run(unhanded)
+    assert running.logged and "ConnectionResetError" in running.logged[0]
