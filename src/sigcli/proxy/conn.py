@@ -295,10 +295,6 @@ class Dialer:
                 self._sessions[key] = session
                 peer.session_kept = True
 
-    def forget_session(self, key: UpstreamKey) -> None:
-        """Drop the TLS session kept for `key`: the next connection to it makes a full handshake."""
-        self._sessions.pop(key, None)
-
 
 def _close(stream: AnyStream | None) -> None:
     if stream is not None:

@@ -24,7 +24,8 @@ HOP_BY_HOP = frozenset((
     b"connection", b"keep-alive", b"proxy-authenticate", b"proxy-authorization", b"proxy-connection",
     b"te", b"trailer", b"trailers", b"transfer-encoding", b"upgrade",
 ))
-_REQUEST_DROP = HOP_BY_HOP | {b"host", b"content-length", b"expect"}
+# What a rewritten request head never carries over (routes.py builds its per-route set from it).
+REQUEST_DROP = HOP_BY_HOP | {b"host", b"content-length", b"expect"}
 
 # Character checks as regexes: the proxy runs them on every request (Host header), and one C-level match
 # costs a fraction of a per-byte generator.
@@ -195,7 +196,7 @@ def upstream_request_headers(
     replaced = {name.lower().encode("latin-1") for name in add}
     out: Headers = [(b"host", host_value)]
     for n, v in headers:
-        if n in _REQUEST_DROP or n in listed or n in replaced:
+        if n in REQUEST_DROP or n in listed or n in replaced:
             continue
         out.append((n, v))
     for name, value in add.items():

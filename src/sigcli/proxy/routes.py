@@ -20,7 +20,7 @@ ROUTE_TTL = 1.0  # seconds a route is used before the policy is asked again (a n
 
 # Request headers that never go upstream as the client sent them: hop-by-hop ones, Host and
 # Content-Length (set by the proxy), Expect (answered by the proxy).
-_DROP = h1.HOP_BY_HOP | {b"host", b"content-length", b"expect"}
+_DROP = h1.REQUEST_DROP
 
 
 class Route:
