@@ -506,13 +506,13 @@ class Forwarder:
                 detector = client.detector = redaction.Detector()
             message = buf if len(buf) == end else buf[:end]  # (usually all of buf: no copy)
             spans = detector.spans(forms, message)  # one pass over head and body
-            if spans is not None and not spans:  # the usual case: nothing found
+            if not spans:  # the usual case: nothing found
                 upstream.buf = buf[end:]
                 out = fast.downstream_head(resp) + buf[size:end] if resp.hop else message
                 if resp.length <= ANSWER_MEMO_MAX:
                     memo.answer = (forms, resp, buf[size:end], out, "")
                 return out, ""
-            if spans is not None and spans[0][0] >= size:
+            if spans[0][0] >= size:
                 # only the body held a secret: the head as it came, with the new length
                 masked = redaction.mask_spans(message, spans)
                 assert masked is not None

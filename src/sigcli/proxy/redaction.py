@@ -93,13 +93,14 @@ def limit_accept_encoding(headers: list[tuple[bytes, bytes]]) -> list[tuple[byte
 
 
 class Detector:
-    """Whether any secret form is in a message's header values or body: one redactor pass over all of
-    them (the usual answer is no, and then nothing else needs doing). One per client connection.
+    """Finds the secret forms in a client connection's answers, with one redactor kept per connection
+    (built once per set of forms: building one costs more than a pass).
 
-    The redactor is reused while it finds nothing (a keep-alive connection's answers then cost one feed
-    each, not a new redactor each: measured, that halves the cost). Reuse cannot hide a secret: what a
-    used redactor keeps is the tail of the previous message as context, which can only add a match, and
-    a redactor that masked anything is dropped. A match across two parts (a form would have to contain a
+    spans() / mask_message() ask about whole messages, a stateless question. found() streams header
+    values and body through the redactor: it is reused while it finds nothing (a keep-alive connection's
+    answers then cost one feed each, not a new redactor each). Reuse cannot hide a secret: what a used
+    redactor keeps is the tail of the previous message as context, which can only add a match, and a
+    redactor that masked anything is dropped. A match across two parts (a form would have to contain a
     newline) or across messages only costs the caller the exact per-part pass."""
 
     __slots__ = ("_find", "_forms", "_redactor")
@@ -107,7 +108,7 @@ class Detector:
     def __init__(self) -> None:
         self._forms: tuple[bytes, ...] = ()
         self._redactor: StreamRedactor | None = None
-        self._find: Callable[[bytes], list[list[int]]] | None = None  # spans() of the redactor of mask/spans
+        self._find: Callable[[bytes], list[list[int]]] | None = None  # spans() of _redactor, once spans() ran
 
     def found(self, forms: tuple[bytes, ...], headers: Iterable[tuple[bytes, bytes]], body: bytes = b"") -> bool:
         """True when a secret form is in the header values (Content-Length and Transfer-Encoding aside)
@@ -127,30 +128,20 @@ class Detector:
     def mask_message(self, forms: tuple[bytes, ...], head: bytes, body: bytes) -> bytes | None:
         """A whole message (its head as received, then its body) with every secret form masked, in one
         redactor pass; None when nothing was masked (the usual answer)."""
-        return self.mask(forms, head + body)
+        blob = head + body
+        return mask_spans(blob, self.spans(forms, blob))
 
-    def mask(self, forms: tuple[bytes, ...], blob: bytes) -> bytes | None:
-        """`blob` (a whole message) with every secret form masked; None when nothing was masked."""
-        spans = self.spans(forms, blob)
-        if spans is None:  # (another redactor version: the streaming interface, same result)
-            redactor = StreamRedactor(forms)
-            out = redactor.feed(blob) + redactor.flush()
-            return None if out == blob else out
-        return mask_spans(blob, spans)
-
-    def spans(self, forms: tuple[bytes, ...], blob: bytes) -> list[list[int]] | None:
+    def spans(self, forms: tuple[bytes, ...], blob: bytes) -> list[list[int]]:
         """Where the secret forms are in `blob`, a whole message (sorted, merged; [] when nowhere), as
-        mask_spans() masks them; None from a redactor that cannot say (use mask()).
+        mask_spans() masks them.
 
         The redactor is kept even after it found something: it is asked about whole buffers only and
         keeps nothing from one to the next."""
         find = self._find
-        if find is None or self._redactor is None or (forms is not self._forms and forms != self._forms):
+        if find is None or (forms is not self._forms and forms != self._forms):
             redactor = self._redactor = StreamRedactor(forms)
             self._forms = forms
-            find = self._find = getattr(redactor, "spans", None) or getattr(redactor, "_spans", None)
-            if find is None:
-                return None
+            find = self._find = redactor.spans
         return find(blob)
 
 
