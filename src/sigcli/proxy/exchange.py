@@ -356,9 +356,7 @@ class Forwarder:
         verdict = "yes" if injected else "no"
         if forms and resp.__class__ is fast.ResponseHead:
             try:
-                whole = None
-                if len(upstream.buf) >= resp.size + resp.length:  # (all here: no coroutine for a repeat)
-                    whole = _same_answer(upstream, resp, forms)
+                whole = _same_answer(upstream, resp, forms)  # (a repeat that is all here: no coroutine)
                 if whole is None:
                     whole = await self._fast_redacted(client, upstream, resp, forms)
             except Gone as gone:
@@ -485,19 +483,21 @@ class Forwarder:
                 memo.codings = codings
         if codings and redaction.undecodable(codings) is not None:
             return None
-        while len(upstream.buf) < end:
-            try:  # the rest of the body, if it keeps coming (a read consumes only what it returns)
-                data = await upstream.stream.recv(READ_SIZE, self.loop.now + HOLD_GRACE)
-            except TimeoutError:
-                return None  # the upstream paused: h11 streams the rest (nothing was consumed)
-            except OSError as exc:
-                raise Gone("upstream", f"connection failed ({type(exc).__name__})") from None
-            if not data:
-                raise Gone("upstream", "closed mid-body")
-            upstream.buf += data
-        same = _same_answer(upstream, resp, forms)
-        if same is not None:
-            return same
+        if len(upstream.buf) < end:
+            while len(upstream.buf) < end:
+                try:  # the rest of the body, if it keeps coming (a read consumes only what it returns)
+                    data = await upstream.stream.recv(READ_SIZE, self.loop.now + HOLD_GRACE)
+                except TimeoutError:
+                    return None  # the upstream paused: h11 streams the rest (nothing was consumed)
+                except OSError as exc:
+                    raise Gone("upstream", f"connection failed ({type(exc).__name__})") from None
+                if not data:
+                    raise Gone("upstream", "closed mid-body")
+                upstream.buf += data
+            # (one that was all here at the call: _fast_exchange compared it already)
+            same = _same_answer(upstream, resp, forms)
+            if same is not None:
+                return same
         buf = upstream.buf
         size = resp.size
         if not codings:
