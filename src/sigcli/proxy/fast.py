@@ -87,11 +87,12 @@ class ResponseHead:
 
 class Memo:
     """The last header block one side of a connection sent, parsed: clients and servers repeat their
-    headers, so a keep-alive connection usually parses them once. Holds only what the parser derived
-    from exactly these bytes."""
+    headers, so a keep-alive connection usually parses them once. Holds what the parser derived from
+    exactly these bytes, and (`answer`, an upstream's) the client's copy exchange.py made of the last
+    answer, which it reuses only for the same bytes and the same secret forms."""
 
-    __slots__ = ("answer", "block", "codings", "headers", "hop", "length", "length_span", "relength", "request",
-                 "request_head", "whole", "whole_head")
+    __slots__ = ("answer", "block", "codings", "headers", "hop", "length", "length_span", "request", "request_head",
+                 "whole", "whole_head")
 
     def __init__(self) -> None:
         self.block: bytes | None = None
@@ -102,7 +103,6 @@ class Memo:
         self.length_span: tuple[int, int] | None = None  # where the Content-Length value is in the block
         self.whole: bytes | None = None  # the last whole response head (status line too) ...
         self.whole_head: ResponseHead | None = None  # ... and what it parsed to
-        self.relength: tuple[ResponseHead, int, bytes] | None = None  # the last with_length(): its answer
         self.request = b""  # the last whole request head taken (request line too) ...
         self.request_head: RequestHead | None = None  # ... and what it parsed to
         # the last redacted answer (exchange.py): (forms, its ResponseHead, its body, the client's copy, note)
@@ -288,21 +288,9 @@ _CONTENT_LENGTH = re.compile(rb"(?:^|\r\n)content-length:[ \t]*([0-9]+)", re.IGN
 
 
 def with_length(head: bytes, resp: ResponseHead, length: int, memo: Memo | None = None) -> bytes:
-    """The client's copy of a fast-path response head (`head`: from downstream_head_bytes) with a new
-    Content-Length (the parser took exactly one). Where the value sits in the upstream's own header block
-    is found once per distinct block; the head made for a ResponseHead handed out again (parse_response's
-    memo: the same bytes) and the same length is the one made last time."""
-    if memo is not None:
-        last = memo.relength
-        if last is not None and last[0] is resp and last[1] == length:
-            return last[2]
-        out = _with_length(head, resp, length, memo)
-        memo.relength = (resp, length, out)
-        return out
-    return _with_length(head, resp, length, None)
-
-
-def _with_length(head: bytes, resp: ResponseHead, length: int, memo: Memo | None) -> bytes:
+    """The client's copy of a fast-path response head (`head`: the upstream's bytes of it; rebuilt instead
+    when it has hop-by-hop headers) with a new Content-Length (the parser took exactly one). Where the
+    value sits in the upstream's own header block is found once per distinct block."""
     if head is not None and not resp.hop:
         span = memo.length_span if memo is not None and memo.block == resp.block else None
         if span is None:
