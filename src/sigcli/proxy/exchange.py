@@ -370,12 +370,8 @@ class Forwarder:
             if whole is not None:
                 out, masked = whole
                 if masked:
-                    slot = route.log_slots.get("masked")
-                    if slot is not None and not self.log_requests and loop.now - slot[0] < ROUTINE_EVERY:
-                        slot[1] += 1  # (routine_line's own first test, without making its message)
-                    else:
-                        self.routine_line("masked", route, lambda: f"{method} {where(route, target)} -> "
-                                          f"{resp.status_code} injected={verdict}{masked}")
+                    self.routine_line("masked", route, lambda: f"{method} {where(route, target)} -> "
+                                      f"{resp.status_code} injected={verdict}{masked}")
                 elif self.log_requests:
                     self.log(f"{method} {where(route, target)} -> {resp.status_code} injected={verdict}")
                 if hook is not None:
