@@ -798,46 +798,52 @@ class ProxyServer:
             if req is None:
                 return
             if passed is not None and req is passed[0]:
-                # the same head as the last request (fast.parse_request hands it out again): checked
-                if route.until <= loop.now:
-                    route = await self._route(client, "https", host, port)
-                if not await fwd.exchange(peer, req, route, passed[1], pool):
+                target = passed[1]  # the same head as the last request (fast.parse_request hands it out again)
+            else:
+                block = getattr(req, "block", None)
+                found = await self._tunnel_target(peer, req, host, port, block is None or block != checked)
+                if found is None:
                     return
-                continue
-            target = req.target
-            if req.method == b"CONNECT":
-                self._log(f"CONNECT inside the tunnel to {host}:{port} -> 400")
-                await fwd.reply(peer, 400, "sig proxy: CONNECT inside a tunnel is not supported")
-                return
-            if target[:1] != b"/" and not (req.method == b"OPTIONS" and target == b"*"):
-                method = req.method.decode("ascii", "replace")
-                try:
-                    scheme, t_host, t_port, target = h1.parse_absolute(target)
-                except h1.BadTarget:
-                    self._log(f"{method} https://{host}:{port} -> 400 (bad request target)")
-                    await fwd.reply(peer, 400, "sig proxy: bad request target")
-                    return
-                if (scheme, t_host, t_port) != ("https", host, port):
-                    self._log(f"{method} https://{host}:{port} -> 421 (URL names another origin)")
-                    await fwd.reply(peer, 421, "sig proxy: the request URL names another origin than "
-                                    "the CONNECT target")
-                    return
-            block = getattr(req, "block", None)
-            if block is None or block != checked:
-                for name, value in req.headers:
-                    if name == b"host" and not h1.host_matches(value, host, port, 443):
-                        method = req.method.decode("ascii", "replace")
-                        self._log(f"{method} https://{host}:{port}{h1.loggable_path(target)} -> 421 "
-                                  "(Host header names another host)")
-                        await fwd.reply(peer, 421, "sig proxy: the Host header names another host than "
-                                        "the CONNECT target")
-                        return
-                checked = block
-            passed = (req, target)
+                target = found
+                checked, passed = block, (req, target)
             if route.until <= loop.now:
                 route = await self._route(client, "https", host, port)
             if not await fwd.exchange(peer, req, route, target, pool):
                 return
+
+    async def _tunnel_target(self, peer: Peer, req: Any, host: str, port: int, check_host: bool) -> bytes | None:
+        """The origin-form target of a request inside the tunnel to host:port (`check_host`: its Host
+        headers not checked yet); None after the error answer when it is a CONNECT or names another
+        origin."""
+        fwd = self._fwd
+        target: bytes = req.target
+        if req.method == b"CONNECT":
+            self._log(f"CONNECT inside the tunnel to {host}:{port} -> 400")
+            await fwd.reply(peer, 400, "sig proxy: CONNECT inside a tunnel is not supported")
+            return None
+        if target[:1] != b"/" and not (req.method == b"OPTIONS" and target == b"*"):
+            method = req.method.decode("ascii", "replace")
+            try:
+                scheme, t_host, t_port, target = h1.parse_absolute(target)
+            except h1.BadTarget:
+                self._log(f"{method} https://{host}:{port} -> 400 (bad request target)")
+                await fwd.reply(peer, 400, "sig proxy: bad request target")
+                return None
+            if (scheme, t_host, t_port) != ("https", host, port):
+                self._log(f"{method} https://{host}:{port} -> 421 (URL names another origin)")
+                await fwd.reply(peer, 421, "sig proxy: the request URL names another origin than "
+                                "the CONNECT target")
+                return None
+        if check_host:
+            for name, value in req.headers:
+                if name == b"host" and not h1.host_matches(value, host, port, 443):
+                    method = req.method.decode("ascii", "replace")
+                    self._log(f"{method} https://{host}:{port}{h1.loggable_path(target)} -> 421 "
+                              "(Host header names another host)")
+                    await fwd.reply(peer, 421, "sig proxy: the Host header names another host than "
+                                    "the CONNECT target")
+                    return None
+        return target
 
     async def _tunnel(self, client: _Client, host: str, port: int, name: str) -> None:
         peer = client.peer
