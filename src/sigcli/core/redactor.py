@@ -156,6 +156,14 @@ class _Forms:
         value = int.from_bytes(buf[start:end], "big")
         return any((value ^ form) & exact == 0 for form, exact in self.checks[index])
 
+    def hit_spans(self, hits: list[tuple[int, int, int]], buf: bytes, lo: int, escapes: bool) -> list[tuple[int, int]]:
+        """The automaton's `hits` in buf[lo:] as spans of buf; over a folded copy (`escapes`), only the
+        hits that are one of their key's forms in the original bytes."""
+        if escapes:
+            index = self.fold_index
+            return [(lo + s, lo + e) for i, s, e in hits if self.real(index[i], buf, lo + s, lo + e)]
+        return [(lo + s, lo + e) for _, s, e in hits]
+
     def build(self, module: ModuleType) -> None:
         self._module = module
 
@@ -308,12 +316,7 @@ class StreamRedactor:
             else:
                 windows.append([lo, e + reach])
         for lo, hi in windows:
-            hits = automata.every(view[lo:hi])
-            if escapes:  # folded keys: check each hit against the original bytes
-                index = compiled.fold_index
-                spans += [(lo + s, lo + e) for i, s, e in hits if compiled.real(index[i], buf, lo + s, lo + e)]
-            else:
-                spans += [(lo + s, lo + e) for _, s, e in hits]
+            spans += compiled.hit_spans(automata.every(view[lo:hi]), buf, lo, escapes)
         return _merge(sorted(spans))
 
     def spans(self, buf: bytes) -> list[list[int]]:
@@ -329,12 +332,7 @@ class StreamRedactor:
         spans = compiled.hex_spans(buf)
         if not hits and not spans:  # the usual case: nothing found
             return []
-        if escapes:  # folded keys: check each hit against the original bytes
-            index = compiled.fold_index
-            spans += [(s, e) for i, s, e in hits if compiled.real(index[i], buf, s, e)]
-        else:
-            spans += [(s, e) for _, s, e in hits]
-        return _merge(sorted(spans))
+        return _merge(sorted(spans + compiled.hit_spans(hits, buf, 0, escapes)))
 
     def _find_spans(self, buf: bytes) -> list[list[int]]:
         """The fallback without ahocorasick-rs: one `bytes.find` pass per key over a folded copy."""
