@@ -252,6 +252,7 @@ class Forwarder:
         length = req.length
         headers, block = req.headers, req.block
         raw_body = received = b""
+        path = target  # what goes upstream; `target` (logs, audit) keeps the client's placeholders
         if route.placeholders:  # checked before anything goes upstream (the body too)
             try:
                 raw_body = await client.take(length, loop.now + self.idle_timeout) if length else b""
@@ -263,7 +264,7 @@ class Forwarder:
                 return await self._blocked(client, method, route, target)
             if swapped[0] != target or swapped[1] != raw_body or swapped[2:] != [v for _n, v in headers]:
                 injected = True
-                target, raw_body = swapped[0], swapped[1]
+                path, raw_body = swapped[0], swapped[1]
                 headers = [(n, v) for (n, _v), v in zip(headers, swapped[2:], strict=True)]
                 block = b""  # (not the bytes these headers came from any more)
             length = 0
@@ -300,7 +301,7 @@ class Forwarder:
         else:
             body_length = None
         forms = route.forms if injected else ()
-        up_target = h1.with_query(target, route.add_query) if route.add_query else target
+        up_target = h1.with_query(path, route.add_query) if route.add_query else path
         if headers is req.headers:  # as the client sent them: the head may be the one built last time
             message = route.request_head(req, up_target, body_length, bool(forms)) + body
         else:
@@ -636,6 +637,7 @@ class Forwarder:
             return await self._client_gone(client, gone, method, route, target)
 
         req_headers = list(req.headers)
+        path = target  # what goes upstream; `target` (logs, audit) keeps the client's placeholders
         if route.placeholders and body is not None:
             swapped = route.swap(target, body, *(v for _n, v in req_headers))
             if swapped is None:
@@ -643,7 +645,7 @@ class Forwarder:
                 return await self._blocked(client, method, route, target)
             if swapped[0] != target or swapped[1] != body or swapped[2:] != [v for _n, v in req_headers]:
                 injected = True
-                target, body = swapped[0], swapped[1]
+                path, body = swapped[0], swapped[1]
                 req_headers = [(n, v) for (n, _v), v in zip(req_headers, swapped[2:], strict=True)]
                 if framing[0] == "length":
                     framing = ("length", len(body))
@@ -654,7 +656,7 @@ class Forwarder:
                                                      framing=framing, upgrade=upgrade)
             if forms:
                 up_headers = redaction.limit_accept_encoding(up_headers)
-            upstream_req = h11.Request(method=req.method, target=h1.with_query(target, route.add_query),
+            upstream_req = h11.Request(method=req.method, target=h1.with_query(path, route.add_query),
                                        headers=up_headers)
         except h11.LocalProtocolError:  # an injected value h11 refuses (CR/LF...): it is never sent
             upstream.stream.close()
