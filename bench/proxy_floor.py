@@ -23,7 +23,6 @@ import socket
 import ssl
 import subprocess
 import sys
-import tempfile
 import threading
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
@@ -134,9 +133,7 @@ class Relay:
         self.auth = "Basic none"
 
     def cpu(self) -> float:
-        with open(f"/proc/{self.pid}/stat") as fh:
-            fields = fh.read().rsplit(")", 1)[1].split()
-        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+        return speed.process_cpu(self.pid)
 
     def close(self) -> None:
         self.proc.terminate()
@@ -152,16 +149,7 @@ def main() -> int:
     from _common import setup
 
     sig = setup(needs=("trustme",))
-    import trustme
-
-    ca = trustme.CA()
-    folder = tempfile.mkdtemp(prefix="sig-floor-")
-    ca_path = os.path.join(folder, "ca.pem")
-    ca.cert_pem.write_to_path(ca_path)
-    leaf = ca.issue_cert("127.0.0.1")
-    cert, key = os.path.join(folder, "cert.pem"), os.path.join(folder, "key.pem")
-    leaf.cert_chain_pems[0].write_to_path(cert)
-    leaf.private_key_pem.write_to_path(key)
+    folder, ca_path, cert, key = speed.certificates("sig-floor-")
     lean = "--lean-upstream" in sys.argv
     upstream = subprocess.Popen([sys.executable, speed.__file__, "--serve-upstream", cert, key,
                                  *(["lean"] if lean else [])], stdin=subprocess.PIPE, stdout=subprocess.PIPE)

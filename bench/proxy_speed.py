@@ -301,6 +301,28 @@ def per_connection(n: int, port: int, ctx: ssl.SSLContext, proxy: tuple[int, str
 # -- the daemon ----------------------------------------------------------------------------------------
 
 
+def process_cpu(pid: int) -> float:
+    """Seconds of CPU (utime + stime) process `pid` has used so far."""
+    with open(f"/proc/{pid}/stat") as fh:
+        fields = fh.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def certificates(prefix: str) -> tuple[str, str, str, str]:
+    """(folder, CA file, cert file, key file): a test CA and a leaf for 127.0.0.1, in a new folder."""
+    import trustme
+
+    ca = trustme.CA()
+    folder = tempfile.mkdtemp(prefix=prefix)
+    ca_path = os.path.join(folder, "ca.pem")
+    ca.cert_pem.write_to_path(ca_path)
+    leaf = ca.issue_cert("127.0.0.1")
+    cert_path, key_path = os.path.join(folder, "cert.pem"), os.path.join(folder, "key.pem")
+    leaf.cert_chain_pems[0].write_to_path(cert_path)
+    leaf.private_key_pem.write_to_path(key_path)
+    return folder, ca_path, cert_path, key_path
+
+
 class Daemon:
     def __init__(self, sig: str, upstream_url: str, ca_path: str, env: dict[str, str]) -> None:
         self.sig = sig
@@ -325,9 +347,7 @@ class Daemon:
             self.pid = int(json.load(fh)["pid"])
 
     def cpu(self) -> float:
-        with open(f"/proc/{self.pid}/stat") as fh:
-            fields = fh.read().rsplit(")", 1)[1].split()
-        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+        return process_cpu(self.pid)
 
     def rss_mib(self) -> float:
         with open(f"/proc/{self.pid}/status") as fh:
@@ -360,16 +380,7 @@ def main() -> int:
     from _common import setup
 
     sig = setup(needs=("trustme",))
-    import trustme
-
-    ca = trustme.CA()
-    folder = tempfile.mkdtemp(prefix="sig-speed-ca-")
-    ca_path = os.path.join(folder, "ca.pem")
-    ca.cert_pem.write_to_path(ca_path)
-    leaf = ca.issue_cert("127.0.0.1")
-    cert_path, key_path = os.path.join(folder, "cert.pem"), os.path.join(folder, "key.pem")
-    leaf.cert_chain_pems[0].write_to_path(cert_path)
-    leaf.private_key_pem.write_to_path(key_path)
+    folder, ca_path, cert_path, key_path = certificates("sig-speed-ca-")
     lean = "--lean-upstream" in sys.argv
     upstream = subprocess.Popen([sys.executable, os.path.abspath(__file__), "--serve-upstream", cert_path, key_path,
                                  *(["lean"] if lean else [])], stdin=subprocess.PIPE, stdout=subprocess.PIPE)
