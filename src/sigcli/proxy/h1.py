@@ -24,7 +24,8 @@ HOP_BY_HOP = frozenset((
     b"connection", b"keep-alive", b"proxy-authenticate", b"proxy-authorization", b"proxy-connection",
     b"te", b"trailer", b"trailers", b"transfer-encoding", b"upgrade",
 ))
-# What a rewritten request head never carries over (routes.py builds its per-route set from it).
+# Request headers that never go upstream as the client sent them: hop-by-hop ones, Host and Content-Length
+# (set by the proxy), Expect (answered by the proxy). routes.py builds its per-route set from it.
 REQUEST_DROP = HOP_BY_HOP | {b"host", b"content-length", b"expect"}
 
 # Character checks as regexes: the proxy runs them on every request (Host header), and one C-level match

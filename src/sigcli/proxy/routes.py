@@ -18,10 +18,6 @@ from . import fast, h1
 
 ROUTE_TTL = 1.0  # seconds a route is used before the policy is asked again (a new login, a logout)
 
-# Request headers that never go upstream as the client sent them: hop-by-hop ones, Host and
-# Content-Length (set by the proxy), Expect (answered by the proxy).
-_DROP = h1.REQUEST_DROP
-
 
 class Route:
     """What to do for requests to one origin (scheme, host, port) on one client connection, until `until`."""
@@ -68,7 +64,7 @@ class Route:
         self.add_headers = [(name.encode("latin-1"), value.encode("utf-8")) for name, value in headers.items()]
         self.add_names = frozenset(name.lower() for name, _ in self.add_headers)
         self.invalid = not all(fast.valid_header(n, v) for n, v in self.add_headers)
-        self.drop = _DROP | self.add_names
+        self.drop = h1.REQUEST_DROP | self.add_names  # (and what sig adds: replaced)
         self.add_query: dict[str, str] = dict(getattr(additions, "query", None) or {})
         self.add_body: dict[str, str] = dict(getattr(additions, "body", None) or {})
         self.providers = tuple(getattr(additions, "providers", None) or ())
