@@ -7,6 +7,7 @@ import shutil
 import sys
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -127,3 +128,15 @@ def upstream_sig_home(tmp_path: Path, fixtures_dir: Path) -> Iterator[Sig]:
         yield runner
     finally:
         runner.close()
+
+
+@pytest.fixture
+def running() -> Iterator[Any]:
+    """A proxy event loop on its own thread (harness/loop_rig.py), closed after the test."""
+    from harness.loop_rig import Running
+
+    r = Running()
+    try:
+        yield r
+    finally:
+        r.close()

@@ -7,62 +7,19 @@ import os
 import socket
 import threading
 import time
-from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any
 
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from harness.loop_rig import Running
 from sigcli.core.redactor import StreamRedactor
 from sigcli.core.secret_forms import secret_forms
 from sigcli.proxy import redaction
 from sigcli.proxy.logfile import LogFile, rotate_if_big
-from sigcli.proxy.loop import INFINITE, Cancelled, Loop
+from sigcli.proxy.loop import INFINITE, Cancelled
 from sigcli.proxy.streams import Stream
-
-
-class Running:
-    """A Loop on its own thread; run(coro_fn) runs a coroutine on it and returns its result."""
-
-    def __init__(self) -> None:
-        self.loop = Loop(workers=4)
-        self.thread = threading.Thread(target=self.loop.run, daemon=True)
-        self.thread.start()
-
-    def run(self, make: Callable[[], Any], timeout: float = 10) -> Any:
-        done = threading.Event()
-        out: list[Any] = []
-
-        async def wrapper() -> None:
-            try:
-                out.append(("ok", await make()))
-            except BaseException as exc:  # handed to the test
-                out.append(("error", exc))
-            finally:
-                done.set()
-
-        self.loop.call_soon_threadsafe(lambda: self.loop.spawn(wrapper(), "test"))
-        assert done.wait(timeout), "the coroutine did not finish"
-        kind, value = out[0]
-        if kind == "error":
-            raise value
-        return value
-
-    def close(self) -> None:
-        self.loop.stop()
-        self.thread.join(10)
-        self.loop.close()
-
-
-@pytest.fixture
-def running() -> Iterator[Running]:
-    r = Running()
-    try:
-        yield r
-    finally:
-        r.close()
 
 
 def _pair() -> tuple[socket.socket, socket.socket]:

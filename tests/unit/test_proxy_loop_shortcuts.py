@@ -6,56 +6,10 @@ from __future__ import annotations
 
 import socket
 import threading
-from collections.abc import Callable, Iterator
-from typing import Any
 
-import pytest
-
-from sigcli.proxy.loop import INFINITE, Loop
+from harness.loop_rig import Running
+from sigcli.proxy.loop import INFINITE
 from sigcli.proxy.streams import Stream
-
-
-class Running:
-    """A Loop on its own thread; run(make) runs a coroutine on it and returns its result."""
-
-    def __init__(self) -> None:
-        self.logged: list[str] = []
-        self.loop = Loop(workers=2, log=self.logged.append)
-        self.thread = threading.Thread(target=self.loop.run, daemon=True)
-        self.thread.start()
-
-    def run(self, make: Callable[[], Any], timeout: float = 10) -> Any:
-        done = threading.Event()
-        out: list[Any] = []
-
-        async def wrapper() -> None:
-            try:
-                out.append(("ok", await make()))
-            except BaseException as exc:  # handed to the test
-                out.append(("error", exc))
-            finally:
-                done.set()
-
-        self.loop.call_soon_threadsafe(lambda: self.loop.spawn(wrapper(), "test"))
-        assert done.wait(timeout), "the coroutine did not finish"
-        kind, value = out[0]
-        if kind == "error":
-            raise value
-        return value
-
-    def close(self) -> None:
-        self.loop.stop()
-        self.thread.join(10)
-        self.loop.close()
-
-
-@pytest.fixture
-def running() -> Iterator[Running]:
-    r = Running()
-    try:
-        yield r
-    finally:
-        r.close()
 
 
 def test_a_reply_read_takes_bytes_already_there_without_a_new_edge(running: Running) -> None:
