@@ -158,3 +158,20 @@ def start_echo_proxy(sig: str, env: dict[str, str], upstream: Upstream, token: s
     with open(cfg, "w") as fh:
         fh.write(text)
     subprocess.run([sig, "proxy", "start", "--port", "0"], env=env, capture_output=True, check=True)
+
+
+def open_tunnel(sock: object, target: str, auth: str) -> None:
+    """Send CONNECT `target` (host:port) with the proxy token `auth` over `sock` and read the answer;
+    RuntimeError unless the proxy answers 200."""
+    import socket
+
+    assert isinstance(sock, socket.socket)
+    sock.sendall(f"CONNECT {target} HTTP/1.1\r\nHost: {target}\r\nProxy-Authorization: {auth}\r\n\r\n".encode())
+    head = b""
+    while b"\r\n\r\n" not in head:
+        data = sock.recv(4096)
+        if not data:
+            raise RuntimeError("the proxy closed the CONNECT")
+        head += data
+    if not head.startswith(b"HTTP/1.1 200"):
+        raise RuntimeError(head.split(b"\r\n", 1)[0].decode())

@@ -28,7 +28,7 @@ import threading
 import time
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "tests"))
-from _common import Upstream, start_echo_proxy  # (this folder)
+from _common import Upstream, open_tunnel, start_echo_proxy  # (this folder)
 
 
 def run(n: int, port: int, ctx: ssl.SSLContext, proxy: tuple[int, str] | None) -> list[float]:
@@ -109,16 +109,7 @@ def tls_contact(daemon: _Daemon, host: str) -> float:
     start = time.perf_counter()
     sock = socket.create_connection(("127.0.0.1", daemon.port), timeout=30)
     try:
-        sock.sendall(f"CONNECT {host}:443 HTTP/1.1\r\nHost: {host}:443\r\n"
-                     f"Proxy-Authorization: {daemon.auth}\r\n\r\n".encode())
-        head = b""
-        while b"\r\n\r\n" not in head:
-            data = sock.recv(4096)
-            if not data:
-                raise RuntimeError("the proxy closed the CONNECT")
-            head += data
-        if not head.startswith(b"HTTP/1.1 200"):
-            raise RuntimeError(head.split(b"\r\n", 1)[0].decode())
+        open_tunnel(sock, f"{host}:443", daemon.auth)
         tls = daemon.ctx.wrap_socket(sock, server_hostname=host)  # verifies the leaf against sig's CA
         elapsed = time.perf_counter() - start
         tls.close()

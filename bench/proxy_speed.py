@@ -141,16 +141,9 @@ class Client:
             sock = socket.create_connection(("127.0.0.1", port), timeout=30)
         else:
             sock = socket.create_connection(("127.0.0.1", proxy[0]), timeout=30)
-            sock.sendall(f"CONNECT 127.0.0.1:{port} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\n"
-                         f"Proxy-Authorization: {proxy[1]}\r\n\r\n".encode())
-            head = b""
-            while b"\r\n\r\n" not in head:
-                data = sock.recv(4096)
-                if not data:
-                    raise RuntimeError("the proxy closed the CONNECT")
-                head += data
-            if not head.startswith(b"HTTP/1.1 200"):
-                raise RuntimeError(head.split(b"\r\n")[0].decode())
+            from _common import open_tunnel
+
+            open_tunnel(sock, f"127.0.0.1:{port}", proxy[1])
         sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         self.sock = ctx.wrap_socket(sock, server_hostname="127.0.0.1", session=session)
         self.request = f"GET /bench HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\n\r\n".encode()
