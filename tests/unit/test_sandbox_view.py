@@ -117,6 +117,21 @@ def test_needed_paths_under_private_folders_are_bound_in(home: Path, tmp_path: P
     assert str(home / ".ssh") not in view.hidden_dirs
 
 
+def test_a_hidden_path_inside_a_folder_bound_in_from_tmp_stays_hidden(tmp_path: Path) -> None:
+    """sig's install is bound in even under /tmp; sig's data or a secret store inside that folder must
+    still be laid over (not skipped as "under the private /tmp, so not there")."""
+    install = tmp_path / "venv"
+    home = install / "home"  # an odd layout on purpose: HOME (and ~/.sig) inside the bound folder
+    for d in (".sig/credentials", ".ssh"):
+        (home / d).mkdir(parents=True)
+    (home / ".netrc").write_text("x")
+    (tmp_path / "proj").mkdir()  # the working directory: beside the install, not around it
+    view = build_view(_request(home, tmp_path / "proj", needed=[str(install)]), mounts=[])
+    assert (str(install), str(install)) in view.files
+    assert str(home / ".sig") in view.hidden_dirs and str(home / ".ssh") in view.hidden_dirs
+    assert str(home / ".netrc") in view.hidden_files
+
+
 def test_aliases_through_other_mounts() -> None:
     table = [("8:1", "/", "/"), ("8:2", "/", "/home"), ("8:2", "/u", "/mnt/u-home"),
              ("8:2", "/", "/srv/homes"), ("8:2", "/u/.sig/proxy", "/opt/proxy"), ("8:3", "/", "/data")]

@@ -232,20 +232,21 @@ def build_view(req: Request, mounts: list[tuple[str, str, str]] | None = None,
                  if os.path.lexists(p) and p not in explicit and not any(under(p, h) for h in hidden)]
     view = View(cwd=cwd, writable=tuple(writable), read_only=tuple(read_only), files=tuple(req.files),
                 private=private, notes=tuple(notes))
-    hidden_dirs: list[str] = []
-    hidden_files: list[str] = []
-    for h in hidden:
-        if not visible(h, view):
-            continue  # under the private /tmp and not bound in: not there anyway
-        if any(h != other and under(h, other) and os.path.isdir(other) for other in hidden):
-            continue  # inside another hidden folder, which is empty already
-        (hidden_dirs if os.path.isdir(h) else hidden_files).append(h)
     for need in req.needed:
         real = _real(need)
         if any(under(real, h) for h in hidden):
             raise SigError(ErrorCode.USAGE_ERROR, f"{real} is needed inside the sandbox but is hidden",
                            "install sig outside the hidden paths")
     extra = [(n, n) for n in dict.fromkeys(_real(n) for n in req.needed) if not visible(n, view)]
+    bound = [inside for _host, inside in (*req.files, *extra)]
+    hidden_dirs: list[str] = []
+    hidden_files: list[str] = []
+    for h in hidden:
+        if not visible(h, view) and not any(under(h, b) for b in bound):
+            continue  # under the private /tmp and not bound in: not there anyway
+        if any(h != other and under(h, other) and os.path.isdir(other) for other in hidden):
+            continue  # inside another hidden folder, which is empty already
+        (hidden_dirs if os.path.isdir(h) else hidden_files).append(h)
     return View(cwd=cwd, writable=tuple(writable), read_only=tuple(read_only),
                 hidden_dirs=tuple(hidden_dirs), hidden_files=tuple(hidden_files),
                 files=tuple(req.files) + tuple(extra), private=private, notes=tuple(notes))
