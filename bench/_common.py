@@ -175,3 +175,26 @@ def open_tunnel(sock: object, target: str, auth: str) -> None:
         head += data
     if not head.startswith(b"HTTP/1.1 200"):
         raise RuntimeError(head.split(b"\r\n", 1)[0].decode())
+
+
+def process_cpu(pid: int) -> float:
+    """Seconds of CPU (utime + stime, all threads) process `pid` has used so far."""
+    with open(f"/proc/{pid}/stat") as fh:
+        fields = fh.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def proxy_endpoint(env_json: str | bytes, home: str) -> tuple[int, str, object, int]:
+    """(port, Proxy-Authorization value, an SSL context trusting sig's CA, daemon pid) of the proxy
+    running under SIG_HOME `home`, from the output of `sig proxy env --format json`."""
+    import base64
+    import json
+    import ssl
+
+    penv = json.loads(env_json)
+    creds, _, hostport = penv["HTTPS_PROXY"][len("http://"):].rpartition("@")
+    auth = "Basic " + base64.b64encode(creds.encode()).decode()
+    ctx = ssl.create_default_context(cafile=os.path.join(home, "proxy", "ca.crt"))
+    with open(os.path.join(home, "proxy", "state.json")) as fh:
+        pid = int(json.load(fh)["pid"])
+    return int(hostport.rsplit(":", 1)[1]), auth, ctx, pid

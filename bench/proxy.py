@@ -14,9 +14,7 @@ noise floor of this machine (two identical daemons), against which a real run's 
 
 from __future__ import annotations
 
-import base64
 import http.client
-import json
 import os
 import shutil
 import ssl
@@ -28,7 +26,7 @@ import threading
 import time
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "tests"))
-from _common import Upstream, open_tunnel, start_echo_proxy  # (this folder)
+from _common import Upstream, open_tunnel, process_cpu, proxy_endpoint, start_echo_proxy  # (this folder)
 
 
 def run(n: int, port: int, ctx: ssl.SSLContext, proxy: tuple[int, str] | None) -> list[float]:
@@ -72,20 +70,14 @@ class _Daemon:
         # a wildcard domain: each of its names is a host the proxy has never seen (first contact)
         start_echo_proxy(sig, self.env, echo, "tok-BENCH-PROXY-0001", entry=() if redact else ("redactResponses: false",),
                          domains=("*.bench.invalid",))
-        penv = json.loads(subprocess.run([sig, "proxy", "env", "--format", "json"], env=self.env,
-                                         capture_output=True, check=True).stdout)
-        creds, _, hostport = penv["HTTPS_PROXY"][len("http://"):].rpartition("@")
-        self.port = int(hostport.rsplit(":", 1)[1])
-        self.auth = "Basic " + base64.b64encode(creds.encode()).decode()
-        self.ctx = ssl.create_default_context(cafile=os.path.join(self.home, "proxy", "ca.crt"))
-        with open(os.path.join(self.home, "proxy", "state.json")) as fh:
-            self.pid = int(json.load(fh)["pid"])
+        out = subprocess.run([sig, "proxy", "env", "--format", "json"], env=self.env, capture_output=True,
+                             check=True).stdout
+        self.port, self.auth, ctx, self.pid = proxy_endpoint(out, self.home)
+        self.ctx: ssl.SSLContext = ctx  # type: ignore[assignment]
 
     def cpu(self) -> float:
         """The daemon's CPU seconds so far (user + system, all threads: the audit writer included)."""
-        with open(f"/proc/{self.pid}/stat") as fh:
-            fields = fh.read().rsplit(")", 1)[1].split()
-        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+        return process_cpu(self.pid)
 
     def proxy(self) -> tuple[int, str]:
         return self.port, self.auth

@@ -28,6 +28,7 @@ import threading
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 import proxy_speed as speed  # (this folder, after the path above)
+from _common import process_cpu
 
 
 def serve_relay(certfile: str, keyfile: str, cafile: str, upstream_port: int) -> None:
@@ -133,7 +134,7 @@ class Relay:
         self.auth = "Basic none"
 
     def cpu(self) -> float:
-        return speed.process_cpu(self.pid)
+        return process_cpu(self.pid)
 
     def close(self) -> None:
         self.proc.terminate()

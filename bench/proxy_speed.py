@@ -24,8 +24,6 @@ Usage: python bench/proxy_speed.py [--rounds 5] [--requests 2000] [--audit off] 
 
 from __future__ import annotations
 
-import base64
-import json
 import os
 import shutil
 import socket
@@ -41,6 +39,7 @@ from collections.abc import Callable
 TOKEN = "tok-BENCH-SPEED-0123456789"
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
+from _common import open_tunnel, process_cpu, proxy_endpoint  # noqa: E402  (this folder, after the path above)
 
 # -- the upstream (its own process) ---------------------------------------------------------------------
 
@@ -141,8 +140,6 @@ class Client:
             sock = socket.create_connection(("127.0.0.1", port), timeout=30)
         else:
             sock = socket.create_connection(("127.0.0.1", proxy[0]), timeout=30)
-            from _common import open_tunnel
-
             open_tunnel(sock, f"127.0.0.1:{port}", proxy[1])
         sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         self.sock = ctx.wrap_socket(sock, server_hostname="127.0.0.1", session=session)
@@ -294,13 +291,6 @@ def per_connection(n: int, port: int, ctx: ssl.SSLContext, proxy: tuple[int, str
 # -- the daemon ----------------------------------------------------------------------------------------
 
 
-def process_cpu(pid: int) -> float:
-    """Seconds of CPU (utime + stime) process `pid` has used so far."""
-    with open(f"/proc/{pid}/stat") as fh:
-        fields = fh.read().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-
-
 def certificates(prefix: str) -> tuple[str, str, str, str]:
     """(folder, CA file, cert file, key file): a test CA and a leaf for 127.0.0.1, in a new folder."""
     import trustme
@@ -331,13 +321,9 @@ class Daemon:
         with open(cfg, "w") as fh:
             fh.write(text)
         run("proxy", "start", "--port", "0")
-        penv = json.loads(run("proxy", "env", "--format", "json").stdout)
-        creds, _, hostport = penv["HTTPS_PROXY"][len("http://"):].rpartition("@")
-        self.port = int(hostport.rsplit(":", 1)[1])
-        self.auth = "Basic " + base64.b64encode(creds.encode()).decode()
-        self.ctx = ssl.create_default_context(cafile=os.path.join(self.home, "proxy", "ca.crt"))
-        with open(os.path.join(self.home, "proxy", "state.json")) as fh:
-            self.pid = int(json.load(fh)["pid"])
+        self.port, self.auth, ctx, self.pid = proxy_endpoint(run("proxy", "env", "--format", "json").stdout,
+                                                             self.home)
+        self.ctx: ssl.SSLContext = ctx  # type: ignore[assignment]
 
     def cpu(self) -> float:
         return process_cpu(self.pid)
