@@ -47,7 +47,7 @@ class Stream:
     """A connected non-blocking socket registered with the loop: plain TCP, or TLS once `start_tls`-ed
     (the same file descriptor: the watch stays)."""
 
-    __slots__ = ("_pending", "_read", "_write", "closed", "loop", "send_timeout", "sock", "tls", "watch")
+    __slots__ = ("_count", "_pending", "_read", "_write", "closed", "loop", "send_timeout", "sock", "tls", "watch")
 
     def __init__(self, loop: Loop, sock: socket.socket, send_timeout: float) -> None:
         sock.setblocking(False)
@@ -60,6 +60,7 @@ class Stream:
         self._read: Any = sock.recv
         self._write: Any = sock.send
         self._pending: Any = None  # (TLS) the SSL object's pending(), once start_tls made one
+        self._count = bytearray(4)  # FIONREAD's answer, written in place: no new bytes object per look
 
     # -- reading -------------------------------------------------------------------------------------
 
@@ -91,10 +92,12 @@ class Stream:
         w = self.watch
         if w.rflag or w.ended or (self.tls and self._pending()):
             return False
+        count = self._count
         try:
-            return _ioctl(w.fd, _FIONREAD, _ZERO) == _ZERO
+            _ioctl(w.fd, _FIONREAD, count, True)
         except OSError:
             return False
+        return count == _ZERO
 
     def recv_now(self, n: int) -> bytes | None:
         """What can be read without waiting: bytes, b"" at the end, None when nothing is there."""
