@@ -21,6 +21,7 @@ import os
 import shutil
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 TYPE_CHECKING = False
@@ -178,10 +179,40 @@ def open_tunnel(sock: object, target: str, auth: str) -> None:
 
 
 def process_cpu(pid: int) -> float:
-    """Seconds of CPU (utime + stime, all threads) process `pid` has used so far."""
+    """Seconds of CPU (user + system, all threads, ended ones included) process `pid` has used so far, to
+    the nanosecond: the kernel's CPU-time clock of that process (clock_getcpuclockid). /proc's utime +
+    stime count whole clock ticks (10 ms): over a 0.2 s run that alone is ±8% of a per-request figure.
+    Falls back to those ticks where the clock cannot be had."""
+    clock = _cpu_clock(pid)
+    if clock is not None:
+        try:
+            return time.clock_gettime(clock)
+        except OSError:
+            pass
     with open(f"/proc/{pid}/stat") as fh:
         fields = fh.read().rsplit(")", 1)[1].split()
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+_CLOCKS: dict[int, int | None] = {}
+
+
+def _cpu_clock(pid: int) -> int | None:
+    """The CPU-time clock id of process `pid` (libc's clock_getcpuclockid), None when unavailable."""
+    if pid not in _CLOCKS:
+        import ctypes
+        import ctypes.util
+
+        clock = None
+        try:
+            libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True)
+            out = ctypes.c_int(0)
+            if libc.clock_getcpuclockid(ctypes.c_int(pid), ctypes.byref(out)) == 0:
+                clock = out.value
+        except (OSError, AttributeError):
+            clock = None
+        _CLOCKS[pid] = clock
+    return _CLOCKS[pid]
 
 
 def proxy_endpoint(env_json: str | bytes, home: str) -> tuple[int, str, object, int]:

@@ -189,8 +189,8 @@ def audit_on_off(on: _Daemon, off: _Daemon, echo: _Upstream, n: int, rounds: int
     requests went through `on`.
 
     The machine may be shared, so each round measures the two daemons back to back (order alternating)
-    and the figure is the median of the per-round ratios. CPU per request comes from /proc (the audit
-    writer's thread included), summed over all rounds because /proc counts in 10 ms ticks. Both daemons
+    and the figure is the median of the per-round ratios. CPU per request is the daemon's CPU time (the
+    audit writer's thread included, _common.process_cpu), summed over all rounds. Both daemons
     have served exactly the same requests before this (a daemon's history changes its CPU per request)."""
     ratios: dict[int, list[float]] = {1: [], 8: []}
     rps: dict[tuple[str, int], list[float]] = {}

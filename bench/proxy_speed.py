@@ -11,8 +11,9 @@ token itself (a leak fails the bench).
 Figures, each over several rounds (median, and the spread min..max), direct and through `sig proxy`
 measured back to back in every round so both see the same machine load:
 1. keep-alive GETs at concurrency 1, 8 and 50: req/s, ratio to direct, the daemon's CPU per request
-   (utime + stime from /proc over the timed requests of warm clients, divided by them: their connections
-   and handshakes are not in it, see 3.), p50/p99 latency and the p99 the proxy adds;
+   (its user + system CPU time, all threads, read from the kernel's per-process CPU clock to the
+   nanosecond, over the timed requests of warm clients, divided by them: their connections and
+   handshakes are not in it, see 3.), p50/p99 latency and the p99 the proxy adds;
 2. a burst of 50 clients connecting at once (TCP + TLS + one GET each; through the proxy CONNECT too):
    p50/p99 of their times, ratio to the same burst sent directly;
 3. a new TLS connection per request (no keep-alive, one client after the other): req/s, ratio to the
@@ -207,7 +208,7 @@ def check(body: bytes, proxied: bool) -> None:
 def keep_alive(c: int, n: int, port: int, ctx: ssl.SSLContext, proxy: tuple[int, str] | None,
                meter: Callable[[], float] | None = None) -> tuple[float, list[float], float]:
     """(req/s, latencies, CPU seconds) of c warm keep-alive clients making n requests in all. The CPU is
-    `meter()` (a process's utime + stime) over the timed requests only: the clients' connections, TLS
+    `meter()` (a process's CPU time, _common.process_cpu) over the timed requests only: the clients' connections, TLS
     handshakes and first requests come before (a connection's cost is measured on its own, in 3.)."""
     per = n // c
     lat: list[list[float]] = [[] for _ in range(c)]

@@ -357,7 +357,10 @@ class Forwarder:
         verdict = "yes" if injected else "no"
         if forms and resp.__class__ is fast.ResponseHead:
             try:
-                whole = _same_answer(upstream, resp, forms)  # (a repeat that is all here: no coroutine)
+                # (a repeat that is all here: no coroutine; one whose body is still coming is compared
+                # in _fast_redacted once it is)
+                whole = _same_answer(upstream, resp, forms) \
+                    if len(upstream.buf) >= resp.size + resp.length else None
                 if whole is None:
                     whole = await self._fast_redacted(client, upstream, resp, forms)
             except Gone as gone:
@@ -371,8 +374,12 @@ class Forwarder:
             if whole is not None:
                 out, masked = whole
                 if masked:
-                    self.routine_line("masked", route, lambda: f"{method} {where(route, target)} -> "
-                                      f"{resp.status_code} injected={verdict}{masked}")
+                    slot = route.log_slots.get("masked")
+                    if slot is not None and loop.now - slot[0] < ROUTINE_EVERY and not self.log_requests:
+                        slot[1] += 1  # routine_line's usual case (a line was written lately), without the call
+                    else:
+                        self.routine_line("masked", route, f"{method} {where(route, target)} -> "
+                                          f"{resp.status_code} injected={verdict}{masked}")
                 elif self.log_requests:
                     self.log(f"{method} {where(route, target)} -> {resp.status_code} injected={verdict}")
                 if hook is not None:
