@@ -77,6 +77,54 @@ def test_a_reply_read_waits_for_bytes_that_come_later(running: Running) -> None:
         b.close()
 
 
+def test_the_inline_reply_wait_then_recv_now_takes_bytes_there_and_waits_for_later_ones(running: Running) -> None:
+    # The form the tunnel loop and the upstream answer use (no coroutine of Stream.recv on the hot path).
+    a, b = socket.socketpair()
+    loop = running.loop
+    try:
+        stream = Stream(loop, a, 5.0)
+        b.sendall(b"one")
+
+        async def first() -> bytes | None:
+            await loop.wait_readable(stream.watch, loop.now + 5)  # the edge taken, as a woken reader would
+            return stream.recv_now(1)
+
+        assert running.run(first) == b"o"
+
+        async def inline() -> bytes | None:
+            await stream.reply_wait(loop.now + 2)  # "ne" is in the kernel: no wait for an edge that never comes
+            return stream.recv_now(100)
+
+        assert running.run(inline) == b"ne"
+        timer = threading.Timer(0.1, lambda: b.sendall(b"later"))
+        timer.start()
+        assert running.run(inline) == b"later"
+        timer.join()
+    finally:
+        running.run(lambda: _close(stream))
+        b.close()
+
+
+def test_recv_now_on_a_stream_closed_under_it_says_so_like_recv(running: Running) -> None:
+    a, b = socket.socketpair()
+    loop = running.loop
+    try:
+        stream = Stream(loop, a, 5.0)
+
+        async def closed_read() -> bytes | None:
+            stream.close()
+            return stream.recv_now(100)
+
+        try:
+            running.run(closed_read)
+        except OSError as exc:  # ConnectionAbortedError, or the socket's own EBADF: never a ValueError
+            assert not isinstance(exc, ValueError)
+        else:
+            raise AssertionError("a read on a closed stream returned")
+    finally:
+        b.close()
+
+
 async def _close(stream: Stream) -> None:
     stream.close()
 

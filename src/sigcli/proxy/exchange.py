@@ -79,6 +79,21 @@ def _same_answer(upstream: Peer, resp: fast.ResponseHead, forms: tuple[bytes, ..
     return last[3], last[4]
 
 
+def _take_ready(upstream: Peer, end: int) -> None:
+    """Add to the upstream's buffer what its stream holds already, without waiting, until `end` bytes are
+    there: a body sent right behind its head (a TLS record more) is usually in by now. Nothing there (or
+    the end of the stream) leaves the rest to the usual reads, which see the end again."""
+    stream = upstream.stream
+    try:
+        while len(upstream.buf) < end:
+            data = stream.recv_now(READ_SIZE)
+            if not data:
+                return
+            upstream.buf += data
+    except OSError as exc:
+        raise Gone("upstream", f"connection failed ({type(exc).__name__})") from None
+
+
 def where(route: Route, target: bytes) -> str:
     """`scheme://host[:port]/path` for log lines (no query)."""
     return f"{route.scheme}://{route.host_value.decode('ascii')}{h1.loggable_path(target)}"
@@ -328,7 +343,11 @@ class Forwarder:
                         if resp is not None:
                             break
                     try:  # (nothing buffered yet: the answer to what was just sent, see Stream.recv)
-                        data = await upstream.stream.recv(READ_SIZE, deadline, not upstream.buf)
+                        if not upstream.buf:
+                            await stream.reply_wait(deadline)
+                        data = stream.recv_now(READ_SIZE)
+                        if data is None:
+                            data = await stream.recv(READ_SIZE, deadline)
                     except TimeoutError:
                         raise Gone("upstream", "timed out", timeout=True) from None
                     except OSError as exc:
@@ -357,10 +376,12 @@ class Forwarder:
         verdict = "yes" if injected else "no"
         if forms and resp.__class__ is fast.ResponseHead:
             try:
-                # (a repeat that is all here: no coroutine; one whose body is still coming is compared
-                # in _fast_redacted once it is)
-                whole = _same_answer(upstream, resp, forms) \
-                    if len(upstream.buf) >= resp.size + resp.length else None
+                # A repeat that is all here is compared without a coroutine; one whose body is still
+                # coming, in _fast_redacted once it is.
+                end = resp.size + resp.length
+                if len(upstream.buf) < end and resp.length <= ANSWER_MEMO_MAX:
+                    _take_ready(upstream, end)
+                whole = _same_answer(upstream, resp, forms) if len(upstream.buf) >= end else None
                 if whole is None:
                     whole = await self._fast_redacted(client, upstream, resp, forms)
             except Gone as gone:

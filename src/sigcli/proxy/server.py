@@ -782,8 +782,12 @@ class ProxyServer:
                 # The usual wait for the next request, without _read_request's coroutine (one frame less
                 # at every wait and resume); it takes over for anything but a head that came whole. As
                 # there, the first byte may take the idle timeout, and an idle connection ends quietly.
+                stream = peer.stream
                 try:
-                    data = await peer.stream.recv(READ_SIZE, loop.now + self._idle_timeout, True)
+                    await stream.reply_wait(loop.now + self._idle_timeout)  # (Stream.recv's reply wait, inline)
+                    data = stream.recv_now(READ_SIZE)
+                    if data is None:
+                        data = await stream.recv(READ_SIZE, loop.now + self._idle_timeout)
                 except OSError:  # (TimeoutError included)
                     return
                 if not data:

@@ -20,9 +20,12 @@ import fcntl
 import socket
 import ssl
 import termios
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from .loop import Loop, Watch
+from .loop import NOTHING, Loop, Watch
+
+if TYPE_CHECKING:
+    from collections.abc import Awaitable
 
 READ_SIZE = 64 * 1024  # below malloc's mmap threshold: every recv allocates a buffer of this size
 LINGER_SECONDS = 2.0
@@ -73,8 +76,8 @@ class Stream:
         SSLWantReadError costs more than the ioctl that tells). Whatever arrives after the look raises
         an edge, so the wait cannot miss it."""
         read = self._read
-        if reply and self._nothing_in():
-            await self.loop.wait_readable(self.watch, deadline)
+        if reply:
+            await self.reply_wait(deadline)
         while True:
             try:
                 return read(n)  # type: ignore[no-any-return]
@@ -86,6 +89,14 @@ class Stream:
                 return b""
             except ValueError:  # closed under us
                 raise ConnectionAbortedError("the connection was closed") from None
+
+    def reply_wait(self, deadline: float) -> Awaitable[None]:
+        """`await` it before recv_now() where recv(reply=True) would wait: the wait for the answer to what
+        was just sent, as an awaitable of the loop (no coroutine of its own on the hot path). Returns at
+        once when something may be there; recv_now() may still find nothing (then recv() waits)."""
+        if self._nothing_in():
+            return self.loop.wait_readable(self.watch, deadline)
+        return NOTHING
 
     def _nothing_in(self) -> bool:
         """Nothing to read: no edge kept, no end seen, no decrypted byte in OpenSSL, none in the kernel."""
@@ -107,6 +118,8 @@ class Stream:
             return None
         except _TLSEnd:
             return b""
+        except ValueError:  # closed under us (as recv())
+            raise ConnectionAbortedError("the connection was closed") from None
 
     def pending(self) -> bool:
         """Decrypted bytes already inside OpenSSL (a read returns them without the socket)."""
@@ -384,6 +397,10 @@ class BioStream:
             return self.recv_now(n)
         except _TLSEnd:
             return b""
+
+    def reply_wait(self, deadline: float) -> Awaitable[None]:
+        """As Stream.reply_wait()."""
+        return NOTHING if self.pending() else self.raw.reply_wait(deadline)
 
     def pending(self) -> bool:
         """Whether bytes wait in the BIO or inside OpenSSL (a read needs no socket)."""
