@@ -6,33 +6,44 @@ from __future__ import annotations
 
 import socket
 import threading
+from collections.abc import Iterator
+
+import pytest
 
 from harness.loop_rig import Running
 from sigcli.proxy.loop import INFINITE
 from sigcli.proxy.streams import Stream
 
 
-def test_a_reply_read_takes_bytes_already_there_without_a_new_edge(running: Running) -> None:
+@pytest.fixture
+def pair(running: Running) -> Iterator[tuple[Stream, socket.socket]]:
+    """A Stream on the loop (one end of a socket pair) and the other end, a peer the test writes with."""
     a, b = socket.socketpair()
-    loop = running.loop
+    stream = Stream(running.loop, a, 5.0)
     try:
-        stream = Stream(loop, a, 5.0)
-        b.sendall(b"one")
-
-        async def first() -> bytes:
-            await loop.wait_readable(stream.watch, loop.now + 5)  # the edge taken, as a woken reader would
-            return await stream.recv(1, loop.now + 5)  # one byte: the rest stays in the kernel
-
-        assert running.run(first) == b"o"
-
-        async def reply() -> bytes:
-            # No edge comes for "ne" any more (it arrived before): the look into the kernel finds it.
-            return await stream.recv(100, loop.now + 2, True)
-
-        assert running.run(reply) == b"ne"
+        yield stream, b
     finally:
         running.run(lambda: _close(stream))
         b.close()
+
+
+def test_a_reply_read_takes_bytes_already_there_without_a_new_edge(running: Running,
+                                                                    pair: tuple[Stream, socket.socket]) -> None:
+    stream, b = pair
+    loop = running.loop
+    b.sendall(b"one")
+
+    async def first() -> bytes:
+        await loop.wait_readable(stream.watch, loop.now + 5)  # the edge taken, as a woken reader would
+        return await stream.recv(1, loop.now + 5)  # one byte: the rest stays in the kernel
+
+    assert running.run(first) == b"o"
+
+    async def reply() -> bytes:
+        # No edge comes for "ne" any more (it arrived before): the look into the kernel finds it.
+        return await stream.recv(100, loop.now + 2, True)
+
+    assert running.run(reply) == b"ne"
 
 
 def test_a_reply_read_sees_an_end_that_came_with_the_last_bytes(running: Running) -> None:
@@ -59,70 +70,54 @@ def test_a_reply_read_sees_an_end_that_came_with_the_last_bytes(running: Running
         b.close()
 
 
-def test_a_reply_read_waits_for_bytes_that_come_later(running: Running) -> None:
-    a, b = socket.socketpair()
+def test_a_reply_read_waits_for_bytes_that_come_later(running: Running, pair: tuple[Stream, socket.socket]) -> None:
+    stream, b = pair
     loop = running.loop
-    try:
-        stream = Stream(loop, a, 5.0)
-        timer = threading.Timer(0.1, lambda: b.sendall(b"later"))
-        timer.start()
+    timer = threading.Timer(0.1, lambda: b.sendall(b"later"))
+    timer.start()
 
-        async def reply() -> bytes:
-            return await stream.recv(100, loop.now + 5, True)
+    async def reply() -> bytes:
+        return await stream.recv(100, loop.now + 5, True)
 
-        assert running.run(reply) == b"later"
-        timer.join()
-    finally:
-        running.run(lambda: _close(stream))
-        b.close()
+    assert running.run(reply) == b"later"
+    timer.join()
 
 
-def test_the_inline_reply_wait_then_recv_now_takes_bytes_there_and_waits_for_later_ones(running: Running) -> None:
+def test_the_inline_reply_wait_then_recv_now_takes_bytes_there_and_waits_for_later_ones(
+        running: Running, pair: tuple[Stream, socket.socket]) -> None:
     # The form the tunnel loop and the upstream answer use (no coroutine of Stream.recv on the hot path).
-    a, b = socket.socketpair()
+    stream, b = pair
     loop = running.loop
-    try:
-        stream = Stream(loop, a, 5.0)
-        b.sendall(b"one")
+    b.sendall(b"one")
 
-        async def first() -> bytes | None:
-            await loop.wait_readable(stream.watch, loop.now + 5)  # the edge taken, as a woken reader would
-            return stream.recv_now(1)
+    async def first() -> bytes | None:
+        await loop.wait_readable(stream.watch, loop.now + 5)  # the edge taken, as a woken reader would
+        return stream.recv_now(1)
 
-        assert running.run(first) == b"o"
+    assert running.run(first) == b"o"
 
-        async def inline() -> bytes | None:
-            await stream.reply_wait(loop.now + 2)  # "ne" is in the kernel: no wait for an edge that never comes
-            return stream.recv_now(100)
+    async def inline() -> bytes | None:
+        await stream.reply_wait(loop.now + 2)  # "ne" is in the kernel: no wait for an edge that never comes
+        return stream.recv_now(100)
 
-        assert running.run(inline) == b"ne"
-        timer = threading.Timer(0.1, lambda: b.sendall(b"later"))
-        timer.start()
-        assert running.run(inline) == b"later"
-        timer.join()
-    finally:
-        running.run(lambda: _close(stream))
-        b.close()
+    assert running.run(inline) == b"ne"
+    timer = threading.Timer(0.1, lambda: b.sendall(b"later"))
+    timer.start()
+    assert running.run(inline) == b"later"
+    timer.join()
 
 
-def test_recv_now_on_a_stream_closed_under_it_says_so_like_recv(running: Running) -> None:
-    a, b = socket.socketpair()
-    loop = running.loop
-    try:
-        stream = Stream(loop, a, 5.0)
+def test_recv_now_on_a_stream_closed_under_it_says_so_like_recv(running: Running,
+                                                                pair: tuple[Stream, socket.socket]) -> None:
+    stream, _b = pair
 
-        async def closed_read() -> bytes | None:
-            stream.close()
-            return stream.recv_now(100)
+    async def closed_read() -> bytes | None:
+        stream.close()
+        return stream.recv_now(100)
 
-        try:
-            running.run(closed_read)
-        except OSError as exc:  # ConnectionAbortedError, or the socket's own EBADF: never a ValueError
-            assert not isinstance(exc, ValueError)
-        else:
-            raise AssertionError("a read on a closed stream returned")
-    finally:
-        b.close()
+    with pytest.raises(OSError) as caught:  # ConnectionAbortedError, or the socket's own EBADF
+        running.run(closed_read)
+    assert not isinstance(caught.value, ValueError)
 
 
 async def _close(stream: Stream) -> None:
