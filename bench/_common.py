@@ -30,8 +30,10 @@ if TYPE_CHECKING:
 
 ROOT = Path(__file__).resolve().parent.parent
 DEPS = ROOT / "bench" / ".deps"
-# import name -> what pip installs (the versions the test extra in pyproject.toml asks for)
-PACKAGES = {"trustme": "trustme>=1.1", "authlib": "authlib>=1.8", "flask": "flask>=3", "joserfc": "joserfc>=1.6"}
+# import name -> what pip installs (the versions the test extra in pyproject.toml asks for; uvloop, which it
+# does not, only for proxy_floor's reference relay)
+PACKAGES = {"trustme": "trustme>=1.1", "authlib": "authlib>=1.8", "flask": "flask>=3", "joserfc": "joserfc>=1.6",
+            "uvloop": "uvloop>=0.19"}
 INSTALL = "python3 -m venv ~/.local/sig && ~/.local/sig/bin/pip install -q --upgrade pip ."
 
 

@@ -11,8 +11,17 @@ length fixed, write it back. No policy, no routes, no parsing beyond that, no au
 redaction engine, no logs, no error answers. Whatever sig spends beyond this relay is what its
 features and guarantees cost; what the relay spends is the loop, TLS and the kernel on this machine.
 
+A second relay does the same on uvloop (`--serve-uvrelay`; asyncio protocols on libuv, TLS in uvloop's
+compiled SSL protocol over memory BIOs: one read per burst of records, where an `ssl.SSLSocket` reads
+each record's header and body separately). It is the floor of an event loop written in C on this
+machine, as the issue that asked for these figures measured it. It is not sig's design: uvloop does a
+TLS handshake's public-key work on the loop thread, where every other connection waits for it; sig does
+it in worker threads beside the loop (bench/proxy_speed.py's 50-client burst). It needs `uvloop`
+(installed into bench/.deps once, as the other bench packages; `--no-uvloop` leaves it out).
+
 Same upstream, clients and checks as bench/proxy_speed.py (every answer must carry "Bearer ****" and
 never the token). Usage: python bench/proxy_floor.py [--rounds 5] [--requests 2000] [--lean-upstream]
+[--no-uvloop]
 """
 
 from __future__ import annotations
@@ -24,6 +33,7 @@ import ssl
 import subprocess
 import sys
 import threading
+from typing import Any
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
@@ -124,9 +134,108 @@ def serve_relay(certfile: str, keyfile: str, cafile: str, upstream_port: int) ->
     loop.run()
 
 
+def serve_uvrelay(certfile: str, keyfile: str, cafile: str, upstream_port: int) -> None:
+    """`--serve-uvrelay CERT KEY CA UPSTREAM_PORT`: serve_relay's job on uvloop (callbacks, no coroutine
+    per request): print the port, then relay until stdin closes."""
+    import asyncio
+
+    from _common import DEPS
+
+    sys.path.append(str(DEPS))
+    import uvloop
+
+    server_ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    server_ctx.load_cert_chain(certfile, keyfile)
+    client_ctx = ssl.create_default_context(cafile=cafile)
+    auth = b"authorization: Bearer " + speed.TOKEN.encode() + b"\r\n\r\n"
+    token = speed.TOKEN.encode()
+    length_re = re.compile(rb"(?i)\r\ncontent-length: *([0-9]+)")
+
+    class Up(asyncio.Protocol):
+        def __init__(self, down: Down) -> None:
+            self.down = down
+            self.buf = b""
+
+        def data_received(self, data: bytes) -> None:
+            buf = self.buf + data if self.buf else data
+            while True:
+                end = buf.find(b"\r\n\r\n")
+                m = length_re.search(buf, 0, end + 2) if end != -1 else None
+                if m is None:
+                    break
+                total = end + 4 + int(m.group(1))
+                if len(buf) < total:
+                    break
+                body = buf[end + 4:total].replace(token, b"****")
+                self.down.transport.write(buf[:m.start(1)] + str(len(body)).encode() + buf[m.end(1):end + 4]
+                                          + body)
+                buf = buf[total:]
+            self.buf = buf
+
+        def connection_lost(self, exc: Exception | None) -> None:
+            self.down.transport.close()
+
+    class Down(asyncio.Protocol):
+        def __init__(self) -> None:
+            self.buf = b""
+            self.tunnel = False
+            self.up: Any = None
+            self.waiting: list[bytes] = []
+
+        def connection_made(self, transport: asyncio.BaseTransport) -> None:
+            self.transport: Any = transport  # (uvloop's: not asyncio.Transport subclasses)
+
+        def data_received(self, data: bytes) -> None:
+            buf = self.buf + data if self.buf else data
+            if not self.tunnel:
+                if b"\r\n\r\n" in buf:
+                    self.tunnel = True
+                    self.transport.write(b"HTTP/1.1 200 Connection established\r\n\r\n")
+                    asyncio.get_running_loop().create_task(self.open())
+                    buf = b""
+                self.buf = buf
+                return
+            while True:
+                end = buf.find(b"\r\n\r\n")
+                if end == -1:
+                    break
+                message, buf = buf[:end + 2] + auth, buf[end + 4:]  # GETs: no body
+                if self.up is None:
+                    self.waiting.append(message)
+                else:
+                    self.up.write(message)
+            self.buf = buf
+
+        async def open(self) -> None:
+            loop = asyncio.get_running_loop()
+            self.transport = await loop.start_tls(self.transport, self, server_ctx, server_side=True)
+            up, _ = await loop.create_connection(lambda: Up(self), "127.0.0.1", upstream_port, ssl=client_ctx,
+                                                 server_hostname="127.0.0.1")
+            self.up = up
+            for message in self.waiting:
+                up.write(message)
+            self.waiting = []
+
+        def connection_lost(self, exc: Exception | None) -> None:
+            if self.up is not None:
+                self.up.close()
+
+    async def main() -> None:
+        loop = asyncio.get_running_loop()
+        server = await loop.create_server(Down, "127.0.0.1", 0, backlog=1024)
+        print(server.sockets[0].getsockname()[1], flush=True)
+        done = loop.create_future()
+        threading.Thread(target=lambda: (sys.stdin.read(), loop.call_soon_threadsafe(done.set_result, None)),
+                         daemon=True).start()
+        await done
+
+    uvloop.run(main())
+
+
 class Relay:
-    def __init__(self, python: str, cert: str, key: str, ca: str, upstream_port: int) -> None:
-        self.proc = subprocess.Popen([python, os.path.abspath(__file__), "--serve-relay", cert, key, ca,
+    def __init__(self, python: str, cert: str, key: str, ca: str, upstream_port: int,
+                 kind: str = "--serve-relay") -> None:
+        self.proc = subprocess.Popen([python, os.path.abspath(__file__), kind, cert, key, ca,
                                       str(upstream_port)], stdin=subprocess.PIPE, stdout=subprocess.PIPE)
         assert self.proc.stdout is not None
         self.port = int(self.proc.stdout.readline())
@@ -142,14 +251,16 @@ class Relay:
 
 
 def main() -> int:
-    if len(sys.argv) >= 6 and sys.argv[1] == "--serve-relay":
-        serve_relay(sys.argv[2], sys.argv[3], sys.argv[4], int(sys.argv[5]))
+    if len(sys.argv) >= 6 and sys.argv[1] in ("--serve-relay", "--serve-uvrelay"):
+        serve = serve_relay if sys.argv[1] == "--serve-relay" else serve_uvrelay
+        serve(sys.argv[2], sys.argv[3], sys.argv[4], int(sys.argv[5]))
         return 0
     rounds = int(sys.argv[sys.argv.index("--rounds") + 1]) if "--rounds" in sys.argv else 5
     n = int(sys.argv[sys.argv.index("--requests") + 1]) if "--requests" in sys.argv else 2000
     from _common import setup
 
-    sig = setup(needs=("trustme",))
+    with_uv = "--no-uvloop" not in sys.argv
+    sig = setup(needs=("trustme", "uvloop") if with_uv else ("trustme",))
     folder, ca_path, cert, key = speed.certificates("sig-floor-")
     lean = "--lean-upstream" in sys.argv
     upstream = subprocess.Popen([sys.executable, speed.__file__, "--serve-upstream", cert, key,
@@ -163,8 +274,12 @@ def main() -> int:
     sides: dict[str, tuple[speed.Daemon | Relay, ssl.SSLContext, tuple[int, str]]] = {
         "sig": (daemon, daemon.ctx, (daemon.port, daemon.auth)),
         "relay": (relay, direct_ctx, (relay.port, relay.auth))}
+    if with_uv:
+        uv = Relay(sys.executable, cert, key, ca_path, port, "--serve-uvrelay")
+        sides["uvloop relay"] = (uv, direct_ctx, (uv.port, uv.auth))
     try:
-        print(f"sig proxy and a feature-free relay on sig's loop vs direct: {rounds} rounds, {n} keep-alive "
+        print(f"sig proxy and feature-free relays ({', '.join(name for name in sides if name != 'sig')}) vs direct: "
+              f"{rounds} rounds, {n} keep-alive "
               f"requests per concurrency and side; load average before {load_before[0]:.2f}; upstream: "
               + ("lean hand-written server" if lean else "stdlib http.server echo"))
         for _proc, ctx, proxy in sides.values():
@@ -173,7 +288,7 @@ def main() -> int:
         for r in range(rounds):
             for c in (1, 8, 50):
                 direct, _, _ = speed.keep_alive(c, n, port, direct_ctx, None)
-                for name in (("sig", "relay") if r % 2 == 0 else ("relay", "sig")):
+                for name in (list(sides) if r % 2 == 0 else list(reversed(sides))):
                     proc, ctx, proxy = sides[name]
                     rate, _, cpu = speed.keep_alive(c, n, port, ctx, proxy, proc.cpu)
                     got.setdefault((c, name + " cpu"), []).append(cpu / (n // c * c) * 1e6)
@@ -181,12 +296,12 @@ def main() -> int:
         for c in (1, 8, 50):
             print(f"  c={c:<2} " + "   ".join(
                 f"{name}: ratio {speed.spread(got[(c, name + ' ratio')])} CPU "
-                f"{speed.spread(got[(c, name + ' cpu')], '{:.0f}')} µs/request" for name in ("sig", "relay")))
+                f"{speed.spread(got[(c, name + ' cpu')], '{:.0f}')} µs/request" for name in sides))
         print(f"load average after {os.getloadavg()[0]:.2f} (before {load_before[0]:.2f})")
         print("  (medians (min..max) over rounds)")
     finally:
-        daemon.close()
-        relay.close()
+        for proc, _ctx, _proxy in sides.values():
+            proc.close()
         upstream.terminate()
         import shutil
 
