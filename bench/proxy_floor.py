@@ -41,17 +41,24 @@ import proxy_speed as speed  # (this folder, after the path above)
 from _common import process_cpu
 
 
+def _relay_parts(certfile: str, keyfile: str, cafile: str) -> tuple[ssl.SSLContext, ssl.SSLContext, bytes, bytes,
+                                                                    re.Pattern[bytes]]:
+    """What both relays use: (TLS context towards clients, TLS context towards the upstream, the header line
+    to add with the head's end, the token to mask, a Content-Length finder)."""
+    server_ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    server_ctx.load_cert_chain(certfile, keyfile)
+    client_ctx = ssl.create_default_context(cafile=cafile)
+    token = speed.TOKEN.encode()
+    return (server_ctx, client_ctx, b"authorization: Bearer " + token + b"\r\n\r\n", token,
+            re.compile(rb"(?i)\r\ncontent-length: *([0-9]+)"))
+
+
 def serve_relay(certfile: str, keyfile: str, cafile: str, upstream_port: int) -> None:
     """`--serve-relay CERT KEY CA UPSTREAM_PORT`: print the port, then relay until stdin closes."""
     from sigcli.proxy.loop import INFINITE, Loop
     from sigcli.proxy.streams import READ_SIZE, Stream, nodelay
 
-    server_ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
-    server_ctx.load_cert_chain(certfile, keyfile)
-    client_ctx = ssl.create_default_context(cafile=cafile)
-    auth = b"authorization: Bearer " + speed.TOKEN.encode() + b"\r\n\r\n"
-    token = speed.TOKEN.encode()
-    length_re = re.compile(rb"(?i)\r\ncontent-length: *([0-9]+)")
+    server_ctx, client_ctx, auth, token, length_re = _relay_parts(certfile, keyfile, cafile)
     loop = Loop(workers=8)
     listener = socket.create_server(("127.0.0.1", 0), backlog=1024)
     listener.setblocking(False)
@@ -144,12 +151,7 @@ def serve_uvrelay(certfile: str, keyfile: str, cafile: str, upstream_port: int) 
     sys.path.append(str(DEPS))
     import uvloop
 
-    server_ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
-    server_ctx.load_cert_chain(certfile, keyfile)
-    client_ctx = ssl.create_default_context(cafile=cafile)
-    auth = b"authorization: Bearer " + speed.TOKEN.encode() + b"\r\n\r\n"
-    token = speed.TOKEN.encode()
-    length_re = re.compile(rb"(?i)\r\ncontent-length: *([0-9]+)")
+    server_ctx, client_ctx, auth, token, length_re = _relay_parts(certfile, keyfile, cafile)
 
     class Up(asyncio.Protocol):
         def __init__(self, down: Down) -> None:
