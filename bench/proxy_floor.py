@@ -240,7 +240,11 @@ class Relay:
         self.proc = subprocess.Popen([python, os.path.abspath(__file__), kind, cert, key, ca,
                                       str(upstream_port)], stdin=subprocess.PIPE, stdout=subprocess.PIPE)
         assert self.proc.stdout is not None
-        self.port = int(self.proc.stdout.readline())
+        line = self.proc.stdout.readline().strip()
+        if not line.isdigit():  # (it said why on stderr)
+            self.proc.kill()
+            raise SystemExit(f"bench: the relay ({kind}) did not start")
+        self.port = int(line)
         self.pid = self.proc.pid
         self.auth = "Basic none"
 
@@ -270,16 +274,14 @@ def main() -> int:
     assert upstream.stdout is not None
     port = int(upstream.stdout.readline())
     load_before = os.getloadavg()
-    daemon = speed.Daemon(sig, f"https://127.0.0.1:{port}", ca_path, {})
-    relay = Relay(sys.executable, cert, key, ca_path, port)
     direct_ctx = ssl.create_default_context(cafile=ca_path)
-    sides: dict[str, tuple[speed.Daemon | Relay, ssl.SSLContext, tuple[int, str]]] = {
-        "sig": (daemon, daemon.ctx, (daemon.port, daemon.auth)),
-        "relay": (relay, direct_ctx, (relay.port, relay.auth))}
-    if with_uv:
-        uv = Relay(sys.executable, cert, key, ca_path, port, "--serve-uvrelay")
-        sides["uvloop relay"] = (uv, direct_ctx, (uv.port, uv.auth))
-    try:
+    sides: dict[str, tuple[speed.Daemon | Relay, ssl.SSLContext, tuple[int, str]]] = {}
+    try:  # (each side is stopped in the end, also when a later one fails to start)
+        daemon = speed.Daemon(sig, f"https://127.0.0.1:{port}", ca_path, {})
+        sides["sig"] = (daemon, daemon.ctx, (daemon.port, daemon.auth))
+        for name, kind in (("relay", "--serve-relay"), *([("uvloop relay", "--serve-uvrelay")] if with_uv else [])):
+            relay = Relay(sys.executable, cert, key, ca_path, port, kind)
+            sides[name] = (relay, direct_ctx, (relay.port, relay.auth))
         print(f"sig proxy and feature-free relays ({', '.join(name for name in sides if name != 'sig')}) vs direct: "
               f"{rounds} rounds, {n} keep-alive "
               f"requests per concurrency and side; load average before {load_before[0]:.2f}; upstream: "
