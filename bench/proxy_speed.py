@@ -13,7 +13,9 @@ measured back to back in every round so both see the same machine load:
 1. keep-alive GETs at concurrency 1, 8 and 50: req/s, ratio to direct, the daemon's CPU per request
    (its user + system CPU time, all threads, read from the kernel's per-process CPU clock to the
    nanosecond, over the timed requests of warm clients, divided by them: their connections and
-   handshakes are not in it, see 3.), p50/p99 latency and the p99 the proxy adds;
+   handshakes are not in it, see 3.), p50/p99 latency and the p99 the proxy adds, and each round's CPU
+   beside its req/s (the proxy's CPU per request falls as the upstream's pace rises: kept busy, it
+   handles several events per wake-up);
 2. a burst of 50 clients connecting at once (TCP + TLS + one GET each; through the proxy CONNECT too):
    p50/p99 of their times, ratio to the same burst sent directly;
 3. a new TLS connection per request (no keep-alive, one client after the other): req/s, ratio to the
@@ -401,6 +403,11 @@ def main() -> int:
             print(f"        latency p50 direct {statistics.median(got['dlat']) * 1000:.2f} ms, proxied "
                   f"{statistics.median(got['plat']) * 1000:.2f} ms; p99 direct {pct(got['dlat'], 0.99) * 1000:.2f} ms,"
                   f" proxied {pct(got['plat'], 0.99) * 1000:.2f} ms (added p99 {added99:.2f} ms)")
+            # The proxy's CPU per request moves with the upstream's pace (a proxy kept busy handles several
+            # events per wake-up; one waiting on a slow upstream pays a wake-up for nearly each): by CPU.
+            rounds_by_cpu = sorted(zip(got["cpu"], got["p"], strict=True))
+            print("        rounds by proxy CPU: " + ", ".join(f"{cpu:.0f} µs at {rate:.0f} req/s"
+                                                           for cpu, rate in rounds_by_cpu))
 
         bursts: dict[str, list[float]] = {"d": [], "p": []}
         p99s: dict[str, list[float]] = {"d": [], "p": []}
