@@ -24,6 +24,19 @@ from harness.sigproc import Sig  # noqa: E402
 FIXTURES_DIR = TESTS_DIR / "fixtures" / "upstream"
 
 
+@pytest.fixture(scope="module")
+def upstream() -> Iterator[Any]:
+    """A scripted HTTPS upstream on 127.0.0.1 (harness/proxyrig.ScriptedUpstream), one per test module: the
+    proxy tests' remote API. A module that needs another kind of upstream defines its own `upstream`."""
+    from harness.proxyrig import ScriptedUpstream
+
+    server = ScriptedUpstream()
+    try:
+        yield server
+    finally:
+        server.close()
+
+
 def _make_sig(tmp_path: Path) -> Sig:
     user_home = tmp_path / "home"
     return Sig(home=user_home / ".sig", user_home=user_home)

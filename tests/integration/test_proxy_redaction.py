@@ -23,15 +23,6 @@ TOKEN = "tok-ECHO-5ecr3t-77aa"
 
 
 @pytest.fixture(scope="module")
-def upstream() -> Iterator[ScriptedUpstream]:
-    server = ScriptedUpstream()
-    try:
-        yield server
-    finally:
-        server.close()
-
-
-@pytest.fixture(scope="module")
 def daemon(upstream: ScriptedUpstream, tmp_path_factory: pytest.TempPathFactory) -> Iterator[ProxyDaemon]:
     d = ProxyDaemon(tmp_path_factory.mktemp("redact"), upstream.url, upstream.ca_path, TOKEN)
     try:

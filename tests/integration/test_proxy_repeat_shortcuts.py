@@ -29,15 +29,6 @@ TOKEN = "tok-REPEAT-first-1111"
 RENEWED = "tok-REPEAT-renew-2222"
 
 
-@pytest.fixture(scope="module")
-def upstream() -> Iterator[ScriptedUpstream]:
-    server = ScriptedUpstream()
-    try:
-        yield server
-    finally:
-        server.close()
-
-
 @pytest.fixture()
 def daemon(upstream: ScriptedUpstream, tmp_path: Path) -> Iterator[ProxyDaemon]:
     d = ProxyDaemon(tmp_path, upstream.url, upstream.ca_path, TOKEN)
